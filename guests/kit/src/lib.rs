@@ -1,0 +1,50 @@
+//! Helpers shared by Mayfly's guest components: reading a request's query and
+//! sending a whole response in one call. Guests that stream use the `wasip2`
+//! types directly.
+
+use std::io::Write as _;
+
+use wasip2::http::types::{
+    Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam,
+};
+
+/// Sends a complete response with the given status, headers and body.
+pub fn respond(out: ResponseOutparam, status: u16, headers: &[(&str, &[u8])], body: &[u8]) {
+    let (response, body_handle) = response_head(status, headers);
+    ResponseOutparam::set(out, Ok(response));
+    let mut stream = body_handle.write().expect("response body stream");
+    stream.write_all(body).expect("write response body");
+    stream.flush().expect("flush response body");
+    drop(stream);
+    OutgoingBody::finish(body_handle, None).expect("finish response body");
+}
+
+/// Builds a response head and takes its body, ready for
+/// `ResponseOutparam::set` and streaming.
+pub fn response_head(status: u16, headers: &[(&str, &[u8])]) -> (OutgoingResponse, OutgoingBody) {
+    let fields = Fields::new();
+    for (name, value) in headers {
+        fields
+            .append(name, value)
+            .expect("guest sets only valid, allowed headers");
+    }
+    let response = OutgoingResponse::new(fields);
+    response.set_status_code(status).expect("valid status");
+    let body = response.body().expect("body is taken once");
+    (response, body)
+}
+
+/// The value of query parameter `name`, if present (no percent-decoding).
+pub fn query_param(request: &IncomingRequest, name: &str) -> Option<String> {
+    let path = request.path_with_query()?;
+    let (_, query) = path.split_once('?')?;
+    query.split('&').find_map(|pair| {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        (key == name).then(|| value.to_string())
+    })
+}
+
+/// Blocks the guest for `ms` milliseconds through `wasi:clocks`.
+pub fn sleep_ms(ms: u64) {
+    wasip2::clocks::monotonic_clock::subscribe_duration(ms.saturating_mul(1_000_000)).block();
+}

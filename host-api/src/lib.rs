@@ -1,0 +1,15 @@
+//! Host side of the interfaces Mayfly offers to guest components.
+//!
+//! Every interface here follows one shape: an owned per-store context that
+//! holds only what the app manifest granted, and a way to plug it into a
+//! wasmtime `Linker` or `Store`. Nothing is granted by default.
+//!
+//! - [`outbound`]: the policy behind `wasi:http/outgoing-handler`. Until a
+//!   component is granted outbound hosts, every outgoing request is refused
+//!   with `HTTP-request-denied`, inside the guest, without a trap.
+
+#![deny(missing_docs)]
+
+pub mod outbound;
+
+pub use outbound::OutboundPolicy;

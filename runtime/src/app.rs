@@ -1,0 +1,63 @@
+//! A loaded app: its components, ready to instantiate, and its routes.
+
+use std::sync::Arc;
+
+use wasmtime::Engine;
+
+use crate::cache::CompileCache;
+use crate::component::{LoadError, LoadedComponent};
+use crate::host;
+use crate::manifest::AppSpec;
+use crate::router::{Pattern, Router};
+
+/// An app ready to serve.
+#[derive(Debug)]
+pub struct App {
+    name: String,
+    components: Vec<Arc<LoadedComponent>>,
+    routes: Vec<(Pattern, usize)>,
+    router: Router<usize>,
+}
+
+impl App {
+    /// Compiles (or loads from `cache`) and pre-instantiates every component
+    /// of `spec`. Fails on the first component that cannot be loaded.
+    pub fn load(engine: &Engine, spec: &AppSpec, cache: &CompileCache) -> anyhow::Result<Self> {
+        let linker = host::linker(engine).map_err(anyhow::Error::from)?;
+        let components = spec
+            .components
+            .iter()
+            .map(|component| LoadedComponent::load(engine, &linker, component, cache))
+            .collect::<Result<Vec<_>, LoadError>>()?;
+        let router = Router::new(spec.routes.iter().cloned())
+            .map_err(|pattern| anyhow::anyhow!("route `{pattern}` is declared twice"))?;
+        Ok(Self {
+            name: spec.name.clone(),
+            components,
+            routes: spec.routes.clone(),
+            router,
+        })
+    }
+
+    /// The app's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The loaded components, in name order.
+    pub fn components(&self) -> &[Arc<LoadedComponent>] {
+        &self.components
+    }
+
+    /// The routes as declared, with the component each serves.
+    pub fn routes(&self) -> impl Iterator<Item = (&Pattern, &LoadedComponent)> {
+        self.routes
+            .iter()
+            .map(|(pattern, i)| (pattern, &*self.components[*i]))
+    }
+
+    /// The component that serves `path`, if any route matches it.
+    pub fn route(&self, path: &str) -> Option<&Arc<LoadedComponent>> {
+        self.router.route(path).map(|i| &self.components[i])
+    }
+}

@@ -1,0 +1,93 @@
+//! Subcommands and the flags they share.
+
+mod compile;
+mod serve;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+use clap::{Args, Parser, Subcommand};
+use mayfly::cache::CompileCache;
+use mayfly::manifest::{AppSpec, Source};
+
+/// Mayfly runs WebAssembly components as short-lived, isolated request
+/// handlers: every HTTP request gets a fresh component instance that can
+/// reach only what the app manifest grants it, and the instance is thrown
+/// away when the response is done.
+#[derive(Parser)]
+#[command(name = "mayfly", version, max_term_width = 100)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Serve(serve::Serve),
+    Compile(compile::Compile),
+}
+
+impl Cli {
+    pub fn execute(self) -> Result<()> {
+        match self.command {
+            Command::Serve(serve) => serve.execute(),
+            Command::Compile(compile) => compile.execute(),
+        }
+    }
+}
+
+/// Where compiled components are cached.
+#[derive(Args)]
+struct CacheArgs {
+    /// Directory of the compile cache [default: $MAYFLY_CACHE_DIR, else
+    /// $XDG_CACHE_HOME/mayfly, else ~/.cache/mayfly]
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+
+    /// Compile every component at start-up and keep nothing on disk
+    #[arg(long, conflicts_with = "cache_dir")]
+    no_cache: bool,
+}
+
+impl CacheArgs {
+    fn cache(&self) -> CompileCache {
+        if self.no_cache {
+            return CompileCache::disabled();
+        }
+        match self.cache_dir.clone().or_else(CompileCache::default_dir) {
+            Some(dir) => CompileCache::at(dir),
+            None => CompileCache::disabled(),
+        }
+    }
+}
+
+/// An app from the command line: a manifest, a single component, or (with
+/// nothing given) the built-in demo.
+fn app_spec(app: Option<&Path>) -> Result<AppSpec> {
+    let Some(path) = app else {
+        return Ok(mayfly::demo::app());
+    };
+    if path.extension().is_some_and(|ext| ext == "wasm") {
+        let name = component_name_from_file(path);
+        return Ok(AppSpec::single(name, Source::File(path.to_path_buf())));
+    }
+    AppSpec::from_manifest(path).context("cannot load the app")
+}
+
+/// `My_Service.v2.wasm` becomes `my-service-v2`.
+fn component_name_from_file(path: &Path) -> String {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    let name: String = stem
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let name = name.trim_matches('-');
+    if name.is_empty() {
+        "component".into()
+    } else {
+        name.chars().take(63).collect()
+    }
+}

@@ -1,0 +1,101 @@
+//! `mayfly serve`: serve an app over HTTP.
+
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use clap::Args;
+use mayfly::app::App;
+use mayfly::engine::EngineSettings;
+use mayfly::limits::EpochTicker;
+use mayfly::server::{ServeOptions, Server, Shutdown};
+use tokio::signal::unix::{SignalKind, signal};
+
+use super::CacheArgs;
+
+/// Serve an app over HTTP, with a fresh component instance for every request
+///
+/// Prints the bound address and the routes, then serves until SIGINT or
+/// SIGTERM, when it stops accepting, lets in-flight requests finish (within
+/// the grace period) and exits 0.
+#[derive(Args)]
+pub struct Serve {
+    /// The app: a manifest (`app.toml`), or one component (`hello.wasm`) to
+    /// serve on every path. Without it, the built-in demo app is served.
+    #[arg(value_name = "APP")]
+    app: Option<PathBuf>,
+
+    /// Address to listen on; port 0 picks a free port
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:3000")]
+    listen: SocketAddr,
+
+    /// Worker threads, each with its own event loop [default: one per CPU]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    workers: Option<u16>,
+
+    /// Seconds that in-flight requests get to finish after SIGINT or SIGTERM
+    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    shutdown_grace: u64,
+
+    #[command(flatten)]
+    cache: CacheArgs,
+}
+
+impl Serve {
+    pub fn execute(self) -> Result<()> {
+        let spec = super::app_spec(self.app.as_deref())?;
+        let engine = EngineSettings::default()
+            .build()
+            .map_err(anyhow::Error::from)
+            .context("cannot create the WebAssembly engine")?;
+        let _ticker = EpochTicker::start(&engine).context("cannot start the epoch ticker")?;
+        let app = Arc::new(App::load(&engine, &spec, &self.cache.cache())?);
+
+        let mut options = ServeOptions {
+            shutdown_grace: Duration::from_secs(self.shutdown_grace),
+            ..ServeOptions::default()
+        };
+        if let Some(workers) = self.workers {
+            options.workers = usize::from(workers);
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(async {
+            // Signal handlers go in before the address is printed: whoever
+            // reads it may signal at once.
+            let mut terminate = signal(SignalKind::terminate())?;
+            let mut interrupt = signal(SignalKind::interrupt())?;
+            let server = Server::bind(self.listen)
+                .with_context(|| format!("cannot listen on {}", self.listen))?;
+            print_banner(&app, server.local_addr());
+            let grace = options.shutdown_grace;
+            let shutdown = async move {
+                tokio::select! {
+                    _ = terminate.recv() => {}
+                    _ = interrupt.recv() => {}
+                }
+                eprintln!("mayfly: shutting down; in-flight requests have {grace:?} to finish");
+            };
+            match server.run(app, &options, shutdown).await? {
+                Shutdown::Drained => eprintln!("mayfly: stopped"),
+                Shutdown::GraceExpired => {
+                    eprintln!("mayfly: stopped; the grace period ended with requests in flight")
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+fn print_banner(app: &App, addr: SocketAddr) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "Serving app `{}` on http://{addr}", app.name());
+    for (pattern, component) in app.routes() {
+        let _ = writeln!(out, "  {:<24} -> {}", pattern.to_string(), component.name());
+    }
+    let _ = out.flush();
+}

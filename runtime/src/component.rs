@@ -1,0 +1,173 @@
+//! Loading a component: read, check, compile (through the cache), link, and
+//! pre-instantiate, once. Every failure names the component, the manifest
+//! field and the file.
+
+use std::fmt;
+use std::sync::Arc;
+
+use thiserror::Error;
+use wasmtime::Engine;
+use wasmtime::component::{Component, Linker};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+
+use crate::cache::{CacheOutcome, CompileCache};
+use crate::host::Host;
+use crate::limits::RequestLimits;
+use crate::manifest::{ComponentSpec, Source};
+
+/// The export that makes a component a `wasi:http/proxy` handler.
+const INCOMING_HANDLER: &str = "wasi:http/incoming-handler@0.2";
+
+/// A component ready to serve: compiled, linked and pre-instantiated.
+pub struct LoadedComponent {
+    name: String,
+    pub(crate) pre: ProxyPre<Host>,
+    pub(crate) limits: RequestLimits,
+    cache: CacheOutcome,
+}
+
+impl fmt::Debug for LoadedComponent {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoadedComponent")
+            .field("name", &self.name)
+            .field("limits", &self.limits)
+            .field("cache", &self.cache)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LoadedComponent {
+    /// The component's name in its app.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// What the compile cache did when this component was loaded.
+    pub fn cache_outcome(&self) -> &CacheOutcome {
+        &self.cache
+    }
+
+    /// The bounds every request to this component runs under.
+    pub fn limits(&self) -> &RequestLimits {
+        &self.limits
+    }
+
+    /// Loads the component `spec` describes.
+    pub fn load(
+        engine: &Engine,
+        linker: &Linker<Host>,
+        spec: &ComponentSpec,
+        cache: &CompileCache,
+    ) -> Result<Arc<Self>, LoadError> {
+        let fail = |kind| LoadError {
+            component: spec.name.clone(),
+            field: spec.field.clone(),
+            file: spec.source.to_string(),
+            kind,
+        };
+        let file_bytes;
+        let bytes: &[u8] = match &spec.source {
+            Source::File(path) => {
+                file_bytes = std::fs::read(path).map_err(|e| fail(LoadErrorKind::Read(e)))?;
+                &file_bytes
+            }
+            Source::Embedded { bytes, .. } => bytes,
+        };
+        check_header(bytes).map_err(fail)?;
+
+        let (component, cache) = cache
+            .load_or_compile(engine, bytes)
+            .map_err(|e| fail(LoadErrorKind::Invalid(format!("{e:#}"))))?;
+        check_exports(engine, &component).map_err(fail)?;
+
+        let instance_pre = linker
+            .instantiate_pre(&component)
+            .map_err(|e| fail(LoadErrorKind::Link(format!("{e:#}"))))?;
+        let pre = ProxyPre::new(instance_pre)
+            .map_err(|e| fail(LoadErrorKind::WrongWorld(format!("{e:#}"))))?;
+
+        Ok(Arc::new(Self {
+            name: spec.name.clone(),
+            pre,
+            limits: RequestLimits::default(),
+            cache,
+        }))
+    }
+}
+
+/// Tells a component from a core module, or from something that is not
+/// WebAssembly at all, before handing the bytes to the compiler.
+fn check_header(bytes: &[u8]) -> Result<(), LoadErrorKind> {
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return Err(LoadErrorKind::NotWasm);
+    }
+    // Bytes 4..6 are the version, 6..8 the layer: 0 for a core module, 1 for a
+    // component.
+    match [bytes[6], bytes[7]] {
+        [1, 0] => Ok(()),
+        [0, 0] => Err(LoadErrorKind::CoreModule),
+        layer => Err(LoadErrorKind::Invalid(format!(
+            "unknown WebAssembly binary layer {layer:?}"
+        ))),
+    }
+}
+
+fn check_exports(engine: &Engine, component: &Component) -> Result<(), LoadErrorKind> {
+    let ty = component.component_type();
+    let exports: Vec<&str> = ty.exports(engine).map(|(name, _)| name).collect();
+    if exports.iter().any(|name| name.starts_with(INCOMING_HANDLER)) {
+        return Ok(());
+    }
+    let listed = if exports.is_empty() {
+        "nothing".to_string()
+    } else {
+        exports.join(", ")
+    };
+    Err(LoadErrorKind::NotProxy(listed))
+}
+
+/// A component that could not be loaded, and where it was declared.
+#[derive(Debug, Error)]
+#[error("component `{component}` ({field} = {file}): {kind}")]
+pub struct LoadError {
+    /// The component's name.
+    pub component: String,
+    /// The manifest field that names its file.
+    pub field: String,
+    /// The file (or built-in label).
+    pub file: String,
+    /// What went wrong.
+    pub kind: LoadErrorKind,
+}
+
+/// What went wrong while loading a component.
+#[derive(Debug, Error)]
+pub enum LoadErrorKind {
+    /// The file could not be read.
+    #[error("cannot read the file: {0}")]
+    Read(std::io::Error),
+    /// The file is not WebAssembly.
+    #[error("not a WebAssembly file (it does not start with the `\\0asm` magic bytes)")]
+    NotWasm,
+    /// The file is a core module.
+    #[error(
+        "this is a core WebAssembly module, not a component; Mayfly runs WASI 0.2 components \
+         (build for the `wasm32-wasip2` target, or wrap the module with `wasm-tools component new`)"
+    )]
+    CoreModule,
+    /// The component does not validate or compile.
+    #[error("invalid component: {0}")]
+    Invalid(String),
+    /// The component is not a `wasi:http/proxy` handler.
+    #[error(
+        "it does not export `wasi:http/incoming-handler`, so it cannot serve HTTP \
+         (it should target the `wasi:http/proxy` world; it exports: {0})"
+    )]
+    NotProxy(String),
+    /// The component imports something the host does not provide.
+    #[error("it cannot be linked: {0}")]
+    Link(String),
+    /// The component's exports do not have the `wasi:http/proxy` types.
+    #[error("it does not match the `wasi:http/proxy` world: {0}")]
+    WrongWorld(String),
+}

@@ -1,0 +1,39 @@
+//! The demo app built into the `mayfly` binary, served by `mayfly serve`
+//! when no app is given: the example guests from `guests/`, compiled by the
+//! build script and embedded.
+
+use crate::manifest::{AppSpec, ComponentSpec, Source};
+use crate::router::Pattern;
+
+macro_rules! guest {
+    ($name:literal, $env:literal) => {
+        ComponentSpec {
+            name: $name.to_string(),
+            source: Source::Embedded {
+                label: concat!("guests/", $name),
+                bytes: include_bytes!(env!($env)),
+            },
+            field: format!("demo.{}", $name),
+        }
+    };
+}
+
+/// The demo app: `hello` at `/`, `echo` under `/echo/...`, the fresh-instance
+/// `probe` at `/probe`, and `slow` at `/slow`.
+pub fn app() -> AppSpec {
+    AppSpec {
+        name: "demo".into(),
+        components: vec![
+            guest!("hello", "MAYFLY_GUEST_HELLO"),
+            guest!("echo", "MAYFLY_GUEST_ECHO"),
+            guest!("probe", "MAYFLY_GUEST_PROBE"),
+            guest!("slow", "MAYFLY_GUEST_SLOW"),
+        ],
+        routes: vec![
+            (Pattern::Exact("/".into()), 0),
+            (Pattern::Prefix("/echo".into()), 1),
+            (Pattern::Exact("/probe".into()), 2),
+            (Pattern::Exact("/slow".into()), 3),
+        ],
+    }
+}

@@ -1,0 +1,51 @@
+//! # Mayfly
+//!
+//! A WebAssembly micro-runtime that serves each HTTP request with a fresh
+//! component instance, under capability-based isolation, and throws the
+//! instance away when the response is done.
+//!
+//! The pieces, in the order a request meets them:
+//!
+//! - [`manifest`]: the app manifest (components and routes), validated into
+//!   an [`AppSpec`](manifest::AppSpec).
+//! - [`engine`]: the wasmtime engine, tuned for instance churn.
+//! - [`cache`]: compiled components on disk, keyed by content and engine.
+//! - [`component`]: loading, checking and pre-instantiating a component.
+//! - [`app`]: the loaded components and the [`router`].
+//! - [`server`]: sockets, worker threads and graceful shutdown.
+//! - [`request`]: the per-request path (store, instantiate, handle, drop).
+//! - [`host`]: the per-store state, which holds only what was granted.
+//! - [`limits`]: deadlines, memory and table caps, the epoch ticker.
+//! - [`demo`]: the built-in demo app.
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use mayfly::{app::App, cache::CompileCache, engine::EngineSettings, manifest::AppSpec};
+//! use mayfly::server::{Server, ServeOptions};
+//!
+//! # fn main() -> anyhow::Result<()> {
+//! let engine = EngineSettings::default().build()?;
+//! let _ticker = mayfly::limits::EpochTicker::start(&engine)?;
+//! let spec = AppSpec::from_manifest("app.toml".as_ref())?;
+//! let app = Arc::new(App::load(&engine, &spec, &CompileCache::disabled())?);
+//! let server = Server::bind("127.0.0.1:3000".parse()?)?;
+//! tokio::runtime::Runtime::new()?.block_on(server.run(app, &ServeOptions::default(), async {
+//!     let _ = tokio::signal::ctrl_c().await;
+//! }))?;
+//! # Ok(())
+//! # }
+//! ```
+
+#![deny(missing_docs)]
+
+pub mod app;
+pub mod cache;
+pub mod component;
+pub mod demo;
+pub mod engine;
+pub mod host;
+pub mod limits;
+pub mod manifest;
+pub mod request;
+pub mod router;
+pub mod server;

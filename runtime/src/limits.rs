@@ -1,0 +1,104 @@
+//! Every per-request bound in one place: the epoch ticker that drives
+//! deadlines, the deadline each store gets, and its memory and table caps.
+//!
+//! A guest's CPU time is cut by epoch interruption: a background thread bumps
+//! the engine's epoch every [`EPOCH_TICK`], and at each tick a running guest
+//! either yields to the other requests on its thread or, past its deadline,
+//! traps. Time spent waiting in the host (a sleep, a slow body) is cut by a
+//! timer around the whole request in the server.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline};
+
+/// How often the epoch advances: the granularity of deadlines and of the
+/// yields that keep a busy guest from starving its neighbours.
+pub const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// The bounds applied to each request's store.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestLimits {
+    /// Wall-clock budget of the whole request, guest code and host waits.
+    pub timeout: Duration,
+    /// Largest linear memory an instance may grow to, in bytes.
+    pub max_memory_bytes: usize,
+    /// Largest table an instance may grow to, in elements.
+    pub max_table_elements: usize,
+}
+
+impl Default for RequestLimits {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(60),
+            max_memory_bytes: 256 << 20,
+            max_table_elements: 20_000,
+        }
+    }
+}
+
+impl RequestLimits {
+    /// The [`StoreLimits`] to put in a new store's state.
+    pub fn store_limits(&self) -> StoreLimits {
+        StoreLimitsBuilder::new()
+            .memory_size(self.max_memory_bytes)
+            .table_elements(self.max_table_elements)
+            .trap_on_grow_failure(false)
+            .build()
+    }
+
+    /// Arms the CPU deadline of `store`: from now, the guest yields at every
+    /// epoch tick, and traps with [`Trap::Interrupt`] once `timeout` has
+    /// passed.
+    pub fn arm_deadline<T: 'static>(&self, store: &mut Store<T>) {
+        let deadline = Instant::now() + self.timeout;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            if Instant::now() >= deadline {
+                Err(Trap::Interrupt.into())
+            } else {
+                Ok(UpdateDeadline::Yield(1))
+            }
+        });
+    }
+}
+
+/// The background thread that advances an engine's epoch. Stops on drop.
+pub struct EpochTicker {
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl EpochTicker {
+    /// Starts ticking `engine` every [`EPOCH_TICK`].
+    pub fn start(engine: &Engine) -> std::io::Result<Self> {
+        let stop = Arc::new(AtomicBool::new(false));
+        let engine = engine.clone();
+        let thread = std::thread::Builder::new()
+            .name("mayfly-epoch".into())
+            .spawn({
+                let stop = stop.clone();
+                move || {
+                    while !stop.load(Ordering::Relaxed) {
+                        std::thread::sleep(EPOCH_TICK);
+                        engine.increment_epoch();
+                    }
+                }
+            })?;
+        Ok(Self {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for EpochTicker {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}

@@ -1,0 +1,255 @@
+//! The app manifest: a TOML file naming components and the routes they serve.
+//!
+//! ```toml
+//! [component.hello]
+//! source = "hello.wasm"          # relative to this file
+//!
+//! [component.api]
+//! source = "target/api.wasm"
+//!
+//! [[route]]
+//! path = "/"                     # exact path
+//! component = "hello"
+//!
+//! [[route]]
+//! path = "/api/..."              # `/api` and everything below it
+//! component = "api"
+//! ```
+//!
+//! Loading happens in two stages: [`ManifestFile`] is the file as written
+//! (unknown fields are errors), and [`AppSpec`] is the validated result
+//! (names checked, paths resolved, routes unambiguous).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use thiserror::Error;
+
+use crate::router::Pattern;
+
+/// The manifest exactly as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestFile {
+    /// A name for the app, shown in logs. Defaults to the file's stem.
+    pub name: Option<String>,
+    /// Components by name.
+    #[serde(default)]
+    pub component: BTreeMap<String, ComponentEntry>,
+    /// Routes, in any order: the most specific one matches.
+    #[serde(default)]
+    pub route: Vec<RouteEntry>,
+}
+
+/// One `[component.NAME]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComponentEntry {
+    /// Path of the `.wasm` component, relative to the manifest.
+    pub source: PathBuf,
+}
+
+/// One `[[route]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteEntry {
+    /// `/exact/path` or `/prefix/...`.
+    pub path: String,
+    /// The name of the component that serves it.
+    pub component: String,
+}
+
+/// Where a component's bytes come from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A file on disk.
+    File(PathBuf),
+    /// Bytes built into the binary (the demo app), with a label for messages.
+    Embedded {
+        /// Shown where a file path would be.
+        label: &'static str,
+        /// The component.
+        bytes: &'static [u8],
+    },
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::File(path) => write!(f, "{}", path.display()),
+            Source::Embedded { label, .. } => write!(f, "{label} (built in)"),
+        }
+    }
+}
+
+/// A component as the app declares it.
+#[derive(Debug, Clone)]
+pub struct ComponentSpec {
+    /// Its name in the manifest.
+    pub name: String,
+    /// Its bytes.
+    pub source: Source,
+    /// The manifest field it came from, for error messages.
+    pub field: String,
+}
+
+/// A validated app: components and an unambiguous route table.
+#[derive(Debug, Clone)]
+pub struct AppSpec {
+    /// The app's name.
+    pub name: String,
+    /// The components, in name order.
+    pub components: Vec<ComponentSpec>,
+    /// Route patterns and the index of the component each one serves.
+    pub routes: Vec<(Pattern, usize)>,
+}
+
+/// A problem with a manifest, naming the file and the field.
+#[derive(Debug, Error)]
+pub enum ManifestError {
+    /// The manifest could not be read.
+    #[error("cannot read manifest {path}: {source}")]
+    Read {
+        /// The manifest.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The manifest is not valid TOML, or has unknown or mistyped fields.
+    #[error("invalid manifest {path}: {message}")]
+    Parse {
+        /// The manifest.
+        path: PathBuf,
+        /// The parser's explanation, with line and column.
+        message: String,
+    },
+    /// A field has a value that is not allowed.
+    #[error("invalid manifest {path}: field `{field}`: {message}")]
+    Field {
+        /// The manifest.
+        path: PathBuf,
+        /// The field, as `component.NAME.source` or `route[2].path`.
+        field: String,
+        /// What is wrong with it.
+        message: String,
+    },
+}
+
+impl AppSpec {
+    /// Reads and validates the manifest at `path`.
+    pub fn from_manifest(path: &Path) -> Result<Self, ManifestError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let file: ManifestFile = toml::from_str(&text).map_err(|err| ManifestError::Parse {
+            path: path.to_path_buf(),
+            message: err.to_string().trim_end().to_string(),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let default_name = path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "app".into());
+        Self::resolve(file, base, default_name).map_err(|(field, message)| ManifestError::Field {
+            path: path.to_path_buf(),
+            field,
+            message,
+        })
+    }
+
+    /// An app of one component, serving every path.
+    pub fn single(name: String, source: Source) -> Self {
+        Self {
+            name: name.clone(),
+            components: vec![ComponentSpec {
+                field: "(command line)".into(),
+                name,
+                source,
+            }],
+            routes: vec![(Pattern::Prefix(String::new()), 0)],
+        }
+    }
+
+    /// Validates a parsed manifest; errors are `(field, message)`.
+    fn resolve(
+        file: ManifestFile,
+        base: &Path,
+        default_name: String,
+    ) -> Result<Self, (String, String)> {
+        if file.component.is_empty() {
+            return Err((
+                "component".into(),
+                "the app declares no components; add a `[component.NAME]` table with a `source`"
+                    .into(),
+            ));
+        }
+        let mut components = Vec::with_capacity(file.component.len());
+        for (name, entry) in file.component {
+            let field = format!("component.{name}");
+            check_component_name(&name).map_err(|message| (field.clone(), message))?;
+            components.push(ComponentSpec {
+                source: Source::File(base.join(&entry.source)),
+                field: format!("{field}.source"),
+                name,
+            });
+        }
+
+        let mut routes = Vec::with_capacity(file.route.len());
+        let mut seen: HashMap<Pattern, usize> = HashMap::new();
+        for (i, route) in file.route.iter().enumerate() {
+            let pattern =
+                Pattern::parse(&route.path).map_err(|m| (format!("route[{i}].path"), m))?;
+            let Some(target) = components.iter().position(|c| c.name == route.component) else {
+                let known: Vec<&str> = components.iter().map(|c| c.name.as_str()).collect();
+                return Err((
+                    format!("route[{i}].component"),
+                    format!(
+                        "no component named `{}` (declared: {})",
+                        route.component,
+                        known.join(", ")
+                    ),
+                ));
+            };
+            if let Some(first) = seen.insert(pattern.clone(), i) {
+                return Err((
+                    format!("route[{i}].path"),
+                    format!("route `{pattern}` is ambiguous: route[{first}] has the same pattern"),
+                ));
+            }
+            routes.push((pattern, target));
+        }
+        if routes.is_empty() {
+            return Err((
+                "route".into(),
+                "the app has no routes; add a `[[route]]` with a `path` and a `component`".into(),
+            ));
+        }
+        Ok(Self {
+            name: file.name.unwrap_or(default_name),
+            components,
+            routes,
+        })
+    }
+}
+
+/// Component names become host names for service chaining, so they follow
+/// DNS label rules.
+fn check_component_name(name: &str) -> Result<(), String> {
+    let valid = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{name}` is not a valid component name: use 1 to 63 lowercase letters, digits \
+             and `-`, not starting or ending with `-`"
+        ))
+    }
+}

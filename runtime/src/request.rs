@@ -1,0 +1,190 @@
+//! The request path: a fresh instance per request, dropped when it is done.
+//!
+//! For each request: a new [`Store`] with its own [`Host`] state, instantiate
+//! from the pre-instantiated component, call `wasi:http/incoming-handler`,
+//! and drop everything. The guest runs in its own local task so it can keep
+//! streaming the body after the response head has gone out; the task is
+//! bounded by the component's deadline.
+//!
+//! Nothing here builds an error value on the success path: errors capture
+//! backtraces, which would cost real throughput.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Body;
+use tokio::sync::oneshot;
+use wasmtime::{Store, Trap};
+use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+use crate::app::App;
+use crate::component::LoadedComponent;
+use crate::host::Host;
+
+/// Routes `request` to its component and serves it; unmatched paths get 404.
+///
+/// Must run inside a [`tokio::task::LocalSet`]. `guard` is held until the
+/// guest has finished, including any work after its response was sent.
+pub async fn dispatch<B, G>(app: &App, request: Request<B>, guard: G) -> Response<HyperOutgoingBody>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<wasmtime_wasi_http::Error>,
+    G: 'static,
+{
+    match app.route(request.uri().path()) {
+        Some(component) => handle(component, request, guard).await,
+        None => plain(StatusCode::NOT_FOUND, "no route matches this path\n".into()),
+    }
+}
+
+/// Serves one request with a fresh instance of `component`.
+///
+/// Must run inside a [`tokio::task::LocalSet`]. `guard` is held until the
+/// guest has finished.
+pub async fn handle<B, G>(
+    component: &Arc<LoadedComponent>,
+    request: Request<B>,
+    guard: G,
+) -> Response<HyperOutgoingBody>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<wasmtime_wasi_http::Error>,
+    G: 'static,
+{
+    if request.uri().authority().is_none() && !request.headers().contains_key(header::HOST) {
+        return plain(StatusCode::BAD_REQUEST, "missing Host header\n".into());
+    }
+    let limits = component.limits;
+    let mut store = Store::new(component.pre.engine(), Host::new(limits.store_limits()));
+    store.limiter(|host| &mut host.limits);
+    limits.arm_deadline(&mut store);
+
+    let (sender, receiver) = oneshot::channel();
+    let mut http = store.data_mut().http();
+    let resources = http
+        .new_incoming_request(Scheme::Http, request)
+        .and_then(|request| Ok((request, http.new_response_outparam(sender)?)));
+    let (request, outparam) = match resources {
+        Ok(resources) => resources,
+        Err(err) => {
+            return plain(
+                StatusCode::BAD_REQUEST,
+                format!("cannot pass this request to the component: {err}\n"),
+            );
+        }
+    };
+
+    let pre = component.pre.clone();
+    let task_component = component.clone();
+    let guest = tokio::task::spawn_local(async move {
+        let run = async {
+            let proxy = pre.instantiate_async(&mut store).await?;
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, request, outparam)
+                .await
+        };
+        let outcome = match tokio::time::timeout(limits.timeout, run).await {
+            Ok(Ok(())) => Outcome::Finished,
+            Ok(Err(err)) => Outcome::failed(&task_component, err),
+            Err(_elapsed) => Outcome::DeadlineExceeded,
+        };
+        drop(store);
+        drop(guard);
+        if let Outcome::DeadlineExceeded = outcome {
+            log(&task_component, &format!("request deadline of {:?} exceeded", limits.timeout));
+        }
+        outcome
+    });
+
+    match receiver.await {
+        Ok(Ok(response)) => response,
+        Ok(Err(code)) => guest_error_code(component, code),
+        // The guest dropped the response without setting it: it trapped, ran
+        // out of time, or returned without answering.
+        Err(_) => {
+            let name = component.name();
+            match guest.await {
+                Ok(Outcome::Finished) => {
+                    log(component, "returned without sending a response");
+                    plain(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("component `{name}` sent no response\n"),
+                    )
+                }
+                Ok(Outcome::Trapped(reason)) => plain(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("component `{name}` trapped: {reason}\n"),
+                ),
+                Ok(Outcome::DeadlineExceeded) => plain(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    format!(
+                        "component `{name}` exceeded its request deadline of {:?}\n",
+                        limits.timeout
+                    ),
+                ),
+                Err(join) => {
+                    log(component, &format!("guest task failed: {join}"));
+                    plain(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("component `{name}` failed\n"),
+                    )
+                }
+            }
+        }
+    }
+}
+
+/// How a guest's run ended. Failures are logged where they happen, since the
+/// response may already be on its way to the client.
+enum Outcome {
+    Finished,
+    Trapped(String),
+    DeadlineExceeded,
+}
+
+impl Outcome {
+    fn failed(component: &LoadedComponent, err: wasmtime::Error) -> Self {
+        match err.downcast_ref::<Trap>() {
+            Some(Trap::Interrupt) => Outcome::DeadlineExceeded,
+            trap => {
+                log(component, &format!("trapped: {err:?}"));
+                Outcome::Trapped(match trap {
+                    Some(trap) => trap.to_string(),
+                    None => "host error".to_string(),
+                })
+            }
+        }
+    }
+}
+
+fn guest_error_code(component: &LoadedComponent, code: ErrorCode) -> Response<HyperOutgoingBody> {
+    log(component, &format!("responded with error code {code:?}"));
+    plain(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        format!("component `{}` failed: {code:?}\n", component.name()),
+    )
+}
+
+fn log(component: &LoadedComponent, message: &str) {
+    eprintln!("mayfly: component `{}`: {message}", component.name());
+}
+
+/// A short plain-text response from the host itself.
+pub(crate) fn plain(status: StatusCode, body: String) -> Response<HyperOutgoingBody> {
+    let mut response = Response::new(
+        Full::new(Bytes::from(body))
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
