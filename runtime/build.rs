@@ -47,8 +47,14 @@ fn main() {
     ] {
         build.env_remove(var);
     }
-    let status = build.status().expect("failed to run cargo to build the guests");
-    assert!(status.success(), "building the guest components in {} failed", guests_dir.display());
+    let status = build
+        .status()
+        .expect("failed to run cargo to build the guests");
+    assert!(
+        status.success(),
+        "building the guest components in {} failed",
+        guests_dir.display()
+    );
 
     let mut names = guest_names(&guests_dir);
     names.sort();
@@ -58,7 +64,11 @@ fn main() {
             .join(TARGET)
             .join("release")
             .join(format!("{}.wasm", name.replace('-', "_")));
-        assert!(wasm.exists(), "guest `{name}` built, but {} is missing", wasm.display());
+        assert!(
+            wasm.exists(),
+            "guest `{name}` built, but {} is missing",
+            wasm.display()
+        );
         let upper = name.to_uppercase().replace('-', "_");
         println!("cargo:rustc-env=MAYFLY_GUEST_{upper}={}", wasm.display());
         consts.push_str(&format!(

@@ -116,7 +116,11 @@ fn entry_name(engine: &Engine, wasm: &[u8]) -> String {
     for byte in Sha256::digest(wasm) {
         let _ = write!(name, "{byte:02x}");
     }
-    let _ = write!(name, "-{:016x}.mayfly-cwasm", crate::engine::fingerprint(engine));
+    let _ = write!(
+        name,
+        "-{:016x}.mayfly-cwasm",
+        crate::engine::fingerprint(engine)
+    );
     name
 }
 
@@ -144,7 +148,10 @@ fn store_entry(dir: &Path, entry: &Path, component: &Component) -> anyhow::Resul
     fs::create_dir_all(dir)?;
     let temp = dir.join(format!(
         ".{}.{}.tmp",
-        entry.file_name().and_then(|n| n.to_str()).unwrap_or("entry"),
+        entry
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("entry"),
         std::process::id()
     ));
     let mut file = fs::File::create(&temp)?;

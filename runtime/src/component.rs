@@ -115,7 +115,10 @@ fn check_header(bytes: &[u8]) -> Result<(), LoadErrorKind> {
 fn check_exports(engine: &Engine, component: &Component) -> Result<(), LoadErrorKind> {
     let ty = component.component_type();
     let exports: Vec<&str> = ty.exports(engine).map(|(name, _)| name).collect();
-    if exports.iter().any(|name| name.starts_with(INCOMING_HANDLER)) {
+    if exports
+        .iter()
+        .any(|name| name.starts_with(INCOMING_HANDLER))
+    {
         return Ok(());
     }
     let listed = if exports.is_empty() {

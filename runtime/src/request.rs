@@ -9,12 +9,15 @@
 //! Nothing here builds an error value on the success path: errors capture
 //! backtraces, which would cost real throughput.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full};
-use hyper::body::Body;
+use hyper::body::{Body, Frame, SizeHint};
 use tokio::sync::oneshot;
 use wasmtime::{Store, Trap};
 use wasmtime_wasi_http::WasiHttpView;
@@ -80,6 +83,8 @@ where
 
     let pre = component.pre.clone();
     let task_component = component.clone();
+    let failed = Arc::new(AtomicBool::new(false));
+    let task_failed = failed.clone();
     let guest = tokio::task::spawn_local(async move {
         let run = async {
             let proxy = pre.instantiate_async(&mut store).await?;
@@ -93,16 +98,24 @@ where
             Ok(Err(err)) => Outcome::failed(&task_component, err),
             Err(_elapsed) => Outcome::DeadlineExceeded,
         };
+        // Before the store (and with it the body's sender) goes away, so the
+        // response body sees the failure when it sees its end.
+        if !matches!(outcome, Outcome::Finished) {
+            task_failed.store(true, Ordering::Release);
+        }
         drop(store);
         drop(guard);
         if let Outcome::DeadlineExceeded = outcome {
-            log(&task_component, &format!("request deadline of {:?} exceeded", limits.timeout));
+            log(
+                &task_component,
+                &format!("request deadline of {:?} exceeded", limits.timeout),
+            );
         }
         outcome
     });
 
     match receiver.await {
-        Ok(Ok(response)) => response,
+        Ok(Ok(response)) => response.map(|body| GuestBody { body, failed }.boxed_unsync()),
         Ok(Err(code)) => guest_error_code(component, code),
         // The guest dropped the response without setting it: it trapped, ran
         // out of time, or returned without answering.
@@ -118,7 +131,7 @@ where
                 }
                 Ok(Outcome::Trapped(reason)) => plain(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("component `{name}` trapped: {reason}\n"),
+                    format!("component `{name}` failed: {reason}\n"),
                 ),
                 Ok(Outcome::DeadlineExceeded) => plain(
                     StatusCode::GATEWAY_TIMEOUT,
@@ -152,7 +165,7 @@ impl Outcome {
         match err.downcast_ref::<Trap>() {
             Some(Trap::Interrupt) => Outcome::DeadlineExceeded,
             trap => {
-                log(component, &format!("trapped: {err:?}"));
+                log(component, &format!("trapped: {err:#}"));
                 Outcome::Trapped(match trap {
                     Some(trap) => trap.to_string(),
                     None => "host error".to_string(),
@@ -172,6 +185,42 @@ fn guest_error_code(component: &LoadedComponent, code: ErrorCode) -> Response<Hy
 
 fn log(component: &LoadedComponent, message: &str) {
     eprintln!("mayfly: component `{}`: {message}", component.name());
+}
+
+/// A guest's response body, which ends in an error rather than cleanly if
+/// the guest failed before finishing it.
+///
+/// wasmtime-wasi-http ends a body normally when its sender is dropped, which
+/// is also what happens when the guest traps halfway: without this, a client
+/// would take a truncated body for a complete one.
+struct GuestBody {
+    body: HyperOutgoingBody,
+    failed: Arc<AtomicBool>,
+}
+
+impl Body for GuestBody {
+    type Data = Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match Pin::new(&mut self.body).poll_frame(cx) {
+            Poll::Ready(None) if self.failed.load(Ordering::Acquire) => {
+                Poll::Ready(Some(Err(wasmtime_wasi_http::Error::HttpResponseIncomplete)))
+            }
+            other => other,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        false
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
 }
 
 /// A short plain-text response from the host itself.

@@ -144,8 +144,15 @@ mod tests {
             Pattern::parse("api").unwrap_err(),
             "a route must start with `/`"
         );
-        assert!(Pattern::parse("/a/.../b").unwrap_err().contains("last segment"));
+        assert!(
+            Pattern::parse("/a/.../b")
+                .unwrap_err()
+                .contains("last segment")
+        );
         assert!(Pattern::parse("/a?b=1").unwrap_err().contains("no query"));
-        assert_eq!(Pattern::parse("/...").unwrap(), Pattern::Prefix(String::new()));
+        assert_eq!(
+            Pattern::parse("/...").unwrap(),
+            Pattern::Prefix(String::new())
+        );
     }
 }

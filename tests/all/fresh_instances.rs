@@ -1,0 +1,75 @@
+//! Every request gets a fresh instance: nothing survives from one request to
+//! the next, sequentially or in parallel.
+
+use http::Request;
+
+use crate::guests;
+use crate::harness::{Client, Server, full, test_app};
+
+const FRESH: &str = "count=1 heap_items=1 pages_at_start=";
+
+#[tokio::test]
+async fn the_probe_never_sees_state_from_another_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&test_app(dir.path()));
+    let mut client = Client::connect(server.addr).await;
+
+    let first = client.get("/probe").await.text();
+    assert!(first.starts_with(FRESH), "{first}");
+    for i in 0..50 {
+        // Odd requests grow memory by 64 pages; the next one must still start
+        // with the original size.
+        let path = if i % 2 == 1 {
+            "/probe?grow=64"
+        } else {
+            "/probe"
+        };
+        let reply = client.get(path).await;
+        assert_eq!(reply.status, 200);
+        assert_eq!(
+            reply.text(),
+            first,
+            "request {i} saw state from an earlier one"
+        );
+    }
+    assert!(guests::PROBE.ends_with("probe.wasm"));
+}
+
+#[tokio::test]
+async fn two_hundred_parallel_requests_all_get_their_own_answer() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&test_app(dir.path()));
+    let addr = server.addr;
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            tokio::spawn(async move {
+                let mut client = Client::connect(addr).await;
+                match i % 3 {
+                    0 => {
+                        let body = format!("request number {i}");
+                        let request = Request::post(format!("/echo/{i}"))
+                            .body(full(body.clone()))
+                            .unwrap();
+                        let reply = client.send(request).await.unwrap();
+                        assert_eq!(reply.status, 200);
+                        assert_eq!(reply.header("x-echo-path"), format!("/echo/{i}"));
+                        assert_eq!(reply.text(), body);
+                    }
+                    1 => {
+                        let reply = client.get("/probe").await;
+                        assert_eq!(reply.status, 200);
+                        assert!(reply.text().starts_with(FRESH), "{}", reply.text());
+                    }
+                    _ => {
+                        let reply = client.get("/").await;
+                        assert_eq!(reply.status, 200);
+                        assert_eq!(reply.text(), "Hello from Mayfly!\n");
+                    }
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+}

@@ -1,0 +1,297 @@
+//! Starting the real server, talking HTTP to it, and reading what it printed.
+
+use std::io::{BufRead as _, BufReader, Read as _};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{HeaderMap, Request, StatusCode};
+use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
+
+/// Path of the `mayfly` binary under test.
+pub const MAYFLY: &str = env!("CARGO_BIN_EXE_mayfly");
+
+/// Generous bound for anything that should be quick, on a loaded 2-core box.
+pub const PATIENCE: Duration = Duration::from_secs(60);
+
+/// A running `mayfly serve`, killed on drop. If the test failed, what the
+/// server printed is shown.
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+    output: Arc<Mutex<String>>,
+    _cache: tempfile::TempDir,
+}
+
+impl Server {
+    /// `mayfly serve APP` on a free loopback port, with a private cache.
+    pub fn start(app: &Path) -> Self {
+        Self::start_with(&[app.as_os_str().to_str().unwrap()])
+    }
+
+    /// `mayfly serve ARGS...` on a free loopback port, with a private cache.
+    pub fn start_with(args: &[&str]) -> Self {
+        let cache = tempfile::tempdir().unwrap();
+        let mut command = Command::new(MAYFLY);
+        command
+            .arg("serve")
+            .args(args)
+            .args(["--listen", "127.0.0.1:0"]);
+        if !args.contains(&"--cache-dir") {
+            command.arg("--cache-dir").arg(cache.path());
+        }
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start mayfly");
+        let output = Arc::new(Mutex::new(String::new()));
+        let (addr_tx, addr_rx) = mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        let out = output.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line
+                    .split_once(" on http://")
+                    .and_then(|(_, addr)| addr.parse::<SocketAddr>().ok())
+                {
+                    let _ = addr_tx.send(addr);
+                }
+                let mut out = out.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                out.push_str(&line);
+                out.push('\n');
+            }
+        });
+        let mut stderr = child.stderr.take().unwrap();
+        let err = output.clone();
+        std::thread::spawn(move || {
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = stderr.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                err.lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .push_str(&String::from_utf8_lossy(&buf[..n]));
+            }
+        });
+        let addr = match addr_rx.recv_timeout(PATIENCE) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                let printed = output
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .clone();
+                panic!("mayfly serve did not print its address; it printed:\n{printed}");
+            }
+        };
+        Self {
+            child,
+            addr,
+            output,
+            _cache: cache,
+        }
+    }
+
+    /// Everything the server has printed so far (stdout and stderr).
+    pub fn output(&self) -> String {
+        self.output
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    /// Sends a signal to the server process.
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the server to exit, up to `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    /// The server's resident memory, from /proc (kB): (current, peak).
+    pub fn rss_kib(&self) -> (u64, u64) {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
+        let field = |name: &str| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(name))
+                .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+                .unwrap()
+        };
+        (field("VmRSS:"), field("VmHWM:"))
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("---- mayfly output ----\n{}", self.output());
+        }
+    }
+}
+
+/// A response, fully read.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+}
+
+impl Reply {
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
+    pub fn header(&self, name: &str) -> &str {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().unwrap())
+            .unwrap_or_else(|| panic!("no `{name}` header in {:?}", self.headers))
+    }
+}
+
+pub type Body = BoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+
+/// A body from bytes.
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed()
+}
+
+/// A keep-alive HTTP/1.1 connection to the server.
+pub struct Client {
+    sender: http1::SendRequest<Body>,
+    addr: SocketAddr,
+}
+
+impl Client {
+    pub async fn connect(addr: SocketAddr) -> Self {
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (sender, connection) = http1::handshake(TokioIo::new(stream)).await.unwrap();
+        tokio::spawn(connection);
+        Self { sender, addr }
+    }
+
+    /// Sends a request; the Host header is filled in.
+    pub async fn send(&mut self, mut request: Request<Body>) -> Result<Reply, hyper::Error> {
+        request
+            .headers_mut()
+            .insert(http::header::HOST, self.addr.to_string().parse().unwrap());
+        self.sender.ready().await?;
+        let response = self.sender.send_request(request).await?;
+        let (parts, body) = response.into_parts();
+        let body = body.collect().await?.to_bytes();
+        Ok(Reply {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        })
+    }
+
+    pub async fn get(&mut self, path: &str) -> Reply {
+        let request = Request::get(path).body(full("")).unwrap();
+        self.send(request).await.unwrap()
+    }
+}
+
+/// One GET on a fresh connection.
+pub async fn get(addr: SocketAddr, path: &str) -> Reply {
+    Client::connect(addr).await.get(path).await
+}
+
+/// Writes `text` into `dir/name` and returns the path.
+pub fn write_file(dir: &Path, name: &str, text: impl AsRef<[u8]>) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// The manifest of the test app: every guest, each on its own routes.
+pub fn test_app(dir: &Path) -> PathBuf {
+    use crate::guests;
+    let manifest = format!(
+        r#"
+name = "test-app"
+
+[component.hello]
+source = {hello:?}
+[component.echo]
+source = {echo:?}
+[component.probe]
+source = {probe:?}
+[component.trap]
+source = {trap:?}
+[component.slow]
+source = {slow:?}
+
+[[route]]
+path = "/"
+component = "hello"
+[[route]]
+path = "/echo/..."
+component = "echo"
+[[route]]
+path = "/echo/special"
+component = "hello"
+[[route]]
+path = "/probe"
+component = "probe"
+[[route]]
+path = "/trap/..."
+component = "trap"
+[[route]]
+path = "/slow"
+component = "slow"
+"#,
+        hello = guests::HELLO,
+        echo = guests::ECHO,
+        probe = guests::PROBE,
+        trap = guests::TRAP,
+        slow = guests::SLOW,
+    );
+    write_file(dir, "app.toml", manifest)
+}
+
+/// Runs `mayfly ARGS...` to completion (killed after [`PATIENCE`]).
+pub fn run_mayfly(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    let mut child = Command::new(MAYFLY)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}

@@ -1,0 +1,195 @@
+//! Bad input is refused at start-up with a message that names the file, the
+//! component and the field, and a non-zero exit.
+
+use std::ffi::OsStr;
+use std::path::Path;
+
+use crate::guests;
+use crate::harness::{run_mayfly, write_file};
+
+/// Runs `mayfly serve` on `app` and returns its stderr, asserting it failed.
+fn serve_fails(app: &Path) -> String {
+    let output = run_mayfly(&[
+        OsStr::new("serve"),
+        app.as_os_str(),
+        OsStr::new("--listen"),
+        OsStr::new("127.0.0.1:0"),
+        OsStr::new("--no-cache"),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(
+        !output.status.success(),
+        "mayfly accepted {}:\n{stderr}",
+        app.display()
+    );
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    stderr
+}
+
+/// Every manifest in tests/fixtures/invalid is refused with the text its
+/// `# error:` lines give.
+#[test]
+fn invalid_manifests_are_refused_with_their_expected_errors() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/invalid");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let expected: Vec<&str> = text
+            .lines()
+            .filter_map(|line| line.strip_prefix("# error: "))
+            .collect();
+        assert!(
+            !expected.is_empty(),
+            "{} has no `# error:` line",
+            path.display()
+        );
+        let stderr = serve_fails(&path);
+        for needle in expected {
+            assert!(
+                stderr.contains(needle),
+                "{}: expected `{needle}` in:\n{stderr}",
+                path.display()
+            );
+        }
+        checked += 1;
+    }
+    assert!(checked >= 10, "only {checked} fixtures found");
+}
+
+/// A manifest serving `source` at `/`, written into `dir`.
+fn app_with(dir: &Path, source: &Path) -> std::path::PathBuf {
+    write_file(
+        dir,
+        "app.toml",
+        format!(
+            "[component.bad]\nsource = {:?}\n\n[[route]]\npath = \"/\"\ncomponent = \"bad\"\n",
+            source.file_name().unwrap()
+        ),
+    )
+}
+
+fn assert_names_component(stderr: &str, file: &Path) {
+    let expected = format!(
+        "component `bad` (component.bad.source = {}): ",
+        file.display()
+    );
+    assert!(
+        stderr.contains(&expected),
+        "expected `{expected}` in:\n{stderr}"
+    );
+}
+
+#[test]
+fn a_file_that_is_not_webassembly_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(
+        dir.path(),
+        "notes.wasm",
+        "these are not the bytes you are looking for",
+    );
+    let stderr = serve_fails(&app_with(dir.path(), &file));
+    assert_names_component(&stderr, &file);
+    assert!(stderr.contains("not a WebAssembly file"), "{stderr}");
+}
+
+#[test]
+fn a_core_module_is_refused_with_a_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = wat::parse_str("(module (func (export \"run\")))").unwrap();
+    let file = write_file(dir.path(), "module.wasm", module);
+    let stderr = serve_fails(&app_with(dir.path(), &file));
+    assert_names_component(&stderr, &file);
+    assert!(
+        stderr.contains("this is a core WebAssembly module, not a component"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("wasm32-wasip2"), "{stderr}");
+}
+
+#[test]
+fn a_component_without_the_http_handler_export_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let component = wat::parse_str(
+        r#"(component
+             (core module $m (func (export "f")))
+             (core instance $i (instantiate $m))
+             (func $run (canon lift (core func $i "f")))
+             (export "run" (func $run)))"#,
+    )
+    .unwrap();
+    let file = write_file(dir.path(), "command.wasm", component);
+    let stderr = serve_fails(&app_with(dir.path(), &file));
+    assert_names_component(&stderr, &file);
+    assert!(
+        stderr.contains("does not export `wasi:http/incoming-handler`"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("it exports: run"), "{stderr}");
+}
+
+#[test]
+fn a_component_importing_something_the_host_lacks_is_refused_naming_the_import() {
+    let dir = tempfile::tempdir().unwrap();
+    let component = wat::parse_str(
+        r#"(component
+             (import "acme:billing/invoices@1.0.0" (instance (export "charge" (func))))
+             (instance $handler)
+             (export "wasi:http/incoming-handler@0.2.0" (instance $handler)))"#,
+    )
+    .unwrap();
+    let file = write_file(dir.path(), "needs-billing.wasm", component);
+    let stderr = serve_fails(&app_with(dir.path(), &file));
+    assert_names_component(&stderr, &file);
+    assert!(stderr.contains("it cannot be linked"), "{stderr}");
+    assert!(stderr.contains("acme:billing/invoices@1.0.0"), "{stderr}");
+}
+
+#[test]
+fn a_handler_export_of_the_wrong_shape_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let component = wat::parse_str(
+        r#"(component
+             (instance $handler)
+             (export "wasi:http/incoming-handler@0.2.0" (instance $handler)))"#,
+    )
+    .unwrap();
+    let file = write_file(dir.path(), "hollow.wasm", component);
+    let stderr = serve_fails(&app_with(dir.path(), &file));
+    assert_names_component(&stderr, &file);
+    assert!(
+        stderr.contains("does not match the `wasi:http/proxy` world"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn a_missing_component_file_given_directly_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("absent.wasm");
+    let stderr = serve_fails(&missing);
+    assert!(stderr.contains("absent.wasm"), "{stderr}");
+    assert!(stderr.contains("cannot read the file"), "{stderr}");
+    // The guests themselves load fine, so the failures above are the inputs'.
+    assert!(Path::new(guests::HELLO).exists());
+}
+
+#[test]
+fn a_port_that_is_taken_is_reported() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let output = run_mayfly(&[
+        OsStr::new("serve"),
+        OsStr::new(guests::HELLO),
+        OsStr::new("--listen"),
+        OsStr::new(&addr),
+        OsStr::new("--no-cache"),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("error: cannot listen on {addr}")),
+        "{stderr}"
+    );
+}

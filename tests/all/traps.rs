@@ -1,0 +1,53 @@
+//! A guest that traps costs its own request and nothing else.
+
+use std::time::{Duration, Instant};
+
+use crate::guests;
+use crate::harness::{Client, PATIENCE, Server, get, test_app};
+
+#[tokio::test]
+async fn a_trap_before_the_response_gives_500_and_the_next_request_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&test_app(dir.path()));
+    let mut client = Client::connect(server.addr).await;
+    for _ in 0..3 {
+        let started = Instant::now();
+        let reply = client.get("/trap/now").await;
+        assert!(started.elapsed() < PATIENCE);
+        assert_eq!(reply.status, 500);
+        assert_eq!(
+            reply.text(),
+            "component `trap` failed: wasm trap: wasm `unreachable` instruction executed\n"
+        );
+        // The same connection keeps working, and so does everything else.
+        assert_eq!(client.get("/").await.status, 200);
+        assert_eq!(client.get("/echo/after").await.status, 200);
+    }
+    assert!(
+        server.output().contains("component `trap`: trapped"),
+        "{}",
+        server.output()
+    );
+}
+
+#[tokio::test]
+async fn a_trap_mid_body_cuts_the_response_short_and_never_hangs() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&test_app(dir.path()));
+    let mut client = Client::connect(server.addr).await;
+    let request = http::Request::get("/trap/mid?when=mid-body")
+        .body(crate::harness::full(""))
+        .unwrap();
+    let outcome = tokio::time::timeout(Duration::from_secs(60), client.send(request)).await;
+    let outcome = outcome.expect("the connection hung after the guest trapped");
+    let err = outcome.expect_err("a body cut short by a trap must not look complete");
+    assert!(
+        err.is_incomplete_message()
+            || err.is_body_write_aborted()
+            || err.to_string().contains("body"),
+        "{err}"
+    );
+    // A new connection is served normally.
+    assert_eq!(get(server.addr, "/").await.status, 200);
+    assert!(guests::TRAP.ends_with("trap.wasm"));
+}
