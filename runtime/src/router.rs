@@ -78,7 +78,7 @@ impl<T: Copy> Router<T> {
                 }
             }
         }
-        prefixes.sort_by(|(a, _), (b, _)| b.len().cmp(&a.len()));
+        prefixes.sort_by_key(|(prefix, _)| std::cmp::Reverse(prefix.len()));
         Ok(Self { exact, prefixes })
     }
 
