@@ -66,8 +66,7 @@ async fn one_request(component: &Arc<LoadedComponent>) -> Bytes {
     let request = http::Request::get("/")
         .header(http::header::HOST, "bench")
         .body(
-            Empty::<Bytes>::new()
-                .map_err(|never| -> wasmtime_wasi_http::Error { match never {} }),
+            Empty::<Bytes>::new().map_err(|never| -> wasmtime_wasi_http::Error { match never {} }),
         )
         .unwrap();
     let response = mayfly::request::handle(component, request, ()).await;
