@@ -26,6 +26,7 @@ use tokio::runtime::Runtime;
 use tokio::task::LocalSet;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+#[allow(dead_code, reason = "the benchmark uses only some of the guests")]
 mod guests {
     include!(concat!(env!("OUT_DIR"), "/guests.rs"));
 }
