@@ -1,0 +1,140 @@
+#!/usr/bin/env bash
+# HTTP load benchmark: the `hello` guest served by `mayfly serve` and by
+# `wasmtime serve` (both with a fresh instance per request), each driven by
+# wrk on loopback in turn, at several connection counts, repeated.
+#
+# Prints, per connection count, the median requests/s and p99 latency of
+# each server and the mayfly/wasmtime ratios. Not run in CI.
+#
+# Environment:
+#   CONNECTIONS  connection counts          (default: "1 16 64")
+#   REPEATS      runs per server and count  (default: 3)
+#   DURATION     length of each wrk run     (default: 10s)
+#   WORKERS      worker threads of each server (default: CPU count)
+#   MAYFLY_BENCH_DIR  where this script installs its tools
+#                     (default: ~/.cache/mayfly/bench)
+set -euo pipefail
+
+repo=$(cd "$(dirname "$0")/../.." && pwd)
+connections=${CONNECTIONS:-"1 16 64"}
+repeats=${REPEATS:-3}
+duration=${DURATION:-10s}
+workers=${WORKERS:-$(nproc)}
+tools=${MAYFLY_BENCH_DIR:-$HOME/.cache/mayfly/bench}
+wasmtime_version=48.0.8
+wasmtime=$tools/wasmtime-$wasmtime_version/bin/wasmtime
+
+if ! command -v wrk >/dev/null; then
+    echo "wrk is not installed (Debian: apt-get install wrk)" >&2
+    exit 1
+fi
+if [ ! -x "$wasmtime" ]; then
+    echo "Installing wasmtime-cli $wasmtime_version into $tools (once; this takes a while)..." >&2
+    cargo install "wasmtime-cli@$wasmtime_version" --locked \
+        --root "$tools/wasmtime-$wasmtime_version" \
+        --target-dir "$tools/wasmtime-build"
+fi
+
+echo "Building mayfly (release)..." >&2
+(cd "$repo" && cargo build --release --bin mayfly >&2)
+target_dir=$(cd "$repo" && cargo metadata --format-version 1 --no-deps |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
+mayfly=$target_dir/release/mayfly
+hello=$target_dir/wasm-guests/wasm32-wasip2/release/hello.wasm
+[ -f "$hello" ] || { echo "missing $hello" >&2; exit 1; }
+
+work=$(mktemp -d)
+server_pid=
+cleanup() {
+    [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# start_server NAME PORT: starts it in the background, waits until it answers.
+start_server() {
+    local name=$1 port=$2
+    case $name in
+        mayfly)
+            "$mayfly" serve "$hello" --listen "127.0.0.1:$port" --workers "$workers" \
+                --cache-dir "$work/cache" >"$work/$name.log" 2>&1 &
+            ;;
+        wasmtime)
+            # WASIp2 components get a fresh instance per request by default
+            # (--max-instance-reuse-count 1); it is passed explicitly anyway.
+            # The pooling allocator is wasmtime serve's own default choice.
+            TOKIO_WORKER_THREADS=$workers "$wasmtime" serve --addr "127.0.0.1:$port" \
+                --max-instance-reuse-count 1 -Scli "$hello" >"$work/$name.log" 2>&1 &
+            ;;
+    esac
+    server_pid=$!
+    for _ in $(seq 200); do
+        if curl -sf "http://127.0.0.1:$port/" >/dev/null 2>&1; then
+            return 0
+        fi
+        sleep 0.05
+    done
+    echo "$name did not start; its log:" >&2
+    cat "$work/$name.log" >&2
+    exit 1
+}
+
+stop_server() {
+    kill "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=
+}
+
+# run_wrk PORT CONNECTIONS -> "requests_per_second p99_microseconds"
+run_wrk() {
+    local port=$1 conns=$2 threads
+    threads=$((conns < 2 ? conns : 2))
+    wrk -t"$threads" -c"$conns" -d"$duration" --latency "http://127.0.0.1:$port/" |
+        python3 -c '
+import re, sys
+text = sys.stdin.read()
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+m = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
+scale = {"us": 1, "ms": 1000, "s": 1000000}[m.group(2)]
+errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", text)
+if errors:
+    sys.exit("wrk reported errors: " + errors.group(0))
+print(rps, float(m.group(1)) * scale)
+'
+}
+
+median() { python3 -c 'import statistics,sys; print(statistics.median(float(x) for x in sys.argv[1:]))' "$@"; }
+
+echo "# $(date -u +%F) $(nproc) CPUs, $workers server workers, wrk $duration x $repeats, RUST_BACKTRACE=${RUST_BACKTRACE:-unset}"
+printf '%-6s %14s %14s %8s %12s %12s %8s\n' conns mayfly_rps wasmtime_rps ratio mayfly_p99 wasmtime_p99 ratio
+for conns in $connections; do
+    declare -A rps=() p99=()
+    for run in $(seq "$repeats"); do
+        # Alternate which server goes first, so drift in the machine's load
+        # does not favour one of them.
+        order="mayfly wasmtime"
+        [ $((run % 2)) -eq 0 ] && order="wasmtime mayfly"
+        for name in $order; do
+            port=$(free_port)
+            start_server "$name" "$port"
+            # Warm-up: first-touch of pool slots, connection set-up.
+            wrk -t1 -c"$conns" -d1s "http://127.0.0.1:$port/" >/dev/null
+            read -r r p < <(run_wrk "$port" "$conns")
+            rps[$name]+="$r "
+            p99[$name]+="$p "
+            stop_server
+        done
+    done
+    m_rps=$(median ${rps[mayfly]}); w_rps=$(median ${rps[wasmtime]})
+    m_p99=$(median ${p99[mayfly]}); w_p99=$(median ${p99[wasmtime]})
+    python3 -c "
+import sys
+c, mr, wr, mp, wp = sys.argv[1], *map(float, sys.argv[2:])
+print(f'{c:<6} {mr:14.0f} {wr:14.0f} {mr/wr:7.2f}x {mp:10.0f}us {wp:10.0f}us {mp/wp:7.2f}x')
+" "$conns" "$m_rps" "$w_rps" "$m_p99" "$w_p99"
+    unset rps p99
+done
