@@ -19,7 +19,7 @@ use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::sync::oneshot;
-use wasmtime::{Store, Trap};
+use wasmtime::{PoolConcurrencyLimitError, Store, Trap};
 use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
@@ -133,6 +133,16 @@ where
                     StatusCode::INTERNAL_SERVER_ERROR,
                     format!("component `{name}` failed: {reason}\n"),
                 ),
+                Ok(Outcome::Overloaded) => {
+                    let mut response = plain(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        "the server is at its instance limit; retry shortly\n".into(),
+                    );
+                    response
+                        .headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+                    response
+                }
                 Ok(Outcome::DeadlineExceeded) => plain(
                     StatusCode::GATEWAY_TIMEOUT,
                     format!(
@@ -158,10 +168,15 @@ enum Outcome {
     Finished,
     Trapped(String),
     DeadlineExceeded,
+    /// Every instance slot of the engine was in use.
+    Overloaded,
 }
 
 impl Outcome {
     fn failed(component: &LoadedComponent, err: wasmtime::Error) -> Self {
+        if err.is::<PoolConcurrencyLimitError>() {
+            return Outcome::Overloaded;
+        }
         match err.downcast_ref::<Trap>() {
             Some(Trap::Interrupt) => Outcome::DeadlineExceeded,
             trap => {

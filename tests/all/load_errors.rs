@@ -70,7 +70,13 @@ fn app_with(dir: &Path, source: &Path) -> std::path::PathBuf {
     )
 }
 
-fn assert_names_component(stderr: &str, file: &Path) {
+/// Serves `bytes`, written to `file_name`, as the app's only component;
+/// asserts it is refused with a message naming the component, the field and
+/// the file, and returns the message.
+fn component_refused(file_name: &str, bytes: impl AsRef<[u8]>) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(dir.path(), file_name, bytes);
+    let stderr = serve_fails(&app_with(dir.path(), &file));
     let expected = format!(
         "component `bad` (component.bad.source = {}): ",
         file.display()
@@ -79,28 +85,19 @@ fn assert_names_component(stderr: &str, file: &Path) {
         stderr.contains(&expected),
         "expected `{expected}` in:\n{stderr}"
     );
+    stderr
 }
 
 #[test]
 fn a_file_that_is_not_webassembly_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let file = write_file(
-        dir.path(),
-        "notes.wasm",
-        "these are not the bytes you are looking for",
-    );
-    let stderr = serve_fails(&app_with(dir.path(), &file));
-    assert_names_component(&stderr, &file);
+    let stderr = component_refused("notes.wasm", "these are not the bytes you are looking for");
     assert!(stderr.contains("not a WebAssembly file"), "{stderr}");
 }
 
 #[test]
 fn a_core_module_is_refused_with_a_hint() {
-    let dir = tempfile::tempdir().unwrap();
     let module = wat::parse_str("(module (func (export \"run\")))").unwrap();
-    let file = write_file(dir.path(), "module.wasm", module);
-    let stderr = serve_fails(&app_with(dir.path(), &file));
-    assert_names_component(&stderr, &file);
+    let stderr = component_refused("module.wasm", module);
     assert!(
         stderr.contains("this is a core WebAssembly module, not a component"),
         "{stderr}"
@@ -110,7 +107,6 @@ fn a_core_module_is_refused_with_a_hint() {
 
 #[test]
 fn a_component_without_the_http_handler_export_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
     let component = wat::parse_str(
         r#"(component
              (core module $m (func (export "f")))
@@ -119,9 +115,7 @@ fn a_component_without_the_http_handler_export_is_refused() {
              (export "run" (func $run)))"#,
     )
     .unwrap();
-    let file = write_file(dir.path(), "command.wasm", component);
-    let stderr = serve_fails(&app_with(dir.path(), &file));
-    assert_names_component(&stderr, &file);
+    let stderr = component_refused("command.wasm", component);
     assert!(
         stderr.contains("does not export `wasi:http/incoming-handler`"),
         "{stderr}"
@@ -131,7 +125,6 @@ fn a_component_without_the_http_handler_export_is_refused() {
 
 #[test]
 fn a_component_importing_something_the_host_lacks_is_refused_naming_the_import() {
-    let dir = tempfile::tempdir().unwrap();
     let component = wat::parse_str(
         r#"(component
              (import "acme:billing/invoices@1.0.0" (instance (export "charge" (func))))
@@ -139,25 +132,20 @@ fn a_component_importing_something_the_host_lacks_is_refused_naming_the_import()
              (export "wasi:http/incoming-handler@0.2.0" (instance $handler)))"#,
     )
     .unwrap();
-    let file = write_file(dir.path(), "needs-billing.wasm", component);
-    let stderr = serve_fails(&app_with(dir.path(), &file));
-    assert_names_component(&stderr, &file);
+    let stderr = component_refused("needs-billing.wasm", component);
     assert!(stderr.contains("it cannot be linked"), "{stderr}");
     assert!(stderr.contains("acme:billing/invoices@1.0.0"), "{stderr}");
 }
 
 #[test]
 fn a_handler_export_of_the_wrong_shape_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
     let component = wat::parse_str(
         r#"(component
              (instance $handler)
              (export "wasi:http/incoming-handler@0.2.0" (instance $handler)))"#,
     )
     .unwrap();
-    let file = write_file(dir.path(), "hollow.wasm", component);
-    let stderr = serve_fails(&app_with(dir.path(), &file));
-    assert_names_component(&stderr, &file);
+    let stderr = component_refused("hollow.wasm", component);
     assert!(
         stderr.contains("does not match the `wasi:http/proxy` world"),
         "{stderr}"

@@ -51,3 +51,42 @@ async fn a_trap_mid_body_cuts_the_response_short_and_never_hangs() {
     assert_eq!(get(server.addr, "/").await.status, 200);
     assert!(guests::TRAP.ends_with("trap.wasm"));
 }
+
+#[tokio::test]
+async fn requests_beyond_the_instance_limit_get_503_with_retry_after() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = test_app(dir.path());
+    let server = Server::start_with(&[app.to_str().unwrap(), "--max-instances", "1"]);
+
+    // Hold the only instance: the head arrives while the guest still sleeps.
+    let mut holder = Client::connect(server.addr).await;
+    let request = http::Request::get("/slow?ms=2000&head_first=1")
+        .header("host", server.addr.to_string())
+        .body(crate::harness::full(""))
+        .unwrap();
+    let held = tokio::spawn(async move { holder.send(request).await.unwrap() });
+    // Poll until the slot is taken: a request either gets through (the slow
+    // one has not started yet) or is refused (it has).
+    let refused = loop {
+        let reply = get(server.addr, "/").await;
+        if reply.status != 200 {
+            break reply;
+        }
+        assert!(
+            !held.is_finished(),
+            "the slow request finished before the limit was hit"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert_eq!(refused.status, 503);
+    assert_eq!(refused.header("retry-after"), "1");
+    assert_eq!(
+        refused.text(),
+        "the server is at its instance limit; retry shortly\n"
+    );
+
+    let slow = held.await.unwrap();
+    assert_eq!(slow.text(), "sleeping\nslept 2000 ms\n");
+    // The slot is free again.
+    assert_eq!(get(server.addr, "/").await.status, 200);
+}

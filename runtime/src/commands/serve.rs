@@ -36,6 +36,12 @@ pub struct Serve {
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     workers: Option<u16>,
 
+    /// Most component instances alive at once, across all components; a
+    /// request beyond it gets 503 with Retry-After
+    #[arg(long, value_name = "N", default_value_t = EngineSettings::default().max_instances,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    max_instances: u32,
+
     /// Seconds that in-flight requests get to finish after SIGINT or SIGTERM
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     shutdown_grace: u64,
@@ -47,7 +53,11 @@ pub struct Serve {
 impl Serve {
     pub fn execute(self) -> Result<()> {
         let spec = super::app_spec(self.app.as_deref())?;
-        let engine = EngineSettings::default()
+        let settings = EngineSettings {
+            max_instances: self.max_instances,
+            ..EngineSettings::default()
+        };
+        let engine = settings
             .build()
             .map_err(anyhow::Error::from)
             .context("cannot create the WebAssembly engine")?;
