@@ -58,6 +58,7 @@ fn load_hello(engine: &Engine) -> Arc<LoadedComponent> {
         name: "hello".into(),
         source: Source::File(guests::HELLO.into()),
         field: "bench".into(),
+        limits: mayfly::limits::RequestLimits::default(),
     };
     let linker = host::linker(engine).unwrap();
     LoadedComponent::load(engine, &linker, &spec, &CompileCache::disabled()).unwrap()

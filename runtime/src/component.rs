@@ -89,7 +89,7 @@ impl LoadedComponent {
         Ok(Arc::new(Self {
             name: spec.name.clone(),
             pre,
-            limits: RequestLimits::default(),
+            limits: spec.limits,
             cache,
         }))
     }

@@ -2,6 +2,7 @@
 //! when no app is given: the example guests from `guests/`, compiled by the
 //! build script and embedded.
 
+use crate::limits::RequestLimits;
 use crate::manifest::{AppSpec, ComponentSpec, Source};
 use crate::router::Pattern;
 
@@ -14,6 +15,7 @@ macro_rules! guest {
                 bytes: include_bytes!(env!($env)),
             },
             field: format!("demo.{}", $name),
+            limits: RequestLimits::default(),
         }
     };
 }

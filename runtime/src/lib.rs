@@ -16,6 +16,7 @@
 //! - [`request`]: the per-request path (store, instantiate, handle, drop).
 //! - [`host`]: the per-store state, which holds only what was granted.
 //! - [`limits`]: deadlines, memory and table caps, the epoch ticker.
+//! - [`units`]: durations and sizes as written in manifests.
 //! - [`demo`]: the built-in demo app.
 //!
 //! ```no_run
@@ -49,3 +50,4 @@ pub mod manifest;
 pub mod request;
 pub mod router;
 pub mod server;
+pub mod units;

@@ -14,6 +14,13 @@
 //! [[route]]
 //! path = "/api/..."              # `/api` and everything below it
 //! component = "api"
+//!
+//! [limits]                       # for every component...
+//! timeout = "10s"
+//!
+//! [component.api.limits]         # ...unless it sets its own
+//! timeout = "2s"
+//! memory = "64MiB"
 //! ```
 //!
 //! Loading happens in two stages: [`ManifestFile`] is the file as written
@@ -22,11 +29,15 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use serde::Deserialize;
 use thiserror::Error;
 
+use crate::engine::EngineSettings;
+use crate::limits::RequestLimits;
 use crate::router::Pattern;
+use crate::units::{parse_duration, parse_size};
 
 /// The manifest exactly as written.
 #[derive(Debug, Deserialize)]
@@ -40,6 +51,19 @@ pub struct ManifestFile {
     /// Routes, in any order: the most specific one matches.
     #[serde(default)]
     pub route: Vec<RouteEntry>,
+    /// Limits for every component that does not set its own.
+    pub limits: Option<LimitsEntry>,
+}
+
+/// A `[limits]` or `[component.NAME.limits]` table. Each field that is left
+/// out keeps the value from the level above (app, then built-in default).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsEntry {
+    /// Wall-clock budget of a request, as `500ms`, `30s` or `2m`.
+    pub timeout: Option<String>,
+    /// Largest linear memory of an instance, as `64MiB`.
+    pub memory: Option<String>,
 }
 
 /// One `[component.NAME]` table.
@@ -48,6 +72,8 @@ pub struct ManifestFile {
 pub struct ComponentEntry {
     /// Path of the `.wasm` component, relative to the manifest.
     pub source: PathBuf,
+    /// This component's limits.
+    pub limits: Option<LimitsEntry>,
 }
 
 /// One `[[route]]` entry.
@@ -92,6 +118,8 @@ pub struct ComponentSpec {
     pub source: Source,
     /// The manifest field it came from, for error messages.
     pub field: String,
+    /// The bounds each of its requests runs under.
+    pub limits: RequestLimits,
 }
 
 /// A validated app: components and an unambiguous route table.
@@ -167,6 +195,7 @@ impl AppSpec {
                 field: "(command line)".into(),
                 name,
                 source,
+                limits: RequestLimits::default(),
             }],
             routes: vec![(Pattern::Prefix(String::new()), 0)],
         }
@@ -185,14 +214,23 @@ impl AppSpec {
                     .into(),
             ));
         }
+        let app_limits = match &file.limits {
+            Some(entry) => entry.apply(RequestLimits::default(), "limits")?,
+            None => RequestLimits::default(),
+        };
         let mut components = Vec::with_capacity(file.component.len());
         for (name, entry) in file.component {
             let field = format!("component.{name}");
             check_component_name(&name).map_err(|message| (field.clone(), message))?;
+            let limits = match &entry.limits {
+                Some(limits) => limits.apply(app_limits, &format!("{field}.limits"))?,
+                None => app_limits,
+            };
             components.push(ComponentSpec {
                 source: Source::File(base.join(&entry.source)),
                 field: format!("{field}.source"),
                 name,
+                limits,
             });
         }
 
@@ -231,6 +269,40 @@ impl AppSpec {
             components,
             routes,
         })
+    }
+}
+
+/// The largest timeout a manifest may set.
+const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+/// The smallest memory limit: one WebAssembly page.
+const MIN_MEMORY: u64 = 64 << 10;
+
+impl LimitsEntry {
+    /// `base` with the fields this entry sets; errors name `field.<name>`.
+    fn apply(&self, base: RequestLimits, field: &str) -> Result<RequestLimits, (String, String)> {
+        let mut limits = base;
+        if let Some(text) = &self.timeout {
+            let at = || format!("{field}.timeout");
+            let timeout = parse_duration(text).map_err(|m| (at(), m))?;
+            if timeout.is_zero() || timeout > MAX_TIMEOUT {
+                return Err((at(), format!("`{text}` is out of range: use 1ms to 60m")));
+            }
+            limits.timeout = timeout;
+        }
+        if let Some(text) = &self.memory {
+            let at = || format!("{field}.memory");
+            let max = u64::try_from(EngineSettings::default().max_memory_bytes).unwrap_or(u64::MAX);
+            let memory = parse_size(text).map_err(|m| (at(), m))?;
+            if !(MIN_MEMORY..=max).contains(&memory) {
+                return Err((
+                    at(),
+                    format!("`{text}` is out of range: use 64KiB to {}GiB", max >> 30),
+                ));
+            }
+            limits.max_memory_bytes =
+                usize::try_from(memory).map_err(|_| (at(), "too large".into()))?;
+        }
+        Ok(limits)
     }
 }
 

@@ -56,15 +56,15 @@ impl Server {
         let out = output.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                out.lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner())
+                    .push_str(&format!("{line}\n"));
                 if let Some(addr) = line
                     .split_once(" on http://")
                     .and_then(|(_, addr)| addr.parse::<SocketAddr>().ok())
                 {
                     let _ = addr_tx.send(addr);
                 }
-                let mut out = out.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-                out.push_str(&line);
-                out.push('\n');
             }
         });
         let mut stderr = child.stderr.take().unwrap();

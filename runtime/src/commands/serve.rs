@@ -103,9 +103,11 @@ impl Serve {
 
 fn print_banner(app: &App, addr: SocketAddr) {
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "Serving app `{}` on http://{addr}", app.name());
+    let _ = writeln!(out, "Routes of app `{}`:", app.name());
     for (pattern, component) in app.routes() {
         let _ = writeln!(out, "  {:<24} -> {}", pattern.to_string(), component.name());
     }
+    // Last, so whoever waits for this line has the whole banner.
+    let _ = writeln!(out, "Serving app `{}` on http://{addr}", app.name());
     let _ = out.flush();
 }

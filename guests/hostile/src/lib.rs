@@ -1,0 +1,81 @@
+//! A guest that attacks its host, one way per request: `?attack=NAME`.
+//!
+//! - `loop`: spins forever without ever calling the host.
+//! - `memory`: allocates (and touches) memory until allocation fails.
+//! - `recursion`: recurses until the call stack runs out.
+//! - `sleep`: sleeps ten minutes through `wasi:clocks`.
+//! - `endless-body`: sends a response whose body never ends.
+//!
+//! Each must cost only its own request: the host cuts it off at its limit
+//! and keeps serving everything else.
+
+use std::hint::black_box;
+use std::io::Write as _;
+
+use wasip2::exports::http::incoming_handler::Guest;
+use wasip2::http::types::{IncomingRequest, ResponseOutparam};
+
+struct Hostile;
+
+impl Guest for Hostile {
+    fn handle(request: IncomingRequest, out: ResponseOutparam) {
+        match kit::query_param(&request, "attack").as_deref() {
+            Some("loop") => spin(),
+            Some("memory") => hoard(),
+            Some("recursion") => {
+                black_box(recurse(black_box(0)));
+            }
+            Some("sleep") => kit::sleep_ms(600_000),
+            Some("endless-body") => endless_body(out),
+            _ => {
+                kit::respond(out, 400, &[], b"unknown attack\n");
+                return;
+            }
+        }
+        // Reaching this line means the attack was not stopped.
+        kit::respond(out, 200, &[], b"survived\n");
+    }
+}
+
+fn spin() -> ! {
+    let mut counter = 0u64;
+    loop {
+        counter = black_box(counter.wrapping_add(1));
+    }
+}
+
+fn hoard() -> ! {
+    let mut hoard: Vec<Vec<u8>> = Vec::new();
+    loop {
+        let mut chunk = vec![0u8; 1 << 20];
+        // Touch every page so the memory is really used.
+        for page in chunk.chunks_mut(4096) {
+            page[0] = 1;
+        }
+        hoard.push(black_box(chunk));
+    }
+}
+
+/// Never returns in practice: the base case is hidden from the optimiser
+/// behind `black_box`, so the recursion is real.
+fn recurse(depth: u64) -> u64 {
+    if black_box(depth == u64::MAX) {
+        return depth;
+    }
+    black_box(recurse(black_box(depth + 1))) + 1
+}
+
+fn endless_body(out: ResponseOutparam) -> ! {
+    let (response, body) = kit::response_head(200, &[("content-type", b"text/plain")]);
+    ResponseOutparam::set(out, Ok(response));
+    let mut stream = body.write().expect("response body stream");
+    let line = [b'x'; 1024];
+    loop {
+        if stream.write_all(&line).is_err() {
+            // The client went away: nothing else to do but keep the CPU busy.
+            spin();
+        }
+    }
+}
+
+wasip2::http::proxy::export!(Hostile);

@@ -1,0 +1,97 @@
+//! Human-readable durations (`500ms`, `30s`, `2m`) and sizes (`64KiB`,
+//! `128MiB`, `1GiB`) as written in manifests.
+
+use std::time::Duration;
+
+/// Parses `<number><unit>` with unit `ms`, `s` or `m`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let (number, unit) = split_number(text)?;
+    let millis_per_unit: u64 = match unit {
+        "ms" => 1,
+        "s" => 1_000,
+        "m" => 60_000,
+        _ => {
+            return Err(format!(
+                "`{text}` has no valid unit: write it as `500ms`, `30s` or `2m`"
+            ));
+        }
+    };
+    number
+        .checked_mul(millis_per_unit)
+        .map(Duration::from_millis)
+        .ok_or_else(|| format!("`{text}` is too long"))
+}
+
+/// Parses `<number><unit>` with unit `B`, `KiB`, `MiB` or `GiB`.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let (number, unit) = split_number(text)?;
+    let bytes_per_unit: u64 = match unit {
+        "B" => 1,
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "`{text}` has no valid unit: write it as `512KiB`, `64MiB` or `1GiB`"
+            ));
+        }
+    };
+    number
+        .checked_mul(bytes_per_unit)
+        .ok_or_else(|| format!("`{text}` is too large"))
+}
+
+fn split_number(text: &str) -> Result<(u64, &str), String> {
+    let text = text.trim();
+    let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+    if digits == 0 {
+        return Err(format!("`{text}` does not start with a number"));
+    }
+    let (number, unit) = text.split_at(digits);
+    let number = number
+        .parse()
+        .map_err(|_| format!("`{text}` is too large"))?;
+    Ok((number, unit.trim_start()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
+        assert_eq!(parse_duration("2 m"), Ok(Duration::from_secs(120)));
+        assert!(parse_duration("30").unwrap_err().contains("no valid unit"));
+        assert!(
+            parse_duration("s")
+                .unwrap_err()
+                .contains("does not start with a number")
+        );
+        assert!(
+            parse_duration("99999999999999999999s")
+                .unwrap_err()
+                .contains("too large")
+        );
+        assert!(
+            parse_duration("18446744073709551615m")
+                .unwrap_err()
+                .contains("too long")
+        );
+    }
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("64KiB"), Ok(64 << 10));
+        assert_eq!(parse_size("128MiB"), Ok(128 << 20));
+        assert_eq!(parse_size("1GiB"), Ok(1 << 30));
+        assert_eq!(parse_size("17B"), Ok(17));
+        assert!(parse_size("64MB").unwrap_err().contains("no valid unit"));
+        assert!(
+            parse_size("-1MiB")
+                .unwrap_err()
+                .contains("does not start with a number")
+        );
+    }
+}

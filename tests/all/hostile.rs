@@ -1,0 +1,175 @@
+//! Hostile guests: each attack costs only its own request. The client gets a
+//! clear status and reason within a bound, and the very next request to every
+//! component succeeds.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::guests;
+use crate::harness::{Client, Server, get, test_app, write_file};
+
+/// Generous for a loaded 2-core machine, and far below the attacks' own
+/// durations (forever, or ten minutes).
+const BOUND: Duration = Duration::from_secs(30);
+
+/// The test app plus `hostile` under `/hostile`, limited to 1 s and 32 MiB.
+fn hostile_app(dir: &Path) -> Server {
+    let app = test_app(dir);
+    let mut manifest = std::fs::read_to_string(&app).unwrap();
+    manifest.push_str(&format!(
+        r#"
+[component.hostile]
+source = {:?}
+
+[component.hostile.limits]
+timeout = "1s"
+memory = "32MiB"
+
+[[route]]
+path = "/hostile"
+component = "hostile"
+"#,
+        guests::HOSTILE
+    ));
+    write_file(dir, "app.toml", manifest);
+    Server::start(&app)
+}
+
+/// Every component of the test app still answers.
+async fn everything_still_serves(server: &Server) {
+    assert_eq!(get(server.addr, "/").await.text(), "Hello from Mayfly!\n");
+    assert_eq!(
+        get(server.addr, "/echo/x").await.header("x-echo-path"),
+        "/echo/x"
+    );
+    assert!(
+        get(server.addr, "/probe")
+            .await
+            .text()
+            .starts_with("count=1 ")
+    );
+    assert_eq!(get(server.addr, "/slow?ms=1").await.text(), "slept 1 ms\n");
+    assert_eq!(get(server.addr, "/trap/x").await.status, 500);
+    assert_eq!(get(server.addr, "/hostile?attack=none").await.status, 400);
+}
+
+/// Runs one attack and returns the reply and how long it took.
+async fn attack(server: &Server, name: &str) -> (crate::harness::Reply, Duration) {
+    let started = Instant::now();
+    let reply = tokio::time::timeout(BOUND, get(server.addr, &format!("/hostile?attack={name}")))
+        .await
+        .unwrap_or_else(|_| panic!("attack `{name}` was not stopped within {BOUND:?}"));
+    (reply, started.elapsed())
+}
+
+#[tokio::test]
+async fn an_infinite_loop_is_interrupted_at_the_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = hostile_app(dir.path());
+    let (reply, took) = attack(&server, "loop").await;
+    assert_eq!(reply.status, 504);
+    assert_eq!(
+        reply.text(),
+        "component `hostile` exceeded its request deadline of 1s\n"
+    );
+    assert!(
+        took >= Duration::from_millis(900),
+        "cut off early: {took:?}"
+    );
+    everything_still_serves(&server).await;
+}
+
+#[tokio::test]
+async fn a_guest_sleeping_past_its_deadline_is_cut_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = hostile_app(dir.path());
+    let (reply, took) = attack(&server, "sleep").await;
+    assert_eq!(reply.status, 504);
+    assert_eq!(
+        reply.text(),
+        "component `hostile` exceeded its request deadline of 1s\n"
+    );
+    assert!(
+        took >= Duration::from_millis(900),
+        "cut off early: {took:?}"
+    );
+    everything_still_serves(&server).await;
+}
+
+#[tokio::test]
+async fn a_memory_bomb_hits_its_limit_and_the_host_stays_small() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = hostile_app(dir.path());
+    for _ in 0..3 {
+        let (reply, _) = attack(&server, "memory").await;
+        assert_eq!(reply.status, 500);
+        assert_eq!(
+            reply.text(),
+            "component `hostile` failed: wasm trap: wasm `unreachable` instruction executed\n"
+        );
+    }
+    // Three bombs of 32 MiB each (the limit) must not have cost the host
+    // anything like the 4 GiB the guest would have taken.
+    let (_, peak_kib) = server.rss_kib();
+    assert!(peak_kib < 256 * 1024, "peak RSS {} MiB", peak_kib / 1024);
+    everything_still_serves(&server).await;
+}
+
+#[tokio::test]
+async fn deep_recursion_traps_with_stack_exhaustion() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = hostile_app(dir.path());
+    let (reply, _) = attack(&server, "recursion").await;
+    assert_eq!(reply.status, 500);
+    assert_eq!(
+        reply.text(),
+        "component `hostile` failed: wasm trap: call stack exhausted\n"
+    );
+    everything_still_serves(&server).await;
+}
+
+#[tokio::test]
+async fn a_body_that_never_ends_is_cut_off_at_the_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = hostile_app(dir.path());
+    let mut client = Client::connect(server.addr).await;
+    let started = Instant::now();
+    let request = http::Request::get("/hostile?attack=endless-body")
+        .body(crate::harness::full(""))
+        .unwrap();
+    let outcome = tokio::time::timeout(BOUND, client.send(request))
+        .await
+        .expect("the endless body was not cut off");
+    let err = outcome.expect_err("an endless body cut off by the deadline must not look complete");
+    assert!(
+        err.is_incomplete_message() || err.to_string().contains("body"),
+        "{err}"
+    );
+    assert!(started.elapsed() >= Duration::from_millis(900));
+    everything_still_serves(&server).await;
+}
+
+#[tokio::test]
+async fn app_level_limits_apply_to_components_without_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = test_app(dir.path());
+    let manifest = std::fs::read_to_string(&app).unwrap();
+    write_file(
+        dir.path(),
+        "app.toml",
+        format!("{manifest}\n[limits]\ntimeout = \"1s\"\n"),
+    );
+    let server = Server::start(&app);
+    let started = Instant::now();
+    let reply = get(server.addr, "/slow?ms=20000").await;
+    assert_eq!(reply.status, 504);
+    assert_eq!(
+        reply.text(),
+        "component `slow` exceeded its request deadline of 1s\n"
+    );
+    assert!(started.elapsed() < BOUND);
+    assert_eq!(
+        get(server.addr, "/slow?ms=10").await.text(),
+        "slept 10 ms\n"
+    );
+}
