@@ -59,6 +59,7 @@ fn load_hello(engine: &Engine) -> Arc<LoadedComponent> {
         source: Source::File(guests::HELLO.into()),
         field: "bench".into(),
         limits: mayfly::limits::RequestLimits::default(),
+        grants: mayfly::manifest::Grants::default(),
     };
     let linker = host::linker(engine).unwrap();
     LoadedComponent::load(engine, &linker, &spec, &CompileCache::disabled()).unwrap()

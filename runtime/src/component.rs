@@ -13,7 +13,7 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use crate::cache::{CacheOutcome, CompileCache};
 use crate::host::Host;
 use crate::limits::RequestLimits;
-use crate::manifest::{ComponentSpec, Source};
+use crate::manifest::{ComponentSpec, Grants, Source};
 
 /// The export that makes a component a `wasi:http/proxy` handler.
 const INCOMING_HANDLER: &str = "wasi:http/incoming-handler@0.2";
@@ -23,6 +23,7 @@ pub struct LoadedComponent {
     name: String,
     pub(crate) pre: ProxyPre<Host>,
     pub(crate) limits: RequestLimits,
+    pub(crate) grants: Grants,
     cache: CacheOutcome,
 }
 
@@ -90,6 +91,7 @@ impl LoadedComponent {
             name: spec.name.clone(),
             pre,
             limits: spec.limits,
+            grants: spec.grants.clone(),
             cache,
         }))
     }

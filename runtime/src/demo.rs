@@ -3,7 +3,7 @@
 //! build script and embedded.
 
 use crate::limits::RequestLimits;
-use crate::manifest::{AppSpec, ComponentSpec, Source};
+use crate::manifest::{AppSpec, ComponentSpec, Grants, Source};
 use crate::router::Pattern;
 
 macro_rules! guest {
@@ -16,6 +16,7 @@ macro_rules! guest {
             },
             field: format!("demo.{}", $name),
             limits: RequestLimits::default(),
+            grants: Grants::default(),
         }
     };
 }

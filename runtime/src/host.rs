@@ -1,13 +1,16 @@
 //! The state of one store: everything a single request's instance can reach.
 //!
 //! A [`Host`] is built fresh for every request and dropped with it. It holds
-//! only what the component was granted; the WASI context starts empty (no
-//! files, no environment, no sockets, no inherited stdio).
+//! only what the component was granted (its `env` and `files`); everything
+//! else starts empty: no other files, no host environment, no sockets, no
+//! inherited stdio, and outbound HTTP denied.
 
 use mayfly_host_api::OutboundPolicy;
 use wasmtime::StoreLimits;
 use wasmtime::component::{Linker, ResourceTable};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
+
+use crate::manifest::{FilesMode, Grants};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 /// Per-store state of a component instance.
@@ -20,15 +23,29 @@ pub struct Host {
 }
 
 impl Host {
-    /// A host state that grants nothing, bounded by `limits`.
-    pub fn new(limits: StoreLimits) -> Self {
-        Self {
+    /// A host state that grants exactly `grants`, bounded by `limits`.
+    ///
+    /// Fails only if a granted directory can no longer be opened.
+    pub fn new(limits: StoreLimits, grants: &Grants) -> std::io::Result<Self> {
+        let mut wasi = WasiCtx::builder();
+        if !grants.env.is_empty() {
+            wasi.envs(&grants.env);
+        }
+        for grant in &grants.files {
+            let perms = match grant.mode {
+                FilesMode::ReadOnly => FsPerms::ReadOnly,
+                FilesMode::ReadWrite => FsPerms::ReadWrite,
+            };
+            wasi.preopened_dir(&grant.host, &grant.guest, perms)
+                .map_err(|err| std::io::Error::other(format!("{}: {err}", grant.host.display())))?;
+        }
+        Ok(Self {
             table: ResourceTable::new(),
-            wasi: WasiCtx::builder().build(),
+            wasi: wasi.build(),
             http: WasiHttpCtx::new(),
             outbound: OutboundPolicy::deny_all(),
             limits,
-        }
+        })
     }
 }
 

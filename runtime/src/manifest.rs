@@ -74,6 +74,36 @@ pub struct ComponentEntry {
     pub source: PathBuf,
     /// This component's limits.
     pub limits: Option<LimitsEntry>,
+    /// Environment variables the component sees (nothing is inherited).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Host directories the component may open.
+    #[serde(default)]
+    pub files: Vec<FilesEntry>,
+}
+
+/// One `[[component.NAME.files]]` grant.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilesEntry {
+    /// The host directory, relative to the manifest.
+    pub host: PathBuf,
+    /// Where the guest sees it: an absolute path such as `/data`.
+    pub guest: String,
+    /// `read-only` (the default) or `read-write`.
+    #[serde(default)]
+    pub mode: FilesMode,
+}
+
+/// What a guest may do in a granted directory.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FilesMode {
+    /// Read files and list directories.
+    #[default]
+    ReadOnly,
+    /// Also create, write, rename and delete.
+    ReadWrite,
 }
 
 /// One `[[route]]` entry.
@@ -120,6 +150,28 @@ pub struct ComponentSpec {
     pub field: String,
     /// The bounds each of its requests runs under.
     pub limits: RequestLimits,
+    /// What each of its instances may reach.
+    pub grants: Grants,
+}
+
+/// The capabilities granted to a component; everything else is denied.
+#[derive(Debug, Clone, Default)]
+pub struct Grants {
+    /// Environment variables, exactly these.
+    pub env: Vec<(String, String)>,
+    /// Preopened directories.
+    pub files: Vec<FileGrant>,
+}
+
+/// A host directory a component may open.
+#[derive(Debug, Clone)]
+pub struct FileGrant {
+    /// The directory on the host (checked to exist at load time).
+    pub host: PathBuf,
+    /// Where the guest sees it.
+    pub guest: String,
+    /// Read-only or read-write.
+    pub mode: FilesMode,
 }
 
 /// A validated app: components and an unambiguous route table.
@@ -196,6 +248,7 @@ impl AppSpec {
                 name,
                 source,
                 limits: RequestLimits::default(),
+                grants: Grants::default(),
             }],
             routes: vec![(Pattern::Prefix(String::new()), 0)],
         }
@@ -226,11 +279,13 @@ impl AppSpec {
                 Some(limits) => limits.apply(app_limits, &format!("{field}.limits"))?,
                 None => app_limits,
             };
+            let grants = resolve_grants(&entry, base, &field)?;
             components.push(ComponentSpec {
                 source: Source::File(base.join(&entry.source)),
                 field: format!("{field}.source"),
                 name,
                 limits,
+                grants,
             });
         }
 
@@ -270,6 +325,54 @@ impl AppSpec {
             routes,
         })
     }
+}
+
+/// Checks a component's grants: variable names are well-formed, granted
+/// directories exist, and guest paths are absolute and distinct.
+fn resolve_grants(
+    entry: &ComponentEntry,
+    base: &Path,
+    field: &str,
+) -> Result<Grants, (String, String)> {
+    let mut env = Vec::with_capacity(entry.env.len());
+    for (key, value) in &entry.env {
+        let at = || format!("{field}.env.{key}");
+        if key.is_empty() || key.contains(['=', '\0']) {
+            return Err((
+                at(),
+                "a variable name must be non-empty, without `=` or NUL".into(),
+            ));
+        }
+        if value.contains('\0') {
+            return Err((at(), "a value must not contain NUL".into()));
+        }
+        env.push((key.clone(), value.clone()));
+    }
+    let mut files: Vec<FileGrant> = Vec::with_capacity(entry.files.len());
+    for (i, grant) in entry.files.iter().enumerate() {
+        let at = |name: &str| format!("{field}.files[{i}].{name}");
+        let host = base.join(&grant.host);
+        match std::fs::metadata(&host) {
+            Ok(meta) if meta.is_dir() => {}
+            Ok(_) => return Err((at("host"), format!("{} is not a directory", host.display()))),
+            Err(err) => return Err((at("host"), format!("{}: {err}", host.display()))),
+        }
+        if !grant.guest.starts_with('/') || grant.guest.split('/').any(|s| s == "..") {
+            return Err((
+                at("guest"),
+                format!("`{}` must be an absolute path without `..`", grant.guest),
+            ));
+        }
+        if files.iter().any(|f| f.guest == grant.guest) {
+            return Err((at("guest"), format!("`{}` is granted twice", grant.guest)));
+        }
+        files.push(FileGrant {
+            host,
+            guest: grant.guest.clone(),
+            mode: grant.mode,
+        });
+    }
+    Ok(Grants { env, files })
 }
 
 /// The largest timeout a manifest may set.

@@ -62,7 +62,20 @@ where
         return plain(StatusCode::BAD_REQUEST, "missing Host header\n".into());
     }
     let limits = component.limits;
-    let mut store = Store::new(component.pre.engine(), Host::new(limits.store_limits()));
+    let host = match Host::new(limits.store_limits(), &component.grants) {
+        Ok(host) => host,
+        Err(err) => {
+            log(component, &format!("cannot set up its grants: {err}"));
+            return plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!(
+                    "component `{}` could not be given its grants\n",
+                    component.name()
+                ),
+            );
+        }
+    };
+    let mut store = Store::new(component.pre.engine(), host);
     store.limiter(|host| &mut host.limits);
     limits.arm_deadline(&mut store);
 

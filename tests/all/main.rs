@@ -12,6 +12,7 @@ mod harness;
 mod cli;
 mod compile_cache;
 mod fresh_instances;
+mod grants;
 mod hostile;
 mod load_errors;
 mod routing;

@@ -1,0 +1,137 @@
+//! Capabilities: a component reaches exactly what its manifest grants.
+
+use std::path::Path;
+
+use crate::guests;
+use crate::harness::{Server, get, write_file};
+
+const SECRET: &str = "the host's secret";
+
+/// A host tree with a secret outside the grants, a read-only and a
+/// read-write grant, and a symlink inside the read-only grant that points
+/// at the secret.
+fn setup(dir: &Path) -> Server {
+    std::fs::create_dir_all(dir.join("public")).unwrap();
+    std::fs::create_dir_all(dir.join("scratch")).unwrap();
+    write_file(dir, "secret.txt", SECRET);
+    write_file(&dir.join("public"), "hello.txt", "public data");
+    std::os::unix::fs::symlink(dir.join("secret.txt"), dir.join("public/escape.txt")).unwrap();
+    std::os::unix::fs::symlink("../secret.txt", dir.join("public/relative-escape.txt")).unwrap();
+    let manifest = format!(
+        r#"
+[component.caps]
+source = {:?}
+env = {{ GREETING = "hi there", MODE = "test" }}
+
+[[component.caps.files]]
+host = "public"
+guest = "/public"
+
+[[component.caps.files]]
+host = "scratch"
+guest = "/scratch"
+mode = "read-write"
+
+[component.bare]
+source = {:?}
+
+[[route]]
+path = "/caps"
+component = "caps"
+[[route]]
+path = "/bare"
+component = "bare"
+"#,
+        guests::CAPABILITIES,
+        guests::CAPABILITIES,
+    );
+    Server::start(&write_file(dir, "app.toml", manifest))
+}
+
+#[tokio::test]
+async fn granted_files_are_readable_and_everything_else_is_denied() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = setup(dir.path());
+    let ok = get(server.addr, "/caps?op=read&path=/public/hello.txt").await;
+    assert_eq!(
+        (ok.status.as_u16(), ok.text().as_str()),
+        (200, "public data")
+    );
+
+    let secret_path = dir.path().join("secret.txt");
+    for attempt in [
+        "/public/../secret.txt".to_string(),
+        "/public/../../../../etc/passwd".to_string(),
+        "../../etc/passwd".to_string(),
+        secret_path.display().to_string(),
+        "/etc/passwd".to_string(),
+        "/public/escape.txt".to_string(),
+        "/public/relative-escape.txt".to_string(),
+    ] {
+        let reply = get(server.addr, &format!("/caps?op=read&path={attempt}")).await;
+        assert_eq!(reply.status, 403, "{attempt}: {}", reply.text());
+        assert!(
+            reply.text().starts_with("denied: "),
+            "{attempt}: {}",
+            reply.text()
+        );
+        assert!(
+            !reply.text().contains(SECRET),
+            "{attempt} leaked the secret"
+        );
+    }
+}
+
+#[tokio::test]
+async fn read_only_grants_refuse_writes_and_read_write_grants_accept_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = setup(dir.path());
+
+    let refused = get(server.addr, "/caps?op=write&path=/public/new.txt").await;
+    assert_eq!(refused.status, 403, "{}", refused.text());
+    assert!(refused.text().starts_with("denied: "), "{}", refused.text());
+    assert!(!dir.path().join("public/new.txt").exists());
+    let overwrite = get(server.addr, "/caps?op=write&path=/public/hello.txt").await;
+    assert_eq!(overwrite.status, 403);
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("public/hello.txt")).unwrap(),
+        "public data"
+    );
+
+    let written = get(server.addr, "/caps?op=write&path=/scratch/out.txt").await;
+    assert_eq!(
+        (written.status.as_u16(), written.text().as_str()),
+        (200, "written")
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("scratch/out.txt")).unwrap(),
+        "written by guest"
+    );
+    // A read-write grant is still a boundary.
+    let escape = get(server.addr, "/caps?op=write&path=/scratch/../pwned.txt").await;
+    assert_eq!(escape.status, 403, "{}", escape.text());
+    assert!(!dir.path().join("pwned.txt").exists());
+}
+
+#[tokio::test]
+async fn only_granted_environment_variables_are_visible() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = setup(dir.path());
+
+    let env = get(server.addr, "/caps?op=env").await;
+    assert_eq!(env.text(), "GREETING=hi there\nMODE=test\n");
+    // The host's own environment (PATH, HOME, RUST_BACKTRACE...) is not there.
+    assert_eq!(
+        get(server.addr, "/caps?op=getenv&name=PATH").await.status,
+        404
+    );
+    assert_eq!(
+        get(server.addr, "/caps?op=getenv&name=HOME").await.status,
+        404
+    );
+
+    // A component with no grants sees nothing at all.
+    assert_eq!(get(server.addr, "/bare?op=env").await.text(), "");
+    let bare = get(server.addr, "/bare?op=read&path=/public/hello.txt").await;
+    assert_eq!(bare.status, 403, "{}", bare.text());
+}
