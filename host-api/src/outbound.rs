@@ -1,27 +1,172 @@
-//! Outbound HTTP from guests: deny by default.
+//! Outbound HTTP from guests: deny by default, allow by pattern.
 //!
 //! [`OutboundPolicy`] is the [`WasiHttpHooks`] of every store. A guest that
-//! calls `wasi:http/outgoing-handler.handle` gets the standard
-//! `error-code.HTTP-request-denied` back when the destination was not
-//! granted, so a well-written guest can report it; the host never opens a
-//! socket on the guest's behalf.
+//! calls `wasi:http/outgoing-handler.handle` reaches the network only when
+//! the request's scheme, host and port match one of the component's
+//! `allowed_outbound_hosts` patterns. Anything else gets the standard
+//! `error-code.HTTP-request-denied` back, inside the guest (no trap, so a
+//! well-written guest can report it), and the refusal is logged. Raw
+//! sockets (`wasi:sockets`) are never granted.
 
+use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
+/// A `scheme://host:port` pattern from a manifest.
+///
+/// The host may be `*` (any host) or start with `*.` (any subdomain of the
+/// rest, not the domain itself); the port may be `*` (any port) or left out
+/// (the scheme's default port).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPattern {
+    scheme: Scheme,
+    host: HostMatch,
+    port: Option<u16>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scheme {
+    Http,
+    Https,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum HostMatch {
+    Any,
+    /// Lowercase, without the leading `*.`.
+    SubdomainOf(String),
+    /// Lowercase.
+    Exactly(String),
+}
+
+impl Scheme {
+    fn default_port(self) -> u16 {
+        match self {
+            Scheme::Http => 80,
+            Scheme::Https => 443,
+        }
+    }
+}
+
+impl HostPattern {
+    /// Parses `http://host`, `https://*.example.com`, `http://127.0.0.1:*`...
+    pub fn parse(pattern: &str) -> Result<Self, String> {
+        let (scheme, rest) = match pattern.split_once("://") {
+            Some(("http", rest)) => (Scheme::Http, rest),
+            Some(("https", rest)) => (Scheme::Https, rest),
+            _ => {
+                return Err(format!(
+                    "`{pattern}` must start with `http://` or `https://`"
+                ));
+            }
+        };
+        if rest.is_empty() || rest.contains(['/', '?', '#', '@']) {
+            return Err(format!(
+                "`{pattern}` must be `scheme://host` or `scheme://host:port`, with no path"
+            ));
+        }
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((host, "*")) => (host, None),
+            Some((host, port)) => {
+                let port = port
+                    .parse::<u16>()
+                    .map_err(|_| format!("`{pattern}` has an invalid port `{port}`"))?;
+                (host, Some(port))
+            }
+            None => (rest, Some(scheme.default_port())),
+        };
+        let host = host.to_ascii_lowercase();
+        let host = if host == "*" {
+            HostMatch::Any
+        } else if let Some(domain) = host.strip_prefix("*.") {
+            if domain.is_empty() || domain.contains('*') {
+                return Err(format!("`{pattern}` has an invalid wildcard"));
+            }
+            HostMatch::SubdomainOf(domain.to_string())
+        } else if host.is_empty() || host.contains('*') {
+            return Err(format!(
+                "`{pattern}`: `*` is allowed only as the whole host or as a leading `*.`"
+            ));
+        } else {
+            HostMatch::Exactly(host)
+        };
+        Ok(Self { scheme, host, port })
+    }
+
+    fn matches(&self, scheme: Scheme, host: &str, port: u16) -> bool {
+        if self.scheme != scheme || self.port.is_some_and(|p| p != port) {
+            return false;
+        }
+        match &self.host {
+            HostMatch::Any => true,
+            HostMatch::Exactly(expected) => host.eq_ignore_ascii_case(expected),
+            HostMatch::SubdomainOf(domain) => {
+                host.len() > domain.len() + 1 && {
+                    let (sub, rest) = host.split_at(host.len() - domain.len());
+                    sub.ends_with('.') && rest.eq_ignore_ascii_case(domain)
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Display for HostPattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let scheme = match self.scheme {
+            Scheme::Http => "http",
+            Scheme::Https => "https",
+        };
+        let host = match &self.host {
+            HostMatch::Any => "*".to_string(),
+            HostMatch::SubdomainOf(domain) => format!("*.{domain}"),
+            HostMatch::Exactly(host) => host.clone(),
+        };
+        match self.port {
+            Some(port) => write!(f, "{scheme}://{host}:{port}"),
+            None => write!(f, "{scheme}://{host}:*"),
+        }
+    }
+}
+
 /// The outbound HTTP grant of one component instance.
 ///
-/// The default grants nothing.
-#[derive(Debug, Default, Clone)]
+/// Cloning is cheap: the patterns are shared.
+#[derive(Debug, Clone)]
 pub struct OutboundPolicy {
-    _private: (),
+    component: Arc<str>,
+    allowed: Arc<[HostPattern]>,
 }
 
 impl OutboundPolicy {
     /// A policy under which every outbound request is denied.
-    pub fn deny_all() -> Self {
-        Self::default()
+    pub fn deny_all(component: Arc<str>) -> Self {
+        Self::allowing(component, Arc::from([]))
+    }
+
+    /// A policy allowing requests that match one of `allowed`.
+    pub fn allowing(component: Arc<str>, allowed: Arc<[HostPattern]>) -> Self {
+        Self { component, allowed }
+    }
+
+    /// The patterns this policy allows.
+    pub fn allowed(&self) -> &[HostPattern] {
+        &self.allowed
+    }
+
+    /// Whether a request to this URI may go out.
+    pub fn permits(&self, uri: &http::Uri) -> bool {
+        let scheme = match uri.scheme_str() {
+            Some("http") => Scheme::Http,
+            Some("https") => Scheme::Https,
+            _ => return false,
+        };
+        let Some(host) = uri.host() else {
+            return false;
+        };
+        let port = uri.port_u16().unwrap_or(scheme.default_port());
+        self.allowed.iter().any(|p| p.matches(scheme, host, port))
     }
 }
 
@@ -40,10 +185,98 @@ type ResponseFuture = Box<
 impl WasiHttpHooks for OutboundPolicy {
     fn send_request(
         &mut self,
-        _request: http::Request<WasiBody>,
-        _options: Option<RequestOptions>,
+        request: http::Request<WasiBody>,
+        options: Option<RequestOptions>,
         _on_response_error: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> ResponseFuture {
-        Box::new(std::future::ready(Err(Error::HttpRequestDenied)))
+        if !self.permits(request.uri()) {
+            eprintln!(
+                "mayfly: component `{}`: outbound request to {} denied: not in allowed_outbound_hosts",
+                self.component,
+                request.uri()
+            );
+            return Box::new(std::future::ready(Err(Error::HttpRequestDenied)));
+        }
+        Box::new(async move {
+            use http_body_util::BodyExt;
+            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
+            let io: Box<dyn Future<Output = Result<(), Error>> + Send> = Box::new(io);
+            Ok((response.map(BodyExt::boxed_unsync), io))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy(patterns: &[&str]) -> OutboundPolicy {
+        let allowed: Vec<HostPattern> = patterns
+            .iter()
+            .map(|p| HostPattern::parse(p).unwrap())
+            .collect();
+        OutboundPolicy::allowing("test".into(), allowed.into())
+    }
+
+    fn permits(policy: &OutboundPolicy, uri: &str) -> bool {
+        policy.permits(&uri.parse().unwrap())
+    }
+
+    #[test]
+    fn nothing_is_allowed_by_default() {
+        let deny = OutboundPolicy::deny_all("test".into());
+        assert!(!permits(&deny, "http://example.com/"));
+        assert!(!permits(&deny, "https://localhost/"));
+    }
+
+    #[test]
+    fn exact_hosts_and_default_ports() {
+        let p = policy(&["https://api.example.com", "http://127.0.0.1:8080"]);
+        assert!(permits(&p, "https://api.example.com/v1"));
+        assert!(permits(&p, "https://API.example.com:443/"));
+        assert!(!permits(&p, "https://api.example.com:8443/"));
+        assert!(!permits(&p, "http://api.example.com/"));
+        assert!(!permits(&p, "https://evil.com/?q=api.example.com"));
+        assert!(permits(&p, "http://127.0.0.1:8080/"));
+        assert!(!permits(&p, "http://127.0.0.1:8081/"));
+        assert!(!permits(&p, "http://127.0.0.1/"));
+    }
+
+    #[test]
+    fn wildcards() {
+        let p = policy(&["https://*.example.com", "http://localhost:*"]);
+        assert!(permits(&p, "https://a.example.com/"));
+        assert!(permits(&p, "https://a.b.example.com/"));
+        assert!(!permits(&p, "https://example.com/"));
+        assert!(!permits(&p, "https://badexample.com/"));
+        assert!(permits(&p, "http://localhost:1/"));
+        assert!(permits(&p, "http://localhost:65535/"));
+        assert!(!permits(&p, "https://localhost:443/"));
+    }
+
+    #[test]
+    fn malformed_patterns_are_explained() {
+        for (pattern, needle) in [
+            ("example.com", "must start with"),
+            ("ftp://example.com", "must start with"),
+            ("https://example.com/path", "no path"),
+            ("https://example.com:http", "invalid port"),
+            ("https://ex*ample.com", "`*` is allowed only"),
+            ("https://*.", "invalid wildcard"),
+            ("https://", "no path"),
+        ] {
+            let err = HostPattern::parse(pattern).unwrap_err();
+            assert!(err.contains(needle), "{pattern}: {err}");
+        }
+        assert_eq!(
+            HostPattern::parse("HTTP://Example.COM").unwrap_err(),
+            "`HTTP://Example.COM` must start with `http://` or `https://`"
+        );
+        assert_eq!(
+            HostPattern::parse("https://*.Example.com:*")
+                .unwrap()
+                .to_string(),
+            "https://*.example.com:*"
+        );
     }
 }

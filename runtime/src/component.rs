@@ -4,8 +4,11 @@
 
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
 
 use thiserror::Error;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
@@ -20,11 +23,48 @@ const INCOMING_HANDLER: &str = "wasi:http/incoming-handler@0.2";
 
 /// A component ready to serve: compiled, linked and pre-instantiated.
 pub struct LoadedComponent {
-    name: String,
+    pub(crate) name: Arc<str>,
     pub(crate) pre: ProxyPre<Host>,
     pub(crate) limits: RequestLimits,
     pub(crate) grants: Grants,
+    /// The fuel each store starts with, when the engine meters fuel.
+    pub(crate) fuel: Option<u64>,
+    pub(crate) gate: Gate,
     cache: CacheOutcome,
+}
+
+/// Admission to a component: at most `limits.instances` run at once, at most
+/// `limits.queue` wait for a turn.
+pub(crate) struct Gate {
+    running: Arc<Semaphore>,
+    waiting: AtomicU32,
+    queue: u32,
+}
+
+impl Gate {
+    fn new(limits: &RequestLimits) -> Self {
+        let permits = usize::try_from(limits.instances).unwrap_or(Semaphore::MAX_PERMITS);
+        Self {
+            running: Arc::new(Semaphore::new(permits.min(Semaphore::MAX_PERMITS))),
+            waiting: AtomicU32::new(0),
+            queue: limits.queue,
+        }
+    }
+
+    /// A turn to run, waiting up to `patience` in the queue; `None` if the
+    /// queue is full or the wait runs out.
+    pub(crate) async fn enter(&self, patience: Duration) -> Option<OwnedSemaphorePermit> {
+        if let Ok(permit) = self.running.clone().try_acquire_owned() {
+            return Some(permit);
+        }
+        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.queue {
+            self.waiting.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        let permit = tokio::time::timeout(patience, self.running.clone().acquire_owned()).await;
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
+        permit.ok().and_then(Result::ok)
+    }
 }
 
 impl fmt::Debug for LoadedComponent {
@@ -41,6 +81,24 @@ impl LoadedComponent {
     /// The component's name in its app.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// What the component may reach.
+    pub fn grants(&self) -> &Grants {
+        &self.grants
+    }
+
+    /// The interfaces the component imports (`wasi:http/types@0.2.0`...):
+    /// everything it could ask the host for. What each call may actually
+    /// reach is set by its [`grants`](Self::grants).
+    pub fn imports(&self) -> Vec<String> {
+        let component = self.pre.instance_pre().component();
+        let engine = self.pre.engine();
+        component
+            .component_type()
+            .imports(engine)
+            .map(|(name, _)| name.to_string())
+            .collect()
     }
 
     /// What the compile cache did when this component was loaded.
@@ -87,11 +145,21 @@ impl LoadedComponent {
         let pre = ProxyPre::new(instance_pre)
             .map_err(|e| fail(LoadErrorKind::WrongWorld(format!("{e:#}"))))?;
 
+        // Whether this engine meters fuel: if it does, every store needs
+        // some, even for components without a fuel limit.
+        let engine_meters_fuel = wasmtime::Store::new(engine, ()).set_fuel(0).is_ok();
+        let fuel = match spec.limits.fuel {
+            Some(fuel) => Some(fuel),
+            None if engine_meters_fuel => Some(u64::MAX),
+            None => None,
+        };
         Ok(Arc::new(Self {
-            name: spec.name.clone(),
+            name: Arc::from(spec.name.as_str()),
             pre,
             limits: spec.limits,
             grants: spec.grants.clone(),
+            fuel,
+            gate: Gate::new(&spec.limits),
             cache,
         }))
     }

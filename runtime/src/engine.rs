@@ -34,6 +34,9 @@ pub struct EngineSettings {
     /// How much of each linear memory is reset in place (kept resident)
     /// rather than returned to the kernel when an instance is dropped.
     pub keep_resident: usize,
+    /// Whether compiled code meters fuel. Costs some speed, so it is on only
+    /// when a component has a `fuel` limit.
+    pub consume_fuel: bool,
 }
 
 impl Default for EngineSettings {
@@ -42,6 +45,7 @@ impl Default for EngineSettings {
             max_instances: 1000,
             max_memory_bytes: 4 << 30,
             keep_resident: 4 << 20,
+            consume_fuel: false,
         }
     }
 }
@@ -79,8 +83,16 @@ impl EngineSettings {
             .async_stack_size(ASYNC_STACK_SIZE)
             .epoch_interruption(true)
             .memory_init_cow(true)
+            .consume_fuel(self.consume_fuel)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         config
+    }
+
+    /// The settings `spec` needs: fuel metering if any component has a fuel
+    /// limit.
+    pub fn for_app(mut self, spec: &crate::manifest::AppSpec) -> Self {
+        self.consume_fuel = spec.components.iter().any(|c| c.limits.fuel.is_some());
+        self
     }
 
     /// Builds the engine.

@@ -5,11 +5,15 @@
 //! else starts empty: no other files, no host environment, no sockets, no
 //! inherited stdio, and outbound HTTP denied.
 
+use std::sync::Arc;
+
 use mayfly_host_api::OutboundPolicy;
 use wasmtime::StoreLimits;
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 
+use crate::guest_log::GuestLog;
+use crate::limits::RequestLimits;
 use crate::manifest::{FilesMode, Grants};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -23,11 +27,18 @@ pub struct Host {
 }
 
 impl Host {
-    /// A host state that grants exactly `grants`, bounded by `limits`.
+    /// A host state for one request to `component`: exactly its `grants`,
+    /// bounded by its `limits`, with stdout and stderr going to `log`.
     ///
     /// Fails only if a granted directory can no longer be opened.
-    pub fn new(limits: StoreLimits, grants: &Grants) -> std::io::Result<Self> {
+    pub fn new(
+        component: &Arc<str>,
+        limits: &RequestLimits,
+        grants: &Grants,
+        log: &GuestLog,
+    ) -> std::io::Result<Self> {
         let mut wasi = WasiCtx::builder();
+        wasi.stdout(log.stdout()).stderr(log.stderr());
         if !grants.env.is_empty() {
             wasi.envs(&grants.env);
         }
@@ -39,12 +50,14 @@ impl Host {
             wasi.preopened_dir(&grant.host, &grant.guest, perms)
                 .map_err(|err| std::io::Error::other(format!("{}: {err}", grant.host.display())))?;
         }
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(limits.max_resources);
         Ok(Self {
-            table: ResourceTable::new(),
+            table,
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
-            outbound: OutboundPolicy::deny_all(),
-            limits,
+            outbound: OutboundPolicy::allowing(component.clone(), grants.outbound.clone()),
+            limits: limits.store_limits(),
         })
     }
 }

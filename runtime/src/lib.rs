@@ -15,6 +15,7 @@
 //! - [`server`]: sockets, worker threads and graceful shutdown.
 //! - [`request`]: the per-request path (store, instantiate, handle, drop).
 //! - [`host`]: the per-store state, which holds only what was granted.
+//! - [`guest_log`]: guest stdout and stderr, capped, into the host log.
 //! - [`limits`]: deadlines, memory and table caps, the epoch ticker.
 //! - [`units`]: durations and sizes as written in manifests.
 //! - [`demo`]: the built-in demo app.
@@ -44,6 +45,7 @@ pub mod cache;
 pub mod component;
 pub mod demo;
 pub mod engine;
+pub mod guest_log;
 pub mod host;
 pub mod limits;
 pub mod manifest;

@@ -18,8 +18,8 @@ use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadl
 /// yields that keep a busy guest from starving its neighbours.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
-/// The bounds applied to each request's store.
-#[derive(Debug, Clone, Copy)]
+/// The bounds each request to a component runs under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequestLimits {
     /// Wall-clock budget of the whole request, guest code and host waits.
     pub timeout: Duration,
@@ -27,6 +27,19 @@ pub struct RequestLimits {
     pub max_memory_bytes: usize,
     /// Largest table an instance may grow to, in elements.
     pub max_table_elements: usize,
+    /// Most host resources (streams, fields, requests...) an instance may
+    /// hold at once.
+    pub max_resources: usize,
+    /// Most instances of the component running at once.
+    pub instances: u32,
+    /// Most requests waiting for an instance; beyond it, 503.
+    pub queue: u32,
+    /// Largest request body, in bytes; beyond it, 413.
+    pub max_request_body: u64,
+    /// Most headers a response may carry; beyond it, 502.
+    pub max_response_headers: usize,
+    /// Fuel (roughly, WebAssembly instructions) per request, if metered.
+    pub fuel: Option<u64>,
 }
 
 impl Default for RequestLimits {
@@ -35,6 +48,12 @@ impl Default for RequestLimits {
             timeout: Duration::from_secs(60),
             max_memory_bytes: 256 << 20,
             max_table_elements: 20_000,
+            max_resources: 1_000,
+            instances: 200,
+            queue: 1_000,
+            max_request_body: 256 << 20,
+            max_response_headers: 200,
+            fuel: None,
         }
     }
 }

@@ -29,10 +29,13 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 use thiserror::Error;
+
+use mayfly_host_api::outbound::HostPattern;
 
 use crate::engine::EngineSettings;
 use crate::limits::RequestLimits;
@@ -64,6 +67,20 @@ pub struct LimitsEntry {
     pub timeout: Option<String>,
     /// Largest linear memory of an instance, as `64MiB`.
     pub memory: Option<String>,
+    /// Largest table of an instance, in elements.
+    pub table_elements: Option<u32>,
+    /// Most host resources an instance may hold at once.
+    pub resources: Option<u32>,
+    /// Most instances of one component running at once.
+    pub instances: Option<u32>,
+    /// Most requests waiting for an instance.
+    pub queue: Option<u32>,
+    /// Largest request body, as `10MiB`.
+    pub request_body: Option<String>,
+    /// Most headers in a response.
+    pub response_headers: Option<u32>,
+    /// Fuel per request (roughly, WebAssembly instructions executed).
+    pub fuel: Option<u64>,
 }
 
 /// One `[component.NAME]` table.
@@ -80,6 +97,9 @@ pub struct ComponentEntry {
     /// Host directories the component may open.
     #[serde(default)]
     pub files: Vec<FilesEntry>,
+    /// `scheme://host:port` patterns the component may send HTTP requests to.
+    #[serde(default)]
+    pub allowed_outbound_hosts: Vec<String>,
 }
 
 /// One `[[component.NAME.files]]` grant.
@@ -161,6 +181,8 @@ pub struct Grants {
     pub env: Vec<(String, String)>,
     /// Preopened directories.
     pub files: Vec<FileGrant>,
+    /// Where outbound HTTP requests may go.
+    pub outbound: Arc<[HostPattern]>,
 }
 
 /// A host directory a component may open.
@@ -189,12 +211,12 @@ pub struct AppSpec {
 #[derive(Debug, Error)]
 pub enum ManifestError {
     /// The manifest could not be read.
-    #[error("cannot read manifest {path}: {source}")]
+    #[error("cannot read manifest {path}: {reason}")]
     Read {
         /// The manifest.
         path: PathBuf,
         /// Why.
-        source: std::io::Error,
+        reason: std::io::Error,
     },
     /// The manifest is not valid TOML, or has unknown or mistyped fields.
     #[error("invalid manifest {path}: {message}")]
@@ -219,9 +241,9 @@ pub enum ManifestError {
 impl AppSpec {
     /// Reads and validates the manifest at `path`.
     pub fn from_manifest(path: &Path) -> Result<Self, ManifestError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ManifestError::Read {
+        let text = std::fs::read_to_string(path).map_err(|reason| ManifestError::Read {
             path: path.to_path_buf(),
-            source,
+            reason,
         })?;
         let file: ManifestFile = toml::from_str(&text).map_err(|err| ManifestError::Parse {
             path: path.to_path_buf(),
@@ -372,7 +394,18 @@ fn resolve_grants(
             mode: grant.mode,
         });
     }
-    Ok(Grants { env, files })
+    let mut outbound = Vec::with_capacity(entry.allowed_outbound_hosts.len());
+    for (i, pattern) in entry.allowed_outbound_hosts.iter().enumerate() {
+        outbound.push(
+            HostPattern::parse(pattern)
+                .map_err(|m| (format!("{field}.allowed_outbound_hosts[{i}]"), m))?,
+        );
+    }
+    Ok(Grants {
+        env,
+        files,
+        outbound: outbound.into(),
+    })
 }
 
 /// The largest timeout a manifest may set.
@@ -404,6 +437,43 @@ impl LimitsEntry {
             }
             limits.max_memory_bytes =
                 usize::try_from(memory).map_err(|_| (at(), "too large".into()))?;
+        }
+        let count = |value: Option<u32>, name: &str, min: u32, max: u32| match value {
+            Some(value) if !(min..=max).contains(&value) => Err((
+                format!("{field}.{name}"),
+                format!("{value} is out of range: use {min} to {max}"),
+            )),
+            other => Ok(other),
+        };
+        // Within the pooling allocator's table slots.
+        if let Some(n) = count(self.table_elements, "table_elements", 1, 20_000)? {
+            limits.max_table_elements = usize::try_from(n).unwrap_or(usize::MAX);
+        }
+        if let Some(n) = count(self.resources, "resources", 16, 1_000_000)? {
+            limits.max_resources = usize::try_from(n).unwrap_or(usize::MAX);
+        }
+        let max_instances = EngineSettings::default().max_instances;
+        if let Some(n) = count(self.instances, "instances", 1, max_instances)? {
+            limits.instances = n;
+        }
+        if let Some(n) = count(self.queue, "queue", 0, 1_000_000)? {
+            limits.queue = n;
+        }
+        if let Some(n) = count(self.response_headers, "response_headers", 1, 10_000)? {
+            limits.max_response_headers = usize::try_from(n).unwrap_or(usize::MAX);
+        }
+        if let Some(text) = &self.request_body {
+            limits.max_request_body =
+                parse_size(text).map_err(|m| (format!("{field}.request_body"), m))?;
+        }
+        if let Some(fuel) = self.fuel {
+            if fuel == 0 {
+                return Err((
+                    format!("{field}.fuel"),
+                    "0 is out of range: a request needs some fuel to run".into(),
+                ));
+            }
+            limits.fuel = Some(fuel);
         }
         Ok(limits)
     }

@@ -1,8 +1,9 @@
 //! The request path: a fresh instance per request, dropped when it is done.
 //!
-//! For each request: a new [`Store`] with its own [`Host`] state, instantiate
-//! from the pre-instantiated component, call `wasi:http/incoming-handler`,
-//! and drop everything. The guest runs in its own local task so it can keep
+//! For each request: wait for a turn at the component (bounded queue), build
+//! a new [`Store`] with its own [`Host`] state, instantiate from the
+//! pre-instantiated component, call `wasi:http/incoming-handler`, and drop
+//! everything. The guest runs in its own local task so it can keep
 //! streaming the body after the response head has gone out; the task is
 //! bounded by the component's deadline.
 //!
@@ -11,22 +12,27 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Frame, SizeHint};
 use tokio::sync::oneshot;
-use wasmtime::{PoolConcurrencyLimitError, Store, Trap};
+use wasmtime::{PoolConcurrencyLimitError, Store, Trap, WasmBacktrace};
 use wasmtime_wasi_http::WasiHttpView;
-use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::app::App;
 use crate::component::LoadedComponent;
+use crate::guest_log::GuestLog;
 use crate::host::Host;
+
+/// Numbers requests, for log lines.
+static NEXT_REQUEST: AtomicU64 = AtomicU64::new(1);
 
 /// Routes `request` to its component and serves it; unmatched paths get 404.
 ///
@@ -34,7 +40,7 @@ use crate::host::Host;
 /// guest has finished, including any work after its response was sent.
 pub async fn dispatch<B, G>(app: &App, request: Request<B>, guard: G) -> Response<HyperOutgoingBody>
 where
-    B: Body<Data = Bytes> + Send + 'static,
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<wasmtime_wasi_http::Error>,
     G: 'static,
 {
@@ -42,6 +48,15 @@ where
         Some(component) => handle(component, request, guard).await,
         None => plain(StatusCode::NOT_FOUND, "no route matches this path\n".into()),
     }
+}
+
+/// What the guest task and the response body share.
+#[derive(Default)]
+struct Shared {
+    /// The guest did not finish cleanly.
+    failed: AtomicBool,
+    /// The client sent more body than the component accepts.
+    body_too_large: AtomicBool,
 }
 
 /// Serves one request with a fresh instance of `component`.
@@ -54,31 +69,58 @@ pub async fn handle<B, G>(
     guard: G,
 ) -> Response<HyperOutgoingBody>
 where
-    B: Body<Data = Bytes> + Send + 'static,
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Into<wasmtime_wasi_http::Error>,
     G: 'static,
 {
+    let limits = component.limits;
+    let name = component.name();
     if request.uri().authority().is_none() && !request.headers().contains_key(header::HOST) {
         return plain(StatusCode::BAD_REQUEST, "missing Host header\n".into());
     }
-    let limits = component.limits;
-    let host = match Host::new(limits.store_limits(), &component.grants) {
+    if declared_length(&request).is_some_and(|length| length > limits.max_request_body) {
+        drain_in_background(request.into_body());
+        return body_too_large(component);
+    }
+    let Some(permit) = component.gate.enter(limits.timeout).await else {
+        return overloaded(&format!(
+            "component `{name}` is at its limit of {} concurrent requests; retry shortly\n",
+            limits.instances
+        ));
+    };
+
+    let request_id = NEXT_REQUEST.fetch_add(1, Ordering::Relaxed);
+    let log = GuestLog::default();
+    let host = match Host::new(&component.name, &limits, &component.grants, &log) {
         Ok(host) => host,
         Err(err) => {
-            log(component, &format!("cannot set up its grants: {err}"));
+            report(
+                component,
+                request_id,
+                &format!("cannot set up its grants: {err}"),
+            );
             return plain(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                format!(
-                    "component `{}` could not be given its grants\n",
-                    component.name()
-                ),
+                format!("component `{name}` could not be given its grants\n"),
             );
         }
     };
     let mut store = Store::new(component.pre.engine(), host);
     store.limiter(|host| &mut host.limits);
     limits.arm_deadline(&mut store);
+    if let Some(fuel) = component.fuel {
+        // Cannot fail: the component's fuel is set only when the engine
+        // meters fuel.
+        let _ = store.set_fuel(fuel);
+    }
 
+    let shared = Arc::new(Shared::default());
+    let request = request.map(|body| LimitedBody {
+        body: Some(body),
+        remaining: limits.max_request_body,
+        over: false,
+        shared: shared.clone(),
+    });
     let (sender, receiver) = oneshot::channel();
     let mut http = store.data_mut().http();
     let resources = http
@@ -94,13 +136,12 @@ where
         }
     };
 
-    let pre = component.pre.clone();
     let task_component = component.clone();
-    let failed = Arc::new(AtomicBool::new(false));
-    let task_failed = failed.clone();
+    let task_shared = shared.clone();
     let guest = tokio::task::spawn_local(async move {
+        let component = task_component;
         let run = async {
-            let proxy = pre.instantiate_async(&mut store).await?;
+            let proxy = component.pre.instantiate_async(&mut store).await?;
             proxy
                 .wasi_http_incoming_handler()
                 .call_handle(&mut store, request, outparam)
@@ -108,35 +149,77 @@ where
         };
         let outcome = match tokio::time::timeout(limits.timeout, run).await {
             Ok(Ok(())) => Outcome::Finished,
-            Ok(Err(err)) => Outcome::failed(&task_component, err),
+            Ok(Err(err)) => {
+                let outcome = Outcome::of(&err);
+                if let Outcome::Trapped(_) = outcome {
+                    // The whole chain, with the guest's wasm backtrace.
+                    report(&component, request_id, &format!("trapped: {err:#}"));
+                }
+                outcome
+            }
             Err(_elapsed) => Outcome::DeadlineExceeded,
         };
         // Before the store (and with it the body's sender) goes away, so the
         // response body sees the failure when it sees its end.
         if !matches!(outcome, Outcome::Finished) {
-            task_failed.store(true, Ordering::Release);
+            task_shared.failed.store(true, Ordering::Release);
         }
         drop(store);
-        drop(guard);
-        if let Outcome::DeadlineExceeded = outcome {
-            log(
-                &task_component,
+        drop(permit);
+        log.flush(&component.name, request_id);
+        match &outcome {
+            Outcome::Finished | Outcome::Overloaded | Outcome::Trapped(_) => {}
+            Outcome::DeadlineExceeded => report(
+                &component,
+                request_id,
                 &format!("request deadline of {:?} exceeded", limits.timeout),
-            );
+            ),
         }
+        drop(guard);
         outcome
     });
 
     match receiver.await {
-        Ok(Ok(response)) => response.map(|body| GuestBody { body, failed }.boxed_unsync()),
-        Ok(Err(code)) => guest_error_code(component, code),
+        Ok(Ok(response)) if response.headers().len() > limits.max_response_headers => {
+            report(
+                component,
+                request_id,
+                &format!("sent {} response headers", response.headers().len()),
+            );
+            plain(
+                StatusCode::BAD_GATEWAY,
+                format!(
+                    "component `{name}` sent {} response headers; the limit is {}\n",
+                    response.headers().len(),
+                    limits.max_response_headers
+                ),
+            )
+        }
+        Ok(Ok(response)) => response.map(|body| GuestBody { body, shared }.boxed_unsync()),
+        Ok(Err(code)) => {
+            report(
+                component,
+                request_id,
+                &format!("responded with error code {code:?}"),
+            );
+            if shared.body_too_large.load(Ordering::Acquire) {
+                return body_too_large(component);
+            }
+            plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("component `{name}` failed: {code:?}\n"),
+            )
+        }
         // The guest dropped the response without setting it: it trapped, ran
         // out of time, or returned without answering.
         Err(_) => {
-            let name = component.name();
-            match guest.await {
+            let outcome = guest.await;
+            if shared.body_too_large.load(Ordering::Acquire) {
+                return body_too_large(component);
+            }
+            match outcome {
                 Ok(Outcome::Finished) => {
-                    log(component, "returned without sending a response");
+                    report(component, request_id, "returned without sending a response");
                     plain(
                         StatusCode::INTERNAL_SERVER_ERROR,
                         format!("component `{name}` sent no response\n"),
@@ -146,16 +229,6 @@ where
                     StatusCode::INTERNAL_SERVER_ERROR,
                     format!("component `{name}` failed: {reason}\n"),
                 ),
-                Ok(Outcome::Overloaded) => {
-                    let mut response = plain(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        "the server is at its instance limit; retry shortly\n".into(),
-                    );
-                    response
-                        .headers_mut()
-                        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-                    response
-                }
                 Ok(Outcome::DeadlineExceeded) => plain(
                     StatusCode::GATEWAY_TIMEOUT,
                     format!(
@@ -163,8 +236,11 @@ where
                         limits.timeout
                     ),
                 ),
+                Ok(Outcome::Overloaded) => {
+                    overloaded("the server is at its instance limit; retry shortly\n")
+                }
                 Err(join) => {
-                    log(component, &format!("guest task failed: {join}"));
+                    report(component, request_id, &format!("guest task failed: {join}"));
                     plain(
                         StatusCode::INTERNAL_SERVER_ERROR,
                         format!("component `{name}` failed\n"),
@@ -186,33 +262,162 @@ enum Outcome {
 }
 
 impl Outcome {
-    fn failed(component: &LoadedComponent, err: wasmtime::Error) -> Self {
+    fn of(err: &wasmtime::Error) -> Self {
         if err.is::<PoolConcurrencyLimitError>() {
             return Outcome::Overloaded;
         }
         match err.downcast_ref::<Trap>() {
             Some(Trap::Interrupt) => Outcome::DeadlineExceeded,
-            trap => {
-                log(component, &format!("trapped: {err:#}"));
-                Outcome::Trapped(match trap {
-                    Some(trap) => trap.to_string(),
-                    None => "host error".to_string(),
-                })
+            Some(trap) => Outcome::Trapped(trap.to_string()),
+            // A host call refused the guest (a full resource table, an
+            // oversized header block...): the reason, without the backtrace.
+            None => {
+                let backtrace = usize::from(err.downcast_ref::<WasmBacktrace>().is_some());
+                let reasons: Vec<String> = err
+                    .chain()
+                    .skip(backtrace)
+                    .map(ToString::to_string)
+                    .collect();
+                Outcome::Trapped(format!("host error: {}", reasons.join(": ")))
             }
         }
     }
 }
 
-fn guest_error_code(component: &LoadedComponent, code: ErrorCode) -> Response<HyperOutgoingBody> {
-    log(component, &format!("responded with error code {code:?}"));
+fn report(component: &LoadedComponent, request: u64, message: &str) {
+    eprintln!(
+        "mayfly: component `{}` request {request}: {message}",
+        component.name()
+    );
+}
+
+/// The `Content-Length` the client declared, if any.
+fn declared_length<B>(request: &Request<B>) -> Option<u64> {
+    request
+        .headers()
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
+fn body_too_large(component: &LoadedComponent) -> Response<HyperOutgoingBody> {
     plain(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        format!("component `{}` failed: {code:?}\n", component.name()),
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!(
+            "request body exceeds component `{}`'s limit of {} bytes\n",
+            component.name(),
+            component.limits.max_request_body
+        ),
     )
 }
 
-fn log(component: &LoadedComponent, message: &str) {
-    eprintln!("mayfly: component `{}`: {message}", component.name());
+fn overloaded(message: &str) -> Response<HyperOutgoingBody> {
+    let mut response = plain(StatusCode::SERVICE_UNAVAILABLE, message.to_string());
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
+/// How much of a refused request body is still read (and thrown away), and
+/// for how long, so that the client can finish sending and read its 413
+/// instead of having its connection reset under it.
+const DRAIN_BYTES: usize = 8 << 20;
+const DRAIN_TIME: Duration = Duration::from_secs(5);
+
+/// Reads and discards the rest of a refused request body, within
+/// [`DRAIN_BYTES`] and [`DRAIN_TIME`], in a task of its own.
+fn drain_in_background<B>(mut body: B)
+where
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+{
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    runtime.spawn(async move {
+        let mut left = DRAIN_BYTES;
+        let drain = async {
+            while let Some(Ok(frame)) = body.frame().await {
+                let len = frame.data_ref().map_or(0, Bytes::len);
+                if len >= left {
+                    break;
+                }
+                left -= len;
+            }
+        };
+        let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
+    });
+}
+
+/// A request body that stops, with an error the guest sees, once it exceeds
+/// the component's limit.
+struct LimitedBody<B>
+where
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+{
+    /// Taken only on drop.
+    body: Option<B>,
+    remaining: u64,
+    /// The limit was crossed: what is left is drained on drop.
+    over: bool,
+    shared: Arc<Shared>,
+}
+
+impl<B> Drop for LimitedBody<B>
+where
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+{
+    fn drop(&mut self) {
+        if let (true, Some(body)) = (self.over, self.body.take()) {
+            drain_in_background(body);
+        }
+    }
+}
+
+impl<B> Body for LimitedBody<B>
+where
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<wasmtime_wasi_http::Error>,
+{
+    type Data = Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let Some(body) = self.body.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let frame = match Pin::new(body).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => frame,
+            Poll::Ready(Some(Err(err))) => return Poll::Ready(Some(Err(err.into()))),
+            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Pending => return Poll::Pending,
+        };
+        if let Some(data) = frame.data_ref() {
+            let len = u64::try_from(data.len()).unwrap_or(u64::MAX);
+            if len > self.remaining {
+                self.over = true;
+                self.shared.body_too_large.store(true, Ordering::Release);
+                return Poll::Ready(Some(Err(wasmtime_wasi_http::Error::HttpRequestBodySize(
+                    None,
+                ))));
+            }
+            self.remaining -= len;
+        }
+        Poll::Ready(Some(Ok(frame)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.as_ref().is_none_or(Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.as_ref().map(Body::size_hint).unwrap_or_default()
+    }
 }
 
 /// A guest's response body, which ends in an error rather than cleanly if
@@ -223,7 +428,7 @@ fn log(component: &LoadedComponent, message: &str) {
 /// would take a truncated body for a complete one.
 struct GuestBody {
     body: HyperOutgoingBody,
-    failed: Arc<AtomicBool>,
+    shared: Arc<Shared>,
 }
 
 impl Body for GuestBody {
@@ -235,7 +440,7 @@ impl Body for GuestBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         match Pin::new(&mut self.body).poll_frame(cx) {
-            Poll::Ready(None) if self.failed.load(Ordering::Acquire) => {
+            Poll::Ready(None) if self.shared.failed.load(Ordering::Acquire) => {
                 Poll::Ready(Some(Err(wasmtime_wasi_http::Error::HttpResponseIncomplete)))
             }
             other => other,

@@ -16,6 +16,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::{Request, StatusCode};
+use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -36,6 +38,9 @@ pub struct ServeOptions {
     pub shutdown_grace: Duration,
     /// How long a client may take to send a request's headers.
     pub header_timeout: Duration,
+    /// Largest request head (request line and headers) a client may send;
+    /// beyond it, 431. At least 8 KiB.
+    pub max_header_bytes: usize,
 }
 
 impl Default for ServeOptions {
@@ -44,6 +49,7 @@ impl Default for ServeOptions {
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             shutdown_grace: Duration::from_secs(30),
             header_timeout: Duration::from_secs(30),
+            max_header_bytes: 64 << 10,
         }
     }
 }
@@ -155,6 +161,7 @@ impl Worker {
                             stopped: self.stopped.clone(),
                             tracker: tracker.clone(),
                             header_timeout: self.options.header_timeout,
+                            max_header_bytes: self.options.max_header_bytes,
                         };
                         tracker.spawn_local(connection.serve(stream));
                     }
@@ -182,6 +189,7 @@ struct Connection {
     stopped: watch::Receiver<bool>,
     tracker: TaskTracker,
     header_timeout: Duration,
+    max_header_bytes: usize,
 }
 
 impl Connection {
@@ -189,16 +197,29 @@ impl Connection {
         let _ = stream.set_nodelay(true);
         let app = self.app;
         let tracker = self.tracker;
-        let service = service_fn(move |request| {
+        let max_header_bytes = self.max_header_bytes;
+        let service = service_fn(move |request: Request<Incoming>| {
             let app = app.clone();
             let guard = tracker.token();
-            async move { Ok::<_, Infallible>(request::dispatch(&app, request, guard).await) }
+            async move {
+                if head_size(&request) > max_header_bytes {
+                    return Ok::<_, Infallible>(request::plain(
+                        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                        format!("the request head exceeds the limit of {max_header_bytes} bytes\n"),
+                    ));
+                }
+                Ok(request::dispatch(&app, request, guard).await)
+            }
         });
         let mut builder = http1::Builder::new();
         builder
             .keep_alive(true)
             .timer(TokioTimer::new())
-            .header_read_timeout(self.header_timeout);
+            .header_read_timeout(self.header_timeout)
+            // Hyper's floor is 8 KiB. Hyper stops reading a head somewhere
+            // between this and twice this, with 431; `head_size` makes the
+            // limit exact.
+            .max_buf_size(self.max_header_bytes.max(8 << 10));
         let connection = builder.serve_connection(TokioIo::new(stream), service);
         tokio::pin!(connection);
         tokio::select! {
@@ -209,4 +230,20 @@ impl Connection {
             }
         }
     }
+}
+
+/// The size of a request's head as sent: request line and header lines.
+fn head_size<B>(request: &Request<B>) -> usize {
+    let uri = request.uri();
+    let target = uri
+        .path_and_query()
+        .map_or(1, |target| target.as_str().len())
+        + uri
+            .authority()
+            .map_or(0, |authority| authority.as_str().len() + 8);
+    // `METHOD TARGET HTTP/1.1\r\n`
+    let line = request.method().as_str().len() + target + 11;
+    request.headers().iter().fold(line, |size, (name, value)| {
+        size + name.as_str().len() + value.len() + 4
+    })
 }

@@ -41,6 +41,28 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         .ok_or_else(|| format!("`{text}` is too large"))
 }
 
+/// Writes a byte count the way a manifest would: `64MiB`, `512KiB`, `1000B`.
+pub fn format_size(bytes: u64) -> String {
+    for (unit, size) in [("GiB", 1u64 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)] {
+        if bytes >= size && bytes.is_multiple_of(size) {
+            return format!("{}{unit}", bytes / size);
+        }
+    }
+    format!("{bytes}B")
+}
+
+/// Writes a duration the way a manifest would: `2m`, `30s`, `1500ms`.
+pub fn format_duration(duration: Duration) -> String {
+    let millis = duration.as_millis();
+    if millis >= 60_000 && millis.is_multiple_of(60_000) {
+        format!("{}m", millis / 60_000)
+    } else if millis >= 1_000 && millis.is_multiple_of(1_000) {
+        format!("{}s", millis / 1_000)
+    } else {
+        format!("{millis}ms")
+    }
+}
+
 fn split_number(text: &str) -> Result<(u64, &str), String> {
     let text = text.trim();
     let digits = text.bytes().take_while(u8::is_ascii_digit).count();
@@ -57,6 +79,16 @@ fn split_number(text: &str) -> Result<(u64, &str), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formatting_round_trips_through_parsing() {
+        for text in ["64MiB", "512KiB", "1GiB", "1000B", "1025B"] {
+            assert_eq!(format_size(parse_size(text).unwrap()), text);
+        }
+        for text in ["2m", "30s", "1500ms", "90s"] {
+            assert_eq!(format_duration(parse_duration(text).unwrap()), text);
+        }
+    }
 
     #[test]
     fn durations() {

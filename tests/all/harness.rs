@@ -108,6 +108,29 @@ impl Server {
             .clone()
     }
 
+    /// Waits up to [`PATIENCE`] for `needle` to appear in the server's
+    /// output, and returns the output.
+    pub fn wait_for_output(&self, needle: &str) -> String {
+        self.wait_for_output_times(needle, 1)
+    }
+
+    /// Waits up to [`PATIENCE`] for `needle` to appear `times` times in the
+    /// server's output, and returns the output.
+    pub fn wait_for_output_times(&self, needle: &str, times: usize) -> String {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let output = self.output();
+            if output.matches(needle).count() >= times {
+                return output;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the server never printed `{needle}` {times} times; it printed:\n{output:.4000}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// Sends a signal to the server process.
     pub fn signal(&self, signal: &str) {
         let status = Command::new("kill")

@@ -27,8 +27,23 @@ fn serve_fails(app: &Path) -> String {
     stderr
 }
 
-/// Every manifest in tests/fixtures/invalid is refused with the text its
-/// `# error:` lines give.
+/// Runs `mayfly check` on `app` and returns what it printed, asserting it
+/// failed. (Problems with components are part of the report, on stdout.)
+fn check_fails(app: &Path) -> String {
+    let output = run_mayfly(&[
+        OsStr::new("check"),
+        app.as_os_str(),
+        OsStr::new("--no-cache"),
+    ]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    format!("{stdout}\n{stderr}")
+}
+
+/// Every manifest in tests/fixtures/invalid is refused, by `serve` and by
+/// `check`, with the text its `# error:` lines give.
 #[test]
 fn invalid_manifests_are_refused_with_their_expected_errors() {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/invalid");
@@ -45,13 +60,14 @@ fn invalid_manifests_are_refused_with_their_expected_errors() {
             "{} has no `# error:` line",
             path.display()
         );
-        let stderr = serve_fails(&path);
-        for needle in expected {
-            assert!(
-                stderr.contains(needle),
-                "{}: expected `{needle}` in:\n{stderr}",
-                path.display()
-            );
+        for stderr in [serve_fails(&path), check_fails(&path)] {
+            for needle in &expected {
+                assert!(
+                    stderr.contains(needle),
+                    "{}: expected `{needle}` in:\n{stderr}",
+                    path.display()
+                );
+            }
         }
         checked += 1;
     }

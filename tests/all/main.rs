@@ -9,14 +9,19 @@ mod guests {
 
 mod harness;
 
+mod check;
 mod cli;
 mod compile_cache;
 mod fresh_instances;
 mod grants;
+mod guest_log;
 mod hostile;
+mod limits;
 mod load_errors;
+mod outbound;
 mod routing;
 mod shutdown;
+mod soak;
 mod streaming;
 mod traps;
 

@@ -23,10 +23,18 @@ async fn a_trap_before_the_response_gives_500_and_the_next_request_succeeds() {
         assert_eq!(client.get("/").await.status, 200);
         assert_eq!(client.get("/echo/after").await.status, 200);
     }
+    // The host log has the trap and the guest's own panic message, both
+    // tagged with the component and the request.
+    let output = server.wait_for_output("request 1 stderr: trap guest");
     assert!(
-        server.output().contains("component `trap`: trapped"),
-        "{}",
-        server.output()
+        output.contains("mayfly: component `trap` request 1: trapped: "),
+        "{output}"
+    );
+    assert!(
+        output.contains(
+            "mayfly: component `trap` request 1 stderr: trap guest: panicking before the response on purpose"
+        ),
+        "{output}"
     );
 }
 

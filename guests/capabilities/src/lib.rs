@@ -5,11 +5,22 @@
 //! - `?op=write&path=P`: write `written by guest` to P (200 `written`).
 //! - `?op=env`: list the environment, one `KEY=VALUE` per line.
 //! - `?op=getenv&name=N`: one variable (200 with its value, or 404).
+//! - `?op=fetch&url=U`: a GET to U through `wasi:http/outgoing-handler`
+//!   (200 with `STATUS BODY` of the upstream answer).
+//! - `?op=connect&addr=A`: a raw TCP connection through `wasi:sockets`
+//!   (200 `connected`).
+//! - `?op=print&bytes=N`: N bytes of `o` lines on stdout and one line on
+//!   stderr (200 `printed`).
 //!
 //! A refused operation answers 403 with `denied: <the error>`.
 
 use wasip2::exports::http::incoming_handler::Guest;
-use wasip2::http::types::{IncomingRequest, ResponseOutparam};
+use std::io::Write as _;
+
+use wasip2::http::outgoing_handler;
+use wasip2::http::types::{
+    ErrorCode, Fields, IncomingRequest, OutgoingBody, OutgoingRequest, ResponseOutparam, Scheme,
+};
 
 struct Capabilities;
 
@@ -34,10 +45,86 @@ impl Guest for Capabilities {
                 Ok(value) => (200, value.into_bytes()),
                 Err(err) => (404, format!("{err}").into_bytes()),
             },
+            "fetch" => fetch(&param("url")),
+            "connect" => match std::net::TcpStream::connect(param("addr")) {
+                Ok(_) => (200, b"connected".to_vec()),
+                Err(err) => denied(err),
+            },
+            "print" => {
+                let bytes: usize = param("bytes").parse().unwrap_or(0);
+                print_lines(bytes);
+                eprintln!("a line on stderr");
+                (200, b"printed".to_vec())
+            }
             _ => (400, b"unknown op".to_vec()),
         };
         kit::respond(out, status, &[("content-type", b"text/plain")], &body);
     }
+}
+
+/// A GET to `url`, answered with the upstream's status and body.
+fn fetch(url: &str) -> (u16, Vec<u8>) {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return (400, b"url must be scheme://authority/path".to_vec());
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(slash) => rest.split_at(slash),
+        None => (rest, "/"),
+    };
+    let request = OutgoingRequest::new(Fields::new());
+    let scheme = match scheme {
+        "http" => Scheme::Http,
+        "https" => Scheme::Https,
+        other => Scheme::Other(other.to_string()),
+    };
+    let valid = request.set_scheme(Some(&scheme)).is_ok()
+        && request.set_authority(Some(authority)).is_ok()
+        && request.set_path_with_query(Some(path)).is_ok();
+    if !valid {
+        return (400, b"invalid url".to_vec());
+    }
+    let body = request.body().expect("request body is taken once");
+    let future = match outgoing_handler::handle(request, None) {
+        Ok(future) => future,
+        Err(code) => return refused(code),
+    };
+    OutgoingBody::finish(body, None).expect("finish request body");
+    future.subscribe().block();
+    let response = match future.get() {
+        Some(Ok(Ok(response))) => response,
+        Some(Ok(Err(code))) => return refused(code),
+        _ => return (500, b"the response future was ready but empty".to_vec()),
+    };
+    let status = response.status();
+    let body = response.consume().expect("response body is taken once");
+    let mut stream = body.stream().expect("response body stream");
+    let mut contents = format!("{status} ").into_bytes();
+    if let Err(err) = std::io::Read::read_to_end(&mut stream, &mut contents) {
+        return (502, format!("reading the upstream body: {err}").into_bytes());
+    }
+    (200, contents)
+}
+
+/// An outbound request that failed: 403 if the host refused it, 502 for
+/// any other error code.
+fn refused(code: ErrorCode) -> (u16, Vec<u8>) {
+    let status = match code {
+        ErrorCode::HttpRequestDenied => 403,
+        _ => 502,
+    };
+    (status, format!("denied: {code:?}").into_bytes())
+}
+
+fn print_lines(mut bytes: usize) {
+    let line = [b'o'; 63];
+    let mut stdout = std::io::stdout().lock();
+    while bytes > 0 {
+        let n = bytes.min(64);
+        let _ = stdout.write_all(&line[..n - 1]);
+        let _ = stdout.write_all(b"\n");
+        bytes -= n;
+    }
+    let _ = stdout.flush();
 }
 
 fn denied(err: std::io::Error) -> (u16, Vec<u8>) {

@@ -1,6 +1,10 @@
 //! Echoes a request back: the body is streamed back chunk by chunk as it
 //! arrives (never buffered whole), and the request line and headers come back
 //! as `x-echo-*` response headers.
+//!
+//! With `?count` in the query it reads the whole body first and answers
+//! `N bytes`, so a failed read (a body over the host's limit) happens before
+//! any response is sent.
 
 use std::io::Write as _;
 
@@ -18,6 +22,11 @@ impl Guest for Echo {
         let (path, query) = path_with_query
             .split_once('?')
             .unwrap_or((path_with_query.as_str(), ""));
+
+        if query.split('&').any(|pair| pair == "count") {
+            count_body(request, out);
+            return;
+        }
 
         let mut headers: Vec<(String, Vec<u8>)> = vec![
             ("x-echo-method".into(), method.into_bytes()),
@@ -52,6 +61,21 @@ impl Guest for Echo {
         IncomingBody::finish(request_body);
         OutgoingBody::finish(response_body, None).expect("finish response body");
     }
+}
+
+fn count_body(request: IncomingRequest, out: ResponseOutparam) {
+    let request_body = request.consume().expect("request body is consumed once");
+    let mut input = request_body.stream().expect("request body stream");
+    let mut buffer = vec![0u8; CHUNK];
+    let mut total = 0usize;
+    loop {
+        let n = std::io::Read::read(&mut input, &mut buffer).expect("read request body");
+        if n == 0 {
+            break;
+        }
+        total += n;
+    }
+    kit::respond(out, 200, &[], format!("{total} bytes\n").as_bytes());
 }
 
 fn method_name(method: &Method) -> String {

@@ -5,6 +5,10 @@
 //! - `recursion`: recurses until the call stack runs out.
 //! - `sleep`: sleeps ten minutes through `wasi:clocks`.
 //! - `endless-body`: sends a response whose body never ends.
+//! - `headers`: sends a response with `count` (default 10000) headers.
+//! - `resources`: creates host resources, never dropping one, until the
+//!   host refuses.
+//! - `print`: writes 64 MiB to stdout.
 //!
 //! Each must cost only its own request: the host cuts it off at its limit
 //! and keeps serving everything else.
@@ -13,7 +17,9 @@ use std::hint::black_box;
 use std::io::Write as _;
 
 use wasip2::exports::http::incoming_handler::Guest;
-use wasip2::http::types::{IncomingRequest, ResponseOutparam};
+use wasip2::http::types::{
+    Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam,
+};
 
 struct Hostile;
 
@@ -27,6 +33,20 @@ impl Guest for Hostile {
             }
             Some("sleep") => kit::sleep_ms(600_000),
             Some("endless-body") => endless_body(out),
+            Some("headers") => {
+                let count = kit::query_param(&request, "count").and_then(|c| c.parse().ok());
+                header_flood(out, count.unwrap_or(10_000));
+                return;
+            }
+            Some("resources") => hoard_resources(),
+            Some("print") => {
+                let line = [b'p'; 1023];
+                let mut stdout = std::io::stdout().lock();
+                for _ in 0..(64 << 10) {
+                    let _ = stdout.write_all(&line);
+                    let _ = stdout.write_all(b"\n");
+                }
+            }
             _ => {
                 kit::respond(out, 400, &[], b"unknown attack\n");
                 return;
@@ -63,6 +83,26 @@ fn recurse(depth: u64) -> u64 {
         return depth;
     }
     black_box(recurse(black_box(depth + 1))) + 1
+}
+
+fn header_flood(out: ResponseOutparam, count: u32) {
+    let fields = Fields::new();
+    for i in 0..count {
+        if fields.append(&format!("x-flood-{i}"), b"1").is_err() {
+            // The host's cap on a header block's size: send what fits.
+            break;
+        }
+    }
+    let response = OutgoingResponse::new(fields);
+    let body = response.body().expect("body is taken once");
+    ResponseOutparam::set(out, Ok(response));
+    OutgoingBody::finish(body, None).expect("finish response body");
+}
+
+fn hoard_resources() -> ! {
+    loop {
+        std::mem::forget(black_box(Fields::new()));
+    }
 }
 
 fn endless_body(out: ResponseOutparam) -> ! {

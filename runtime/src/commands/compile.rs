@@ -2,7 +2,7 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context as _, Result, bail};
+use anyhow::{Result, bail};
 use clap::Args;
 use mayfly::app::App;
 use mayfly::cache::CacheOutcome;
@@ -33,10 +33,7 @@ impl Compile {
         };
         println!("Compile cache: {}", dir.display());
         let spec = super::app_spec(Some(&self.app))?;
-        let engine = EngineSettings::default()
-            .build()
-            .map_err(anyhow::Error::from)
-            .context("cannot create the WebAssembly engine")?;
+        let engine = super::engine(EngineSettings::default(), &spec)?;
         let app = App::load(&engine, &spec, &cache)?;
         for component in app.components() {
             let what = match component.cache_outcome() {

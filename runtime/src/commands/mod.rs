@@ -1,5 +1,6 @@
 //! Subcommands and the flags they share.
 
+mod check;
 mod compile;
 mod serve;
 
@@ -8,6 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result};
 use clap::{Args, Parser, Subcommand};
 use mayfly::cache::CompileCache;
+use mayfly::engine::EngineSettings;
 use mayfly::manifest::{AppSpec, Source};
 
 /// Mayfly runs WebAssembly components as short-lived, isolated request
@@ -24,6 +26,7 @@ pub struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Serve(serve::Serve),
+    Check(check::Check),
     Compile(compile::Compile),
 }
 
@@ -31,6 +34,7 @@ impl Cli {
     pub fn execute(self) -> Result<()> {
         match self.command {
             Command::Serve(serve) => serve.execute(),
+            Command::Check(check) => check.execute(),
             Command::Compile(compile) => compile.execute(),
         }
     }
@@ -59,6 +63,16 @@ impl CacheArgs {
             None => CompileCache::disabled(),
         }
     }
+}
+
+/// The engine for `spec` with `settings`, for every subcommand that loads an
+/// app.
+fn engine(settings: EngineSettings, spec: &AppSpec) -> Result<wasmtime::Engine> {
+    settings
+        .for_app(spec)
+        .build()
+        .map_err(anyhow::Error::from)
+        .context("cannot create the WebAssembly engine")
 }
 
 /// An app from the command line: a manifest, a single component, or (with

@@ -42,6 +42,11 @@ pub struct Serve {
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     max_instances: u32,
 
+    /// Largest request head (request line and headers) a client may send;
+    /// beyond it, 431 [suffixes: KiB, MiB]
+    #[arg(long, value_name = "SIZE", default_value = "64KiB", value_parser = parse_header_bytes)]
+    max_header_bytes: usize,
+
     /// Seconds that in-flight requests get to finish after SIGINT or SIGTERM
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     shutdown_grace: u64,
@@ -57,15 +62,13 @@ impl Serve {
             max_instances: self.max_instances,
             ..EngineSettings::default()
         };
-        let engine = settings
-            .build()
-            .map_err(anyhow::Error::from)
-            .context("cannot create the WebAssembly engine")?;
+        let engine = super::engine(settings, &spec)?;
         let _ticker = EpochTicker::start(&engine).context("cannot start the epoch ticker")?;
         let app = Arc::new(App::load(&engine, &spec, &self.cache.cache())?);
 
         let mut options = ServeOptions {
             shutdown_grace: Duration::from_secs(self.shutdown_grace),
+            max_header_bytes: self.max_header_bytes,
             ..ServeOptions::default()
         };
         if let Some(workers) = self.workers {
@@ -110,4 +113,12 @@ fn print_banner(app: &App, addr: SocketAddr) {
     // Last, so whoever waits for this line has the whole banner.
     let _ = writeln!(out, "Serving app `{}` on http://{addr}", app.name());
     let _ = out.flush();
+}
+
+fn parse_header_bytes(text: &str) -> Result<usize, String> {
+    let bytes = mayfly::units::parse_size(text)?;
+    match usize::try_from(bytes) {
+        Ok(bytes) if (8 << 10..=16 << 20).contains(&bytes) => Ok(bytes),
+        _ => Err("must be between 8KiB and 16MiB".into()),
+    }
 }

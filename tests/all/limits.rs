@@ -1,0 +1,306 @@
+//! Limits: each one, when hit, gives the client its status and a short
+//! reason, and the server goes on serving.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::Request;
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+
+use crate::guests;
+use crate::harness::{Body, Client, MAYFLY, Reply, Server, full, get, write_file};
+
+const BOUND: Duration = Duration::from_secs(30);
+
+/// An app with `echo`, `slow` and `hostile`, each with `limits` (TOML lines
+/// for its `[component.NAME.limits]` table).
+fn app(dir: &Path, echo: &str, slow: &str, hostile: &str, args: &[&str]) -> Server {
+    let manifest = format!(
+        r#"
+[component.hello]
+source = {hello:?}
+[component.echo]
+source = {echo_wasm:?}
+[component.echo.limits]
+{echo}
+[component.slow]
+source = {slow_wasm:?}
+[component.slow.limits]
+{slow}
+[component.hostile]
+source = {hostile_wasm:?}
+[component.hostile.limits]
+{hostile}
+
+[[route]]
+path = "/"
+component = "hello"
+[[route]]
+path = "/echo/..."
+component = "echo"
+[[route]]
+path = "/slow"
+component = "slow"
+[[route]]
+path = "/hostile"
+component = "hostile"
+"#,
+        hello = guests::HELLO,
+        echo_wasm = guests::ECHO,
+        slow_wasm = guests::SLOW,
+        hostile_wasm = guests::HOSTILE,
+    );
+    let manifest = write_file(dir, "app.toml", manifest);
+    let mut all = vec![manifest.to_str().unwrap()];
+    all.extend_from_slice(args);
+    Server::start_with(&all)
+}
+
+async fn still_serves(server: &Server) {
+    assert_eq!(get(server.addr, "/").await.text(), "Hello from Mayfly!\n");
+    let mut client = Client::connect(server.addr).await;
+    let request = Request::post("/echo/x?count").body(full("abc")).unwrap();
+    assert_eq!(client.send(request).await.unwrap().text(), "3 bytes\n");
+}
+
+/// A body of `len` bytes sent in 64 KiB chunks, with no Content-Length.
+fn chunked(len: usize) -> Body {
+    let chunks = (0..len).step_by(64 << 10).map(move |start| {
+        let n = (64 << 10).min(len - start);
+        Ok::<_, Box<dyn std::error::Error + Send + Sync>>(Frame::data(Bytes::from(vec![b'x'; n])))
+    });
+    StreamBody::new(futures_util::stream::iter(chunks)).boxed()
+}
+
+async fn post(server: &Server, path: &str, body: Body) -> Result<Reply, hyper::Error> {
+    let mut client = Client::connect(server.addr).await;
+    let request = Request::post(path).body(body).unwrap();
+    tokio::time::timeout(BOUND, client.send(request))
+        .await
+        .unwrap_or_else(|_| panic!("POST {path} took longer than {BOUND:?}"))
+}
+
+#[tokio::test]
+async fn a_request_body_over_the_limit_gets_413() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = app(dir.path(), "request_body = \"1MiB\"", "", "", &[]);
+    let too_large = "request body exceeds component `echo`'s limit of 1048576 bytes\n";
+
+    // Declared up front: refused before any instance is made.
+    let reply = post(&server, "/echo/x?count", full(vec![b'x'; 2 << 20]))
+        .await
+        .unwrap();
+    assert_eq!(
+        (reply.status.as_u16(), reply.text().as_str()),
+        (413, too_large)
+    );
+
+    // Streamed without a length: cut off when it crosses the limit.
+    let answer = raw_chunked_post(&server, "/echo/x?count", 2 << 20).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 413 Payload Too Large\r\n"),
+        "{answer:.300}"
+    );
+    assert!(answer.ends_with(too_large), "{answer:.300}");
+
+    // Up to the limit is fine, either way.
+    let reply = post(&server, "/echo/x?count", chunked(1 << 20))
+        .await
+        .unwrap();
+    assert_eq!(reply.text(), "1048576 bytes\n");
+    let reply = post(&server, "/echo/x?count", full(vec![b'x'; 1 << 20]))
+        .await
+        .unwrap();
+    assert_eq!(reply.text(), "1048576 bytes\n");
+    still_serves(&server).await;
+}
+
+/// POSTs `len` bytes with chunked encoding over a raw socket, ignoring
+/// write errors, and returns whatever the server answered.
+async fn raw_chunked_post(server: &Server, path: &str, len: usize) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let (mut reader, mut writer) = stream.into_split();
+    let head = format!("POST {path} HTTP/1.1\r\nHost: test\r\nTransfer-Encoding: chunked\r\n\r\n");
+    let writing = tokio::spawn(async move {
+        writer.write_all(head.as_bytes()).await?;
+        let chunk = vec![b'x'; 64 << 10];
+        for _ in 0..len / chunk.len() {
+            writer
+                .write_all(format!("{:x}\r\n", chunk.len()).as_bytes())
+                .await?;
+            writer.write_all(&chunk).await?;
+            writer.write_all(b"\r\n").await?;
+        }
+        writer.write_all(b"0\r\n\r\n").await
+    });
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 4096];
+    // Until the server closes, or resets once it has answered.
+    while let Ok(Ok(n)) = tokio::time::timeout(BOUND, reader.read(&mut buf)).await {
+        if n == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buf[..n]);
+    }
+    writing.abort();
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+/// A request head of about `bytes` bytes, sent raw.
+async fn raw_request_with_header(server: &Server, bytes: usize) -> String {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let head = format!(
+        "GET /echo/x HTTP/1.1\r\nHost: test\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
+        "h".repeat(bytes)
+    );
+    // The server may answer and close before it has read everything.
+    let _ = stream.write_all(head.as_bytes()).await;
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(BOUND, stream.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn request_headers_over_the_limit_get_431() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = app(dir.path(), "", "", "", &["--max-header-bytes", "16KiB"]);
+    let answer = raw_request_with_header(&server, 8 << 10).await;
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer:.300}");
+    assert!(
+        answer.contains("x-echo-header-x-big: hhhh"),
+        "{answer:.300}"
+    );
+
+    let answer = raw_request_with_header(&server, 32 << 10).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"),
+        "{answer:.300}"
+    );
+    still_serves(&server).await;
+
+    // The default is 64 KiB.
+    let default = app(dir.path(), "", "", "", &[]);
+    let answer = raw_request_with_header(&default, 32 << 10).await;
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer:.300}");
+    let answer = raw_request_with_header(&default, 100 << 10).await;
+    assert!(answer.starts_with("HTTP/1.1 431 "), "{answer:.300}");
+}
+
+#[tokio::test]
+async fn a_bad_max_header_bytes_flag_is_refused() {
+    let output = std::process::Command::new(MAYFLY)
+        .args(["serve", "--max-header-bytes", "1KiB"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(
+            "invalid value '1KiB' for '--max-header-bytes <SIZE>': must be between 8KiB and 16MiB"
+        ),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn too_many_response_headers_get_502() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = app(dir.path(), "", "", "response_headers = 50", &[]);
+    let reply = get(server.addr, "/hostile?attack=headers&count=1000").await;
+    assert_eq!(reply.status, 502);
+    assert_eq!(
+        reply.text(),
+        "component `hostile` sent 1000 response headers; the limit is 50\n"
+    );
+    // (The test client reads at most 100 headers.)
+    let reply = get(server.addr, "/hostile?attack=headers&count=50").await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.headers.len(), 50 + 2, "{:?}", reply.headers.keys());
+    assert_eq!(reply.header("x-flood-49"), "1");
+    let reply = get(server.addr, "/hostile?attack=headers&count=51").await;
+    assert_eq!(reply.status, 502);
+
+    // More than fits in a header block is refused while the guest builds it.
+    let reply = get(server.addr, "/hostile?attack=headers&count=100000").await;
+    assert_eq!(reply.status, 500);
+    assert_eq!(
+        reply.text(),
+        "component `hostile` failed: host error: total size of fields exceeds limit\n"
+    );
+    still_serves(&server).await;
+}
+
+#[tokio::test]
+async fn the_resource_table_fills_up_and_the_guest_is_stopped() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = app(dir.path(), "", "", "resources = 64", &[]);
+    for _ in 0..3 {
+        let reply = get(server.addr, "/hostile?attack=resources").await;
+        assert_eq!(reply.status, 500);
+        assert_eq!(
+            reply.text(),
+            "component `hostile` failed: host error: [new_fields] pushing fields: \
+             resource table has no free keys\n"
+        );
+    }
+    still_serves(&server).await;
+}
+
+#[tokio::test]
+async fn fuel_runs_out_deterministically() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = app(
+        dir.path(),
+        "",
+        "",
+        "fuel = 50_000_000\ntimeout = \"10m\"",
+        &[],
+    );
+    let started = Instant::now();
+    let reply = tokio::time::timeout(BOUND, get(server.addr, "/hostile?attack=loop"))
+        .await
+        .expect("the loop did not run out of fuel");
+    assert_eq!(reply.status, 500);
+    assert_eq!(
+        reply.text(),
+        "component `hostile` failed: wasm trap: all fuel consumed by WebAssembly\n"
+    );
+    assert!(started.elapsed() < BOUND);
+    // Components without a fuel limit run unmetered on the same engine.
+    still_serves(&server).await;
+    assert_eq!(get(server.addr, "/hostile?attack=none").await.status, 400);
+}
+
+#[tokio::test]
+async fn beyond_the_instance_limit_requests_queue_then_get_503() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = app(dir.path(), "", "instances = 1\nqueue = 1", "", &[]);
+    let addr = server.addr;
+    // The first runs, the second waits in the queue...
+    let first = tokio::spawn(async move { get(addr, "/slow?ms=6000").await });
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let second = tokio::spawn(async move { get(addr, "/slow?ms=10").await });
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    // ...and the third finds the queue full, and is told so at once, not
+    // after the first has finished.
+    let third = get(addr, "/slow?ms=10").await;
+    assert!(
+        !first.is_finished(),
+        "the 503 waited for the running request"
+    );
+    assert_eq!(third.status, 503);
+    assert_eq!(third.header("retry-after"), "1");
+    assert_eq!(
+        third.text(),
+        "component `slow` is at its limit of 1 concurrent requests; retry shortly\n"
+    );
+    assert_eq!(first.await.unwrap().text(), "slept 6000 ms\n");
+    assert_eq!(second.await.unwrap().text(), "slept 10 ms\n");
+    // Other components were never limited.
+    still_serves(&server).await;
+    assert_eq!(get(addr, "/slow?ms=1").await.text(), "slept 1 ms\n");
+}

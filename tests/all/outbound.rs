@@ -1,0 +1,181 @@
+//! Outbound HTTP: a component reaches only the hosts its manifest lists, a
+//! refusal is an HTTP error code inside the guest (not a trap) and a log
+//! line, an upstream that never answers costs only the request's deadline,
+//! and raw sockets are always denied.
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::guests;
+use crate::harness::{Server, get, write_file};
+
+const BOUND: Duration = Duration::from_secs(30);
+const DENIED: &str = "denied: ErrorCode::HttpRequestDenied";
+
+/// A listener that accepts connections and never answers.
+struct Silent {
+    listener: TcpListener,
+    addr: SocketAddr,
+}
+
+impl Silent {
+    fn bind() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let addr = listener.local_addr().unwrap();
+        Self { listener, addr }
+    }
+
+    /// Whether anybody connected since the last call.
+    fn was_contacted(&self) -> bool {
+        self.listener.accept().is_ok()
+    }
+}
+
+/// `caps` may call `upstream` and `silent`; `bare` may call nothing.
+fn app(dir: &Path, upstream: SocketAddr, silent: SocketAddr) -> Server {
+    let manifest = format!(
+        r#"
+[component.caps]
+source = {caps:?}
+allowed_outbound_hosts = ["http://{upstream}", "http://{silent}"]
+
+[component.caps.limits]
+timeout = "2s"
+
+[component.bare]
+source = {caps:?}
+
+[[route]]
+path = "/caps"
+component = "caps"
+[[route]]
+path = "/bare"
+component = "bare"
+"#,
+        caps = guests::CAPABILITIES,
+    );
+    Server::start(&write_file(dir, "app.toml", manifest))
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    upstream: Server,
+    silent: Silent,
+    server: Server,
+}
+
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = Server::start(Path::new(guests::HELLO));
+    let silent = Silent::bind();
+    let server = app(dir.path(), upstream.addr, silent.addr);
+    Setup {
+        _dir: dir,
+        upstream,
+        silent,
+        server,
+    }
+}
+
+async fn fetch(server: &Server, component: &str, url: &str) -> crate::harness::Reply {
+    let path = format!("/{component}?op=fetch&url={url}");
+    tokio::time::timeout(BOUND, get(server.addr, &path))
+        .await
+        .unwrap_or_else(|_| panic!("{path} took longer than {BOUND:?}"))
+}
+
+/// The allowed upstream is still reachable through `caps`.
+async fn allowed_call_works(setup: &Setup) {
+    let reply = fetch(
+        &setup.server,
+        "caps",
+        &format!("http://{}/", setup.upstream.addr),
+    )
+    .await;
+    assert_eq!(
+        (reply.status.as_u16(), reply.text().as_str()),
+        (200, "200 Hello from Mayfly!\n")
+    );
+}
+
+#[tokio::test]
+async fn a_listed_host_is_reached() {
+    let setup = setup();
+    allowed_call_works(&setup).await;
+    allowed_call_works(&setup).await;
+}
+
+#[tokio::test]
+async fn unlisted_hosts_are_denied_inside_the_guest_and_logged() {
+    let setup = setup();
+    let unlisted = Silent::bind();
+    let upstream = setup.upstream.addr;
+    let port = upstream.port();
+    for (component, url) in [
+        ("caps", format!("http://{}/", unlisted.addr)),
+        ("caps", format!("http://localhost:{port}/")),
+        ("caps", format!("https://{upstream}/")),
+        ("caps", "http://example.com/".to_string()),
+        ("bare", format!("http://{upstream}/")),
+    ] {
+        let reply = fetch(&setup.server, component, &url).await;
+        assert_eq!(
+            (reply.status.as_u16(), reply.text().as_str()),
+            (403, DENIED),
+            "{component} -> {url}"
+        );
+        setup.server.wait_for_output(&format!(
+            "component `{component}`: outbound request to {url} denied: not in allowed_outbound_hosts"
+        ));
+    }
+    assert!(
+        !unlisted.was_contacted(),
+        "a denied request reached the network"
+    );
+    allowed_call_works(&setup).await;
+}
+
+#[tokio::test]
+async fn an_upstream_that_never_answers_costs_only_the_deadline() {
+    let setup = setup();
+    let started = Instant::now();
+    let reply = fetch(
+        &setup.server,
+        "caps",
+        &format!("http://{}/", setup.silent.addr),
+    )
+    .await;
+    let took = started.elapsed();
+    assert_eq!(reply.status, 504);
+    assert_eq!(
+        reply.text(),
+        "component `caps` exceeded its request deadline of 2s\n"
+    );
+    assert!(
+        took >= Duration::from_millis(1800),
+        "cut off early: {took:?}"
+    );
+    assert!(
+        setup.silent.was_contacted(),
+        "the allowed request never left"
+    );
+    allowed_call_works(&setup).await;
+}
+
+#[tokio::test]
+async fn raw_sockets_are_denied_even_to_allowed_hosts() {
+    let setup = setup();
+    for component in ["caps", "bare"] {
+        let path = format!("/{component}?op=connect&addr={}", setup.upstream.addr);
+        let reply = get(setup.server.addr, &path).await;
+        assert_eq!(reply.status, 403, "{path}: {}", reply.text());
+        assert!(
+            reply.text().starts_with("denied: "),
+            "{path}: {}",
+            reply.text()
+        );
+    }
+    allowed_call_works(&setup).await;
+}
