@@ -5,7 +5,7 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
+use std::time::Instant;
 
 use thiserror::Error;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -51,9 +51,9 @@ impl Gate {
         }
     }
 
-    /// A turn to run, waiting up to `patience` in the queue; `None` if the
-    /// queue is full or the wait runs out.
-    pub(crate) async fn enter(&self, patience: Duration) -> Option<OwnedSemaphorePermit> {
+    /// A turn to run, waiting in the queue until `deadline` at the latest;
+    /// `None` if the queue is full or the wait runs out.
+    pub(crate) async fn enter(&self, deadline: Instant) -> Option<OwnedSemaphorePermit> {
         if let Ok(permit) = self.running.clone().try_acquire_owned() {
             return Some(permit);
         }
@@ -61,7 +61,8 @@ impl Gate {
             self.waiting.fetch_sub(1, Ordering::AcqRel);
             return None;
         }
-        let permit = tokio::time::timeout(patience, self.running.clone().acquire_owned()).await;
+        let permit =
+            tokio::time::timeout_at(deadline.into(), self.running.clone().acquire_owned()).await;
         self.waiting.fetch_sub(1, Ordering::AcqRel);
         permit.ok().and_then(Result::ok)
     }

@@ -69,10 +69,9 @@ impl RequestLimits {
     }
 
     /// Arms the CPU deadline of `store`: from now, the guest yields at every
-    /// epoch tick, and traps with [`Trap::Interrupt`] once `timeout` has
+    /// epoch tick, and traps with [`Trap::Interrupt`] once `deadline` has
     /// passed.
-    pub fn arm_deadline<T: 'static>(&self, store: &mut Store<T>) {
-        let deadline = Instant::now() + self.timeout;
+    pub fn arm_deadline<T: 'static>(store: &mut Store<T>, deadline: Instant) {
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
             if Instant::now() >= deadline {

@@ -14,7 +14,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
@@ -30,6 +30,7 @@ use crate::app::App;
 use crate::component::LoadedComponent;
 use crate::guest_log::GuestLog;
 use crate::host::Host;
+use crate::limits::RequestLimits;
 
 /// Numbers requests, for log lines.
 static NEXT_REQUEST: AtomicU64 = AtomicU64::new(1);
@@ -74,6 +75,8 @@ where
     G: 'static,
 {
     let limits = component.limits;
+    // The deadline runs from arrival: time spent queueing counts.
+    let deadline = Instant::now() + limits.timeout;
     let name = component.name();
     if request.uri().authority().is_none() && !request.headers().contains_key(header::HOST) {
         return plain(StatusCode::BAD_REQUEST, "missing Host header\n".into());
@@ -82,7 +85,7 @@ where
         drain_in_background(request.into_body());
         return body_too_large(component);
     }
-    let Some(permit) = component.gate.enter(limits.timeout).await else {
+    let Some(permit) = component.gate.enter(deadline).await else {
         return overloaded(&format!(
             "component `{name}` is at its limit of {} concurrent requests; retry shortly\n",
             limits.instances
@@ -107,7 +110,7 @@ where
     };
     let mut store = Store::new(component.pre.engine(), host);
     store.limiter(|host| &mut host.limits);
-    limits.arm_deadline(&mut store);
+    RequestLimits::arm_deadline(&mut store, deadline);
     if let Some(fuel) = component.fuel {
         // Cannot fail: the component's fuel is set only when the engine
         // meters fuel.
@@ -147,7 +150,7 @@ where
                 .call_handle(&mut store, request, outparam)
                 .await
         };
-        let outcome = match tokio::time::timeout(limits.timeout, run).await {
+        let outcome = match tokio::time::timeout_at(deadline.into(), run).await {
             Ok(Ok(())) => Outcome::Finished,
             Ok(Err(err)) => {
                 let outcome = Outcome::of(&err);

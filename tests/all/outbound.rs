@@ -86,8 +86,11 @@ async fn fetch(server: &Server, component: &str, url: &str) -> crate::harness::R
         .unwrap_or_else(|_| panic!("{path} took longer than {BOUND:?}"))
 }
 
-/// The allowed upstream is still reachable through `caps`.
+/// The allowed upstream is still reachable through `caps`, and `bare`
+/// still answers.
 async fn allowed_call_works(setup: &Setup) {
+    let reply = get(setup.server.addr, "/bare?op=getenv&name=HOME").await;
+    assert_eq!(reply.status, 404, "{}", reply.text());
     let reply = fetch(
         &setup.server,
         "caps",
