@@ -220,20 +220,27 @@ impl Client {
         Self { sender, addr }
     }
 
-    /// Sends a request; the Host header is filled in.
+    /// Sends a request; the Host header is filled in. Panics if the whole
+    /// exchange takes longer than [`PATIENCE`]: no request may hang.
     pub async fn send(&mut self, mut request: Request<Body>) -> Result<Reply, hyper::Error> {
         request
             .headers_mut()
             .insert(http::header::HOST, self.addr.to_string().parse().unwrap());
-        self.sender.ready().await?;
-        let response = self.sender.send_request(request).await?;
-        let (parts, body) = response.into_parts();
-        let body = body.collect().await?.to_bytes();
-        Ok(Reply {
-            status: parts.status,
-            headers: parts.headers,
-            body,
-        })
+        let what = format!("{} {}", request.method(), request.uri());
+        let exchange = async {
+            self.sender.ready().await?;
+            let response = self.sender.send_request(request).await?;
+            let (parts, body) = response.into_parts();
+            let body = body.collect().await?.to_bytes();
+            Ok(Reply {
+                status: parts.status,
+                headers: parts.headers,
+                body,
+            })
+        };
+        tokio::time::timeout(PATIENCE, exchange)
+            .await
+            .unwrap_or_else(|_| panic!("{what} got no complete answer within {PATIENCE:?}"))
     }
 
     pub async fn get(&mut self, path: &str) -> Reply {
