@@ -168,7 +168,7 @@ impl LoadedComponent {
 
 /// Tells a component from a core module, or from something that is not
 /// WebAssembly at all, before handing the bytes to the compiler.
-fn check_header(bytes: &[u8]) -> Result<(), LoadErrorKind> {
+pub fn check_header(bytes: &[u8]) -> Result<(), LoadErrorKind> {
     if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
         return Err(LoadErrorKind::NotWasm);
     }

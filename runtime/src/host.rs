@@ -8,12 +8,11 @@
 use std::sync::Arc;
 
 use mayfly_host_api::OutboundPolicy;
-use wasmtime::StoreLimits;
 use wasmtime::component::{Linker, ResourceTable};
-use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use crate::guest_log::GuestLog;
-use crate::limits::RequestLimits;
+use crate::limits::{Limiter, RequestLimits};
 use crate::manifest::{FilesMode, Grants};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -23,7 +22,7 @@ pub struct Host {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     outbound: OutboundPolicy,
-    pub(crate) limits: StoreLimits,
+    pub(crate) limits: Limiter,
 }
 
 impl Host {
@@ -37,8 +36,31 @@ impl Host {
         grants: &Grants,
         log: &GuestLog,
     ) -> std::io::Result<Self> {
+        Self::with_wasi(component, limits, grants, |wasi| {
+            wasi.stdout(log.stdout()).stderr(log.stderr());
+        })
+    }
+
+    /// The store's memory and table caps, for [`wasmtime::Store::limiter`].
+    pub fn limiter_mut(&mut self) -> &mut Limiter {
+        &mut self.limits
+    }
+
+    /// The store's memory and table caps, and whether one was hit.
+    pub fn limiter(&self) -> &Limiter {
+        &self.limits
+    }
+
+    /// Like [`Host::new`], with `configure` adding to the WASI context
+    /// (arguments, stdio) before the grants go in.
+    pub fn with_wasi(
+        component: &Arc<str>,
+        limits: &RequestLimits,
+        grants: &Grants,
+        configure: impl FnOnce(&mut WasiCtxBuilder),
+    ) -> std::io::Result<Self> {
         let mut wasi = WasiCtx::builder();
-        wasi.stdout(log.stdout()).stderr(log.stderr());
+        configure(&mut wasi);
         if !grants.env.is_empty() {
             wasi.envs(&grants.env);
         }
@@ -57,7 +79,7 @@ impl Host {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
             outbound: OutboundPolicy::allowing(component.clone(), grants.outbound.clone()),
-            limits: limits.store_limits(),
+            limits: limits.limiter(),
         })
     }
 }

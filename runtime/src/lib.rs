@@ -49,6 +49,7 @@ pub mod guest_log;
 pub mod host;
 pub mod limits;
 pub mod manifest;
+pub mod plugin;
 pub mod request;
 pub mod router;
 pub mod server;

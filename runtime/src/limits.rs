@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use wasmtime::{Engine, Store, StoreLimits, StoreLimitsBuilder, Trap, UpdateDeadline};
+use wasmtime::{Engine, ResourceLimiter, Store, Trap, UpdateDeadline};
 
 /// How often the epoch advances: the granularity of deadlines and of the
 /// yields that keep a busy guest from starving its neighbours.
@@ -59,13 +59,13 @@ impl Default for RequestLimits {
 }
 
 impl RequestLimits {
-    /// The [`StoreLimits`] to put in a new store's state.
-    pub fn store_limits(&self) -> StoreLimits {
-        StoreLimitsBuilder::new()
-            .memory_size(self.max_memory_bytes)
-            .table_elements(self.max_table_elements)
-            .trap_on_grow_failure(false)
-            .build()
+    /// The [`Limiter`] to put in a new store's state.
+    pub fn limiter(&self) -> Limiter {
+        Limiter {
+            memory: self.max_memory_bytes,
+            table_elements: self.max_table_elements,
+            memory_refused: false,
+        }
     }
 
     /// Arms the CPU deadline of `store`: from now, the guest yields at every
@@ -80,6 +80,52 @@ impl RequestLimits {
                 Ok(UpdateDeadline::Yield(1))
             }
         });
+    }
+}
+
+/// A store's memory and table caps. Growth past a cap fails inside the
+/// guest (as running out of memory would); the limiter remembers that it
+/// refused, so that a trap that follows can be reported as what it is.
+#[derive(Debug)]
+pub struct Limiter {
+    memory: usize,
+    table_elements: usize,
+    memory_refused: bool,
+}
+
+impl Limiter {
+    /// Whether a memory growth was refused in this store.
+    pub fn memory_refused(&self) -> bool {
+        self.memory_refused
+    }
+
+    /// The memory cap, in bytes.
+    pub fn memory_limit(&self) -> usize {
+        self.memory
+    }
+}
+
+impl ResourceLimiter for Limiter {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.memory {
+            self.memory_refused = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        Ok(desired <= self.table_elements)
     }
 }
 

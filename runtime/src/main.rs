@@ -10,7 +10,7 @@ use clap::Parser as _;
 fn main() -> ExitCode {
     let cli = commands::Cli::parse();
     match cli.execute() {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE

@@ -153,10 +153,20 @@ where
         let outcome = match tokio::time::timeout_at(deadline.into(), run).await {
             Ok(Ok(())) => Outcome::Finished,
             Ok(Err(err)) => {
-                let outcome = Outcome::of(&err);
-                if let Outcome::Trapped(_) = outcome {
+                let mut outcome = Outcome::of(&err);
+                if let Outcome::Trapped(reason) = &outcome {
                     // The whole chain, with the guest's wasm backtrace.
                     report(&component, request_id, &format!("trapped: {err:#}"));
+                    // A guest that traps after being refused memory has,
+                    // in all likelihood, died of it.
+                    let limiter = &store.data().limits;
+                    if limiter.memory_refused() {
+                        let limit = u64::try_from(limiter.memory_limit()).unwrap_or(u64::MAX);
+                        outcome = Outcome::Trapped(format!(
+                            "memory limit of {} reached ({reason})",
+                            crate::units::format_size(limit)
+                        ));
+                    }
                 }
                 outcome
             }

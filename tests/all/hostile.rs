@@ -105,7 +105,8 @@ async fn a_memory_bomb_hits_its_limit_and_the_host_stays_small() {
         assert_eq!(reply.status, 500);
         assert_eq!(
             reply.text(),
-            "component `hostile` failed: wasm trap: wasm `unreachable` instruction executed\n"
+            "component `hostile` failed: memory limit of 32MiB reached \
+             (wasm trap: wasm `unreachable` instruction executed)\n"
         );
     }
     // Three bombs of 32 MiB each (the limit) must not have cost the host

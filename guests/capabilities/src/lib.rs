@@ -14,8 +14,8 @@
 //!
 //! A refused operation answers 403 with `denied: <the error>`.
 
-use wasip2::exports::http::incoming_handler::Guest;
 use std::io::Write as _;
+use wasip2::exports::http::incoming_handler::Guest;
 
 use wasip2::http::outgoing_handler;
 use wasip2::http::types::{
@@ -38,7 +38,9 @@ impl Guest for Capabilities {
                 Err(err) => denied(err),
             },
             "env" => {
-                let lines: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}\n")).collect();
+                let lines: Vec<String> = std::env::vars()
+                    .map(|(k, v)| format!("{k}={v}\n"))
+                    .collect();
                 (200, lines.concat().into_bytes())
             }
             "getenv" => match std::env::var(param("name")) {
@@ -100,7 +102,10 @@ fn fetch(url: &str) -> (u16, Vec<u8>) {
     let mut stream = body.stream().expect("response body stream");
     let mut contents = format!("{status} ").into_bytes();
     if let Err(err) = std::io::Read::read_to_end(&mut stream, &mut contents) {
-        return (502, format!("reading the upstream body: {err}").into_bytes());
+        return (
+            502,
+            format!("reading the upstream body: {err}").into_bytes(),
+        );
     }
     (200, contents)
 }

@@ -26,8 +26,8 @@ struct Hostile;
 impl Guest for Hostile {
     fn handle(request: IncomingRequest, out: ResponseOutparam) {
         match kit::query_param(&request, "attack").as_deref() {
-            Some("loop") => spin(),
-            Some("memory") => hoard(),
+            Some("loop") => kit::attacks::spin(),
+            Some("memory") => kit::attacks::hoard(),
             Some("recursion") => {
                 black_box(recurse(black_box(0)));
             }
@@ -54,25 +54,6 @@ impl Guest for Hostile {
         }
         // Reaching this line means the attack was not stopped.
         kit::respond(out, 200, &[], b"survived\n");
-    }
-}
-
-fn spin() -> ! {
-    let mut counter = 0u64;
-    loop {
-        counter = black_box(counter.wrapping_add(1));
-    }
-}
-
-fn hoard() -> ! {
-    let mut hoard: Vec<Vec<u8>> = Vec::new();
-    loop {
-        let mut chunk = vec![0u8; 1 << 20];
-        // Touch every page so the memory is really used.
-        for page in chunk.chunks_mut(4096) {
-            page[0] = 1;
-        }
-        hoard.push(black_box(chunk));
     }
 }
 
@@ -113,7 +94,7 @@ fn endless_body(out: ResponseOutparam) -> ! {
     loop {
         if stream.write_all(&line).is_err() {
             // The client went away: nothing else to do but keep the CPU busy.
-            spin();
+            kit::attacks::spin();
         }
     }
 }

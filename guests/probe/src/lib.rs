@@ -32,8 +32,14 @@ impl Guest for Probe {
         if grow > 0 {
             core::arch::wasm32::memory_grow(0, grow);
         }
-        let body = format!("count={count} heap_items={heap_items} pages_at_start={pages_at_start}\n");
-        kit::respond(out, 200, &[("content-type", b"text/plain")], body.as_bytes());
+        let body =
+            format!("count={count} heap_items={heap_items} pages_at_start={pages_at_start}\n");
+        kit::respond(
+            out,
+            200,
+            &[("content-type", b"text/plain")],
+            body.as_bytes(),
+        );
     }
 }
 

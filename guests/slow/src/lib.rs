@@ -21,16 +21,25 @@ impl Guest for Slow {
         let done = format!("slept {ms} ms\n");
         if kit::query_param(&request, "head_first").as_deref() != Some("1") {
             kit::sleep_ms(ms);
-            kit::respond(out, 200, &[("content-type", b"text/plain")], done.as_bytes());
+            kit::respond(
+                out,
+                200,
+                &[("content-type", b"text/plain")],
+                done.as_bytes(),
+            );
             return;
         }
         let (response, body) = kit::response_head(200, &[("content-type", b"text/plain")]);
         ResponseOutparam::set(out, Ok(response));
         let mut stream = body.write().expect("response body stream");
-        stream.write_all(b"sleeping\n").expect("write response body");
+        stream
+            .write_all(b"sleeping\n")
+            .expect("write response body");
         stream.flush().expect("flush response body");
         kit::sleep_ms(ms);
-        stream.write_all(done.as_bytes()).expect("write response body");
+        stream
+            .write_all(done.as_bytes())
+            .expect("write response body");
         stream.flush().expect("flush response body");
         drop(stream);
         OutgoingBody::finish(body, None).expect("finish response body");

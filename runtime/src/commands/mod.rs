@@ -2,9 +2,11 @@
 
 mod check;
 mod compile;
+mod run;
 mod serve;
 
 use std::path::{Path, PathBuf};
+use std::process::ExitCode;
 
 use anyhow::{Context as _, Result};
 use clap::{Args, Parser, Subcommand};
@@ -26,16 +28,21 @@ pub struct Cli {
 #[derive(Subcommand)]
 enum Command {
     Serve(serve::Serve),
+    Run(run::Run),
     Check(check::Check),
     Compile(compile::Compile),
 }
 
 impl Cli {
-    pub fn execute(self) -> Result<()> {
+    /// Runs the command; the exit status is the command's (for `run`, the
+    /// guest's) unless it fails.
+    pub fn execute(self) -> Result<ExitCode> {
+        let done = |()| ExitCode::SUCCESS;
         match self.command {
-            Command::Serve(serve) => serve.execute(),
-            Command::Check(check) => check.execute(),
-            Command::Compile(compile) => compile.execute(),
+            Command::Serve(serve) => serve.execute().map(done),
+            Command::Run(run) => run.execute(),
+            Command::Check(check) => check.execute().map(done),
+            Command::Compile(compile) => compile.execute().map(done),
         }
     }
 }

@@ -1,0 +1,248 @@
+//! `mayfly run`: run a `wasi:cli` command component once.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+use clap::Args;
+use mayfly::cache::CompileCache;
+use mayfly::engine::EngineSettings;
+use mayfly::guest_log::GuestLog;
+use mayfly::host::{self, Host};
+use mayfly::limits::{EpochTicker, RequestLimits};
+use mayfly::manifest::{FileGrant, FilesMode, Grants};
+use mayfly::units::{format_size, parse_duration, parse_size};
+use mayfly_host_api::outbound::HostPattern;
+use wasmtime::component::Component;
+use wasmtime::{Store, Trap};
+use wasmtime_wasi::I32Exit;
+use wasmtime_wasi::p2::bindings::Command;
+
+use super::CacheArgs;
+
+/// Exit status when the command runs past its deadline (as `timeout(1)`).
+const EXIT_DEADLINE: u8 = 124;
+/// Exit status when the command traps (as a process killed by SIGABRT).
+const EXIT_TRAP: u8 = 134;
+
+/// Run a `wasi:cli` command component once, in a fresh instance
+///
+/// The command gets only what the flags grant: no directories, no
+/// environment variables, no network and no terminal unless given. Its exit
+/// status becomes mayfly's; a deadline exceeded exits 124, a trap 134.
+#[derive(Args)]
+pub struct Run {
+    /// The command component (`wasm32-wasip2` binary)
+    #[arg(value_name = "COMPONENT")]
+    component: PathBuf,
+
+    /// Arguments for the command, after `--`
+    #[arg(last = true, value_name = "ARGS")]
+    args: Vec<String>,
+
+    /// Grant host directory HOST as GUEST, read-write, or read-only with
+    /// `:ro` (repeatable)
+    #[arg(long = "dir", value_name = "HOST::GUEST[:ro]")]
+    dirs: Vec<String>,
+
+    /// Grant environment variable NAME with VALUE (repeatable)
+    #[arg(long = "env", value_name = "NAME=VALUE")]
+    envs: Vec<String>,
+
+    /// Allow outbound HTTP to PATTERN, as `https://api.example.com` or
+    /// `http://*.internal:8080` (repeatable)
+    #[arg(long = "allow-host", value_name = "PATTERN")]
+    allow_hosts: Vec<String>,
+
+    /// Pass this terminal's stdin, stdout and stderr through to the
+    /// command; without it, stdin is empty and the output goes to mayfly's
+    /// log, capped at 16 KiB
+    #[arg(long)]
+    stdio: bool,
+
+    /// Wall-clock budget of the run, as `500ms`, `30s` or `2m`
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    timeout: Duration,
+
+    /// Largest linear memory, as `64MiB`
+    #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
+    memory: u64,
+
+    /// Fuel budget (roughly, WebAssembly instructions) [default: unmetered]
+    #[arg(long, value_name = "UNITS")]
+    fuel: Option<u64>,
+
+    #[command(flatten)]
+    cache: CacheArgs,
+}
+
+impl Run {
+    pub fn execute(self) -> Result<ExitCode> {
+        let grants = self.grants()?;
+        let name: Arc<str> = Arc::from(super::component_name_from_file(&self.component));
+        let limits = RequestLimits {
+            timeout: self.timeout,
+            max_memory_bytes: usize::try_from(self.memory).unwrap_or(usize::MAX),
+            fuel: self.fuel,
+            ..RequestLimits::default()
+        };
+        let settings = EngineSettings {
+            max_instances: 4,
+            consume_fuel: self.fuel.is_some(),
+            ..EngineSettings::default()
+        };
+        let engine = settings
+            .build()
+            .map_err(anyhow::Error::from)
+            .context("cannot create the WebAssembly engine")?;
+        let _ticker = EpochTicker::start(&engine).context("cannot start the epoch ticker")?;
+        let component = self.load(&engine)?;
+        let linker = host::linker(&engine).map_err(anyhow::Error::from)?;
+
+        let log = GuestLog::default();
+        let mut args = vec![self.component.display().to_string()];
+        args.extend(self.args.iter().cloned());
+        let stdio = self.stdio;
+        let host = Host::with_wasi(&name, &limits, &grants, |wasi| {
+            wasi.args(&args);
+            if stdio {
+                wasi.inherit_stdio();
+            } else {
+                wasi.stdout(log.stdout()).stderr(log.stderr());
+            }
+        })
+        .context("cannot open a granted directory")?;
+
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let deadline = Instant::now() + limits.timeout;
+        let outcome = runtime.block_on(async {
+            let mut store = Store::new(&engine, host);
+            store.limiter(|host| host.limiter_mut());
+            RequestLimits::arm_deadline(&mut store, deadline);
+            if let Some(fuel) = limits.fuel {
+                store.set_fuel(fuel)?;
+            }
+            let run = async {
+                let command = Command::instantiate_async(&mut store, &component, &linker).await?;
+                command.wasi_cli_run().call_run(&mut store).await
+            };
+            let outcome = tokio::time::timeout_at(deadline.into(), run).await;
+            let memory_refused = store.data().limiter().memory_refused();
+            Ok::<_, anyhow::Error>((outcome, memory_refused))
+        })?;
+        log.flush(&name, 1);
+
+        let (outcome, memory_refused) = outcome;
+        Ok(match outcome {
+            Ok(Ok(Ok(()))) => ExitCode::SUCCESS,
+            Ok(Ok(Err(()))) => ExitCode::FAILURE,
+            Err(_elapsed) => {
+                eprintln!(
+                    "mayfly: `{name}` exceeded its deadline of {:?}",
+                    limits.timeout
+                );
+                ExitCode::from(EXIT_DEADLINE)
+            }
+            Ok(Err(err)) => {
+                if let Some(exit) = err.downcast_ref::<I32Exit>() {
+                    return Ok(ExitCode::from(u8::try_from(exit.0).unwrap_or(1)));
+                }
+                match err.downcast_ref::<Trap>() {
+                    Some(Trap::Interrupt) => {
+                        eprintln!(
+                            "mayfly: `{name}` exceeded its deadline of {:?}",
+                            limits.timeout
+                        );
+                        ExitCode::from(EXIT_DEADLINE)
+                    }
+                    Some(_) if memory_refused => {
+                        eprintln!(
+                            "mayfly: `{name}` reached its memory limit of {}: {err:#}",
+                            format_size(self.memory)
+                        );
+                        ExitCode::from(EXIT_TRAP)
+                    }
+                    Some(_) => {
+                        eprintln!("mayfly: `{name}` trapped: {err:#}");
+                        ExitCode::from(EXIT_TRAP)
+                    }
+                    None => bail!("`{name}` could not run: {err:#}"),
+                }
+            }
+        })
+    }
+
+    fn load(&self, engine: &wasmtime::Engine) -> Result<Component> {
+        let path = &self.component;
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        mayfly::component::check_header(&bytes)
+            .map_err(|kind| anyhow::anyhow!("{}: {kind}", path.display()))?;
+        let cache: CompileCache = self.cache.cache();
+        let (component, _) = cache
+            .load_or_compile(engine, &bytes)
+            .map_err(|err| anyhow::anyhow!("{}: invalid component: {err:#}", path.display()))?;
+        let exports_run = component
+            .component_type()
+            .exports(engine)
+            .any(|(name, _)| name.starts_with("wasi:cli/run@0.2"));
+        if !exports_run {
+            bail!(
+                "{}: it does not export `wasi:cli/run`, so it is not a command \
+                 (build a binary crate for `wasm32-wasip2`; `mayfly serve` runs HTTP components)",
+                path.display()
+            );
+        }
+        Ok(component)
+    }
+
+    fn grants(&self) -> Result<Grants> {
+        let mut files = Vec::new();
+        for dir in &self.dirs {
+            let Some((host, guest)) = dir.split_once("::") else {
+                bail!("--dir {dir}: write it as HOST::GUEST or HOST::GUEST:ro");
+            };
+            let (guest, mode) = match guest.strip_suffix(":ro") {
+                Some(guest) => (guest, FilesMode::ReadOnly),
+                None => (guest, FilesMode::ReadWrite),
+            };
+            let host = PathBuf::from(host);
+            if !host.is_dir() {
+                bail!("--dir {dir}: {} is not a directory", host.display());
+            }
+            if !guest.starts_with('/') || guest.split('/').any(|part| part == "..") {
+                bail!("--dir {dir}: the guest path `{guest}` must be absolute, without `..`");
+            }
+            files.push(FileGrant {
+                host,
+                guest: guest.to_string(),
+                mode,
+            });
+        }
+        let mut env = Vec::new();
+        for pair in &self.envs {
+            match pair.split_once('=') {
+                Some((name, value)) if !name.is_empty() => {
+                    env.push((name.to_string(), value.to_string()));
+                }
+                _ => bail!("--env {pair}: write it as NAME=VALUE"),
+            }
+        }
+        let outbound = self
+            .allow_hosts
+            .iter()
+            .map(|pattern| {
+                HostPattern::parse(pattern).map_err(|err| anyhow::anyhow!("--allow-host {err}"))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Grants {
+            env,
+            files,
+            outbound: outbound.into(),
+        })
+    }
+}
