@@ -10,6 +10,8 @@
 
 #![deny(missing_docs)]
 
+pub mod kv;
 pub mod outbound;
+pub mod state;
 
 pub use outbound::OutboundPolicy;

@@ -62,7 +62,7 @@ fn load_hello(engine: &Engine) -> Arc<LoadedComponent> {
         grants: mayfly::manifest::Grants::default(),
     };
     let linker = host::linker(engine).unwrap();
-    LoadedComponent::load(engine, &linker, &spec, &CompileCache::disabled()).unwrap()
+    LoadedComponent::load(engine, &linker, &spec, &CompileCache::disabled(), None).unwrap()
 }
 
 async fn one_request(component: &Arc<LoadedComponent>) -> Bytes {

@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use mayfly_host_api::kv::Backend;
 use wasmtime::Engine;
 
 use crate::cache::CompileCache;
@@ -21,13 +22,19 @@ pub struct App {
 
 impl App {
     /// Compiles (or loads from `cache`) and pre-instantiates every component
-    /// of `spec`. Fails on the first component that cannot be loaded.
-    pub fn load(engine: &Engine, spec: &AppSpec, cache: &CompileCache) -> anyhow::Result<Self> {
+    /// of `spec`, giving those with stores `backend`. Fails on the first
+    /// component that cannot be loaded.
+    pub fn load(
+        engine: &Engine,
+        spec: &AppSpec,
+        cache: &CompileCache,
+        backend: Option<&Arc<dyn Backend>>,
+    ) -> anyhow::Result<Self> {
         let linker = host::linker(engine).map_err(anyhow::Error::from)?;
         let components = spec
             .components
             .iter()
-            .map(|component| LoadedComponent::load(engine, &linker, component, cache))
+            .map(|component| LoadedComponent::load(engine, &linker, component, cache, backend))
             .collect::<Result<Vec<_>, LoadError>>()?;
         let router = Router::new(spec.routes.iter().cloned())
             .map_err(|pattern| anyhow::anyhow!("route `{pattern}` is declared twice"))?;

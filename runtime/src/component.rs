@@ -13,6 +13,9 @@ use wasmtime::Engine;
 use wasmtime::component::{Component, Linker};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
+use mayfly_host_api::kv::Backend;
+use mayfly_host_api::state::ComponentState;
+
 use crate::cache::{CacheOutcome, CompileCache};
 use crate::host::Host;
 use crate::limits::RequestLimits;
@@ -27,6 +30,8 @@ pub struct LoadedComponent {
     pub(crate) pre: ProxyPre<Host>,
     pub(crate) limits: RequestLimits,
     pub(crate) grants: Grants,
+    /// Its stores and configuration, shared by all its requests.
+    pub(crate) state: Arc<ComponentState>,
     /// The fuel each store starts with, when the engine meters fuel.
     pub(crate) fuel: Option<u64>,
     pub(crate) gate: Gate,
@@ -118,6 +123,7 @@ impl LoadedComponent {
         linker: &Linker<Host>,
         spec: &ComponentSpec,
         cache: &CompileCache,
+        backend: Option<&Arc<dyn Backend>>,
     ) -> Result<Arc<Self>, LoadError> {
         let fail = |kind| LoadError {
             component: spec.name.clone(),
@@ -154,8 +160,16 @@ impl LoadedComponent {
             None if engine_meters_fuel => Some(u64::MAX),
             None => None,
         };
+        let name: Arc<str> = Arc::from(spec.name.as_str());
+        let state = Arc::new(ComponentState {
+            component: name.clone(),
+            stores: spec.grants.stores.clone(),
+            config: spec.grants.config.clone(),
+            backend: backend.filter(|_| !spec.grants.stores.is_empty()).cloned(),
+        });
         Ok(Arc::new(Self {
-            name: Arc::from(spec.name.as_str()),
+            name,
+            state,
             pre,
             limits: spec.limits,
             grants: spec.grants.clone(),

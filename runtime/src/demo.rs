@@ -22,8 +22,14 @@ macro_rules! guest {
 }
 
 /// The demo app: `hello` at `/`, `echo` under `/echo/...`, the fresh-instance
-/// `probe` at `/probe`, and `slow` at `/slow`.
+/// `probe` at `/probe`, `slow` at `/slow`, and the stateful ones on the
+/// embedded key-value store: the visit `counter` under `/count/...` and the
+/// JSON `crud` service under `/items/...`.
 pub fn app() -> AppSpec {
+    let mut counter = guest!("counter", "MAYFLY_GUEST_COUNTER");
+    counter.grants.stores = vec!["default".into()];
+    let mut crud = guest!("crud", "MAYFLY_GUEST_CRUD");
+    crud.grants.stores = vec!["items".into()];
     AppSpec {
         name: "demo".into(),
         components: vec![
@@ -31,12 +37,16 @@ pub fn app() -> AppSpec {
             guest!("echo", "MAYFLY_GUEST_ECHO"),
             guest!("probe", "MAYFLY_GUEST_PROBE"),
             guest!("slow", "MAYFLY_GUEST_SLOW"),
+            counter,
+            crud,
         ],
         routes: vec![
             (Pattern::Exact("/".into()), 0),
             (Pattern::Prefix("/echo".into()), 1),
             (Pattern::Exact("/probe".into()), 2),
             (Pattern::Exact("/slow".into()), 3),
+            (Pattern::Prefix("/count".into()), 4),
+            (Pattern::Prefix("/items".into()), 5),
         ],
     }
 }

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 
 use mayfly_host_api::OutboundPolicy;
+use mayfly_host_api::state::{ComponentState, StateCtx, StateView};
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
@@ -22,21 +23,24 @@ pub struct Host {
     wasi: WasiCtx,
     http: WasiHttpCtx,
     outbound: OutboundPolicy,
+    state: StateCtx,
     pub(crate) limits: Limiter,
 }
 
 impl Host {
-    /// A host state for one request to `component`: exactly its `grants`,
+    /// A host state for request `request` to `component`: exactly its
+    /// `grants` (and, through `component`, its stores and configuration),
     /// bounded by its `limits`, with stdout and stderr going to `log`.
     ///
     /// Fails only if a granted directory can no longer be opened.
     pub fn new(
-        component: &Arc<str>,
+        component: &Arc<ComponentState>,
+        request: u64,
         limits: &RequestLimits,
         grants: &Grants,
         log: &GuestLog,
     ) -> std::io::Result<Self> {
-        Self::with_wasi(component, limits, grants, |wasi| {
+        Self::with_wasi(component, request, limits, grants, |wasi| {
             wasi.stdout(log.stdout()).stderr(log.stderr());
         })
     }
@@ -54,7 +58,8 @@ impl Host {
     /// Like [`Host::new`], with `configure` adding to the WASI context
     /// (arguments, stdio) before the grants go in.
     pub fn with_wasi(
-        component: &Arc<str>,
+        component: &Arc<ComponentState>,
+        request: u64,
         limits: &RequestLimits,
         grants: &Grants,
         configure: impl FnOnce(&mut WasiCtxBuilder),
@@ -78,7 +83,11 @@ impl Host {
             table,
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
-            outbound: OutboundPolicy::allowing(component.clone(), grants.outbound.clone()),
+            outbound: OutboundPolicy::allowing(
+                component.component.clone(),
+                grants.outbound.clone(),
+            ),
+            state: StateCtx::new(component.clone(), request),
             limits: limits.limiter(),
         })
     }
@@ -104,10 +113,15 @@ impl WasiHttpView for Host {
 }
 
 /// A linker with every interface Mayfly provides: WASI 0.2 (whose
-/// capabilities each store grants or not) and `wasi:http`.
+/// capabilities each store grants or not), `wasi:http`, and the state
+/// interfaces (`wasi:keyvalue`, `wasi:config`, `wasi:logging`).
 pub fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<Host>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    mayfly_host_api::state::add_to_linker(&mut linker, |host: &mut Host| StateView {
+        ctx: &mut host.state,
+        table: &mut host.table,
+    })?;
     Ok(linker)
 }

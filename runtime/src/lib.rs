@@ -29,7 +29,7 @@
 //! let engine = EngineSettings::default().build()?;
 //! let _ticker = mayfly::limits::EpochTicker::start(&engine)?;
 //! let spec = AppSpec::from_manifest("app.toml".as_ref())?;
-//! let app = Arc::new(App::load(&engine, &spec, &CompileCache::disabled())?);
+//! let app = Arc::new(App::load(&engine, &spec, &CompileCache::disabled(), None)?);
 //! let server = Server::bind("127.0.0.1:3000".parse()?)?;
 //! tokio::runtime::Runtime::new()?.block_on(server.run(app, &ServeOptions::default(), async {
 //!     let _ = tokio::signal::ctrl_c().await;
@@ -53,4 +53,5 @@ pub mod plugin;
 pub mod request;
 pub mod router;
 pub mod server;
+pub mod state;
 pub mod units;

@@ -56,6 +56,9 @@ pub struct ManifestFile {
     pub route: Vec<RouteEntry>,
     /// Limits for every component that does not set its own.
     pub limits: Option<LimitsEntry>,
+    /// A TOML file of secrets (`name = "value"`), relative to the manifest,
+    /// that config values may name with `{ secret = "name" }`.
+    pub secrets: Option<PathBuf>,
 }
 
 /// A `[limits]` or `[component.NAME.limits]` table. Each field that is left
@@ -100,6 +103,62 @@ pub struct ComponentEntry {
     /// `scheme://host:port` patterns the component may send HTTP requests to.
     #[serde(default)]
     pub allowed_outbound_hosts: Vec<String>,
+    /// Labels of the key-value stores the component may open.
+    #[serde(default)]
+    pub key_value_stores: Vec<String>,
+    /// Configuration values (`wasi:config`), by key.
+    #[serde(default)]
+    pub config: BTreeMap<String, ConfigValue>,
+}
+
+/// Where a configuration value comes from. Nothing is read implicitly: a
+/// value from the host's environment or from the secrets file is named.
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "RawConfigValue")]
+pub enum ConfigValue {
+    /// Written in the manifest.
+    Literal(String),
+    /// The host's environment variable `env`, read at load time.
+    Env {
+        /// The variable's name.
+        env: String,
+    },
+    /// Entry `secret` of the app's secrets file, read at load time.
+    Secret {
+        /// The entry's name.
+        secret: String,
+    },
+}
+
+/// A config value as written, before its form is checked.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawConfigValue {
+    Literal(String),
+    Table(BTreeMap<String, String>),
+}
+
+impl TryFrom<RawConfigValue> for ConfigValue {
+    type Error = String;
+
+    fn try_from(raw: RawConfigValue) -> Result<Self, String> {
+        let table = match raw {
+            RawConfigValue::Literal(value) => return Ok(ConfigValue::Literal(value)),
+            RawConfigValue::Table(table) => table,
+        };
+        let mut entries = table.into_iter();
+        match (entries.next(), entries.next()) {
+            (Some((kind, name)), None) if kind == "env" => Ok(ConfigValue::Env { env: name }),
+            (Some((kind, name)), None) if kind == "secret" => {
+                Ok(ConfigValue::Secret { secret: name })
+            }
+            _ => Err(
+                "a config value is a string, `{ env = \"NAME\" }` (a host environment \
+                 variable) or `{ secret = \"NAME\" }` (an entry of the secrets file)"
+                    .into(),
+            ),
+        }
+    }
 }
 
 /// One `[[component.NAME.files]]` grant.
@@ -183,6 +242,10 @@ pub struct Grants {
     pub files: Vec<FileGrant>,
     /// Where outbound HTTP requests may go.
     pub outbound: Arc<[HostPattern]>,
+    /// Labels of the key-value stores it may open.
+    pub stores: Vec<String>,
+    /// Its configuration values, resolved at load time.
+    pub config: Vec<(String, String)>,
 }
 
 /// A host directory a component may open.
@@ -293,6 +356,10 @@ impl AppSpec {
             Some(entry) => entry.apply(RequestLimits::default(), "limits")?,
             None => RequestLimits::default(),
         };
+        let secrets = match &file.secrets {
+            Some(path) => Some(read_secrets(&base.join(path))?),
+            None => None,
+        };
         let mut components = Vec::with_capacity(file.component.len());
         for (name, entry) in file.component {
             let field = format!("component.{name}");
@@ -301,7 +368,9 @@ impl AppSpec {
                 Some(limits) => limits.apply(app_limits, &format!("{field}.limits"))?,
                 None => app_limits,
             };
-            let grants = resolve_grants(&entry, base, &field)?;
+            let mut grants = resolve_grants(&entry, base, &field)?;
+            grants.stores = resolve_stores(&entry, &field)?;
+            grants.config = resolve_config(&entry, secrets.as_ref(), &field)?;
             components.push(ComponentSpec {
                 source: Source::File(base.join(&entry.source)),
                 field: format!("{field}.source"),
@@ -405,7 +474,88 @@ fn resolve_grants(
         env,
         files,
         outbound: outbound.into(),
+        stores: Vec::new(),
+        config: Vec::new(),
     })
+}
+
+/// Store labels become table names and key prefixes: a restricted alphabet.
+fn resolve_stores(entry: &ComponentEntry, field: &str) -> Result<Vec<String>, (String, String)> {
+    let mut stores: Vec<String> = Vec::with_capacity(entry.key_value_stores.len());
+    for (i, label) in entry.key_value_stores.iter().enumerate() {
+        let at = || format!("{field}.key_value_stores[{i}]");
+        let valid = !label.is_empty()
+            && label.len() <= 63
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if !valid {
+            return Err((
+                at(),
+                format!(
+                    "`{label}` is not a valid store label: use 1 to 63 lowercase letters, digits, `-` and `_`"
+                ),
+            ));
+        }
+        if stores.contains(label) {
+            return Err((at(), format!("store `{label}` is granted twice")));
+        }
+        stores.push(label.clone());
+    }
+    Ok(stores)
+}
+
+/// The secrets file: a flat TOML table of strings.
+fn read_secrets(path: &Path) -> Result<BTreeMap<String, String>, (String, String)> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|err| ("secrets".to_string(), format!("{}: {err}", path.display())))?;
+    toml::from_str(&text).map_err(|err| {
+        (
+            "secrets".to_string(),
+            format!(
+                "{} is not a table of strings: {}",
+                path.display(),
+                err.to_string().trim_end()
+            ),
+        )
+    })
+}
+
+/// Config values, with `env` and `secret` references read now.
+fn resolve_config(
+    entry: &ComponentEntry,
+    secrets: Option<&BTreeMap<String, String>>,
+    field: &str,
+) -> Result<Vec<(String, String)>, (String, String)> {
+    let mut config = Vec::with_capacity(entry.config.len());
+    for (key, value) in &entry.config {
+        let at = || format!("{field}.config.{key}");
+        let value = match value {
+            ConfigValue::Literal(value) => value.clone(),
+            ConfigValue::Env { env } => std::env::var(env).map_err(|_| {
+                (
+                    at(),
+                    format!("environment variable `{env}` is not set (or not UTF-8)"),
+                )
+            })?,
+            ConfigValue::Secret { secret } => {
+                let Some(secrets) = secrets else {
+                    return Err((
+                        at(),
+                        format!("names secret `{secret}`, but the app has no `secrets` file"),
+                    ));
+                };
+                secrets.get(secret).cloned().ok_or_else(|| {
+                    (
+                        at(),
+                        format!("secret `{secret}` is not in the secrets file"),
+                    )
+                })?
+            }
+        };
+        config.push((key.clone(), value));
+    }
+    Ok(config)
 }
 
 /// The largest timeout a manifest may set.

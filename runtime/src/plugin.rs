@@ -63,6 +63,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mayfly_host_api::outbound::HostPattern;
+use mayfly_host_api::state::ComponentState;
 use thiserror::Error;
 use wasmtime::component::{Instance, InstancePre, Linker};
 use wasmtime::{Engine, PoolConcurrencyLimitError, Store, Trap, WasmBacktrace};
@@ -364,6 +365,7 @@ impl PluginBuilder {
             limits: self.limits,
             grants,
             fuel,
+            state: ComponentState::bare(Arc::from(name.as_str())),
             reuse: self.reuse,
             idle: Mutex::new(Vec::new()),
             _keep: engine.clone(),
@@ -399,6 +401,7 @@ impl PluginBuilder {
             env: self.env.clone(),
             files,
             outbound: outbound.into(),
+            ..Grants::default()
         })
     }
 }
@@ -412,6 +415,8 @@ pub struct Plugin {
     limits: RequestLimits,
     grants: Grants,
     fuel: Option<u64>,
+    /// No stores, no configuration.
+    state: Arc<ComponentState>,
     reuse: u32,
     /// Instances that may serve more calls (only with `reuse > 1`).
     idle: Mutex<Vec<Warm>>,
@@ -514,7 +519,7 @@ impl Plugin {
 
     async fn instantiate(&self, deadline: Instant) -> wasmtime::Result<Warm> {
         let log = GuestLog::default();
-        let host = Host::new(&self.name, &self.limits, &self.grants, &log)?;
+        let host = Host::new(&self.state, 0, &self.limits, &self.grants, &log)?;
         let mut store = Store::new(&self.engine, host);
         store.limiter(|host| &mut host.limits);
         RequestLimits::arm_deadline(&mut store, deadline);

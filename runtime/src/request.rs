@@ -94,7 +94,13 @@ where
 
     let request_id = NEXT_REQUEST.fetch_add(1, Ordering::Relaxed);
     let log = GuestLog::default();
-    let host = match Host::new(&component.name, &limits, &component.grants, &log) {
+    let host = match Host::new(
+        &component.state,
+        request_id,
+        &limits,
+        &component.grants,
+        &log,
+    ) {
         Ok(host) => host,
         Err(err) => {
             report(

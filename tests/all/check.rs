@@ -22,6 +22,8 @@ timeout = "5s"
 source = {caps:?}
 env = {{ API_TOKEN = "do-not-print-me", MODE = "test" }}
 allowed_outbound_hosts = ["https://api.example.com", "http://*.internal:8080"]
+key_value_stores = ["sessions", "carts"]
+config = {{ api_url = "https://api.example.com", password = "do-not-print-me-either" }}
 
 [[component.caps.files]]
 host = "public"
@@ -74,11 +76,14 @@ component = "hello"
         "  env:       API_TOKEN, MODE".to_string(),
         "  outbound:  https://api.example.com:443, http://*.internal:8080".to_string(),
         "  sockets:   none (wasi:sockets is always denied)".to_string(),
+        "  stores:    sessions, carts".to_string(),
+        "  config:    api_url, password".to_string(),
         "  limits:    timeout 5s, memory 32MiB, table elements 20000, resources 1000, \
          instances 4 (queue 1000), request body 256MiB, response headers 200, fuel 1000000"
             .to_string(),
         "component `hello` (".to_string(),
         "  routes:    /\n  files:     none\n  env:       none\n  outbound:  none".to_string(),
+        "  stores:    none\n  config:    none".to_string(),
         "  limits:    timeout 5s, memory 256MiB,".to_string(),
         "wasi:http/{types, outgoing-handler}@".to_string(),
         "OK: every component loads".to_string(),
@@ -87,6 +92,7 @@ component = "hello"
     }
     // Names, never values: the report may be pasted anywhere.
     assert!(!stdout.contains("do-not-print-me"), "{stdout}");
+    assert!(!stdout.contains("do-not-print-me-either"), "{stdout}");
 }
 
 #[test]

@@ -45,6 +45,9 @@ impl Server {
         if !args.contains(&"--cache-dir") {
             command.arg("--cache-dir").arg(cache.path());
         }
+        if !args.contains(&"--data-dir") {
+            command.arg("--data-dir").arg(cache.path().join("data"));
+        }
         let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -241,6 +244,19 @@ impl Client {
         tokio::time::timeout(PATIENCE, exchange)
             .await
             .unwrap_or_else(|_| panic!("{what} got no complete answer within {PATIENCE:?}"))
+    }
+
+    /// A connection, or `None` if the server is not there.
+    pub async fn connect_or_none(addr: SocketAddr) -> Option<Self> {
+        let stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+        let (sender, connection) = http1::handshake(TokioIo::new(stream)).await.ok()?;
+        tokio::spawn(connection);
+        Some(Self { sender, addr })
+    }
+
+    /// Sends a request; `None` if the connection failed (the server died).
+    pub async fn try_send(&mut self, request: Request<Body>) -> Option<Reply> {
+        self.send(request).await.ok()
     }
 
     pub async fn get(&mut self, path: &str) -> Reply {

@@ -24,6 +24,7 @@ mod routing;
 mod run;
 mod shutdown;
 mod soak;
+mod state;
 mod streaming;
 mod traps;
 

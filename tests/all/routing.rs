@@ -73,4 +73,8 @@ async fn the_built_in_demo_app_serves_without_arguments() {
         get(server.addr, "/echo/x").await.header("x-echo-path"),
         "/echo/x"
     );
+    // The stateful part runs on the embedded store, in the data directory.
+    assert_eq!(get(server.addr, "/count").await.text(), "visits: 1\n");
+    assert_eq!(get(server.addr, "/count").await.text(), "visits: 2\n");
+    assert_eq!(get(server.addr, "/items").await.text(), "[]");
 }

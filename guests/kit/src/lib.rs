@@ -2,6 +2,8 @@
 //! sending a whole response in one call. Guests that stream use the `wasip2`
 //! types directly.
 
+pub mod state;
+
 use std::io::Write as _;
 
 use wasip2::http::types::{
@@ -42,6 +44,17 @@ pub fn query_param(request: &IncomingRequest, name: &str) -> Option<String> {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         (key == name).then(|| value.to_string())
     })
+}
+
+/// Reads a request's whole body (for small bodies only).
+pub fn read_body(request: &IncomingRequest) -> Vec<u8> {
+    let body = request.consume().expect("request body is consumed once");
+    let mut input = body.stream().expect("request body stream");
+    let mut bytes = Vec::new();
+    std::io::Read::read_to_end(&mut input, &mut bytes).expect("read request body");
+    drop(input);
+    wasip2::http::types::IncomingBody::finish(body);
+    bytes
 }
 
 /// Blocks the guest for `ms` milliseconds through `wasi:clocks`.

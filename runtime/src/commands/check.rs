@@ -56,7 +56,7 @@ impl Check {
                 .filter(|(_, target)| *target == index)
                 .map(|(pattern, _)| pattern.to_string())
                 .collect();
-            match LoadedComponent::load(&engine, &linker, component, &cache) {
+            match LoadedComponent::load(&engine, &linker, component, &cache, None) {
                 Ok(loaded) => report(&mut out, &spec, &loaded, &routes)?,
                 Err(err) => {
                     problems += 1;
@@ -123,7 +123,9 @@ fn report(
     let outbound = grants.outbound.iter().map(ToString::to_string).collect();
     writeln!(out, "  outbound:  {}", list(outbound))?;
     writeln!(out, "  sockets:   none (wasi:sockets is always denied)")?;
-    writeln!(out, "  stores:    none")?;
+    writeln!(out, "  stores:    {}", list(grants.stores.clone()))?;
+    let config = grants.config.iter().map(|(key, _)| key.clone()).collect();
+    writeln!(out, "  config:    {}", list(config))?;
 
     let limits = component.limits();
     let fuel = limits

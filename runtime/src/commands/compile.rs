@@ -34,7 +34,7 @@ impl Compile {
         println!("Compile cache: {}", dir.display());
         let spec = super::app_spec(Some(&self.app))?;
         let engine = super::engine(EngineSettings::default(), &spec)?;
-        let app = App::load(&engine, &spec, &cache)?;
+        let app = App::load(&engine, &spec, &cache, None)?;
         for component in app.components() {
             let what = match component.cache_outcome() {
                 CacheOutcome::Hit => "already compiled".to_string(),

@@ -15,6 +15,7 @@ use mayfly::limits::{EpochTicker, RequestLimits};
 use mayfly::manifest::{FileGrant, FilesMode, Grants};
 use mayfly::units::{format_size, parse_duration, parse_size};
 use mayfly_host_api::outbound::HostPattern;
+use mayfly_host_api::state::ComponentState;
 use wasmtime::component::Component;
 use wasmtime::{Store, Trap};
 use wasmtime_wasi::I32Exit;
@@ -105,7 +106,8 @@ impl Run {
         let mut args = vec![self.component.display().to_string()];
         args.extend(self.args.iter().cloned());
         let stdio = self.stdio;
-        let host = Host::with_wasi(&name, &limits, &grants, |wasi| {
+        let state = ComponentState::bare(name.clone());
+        let host = Host::with_wasi(&state, 1, &limits, &grants, |wasi| {
             wasi.args(&args);
             if stdio {
                 wasi.inherit_stdio();
@@ -243,6 +245,7 @@ impl Run {
             env,
             files,
             outbound: outbound.into(),
+            ..Grants::default()
         })
     }
 }

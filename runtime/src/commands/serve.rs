@@ -12,6 +12,7 @@ use mayfly::app::App;
 use mayfly::engine::EngineSettings;
 use mayfly::limits::EpochTicker;
 use mayfly::server::{ServeOptions, Server, Shutdown};
+use mayfly::state::{RuntimeConfig, default_data_dir, open_backend};
 use tokio::signal::unix::{SignalKind, signal};
 
 use super::CacheArgs;
@@ -51,6 +52,17 @@ pub struct Serve {
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     shutdown_grace: u64,
 
+    /// Directory for the embedded key-value backend's files (one per app)
+    /// [default: $MAYFLY_DATA_DIR, else $XDG_DATA_HOME/mayfly, else
+    /// ~/.local/share/mayfly]
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+
+    /// Runtime config file: where state lives (for example a shared Redis),
+    /// kept out of the app manifest so the app stays portable
+    #[arg(long, value_name = "FILE")]
+    runtime_config: Option<PathBuf>,
+
     #[command(flatten)]
     cache: CacheArgs,
 }
@@ -64,7 +76,15 @@ impl Serve {
         };
         let engine = super::engine(settings, &spec)?;
         let _ticker = EpochTicker::start(&engine).context("cannot start the epoch ticker")?;
-        let app = Arc::new(App::load(&engine, &spec, &self.cache.cache())?);
+        let runtime_config = match &self.runtime_config {
+            Some(path) => RuntimeConfig::load(path)?,
+            None => RuntimeConfig::default(),
+        };
+        let data_dir = self
+            .data_dir
+            .clone()
+            .or_else(default_data_dir)
+            .context("no data directory: pass --data-dir DIR")?;
 
         let mut options = ServeOptions {
             shutdown_grace: Duration::from_secs(self.shutdown_grace),
@@ -78,6 +98,19 @@ impl Serve {
             .enable_all()
             .build()?;
         runtime.block_on(async {
+            // The backend's connections are driven by this runtime, which
+            // lives as long as the server.
+            let backend = open_backend(&spec, &runtime_config, &data_dir)
+                .await
+                .with_context(|| {
+                    format!("cannot open the key-value stores of app `{}`", spec.name)
+                })?;
+            let app = Arc::new(App::load(
+                &engine,
+                &spec,
+                &self.cache.cache(),
+                backend.as_ref(),
+            )?);
             // Signal handlers go in before the address is printed: whoever
             // reads it may signal at once.
             let mut terminate = signal(SignalKind::terminate())?;

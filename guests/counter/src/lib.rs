@@ -1,0 +1,125 @@
+//! A visit counter kept in the `default` key-value store.
+//!
+//! - `GET /count`: adds one to `visits` (atomically) and answers the new
+//!   total, logging it through `wasi:logging`.
+//! - `GET /count/peek`: the current total, without adding.
+//! - `GET /count/cas-conflict`: reads `visits` for a compare-and-swap, lets
+//!   another write change it, then swaps: answers what the swap reported.
+//! - `GET /count/cas-add`: adds one through a compare-and-swap loop,
+//!   answering the new total and how many conflicts it retried.
+//! - `?store=NAME` on any of them uses store NAME instead.
+
+use kit::state::{atomics, describe, logging, store};
+use wasip2::exports::http::incoming_handler::Guest;
+use wasip2::http::types::{IncomingRequest, ResponseOutparam};
+
+struct Counter;
+
+const KEY: &str = "visits";
+
+impl Guest for Counter {
+    fn handle(request: IncomingRequest, out: ResponseOutparam) {
+        let path = request.path_with_query().unwrap_or_default();
+        let path = path.split('?').next().unwrap_or_default().to_string();
+        let name = kit::query_param(&request, "store").unwrap_or_else(|| "default".into());
+        let bucket = match store::open(&name) {
+            Ok(bucket) => bucket,
+            Err(err) => {
+                let status = if matches!(err, store::Error::AccessDenied) {
+                    403
+                } else {
+                    500
+                };
+                kit::respond(
+                    out,
+                    status,
+                    &[],
+                    format!("cannot open store `{name}`: {}\n", describe(&err)).as_bytes(),
+                );
+                return;
+            }
+        };
+        let (status, body) = match path.as_str() {
+            "/count" => match atomics::increment(&bucket, KEY, 1) {
+                Ok(total) => {
+                    logging::log(
+                        logging::Level::Info,
+                        "counter",
+                        &format!("visit number {total}"),
+                    );
+                    (200, format!("visits: {total}\n"))
+                }
+                Err(err) => (500, format!("increment failed: {}\n", describe(&err))),
+            },
+            "/count/peek" => match bucket.get(KEY) {
+                Ok(value) => {
+                    let text = value.map(|v| String::from_utf8_lossy(&v).into_owned());
+                    (
+                        200,
+                        format!("visits: {}\n", text.unwrap_or_else(|| "0".into())),
+                    )
+                }
+                Err(err) => (500, format!("get failed: {}\n", describe(&err))),
+            },
+            "/count/cas-conflict" => cas_conflict(&bucket),
+            "/count/cas-add" => cas_add(&bucket),
+            _ => (404, "no such counter endpoint\n".into()),
+        };
+        kit::respond(out, status, &[], body.as_bytes());
+    }
+}
+
+fn cas_conflict(bucket: &store::Bucket) -> (u16, String) {
+    let cas = match atomics::Cas::new(bucket, KEY) {
+        Ok(cas) => cas,
+        Err(err) => return (500, format!("cas failed: {}\n", describe(&err))),
+    };
+    // Another writer gets in between the read and the swap.
+    if let Err(err) = bucket.set(KEY, b"1000") {
+        return (500, format!("set failed: {}\n", describe(&err)));
+    }
+    match atomics::swap(cas, b"1") {
+        Ok(()) => (200, "swapped, though the key had changed\n".into()),
+        Err(atomics::CasError::CasFailed(now)) => {
+            let current = now.current().ok().flatten().unwrap_or_default();
+            (
+                409,
+                format!(
+                    "conflict: the value is now {}\n",
+                    String::from_utf8_lossy(&current)
+                ),
+            )
+        }
+        Err(atomics::CasError::StoreError(err)) => {
+            (500, format!("swap failed: {}\n", describe(&err)))
+        }
+    }
+}
+
+fn cas_add(bucket: &store::Bucket) -> (u16, String) {
+    let mut cas = match atomics::Cas::new(bucket, KEY) {
+        Ok(cas) => cas,
+        Err(err) => return (500, format!("cas failed: {}\n", describe(&err))),
+    };
+    let mut conflicts = 0;
+    loop {
+        let current = cas.current().ok().flatten();
+        let value: i64 = current
+            .and_then(|bytes| String::from_utf8(bytes).ok())
+            .and_then(|text| text.parse().ok())
+            .unwrap_or(0);
+        let next = value + 1;
+        match atomics::swap(cas, next.to_string().as_bytes()) {
+            Ok(()) => return (200, format!("visits: {next} conflicts: {conflicts}\n")),
+            Err(atomics::CasError::CasFailed(now)) => {
+                conflicts += 1;
+                cas = now;
+            }
+            Err(atomics::CasError::StoreError(err)) => {
+                return (500, format!("swap failed: {}\n", describe(&err)));
+            }
+        }
+    }
+}
+
+wasip2::http::proxy::export!(Counter);

@@ -1,0 +1,514 @@
+//! The state interfaces: `wasi:keyvalue` (store, atomics, batch),
+//! `wasi:config/store` and `wasi:logging/logging`, as the WIT in
+//! `wit/service` defines them.
+//!
+//! What a component may reach is fixed when it is loaded, in a
+//! [`ComponentState`]: the store labels it was granted, its configuration
+//! values, and the app's backend. Opening a store that was not granted
+//! answers `access-denied`; no call traps for a guest's mistake, and no
+//! backend failure takes the host down (the guest gets `other` with the
+//! reason, and the host logs it).
+
+use std::sync::Arc;
+
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+
+use crate::kv::{Backend, BackendError, MAX_BATCH, MAX_KEY_BYTES, MAX_VALUE_BYTES};
+
+/// Bindings generated from `wit/service`'s `state` world.
+#[allow(missing_docs)]
+pub mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../wit/service",
+        world: "mayfly:service/state",
+        imports: { default: async | trappable },
+        with: {
+            "wasi:keyvalue/store.bucket": super::Bucket,
+            "wasi:keyvalue/atomics.cas": super::Cas,
+        },
+    });
+}
+
+use self::bindings::wasi::config::store as config;
+use self::bindings::wasi::keyvalue::{atomics, batch, store};
+use self::bindings::wasi::logging::logging;
+
+/// Most bytes of `wasi:logging` output one request may write; beyond it,
+/// messages are counted and dropped.
+pub const LOG_CAP: usize = 64 << 10;
+/// Longest single log message kept, in bytes.
+const MESSAGE_CAP: usize = 4 << 10;
+
+/// What one component may reach through the state interfaces.
+pub struct ComponentState {
+    /// The component's name, for logs.
+    pub component: Arc<str>,
+    /// Labels of the key-value stores it was granted.
+    pub stores: Vec<String>,
+    /// Its configuration values.
+    pub config: Vec<(String, String)>,
+    /// Where the app's key-value data lives, if any store is granted.
+    pub backend: Option<Arc<dyn Backend>>,
+}
+
+impl std::fmt::Debug for ComponentState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ComponentState")
+            .field("component", &self.component)
+            .field("stores", &self.stores)
+            .field(
+                "config",
+                &self.config.iter().map(|(k, _)| k).collect::<Vec<_>>(),
+            )
+            .field("backend", &self.backend.is_some())
+            .finish()
+    }
+}
+
+impl ComponentState {
+    /// A component with no stores and no configuration.
+    pub fn bare(component: Arc<str>) -> Arc<Self> {
+        Arc::new(Self {
+            component,
+            stores: Vec::new(),
+            config: Vec::new(),
+            backend: None,
+        })
+    }
+}
+
+/// The per-request side: the component's state and the request's id.
+pub struct StateCtx {
+    component: Arc<ComponentState>,
+    request: u64,
+    logged: usize,
+    dropped: usize,
+}
+
+impl StateCtx {
+    /// State for request `request` to a component.
+    pub fn new(component: Arc<ComponentState>, request: u64) -> Self {
+        Self {
+            component,
+            request,
+            logged: 0,
+            dropped: 0,
+        }
+    }
+
+    fn report(&self, message: &str) {
+        eprintln!(
+            "mayfly: component `{}` request {}: {message}",
+            self.component.component, self.request
+        );
+    }
+}
+
+impl Drop for StateCtx {
+    fn drop(&mut self) {
+        if self.dropped > 0 {
+            self.report(&format!(
+                "{} log messages dropped (cap {LOG_CAP} bytes per request)",
+                self.dropped
+            ));
+        }
+    }
+}
+
+/// A bucket a guest opened: a granted store's label.
+pub struct Bucket {
+    store: String,
+}
+
+/// A compare-and-swap handle: a key and the value read from it.
+pub struct Cas {
+    store: String,
+    key: String,
+    current: Option<Vec<u8>>,
+}
+
+/// What the state interfaces' host functions work on.
+pub struct StateView<'a> {
+    /// The request's state.
+    pub ctx: &'a mut StateCtx,
+    /// The store's resource table.
+    pub table: &'a mut ResourceTable,
+}
+
+struct HasState;
+
+impl HasData for HasState {
+    type Data<'a> = StateView<'a>;
+}
+
+/// Adds the state interfaces to `linker`; `get` finds them in a store's
+/// data.
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> StateView<'_>,
+) -> wasmtime::Result<()> {
+    store::add_to_linker::<T, HasState>(linker, get)?;
+    atomics::add_to_linker::<T, HasState>(linker, get)?;
+    batch::add_to_linker::<T, HasState>(linker, get)?;
+    config::add_to_linker::<T, HasState>(linker, get)?;
+    logging::add_to_linker::<T, HasState>(linker, get)?;
+    Ok(())
+}
+
+type KvResult<T> = wasmtime::Result<Result<T, store::Error>>;
+
+impl StateView<'_> {
+    fn backend(&self) -> Result<&Arc<dyn Backend>, store::Error> {
+        self.ctx
+            .component
+            .backend
+            .as_ref()
+            .ok_or_else(|| store::Error::Other("no key-value backend is configured".into()))
+    }
+
+    fn bucket(&self, bucket: &Resource<Bucket>) -> wasmtime::Result<String> {
+        Ok(self.table.get(bucket)?.store.clone())
+    }
+
+    /// A backend failure, logged for the operator and given to the guest.
+    fn failed(&self, store: &str, err: BackendError) -> store::Error {
+        self.ctx
+            .report(&format!("key-value store `{store}`: {err}"));
+        store::Error::Other(err.0)
+    }
+}
+
+fn check_key(key: &str) -> Result<(), store::Error> {
+    if key.len() > MAX_KEY_BYTES {
+        return Err(store::Error::Other(format!(
+            "the key is {} bytes long; the limit is {MAX_KEY_BYTES}",
+            key.len()
+        )));
+    }
+    Ok(())
+}
+
+fn check_value(value: &[u8]) -> Result<(), store::Error> {
+    if value.len() > MAX_VALUE_BYTES {
+        return Err(store::Error::Other(format!(
+            "the value is {} bytes long; the limit is {MAX_VALUE_BYTES}",
+            value.len()
+        )));
+    }
+    Ok(())
+}
+
+fn check_batch(len: usize) -> Result<(), store::Error> {
+    if len > MAX_BATCH {
+        return Err(store::Error::Other(format!(
+            "the batch has {len} keys; the limit is {MAX_BATCH}"
+        )));
+    }
+    Ok(())
+}
+
+/// Evaluates to the error as the guest's result if `$check` fails.
+macro_rules! guest_try {
+    ($check:expr) => {
+        if let Err(err) = $check {
+            return Ok(Err(err));
+        }
+    };
+}
+
+impl store::Host for StateView<'_> {
+    async fn open(&mut self, identifier: String) -> KvResult<Resource<Bucket>> {
+        if !self.ctx.component.stores.contains(&identifier) {
+            self.ctx.report(&format!(
+                "key-value store `{identifier}` denied: not in key_value_stores"
+            ));
+            return Ok(Err(store::Error::AccessDenied));
+        }
+        guest_try!(self.backend());
+        let bucket = self.table.push(Bucket { store: identifier })?;
+        Ok(Ok(bucket))
+    }
+}
+
+impl store::HostBucket for StateView<'_> {
+    async fn get(&mut self, bucket: Resource<Bucket>, key: String) -> KvResult<Option<Vec<u8>>> {
+        let store = self.bucket(&bucket)?;
+        guest_try!(check_key(&key));
+        let backend = self.backend().map(Arc::clone);
+        let backend = match backend {
+            Ok(backend) => backend,
+            Err(err) => return Ok(Err(err)),
+        };
+        Ok(backend
+            .get(&store, &key)
+            .await
+            .map_err(|err| self.failed(&store, err)))
+    }
+
+    async fn set(&mut self, bucket: Resource<Bucket>, key: String, value: Vec<u8>) -> KvResult<()> {
+        let store = self.bucket(&bucket)?;
+        guest_try!(check_key(&key));
+        guest_try!(check_value(&value));
+        let backend = match self.backend().map(Arc::clone) {
+            Ok(backend) => backend,
+            Err(err) => return Ok(Err(err)),
+        };
+        Ok(backend
+            .set(&store, &key, value)
+            .await
+            .map_err(|err| self.failed(&store, err)))
+    }
+
+    async fn delete(&mut self, bucket: Resource<Bucket>, key: String) -> KvResult<()> {
+        let store = self.bucket(&bucket)?;
+        guest_try!(check_key(&key));
+        let backend = match self.backend().map(Arc::clone) {
+            Ok(backend) => backend,
+            Err(err) => return Ok(Err(err)),
+        };
+        Ok(backend
+            .delete(&store, &key)
+            .await
+            .map_err(|err| self.failed(&store, err)))
+    }
+
+    async fn exists(&mut self, bucket: Resource<Bucket>, key: String) -> KvResult<bool> {
+        let store = self.bucket(&bucket)?;
+        guest_try!(check_key(&key));
+        let backend = match self.backend().map(Arc::clone) {
+            Ok(backend) => backend,
+            Err(err) => return Ok(Err(err)),
+        };
+        Ok(backend
+            .exists(&store, &key)
+            .await
+            .map_err(|err| self.failed(&store, err)))
+    }
+
+    async fn list_keys(
+        &mut self,
+        bucket: Resource<Bucket>,
+        cursor: Option<String>,
+    ) -> KvResult<store::KeyResponse> {
+        let store = self.bucket(&bucket)?;
+        if let Some(cursor) = &cursor {
+            guest_try!(check_key(cursor));
+        }
+        let backend = match self.backend().map(Arc::clone) {
+            Ok(backend) => backend,
+            Err(err) => return Ok(Err(err)),
+        };
+        Ok(backend
+            .list_keys(&store, cursor.as_deref())
+            .await
+            .map(|page| store::KeyResponse {
+                keys: page.keys,
+                cursor: page.cursor,
+            })
+            .map_err(|err| self.failed(&store, err)))
+    }
+
+    async fn drop(&mut self, bucket: Resource<Bucket>) -> wasmtime::Result<()> {
+        self.table.delete(bucket)?;
+        Ok(())
+    }
+}
+
+impl atomics::Host for StateView<'_> {
+    async fn increment(
+        &mut self,
+        bucket: Resource<Bucket>,
+        key: String,
+        delta: i64,
+    ) -> KvResult<i64> {
+        let store = self.bucket(&bucket)?;
+        guest_try!(check_key(&key));
+        let backend = match self.backend().map(Arc::clone) {
+            Ok(backend) => backend,
+            Err(err) => return Ok(Err(err)),
+        };
+        Ok(backend
+            .increment(&store, &key, delta)
+            .await
+            .map_err(|err| self.failed(&store, err)))
+    }
+
+    async fn swap(
+        &mut self,
+        cas: Resource<Cas>,
+        value: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), atomics::CasError>> {
+        let Cas {
+            store,
+            key,
+            current,
+        } = self.table.delete(cas)?;
+        if let Err(err) = check_value(&value) {
+            return Ok(Err(atomics::CasError::StoreError(err)));
+        }
+        let backend = match self.backend().map(Arc::clone) {
+            Ok(backend) => backend,
+            Err(err) => return Ok(Err(atomics::CasError::StoreError(err))),
+        };
+        match backend
+            .compare_and_swap(&store, &key, current.as_deref(), value)
+            .await
+        {
+            Ok(Ok(())) => Ok(Ok(())),
+            // Someone else wrote first: a fresh handle with what is there now.
+            Ok(Err(now)) => {
+                let fresh = self.table.push(Cas {
+                    store,
+                    key,
+                    current: now,
+                })?;
+                Ok(Err(atomics::CasError::CasFailed(fresh)))
+            }
+            Err(err) => Ok(Err(atomics::CasError::StoreError(self.failed(&store, err)))),
+        }
+    }
+}
+
+impl atomics::HostCas for StateView<'_> {
+    async fn new(&mut self, bucket: Resource<Bucket>, key: String) -> KvResult<Resource<Cas>> {
+        let store = self.bucket(&bucket)?;
+        guest_try!(check_key(&key));
+        let backend = match self.backend().map(Arc::clone) {
+            Ok(backend) => backend,
+            Err(err) => return Ok(Err(err)),
+        };
+        let current = match backend.get(&store, &key).await {
+            Ok(current) => current,
+            Err(err) => return Ok(Err(self.failed(&store, err))),
+        };
+        let cas = self.table.push(Cas {
+            store,
+            key,
+            current,
+        })?;
+        Ok(Ok(cas))
+    }
+
+    async fn current(&mut self, cas: Resource<Cas>) -> KvResult<Option<Vec<u8>>> {
+        Ok(Ok(self.table.get(&cas)?.current.clone()))
+    }
+
+    async fn drop(&mut self, cas: Resource<Cas>) -> wasmtime::Result<()> {
+        self.table.delete(cas)?;
+        Ok(())
+    }
+}
+
+impl batch::Host for StateView<'_> {
+    async fn get_many(
+        &mut self,
+        bucket: Resource<Bucket>,
+        keys: Vec<String>,
+    ) -> KvResult<Vec<(String, Option<Vec<u8>>)>> {
+        let store = self.bucket(&bucket)?;
+        guest_try!(check_batch(keys.len()));
+        for key in &keys {
+            guest_try!(check_key(key));
+        }
+        let backend = match self.backend().map(Arc::clone) {
+            Ok(backend) => backend,
+            Err(err) => return Ok(Err(err)),
+        };
+        Ok(backend
+            .get_many(&store, &keys)
+            .await
+            .map(|values| keys.into_iter().zip(values).collect())
+            .map_err(|err| self.failed(&store, err)))
+    }
+
+    async fn set_many(
+        &mut self,
+        bucket: Resource<Bucket>,
+        pairs: Vec<(String, Vec<u8>)>,
+    ) -> KvResult<()> {
+        let store = self.bucket(&bucket)?;
+        guest_try!(check_batch(pairs.len()));
+        for (key, value) in &pairs {
+            guest_try!(check_key(key));
+            guest_try!(check_value(value));
+        }
+        let backend = match self.backend().map(Arc::clone) {
+            Ok(backend) => backend,
+            Err(err) => return Ok(Err(err)),
+        };
+        Ok(backend
+            .set_many(&store, pairs)
+            .await
+            .map_err(|err| self.failed(&store, err)))
+    }
+
+    async fn delete_many(&mut self, bucket: Resource<Bucket>, keys: Vec<String>) -> KvResult<()> {
+        let store = self.bucket(&bucket)?;
+        guest_try!(check_batch(keys.len()));
+        for key in &keys {
+            guest_try!(check_key(key));
+        }
+        let backend = match self.backend().map(Arc::clone) {
+            Ok(backend) => backend,
+            Err(err) => return Ok(Err(err)),
+        };
+        Ok(backend
+            .delete_many(&store, &keys)
+            .await
+            .map_err(|err| self.failed(&store, err)))
+    }
+}
+
+impl config::Host for StateView<'_> {
+    async fn get(
+        &mut self,
+        key: String,
+    ) -> wasmtime::Result<Result<Option<String>, config::Error>> {
+        Ok(Ok(self
+            .ctx
+            .component
+            .config
+            .iter()
+            .find(|(name, _)| *name == key)
+            .map(|(_, value)| value.clone())))
+    }
+
+    async fn get_all(&mut self) -> wasmtime::Result<Result<Vec<(String, String)>, config::Error>> {
+        Ok(Ok(self.ctx.component.config.clone()))
+    }
+}
+
+impl logging::Host for StateView<'_> {
+    async fn log(
+        &mut self,
+        level: logging::Level,
+        context: String,
+        message: String,
+    ) -> wasmtime::Result<()> {
+        let cost = context.len() + message.len().min(MESSAGE_CAP);
+        if self.ctx.logged + cost > LOG_CAP {
+            self.ctx.dropped += 1;
+            return Ok(());
+        }
+        self.ctx.logged += cost;
+        let level = match level {
+            logging::Level::Trace => "trace",
+            logging::Level::Debug => "debug",
+            logging::Level::Info => "info",
+            logging::Level::Warn => "warn",
+            logging::Level::Error => "error",
+            logging::Level::Critical => "critical",
+        };
+        let mut end = message.len().min(MESSAGE_CAP);
+        while !message.is_char_boundary(end) {
+            end -= 1;
+        }
+        eprintln!(
+            "mayfly: level={level} component={} request={} context={context:?} message={:?}",
+            self.ctx.component.component,
+            self.ctx.request,
+            &message[..end]
+        );
+        Ok(())
+    }
+}

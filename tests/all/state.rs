@@ -1,0 +1,524 @@
+//! State through the standard interfaces: `wasi:keyvalue` on the embedded
+//! backend and on Redis, `wasi:config`, `wasi:logging`; exact atomics under
+//! concurrency, durability across SIGKILL, and two hosts sharing Redis.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use http::Request;
+
+use crate::guests;
+use crate::harness::{Client, PATIENCE, Server, full, get, write_file};
+
+/// The state app: counter (store `default`), crud (store `items`), config
+/// reader, and hello (no stores), named `name`.
+fn manifest(dir: &Path, name: &str) -> PathBuf {
+    write_file(
+        dir,
+        "secrets.toml",
+        "api_token = \"from-the-secrets-file\"\n",
+    );
+    let manifest = format!(
+        r#"
+name = "{name}"
+secrets = "secrets.toml"
+
+[component.counter]
+source = {counter:?}
+key_value_stores = ["default"]
+
+[component.crud]
+source = {crud:?}
+key_value_stores = ["items"]
+
+[component.config]
+source = {config:?}
+config = {{ greeting = "hello", home = {{ env = "HOME" }}, token = {{ secret = "api_token" }} }}
+
+[component.bare]
+source = {counter:?}
+
+[[route]]
+path = "/count/..."
+component = "counter"
+[[route]]
+path = "/items/..."
+component = "crud"
+[[route]]
+path = "/config"
+component = "config"
+[[route]]
+path = "/bare/..."
+component = "bare"
+"#,
+        counter = guests::COUNTER,
+        crud = guests::CRUD,
+        config = guests::CONFIG_READER,
+    );
+    write_file(dir, "app.toml", manifest)
+}
+
+fn serve(app: &Path, data: &Path, extra: &[&str]) -> Server {
+    let mut args = vec![app.to_str().unwrap(), "--data-dir", data.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    Server::start_with(&args)
+}
+
+/// `count` concurrent increments over `connections` connections spread over
+/// `servers`; returns every total the counter answered.
+async fn increments(servers: &[&Server], connections: usize, count: usize) -> Vec<u64> {
+    let mut tasks = Vec::new();
+    for c in 0..connections {
+        let addr = servers[c % servers.len()].addr;
+        let share = count / connections + usize::from(c < count % connections);
+        tasks.push(tokio::spawn(async move {
+            let mut client = Client::connect(addr).await;
+            let mut totals: Vec<u64> = Vec::new();
+            for _ in 0..share {
+                let reply = client.get("/count").await;
+                assert_eq!(reply.status, 200, "{}", reply.text());
+                let total = reply
+                    .text()
+                    .strip_prefix("visits: ")
+                    .and_then(|t| t.trim().parse().ok())
+                    .unwrap_or_else(|| panic!("{}", reply.text()));
+                totals.push(total);
+            }
+            totals
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    all.sort_unstable();
+    all
+}
+
+async fn put(addr: std::net::SocketAddr, id: &str, json: &str) -> crate::harness::Reply {
+    let mut client = Client::connect(addr).await;
+    let request = Request::put(format!("/items/{id}"))
+        .body(full(json.to_string()))
+        .unwrap();
+    client.send(request).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn increments_are_exact_under_500_concurrent_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(
+        &manifest(dir.path(), "exact"),
+        &dir.path().join("data"),
+        &[],
+    );
+    let totals = increments(&[&server], 50, 500).await;
+    // Every request saw a distinct total: no increment was lost or doubled.
+    assert_eq!(totals, (1..=500).collect::<Vec<u64>>());
+    assert_eq!(
+        get(server.addr, "/count/peek").await.text(),
+        "visits: 500\n"
+    );
+}
+
+#[tokio::test]
+async fn compare_and_swap_reports_conflicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(&manifest(dir.path(), "cas"), &dir.path().join("data"), &[]);
+    let reply = get(server.addr, "/count/cas-conflict").await;
+    assert_eq!(
+        (reply.status.as_u16(), reply.text().as_str()),
+        (409, "conflict: the value is now 1000\n")
+    );
+    // Concurrent read-modify-write through CAS retries its conflicts and
+    // loses nothing.
+    let mut tasks = Vec::new();
+    for _ in 0..40 {
+        let addr = server.addr;
+        tasks.push(tokio::spawn(
+            async move { get(addr, "/count/cas-add").await },
+        ));
+    }
+    for task in tasks {
+        let reply = task.await.unwrap();
+        assert_eq!(reply.status, 200, "{}", reply.text());
+    }
+    assert_eq!(
+        get(server.addr, "/count/peek").await.text(),
+        "visits: 1040\n"
+    );
+}
+
+#[tokio::test]
+async fn stores_that_were_not_granted_are_denied_without_a_trap() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(&manifest(dir.path(), "deny"), &dir.path().join("data"), &[]);
+    let reply = get(server.addr, "/count?store=items").await;
+    assert_eq!(
+        (reply.status.as_u16(), reply.text().as_str()),
+        (403, "cannot open store `items`: access-denied\n")
+    );
+    // A component with no stores at all.
+    let reply = get(server.addr, "/bare/count").await;
+    assert_eq!(
+        (reply.status.as_u16(), reply.text().as_str()),
+        (403, "cannot open store `default`: access-denied\n")
+    );
+    server.wait_for_output(
+        "component `bare` request 2: key-value store `default` denied: not in key_value_stores",
+    );
+    assert_eq!(get(server.addr, "/count").await.text(), "visits: 1\n");
+}
+
+#[tokio::test]
+async fn documents_are_stored_listed_and_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(&manifest(dir.path(), "crud"), &dir.path().join("data"), &[]);
+    let addr = server.addr;
+    for i in 0..250 {
+        let reply = put(addr, &format!("item-{i:03}"), &format!("{{\"n\":{i}}}")).await;
+        assert_eq!(reply.text(), format!("stored item-{i:03}\n"));
+    }
+    assert_eq!(get(addr, "/items/item-042").await.text(), "{\"n\":42}");
+    // 250 keys come back over three pages of 100.
+    let listed: Vec<String> = serde_json::from_slice(&get(addr, "/items").await.body).unwrap();
+    let expected: Vec<String> = (0..250).map(|i| format!("item-{i:03}")).collect();
+    assert_eq!(listed, expected);
+    let page: serde_json::Value =
+        serde_json::from_slice(&get(addr, "/items?cursor=item-248").await.body).unwrap();
+    assert_eq!(
+        page,
+        serde_json::json!({"keys": ["item-249"], "cursor": null})
+    );
+    // A cursor is any string: a strange one gives a page, never a crash.
+    let page: serde_json::Value = serde_json::from_slice(
+        &get(addr, &format!("/items?cursor={}", "~".repeat(900)))
+            .await
+            .body,
+    )
+    .unwrap();
+    assert_eq!(page, serde_json::json!({"keys": [], "cursor": null}));
+
+    let mut client = Client::connect(addr).await;
+    let batch = client
+        .send(
+            Request::post("/items/batch?ids=item-001,nope")
+                .body(full(""))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(batch.text(), "{\"item-001\":{\"n\":1},\"nope\":null}");
+    assert_eq!(get_delete(addr, "item-001").await, "deleted item-001\n");
+    assert_eq!(get(addr, "/items/item-001").await.status, 404);
+    assert_eq!(put(addr, "bad", "not json").await.status, 400);
+
+    // Size limits are the guest's errors, not traps.
+    let long_key = "k".repeat(2000);
+    let reply = put(addr, &long_key, "1").await;
+    assert_eq!(
+        (reply.status.as_u16(), reply.text().as_str()),
+        (
+            500,
+            "set failed: other: the key is 2000 bytes long; the limit is 1024\n"
+        )
+    );
+    let big = format!("\"{}\"", "v".repeat(1_100_000));
+    let reply = put(addr, "big", &big).await;
+    assert_eq!(
+        (reply.status.as_u16(), reply.text().as_str()),
+        (
+            500,
+            "set failed: other: the value is 1100002 bytes long; the limit is 1048576\n"
+        )
+    );
+    assert_eq!(get(addr, "/items/item-002").await.text(), "{\"n\":2}");
+}
+
+async fn get_delete(addr: std::net::SocketAddr, id: &str) -> String {
+    let mut client = Client::connect(addr).await;
+    let request = Request::delete(format!("/items/{id}"))
+        .body(full(""))
+        .unwrap();
+    client.send(request).await.unwrap().text()
+}
+
+#[tokio::test]
+async fn config_comes_from_the_manifest_the_environment_and_the_secrets_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(
+        &manifest(dir.path(), "config"),
+        &dir.path().join("data"),
+        &[],
+    );
+    let home = std::env::var("HOME").unwrap();
+    assert_eq!(
+        get(server.addr, "/config").await.text(),
+        format!("greeting=hello\nhome={home}\ntoken=from-the-secrets-file\n")
+    );
+    assert_eq!(
+        get(server.addr, "/config?key=token").await.text(),
+        "from-the-secrets-file"
+    );
+    let missing = get(server.addr, "/config?key=PATH").await;
+    assert_eq!(
+        (missing.status.as_u16(), missing.text().as_str()),
+        (404, "PATH is not set\n")
+    );
+}
+
+#[tokio::test]
+async fn guest_logs_are_tagged_with_component_and_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(&manifest(dir.path(), "logs"), &dir.path().join("data"), &[]);
+    get(server.addr, "/count").await;
+    get(server.addr, "/count").await;
+    server.wait_for_output(
+        "mayfly: level=info component=counter request=1 context=\"counter\" message=\"visit number 1\"",
+    );
+    server.wait_for_output(
+        "mayfly: level=info component=counter request=2 context=\"counter\" message=\"visit number 2\"",
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = manifest(dir.path(), "durable");
+    let data = dir.path().join("data");
+    let server = serve(&app, &data, &[]);
+    let addr = server.addr;
+    // Writers run until the server dies under them.
+    let mut writers = Vec::new();
+    for w in 0..8 {
+        writers.push(tokio::spawn(async move {
+            let mut acknowledged = Vec::new();
+            let Some(mut client) = Client::connect_or_none(addr).await else {
+                return acknowledged;
+            };
+            for i in 0..100_000 {
+                let id = format!("w{w}-{i}");
+                let request = Request::put(format!("/items/{id}"))
+                    .body(full(format!("{{\"w\":{w},\"i\":{i}}}")))
+                    .unwrap();
+                match client.try_send(request).await {
+                    Some(reply) if reply.status == 200 => acknowledged.push(id),
+                    _ => break,
+                }
+            }
+            acknowledged
+        }));
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    server.signal("KILL");
+    let mut acknowledged = Vec::new();
+    for writer in writers {
+        acknowledged.extend(writer.await.unwrap());
+    }
+    drop(server);
+    assert!(
+        acknowledged.len() >= 8,
+        "only {} writes before the kill",
+        acknowledged.len()
+    );
+
+    let restarted = serve(&app, &data, &[]);
+    let mut client = Client::connect(restarted.addr).await;
+    for id in &acknowledged {
+        let reply = client.get(&format!("/items/{id}")).await;
+        assert_eq!(reply.status, 200, "acknowledged write {id} was lost");
+    }
+    eprintln!(
+        "{} acknowledged writes all survived SIGKILL",
+        acknowledged.len()
+    );
+}
+
+/// A Redis server for a test: the one `.ci/run` started
+/// (`MAYFLY_TEST_REDIS_URL`), or one started here from `redis-server` on
+/// PATH. `None` (the test is skipped, loudly) only when neither exists and
+/// `MAYFLY_REQUIRE_REDIS` is unset.
+fn redis_url() -> Option<(String, Option<RedisServer>)> {
+    if let Ok(url) = std::env::var("MAYFLY_TEST_REDIS_URL") {
+        return Some((url, None));
+    }
+    match RedisServer::start() {
+        Some(server) => Some((server.url(), Some(server))),
+        None if std::env::var_os("MAYFLY_REQUIRE_REDIS").is_some() => {
+            panic!("MAYFLY_REQUIRE_REDIS is set, but there is no Redis: install redis-server")
+        }
+        None => {
+            eprintln!("SKIPPED: no redis-server on PATH and no MAYFLY_TEST_REDIS_URL");
+            None
+        }
+    }
+}
+
+/// A private `redis-server`, killed on drop.
+struct RedisServer {
+    child: Child,
+    port: u16,
+}
+
+impl RedisServer {
+    fn start() -> Option<Self> {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let child = Command::new("redis-server")
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+            ])
+            .args(["--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        let deadline = Instant::now() + PATIENCE;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(Instant::now() < deadline, "redis-server did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(Self { child, port })
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn redis_config(dir: &Path, url: &str) -> PathBuf {
+    write_file(
+        dir,
+        "runtime.toml",
+        format!("[key_value]\nbackend = \"redis\"\nurl = \"{url}\"\n"),
+    )
+}
+
+/// A fresh app name, so tests sharing one Redis do not share keys.
+fn unique(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!("{name}-{}-{nanos}", std::process::id())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hosts_share_state_through_redis() {
+    let Some((url, _redis)) = redis_url() else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let app = manifest(dir.path(), &unique("shared"));
+    let config = redis_config(dir.path(), &url);
+    let config = config.to_str().unwrap();
+    let a = serve(&app, &dir.path().join("a"), &["--runtime-config", config]);
+    let b = serve(&app, &dir.path().join("b"), &["--runtime-config", config]);
+
+    assert_eq!(put(a.addr, "doc", "{\"from\":\"a\"}").await.status, 200);
+    assert_eq!(get(b.addr, "/items/doc").await.text(), "{\"from\":\"a\"}");
+    assert_eq!(get_delete(b.addr, "doc").await, "deleted doc\n");
+    assert_eq!(get(a.addr, "/items/doc").await.status, 404);
+
+    // 500 increments split over both hosts: exact.
+    let totals = increments(&[&a, &b], 50, 500).await;
+    assert_eq!(totals, (1..=500).collect::<Vec<u64>>());
+    assert_eq!(get(b.addr, "/count/peek").await.text(), "visits: 500\n");
+    let reply = get(a.addr, "/count/cas-conflict").await;
+    assert_eq!(
+        (reply.status.as_u16(), reply.text().as_str()),
+        (409, "conflict: the value is now 1000\n")
+    );
+
+    // Listing pages through Redis's cursor; a cursor it did not give is
+    // refused as the guest's error.
+    for i in 0..150 {
+        assert_eq!(put(a.addr, &format!("k{i}"), "1").await.status, 200);
+    }
+    let listed: Vec<String> = serde_json::from_slice(&get(b.addr, "/items").await.body).unwrap();
+    assert_eq!(listed.len(), 150);
+    let reply = get(b.addr, "/items?cursor=not-a-cursor").await;
+    assert_eq!(
+        (reply.status.as_u16(), reply.text().as_str()),
+        (500, "list failed: other: invalid cursor `not-a-cursor`\n")
+    );
+}
+
+#[tokio::test]
+async fn a_backend_failure_is_the_guests_error_and_the_host_keeps_serving() {
+    // Needs a Redis of its own, to stop it.
+    let redis = match RedisServer::start() {
+        Some(redis) => redis,
+        None if std::env::var_os("MAYFLY_REQUIRE_REDIS").is_some() => {
+            panic!("MAYFLY_REQUIRE_REDIS is set, but redis-server cannot be started")
+        }
+        None => {
+            eprintln!("SKIPPED: no redis-server on PATH");
+            return;
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let app = manifest(dir.path(), &unique("down"));
+    let config = redis_config(dir.path(), &redis.url());
+    let server = serve(
+        &app,
+        &dir.path().join("data"),
+        &["--runtime-config", config.to_str().unwrap()],
+    );
+    assert_eq!(get(server.addr, "/count").await.text(), "visits: 1\n");
+    drop(redis);
+    let reply = get(server.addr, "/count").await;
+    assert_eq!(reply.status, 500);
+    assert!(
+        reply.text().starts_with("increment failed: other: redis: "),
+        "{}",
+        reply.text()
+    );
+    server.wait_for_output("key-value store `default`: redis: ");
+    // Everything without the backend goes on.
+    assert_eq!(
+        get(server.addr, "/config?key=greeting").await.text(),
+        "hello"
+    );
+}
+
+#[test]
+fn a_bad_runtime_config_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = manifest(dir.path(), "badconfig");
+    let config = write_file(
+        dir.path(),
+        "runtime.toml",
+        "[key_value]\nbackend = \"redis\"\n",
+    );
+    let output = crate::harness::run_mayfly(&[
+        std::ffi::OsStr::new("serve"),
+        app.as_os_str(),
+        std::ffi::OsStr::new("--runtime-config"),
+        config.as_os_str(),
+        std::ffi::OsStr::new("--listen"),
+        std::ffi::OsStr::new("127.0.0.1:0"),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("field `key_value.url`: the `redis` backend needs a URL"),
+        "{stderr}"
+    );
+}
