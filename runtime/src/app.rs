@@ -46,6 +46,19 @@ impl App {
         })
     }
 
+    /// This app with component `index` replaced by `component` (a new
+    /// version of it); the routes are unchanged.
+    pub fn with_component(&self, index: usize, component: Arc<LoadedComponent>) -> Self {
+        let mut components = self.components.clone();
+        components[index] = component;
+        Self {
+            name: self.name.clone(),
+            components,
+            routes: self.routes.clone(),
+            router: self.router.clone(),
+        }
+    }
+
     /// The app's name.
     pub fn name(&self) -> &str {
         &self.name

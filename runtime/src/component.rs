@@ -19,6 +19,7 @@ use mayfly_host_api::state::ComponentState;
 use crate::cache::{CacheOutcome, CompileCache};
 use crate::host::Host;
 use crate::limits::RequestLimits;
+use crate::metrics::ComponentMetrics;
 use crate::manifest::{ComponentSpec, Grants, Source};
 
 /// The export that makes a component a `wasi:http/proxy` handler.
@@ -35,6 +36,8 @@ pub struct LoadedComponent {
     /// The fuel each store starts with, when the engine meters fuel.
     pub(crate) fuel: Option<u64>,
     pub(crate) gate: Gate,
+    /// Counted across all versions of the component.
+    pub(crate) metrics: Arc<ComponentMetrics>,
     cache: CacheOutcome,
 }
 
@@ -42,6 +45,7 @@ pub struct LoadedComponent {
 /// `limits.queue` wait for a turn.
 pub(crate) struct Gate {
     running: Arc<Semaphore>,
+    permits: usize,
     waiting: AtomicU32,
     queue: u32,
 }
@@ -49,11 +53,23 @@ pub(crate) struct Gate {
 impl Gate {
     fn new(limits: &RequestLimits) -> Self {
         let permits = usize::try_from(limits.instances).unwrap_or(Semaphore::MAX_PERMITS);
+        let permits = permits.min(Semaphore::MAX_PERMITS);
         Self {
-            running: Arc::new(Semaphore::new(permits.min(Semaphore::MAX_PERMITS))),
+            running: Arc::new(Semaphore::new(permits)),
+            permits,
             waiting: AtomicU32::new(0),
             queue: limits.queue,
         }
+    }
+
+    /// Requests running now.
+    pub(crate) fn running(&self) -> usize {
+        self.permits - self.running.available_permits()
+    }
+
+    /// Requests waiting for a turn now.
+    pub(crate) fn waiting(&self) -> u32 {
+        self.waiting.load(Ordering::Relaxed)
     }
 
     /// A turn to run, waiting in the queue until `deadline` at the latest;
@@ -138,6 +154,7 @@ impl LoadedComponent {
                 &file_bytes
             }
             Source::Embedded { bytes, .. } => bytes,
+            Source::Deployed { bytes, .. } => bytes,
         };
         check_header(bytes).map_err(fail)?;
 
@@ -156,6 +173,13 @@ impl LoadedComponent {
         // some, even for components without a fuel limit.
         let engine_meters_fuel = wasmtime::Store::new(engine, ()).set_fuel(0).is_ok();
         let fuel = match spec.limits.fuel {
+            Some(_) if !engine_meters_fuel => {
+                return Err(fail(LoadErrorKind::Invalid(
+                    "it has a fuel limit, but this server's engine does not meter fuel \
+                     (fuel limits added after start-up need a restart)"
+                        .into(),
+                )));
+            }
             Some(fuel) => Some(fuel),
             None if engine_meters_fuel => Some(u64::MAX),
             None => None,
@@ -175,6 +199,7 @@ impl LoadedComponent {
             grants: spec.grants.clone(),
             fuel,
             gate: Gate::new(&spec.limits),
+            metrics: crate::metrics::component(&spec.name),
             cache,
         }))
     }

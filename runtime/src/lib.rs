@@ -12,7 +12,12 @@
 //! - [`cache`]: compiled components on disk, keyed by content and engine.
 //! - [`component`]: loading, checking and pre-instantiating a component.
 //! - [`app`]: the loaded components and the [`router`].
+//! - [`live`]: the app being served, swapped atomically on a deploy, a
+//!   rollback or a file change; [`admin`] is the API that drives it.
 //! - [`server`]: sockets, worker threads and graceful shutdown.
+//! - [`metrics`]: Prometheus counters and histograms.
+//! - [`state`]: which key-value backend holds the stores.
+//! - [`plugin`]: embedding untrusted plugins in another program.
 //! - [`request`]: the per-request path (store, instantiate, handle, drop).
 //! - [`host`]: the per-store state, which holds only what was granted.
 //! - [`guest_log`]: guest stdout and stderr, capped, into the host log.
@@ -23,13 +28,15 @@
 //! ```no_run
 //! use std::sync::Arc;
 //! use mayfly::{app::App, cache::CompileCache, engine::EngineSettings, manifest::AppSpec};
+//! use mayfly::live::LiveApp;
 //! use mayfly::server::{Server, ServeOptions};
 //!
 //! # fn main() -> anyhow::Result<()> {
 //! let engine = EngineSettings::default().build()?;
 //! let _ticker = mayfly::limits::EpochTicker::start(&engine)?;
 //! let spec = AppSpec::from_manifest("app.toml".as_ref())?;
-//! let app = Arc::new(App::load(&engine, &spec, &CompileCache::disabled(), None)?);
+//! let app = App::load(&engine, &spec, &CompileCache::disabled(), None)?;
+//! let app = Arc::new(LiveApp::new(app, spec, &engine, CompileCache::disabled(), None)?);
 //! let server = Server::bind("127.0.0.1:3000".parse()?)?;
 //! tokio::runtime::Runtime::new()?.block_on(server.run(app, &ServeOptions::default(), async {
 //!     let _ = tokio::signal::ctrl_c().await;
@@ -40,6 +47,7 @@
 
 #![deny(missing_docs)]
 
+pub mod admin;
 pub mod app;
 pub mod cache;
 pub mod component;
@@ -48,7 +56,9 @@ pub mod engine;
 pub mod guest_log;
 pub mod host;
 pub mod limits;
+pub mod live;
 pub mod manifest;
+pub mod metrics;
 pub mod plugin;
 pub mod request;
 pub mod router;

@@ -207,6 +207,13 @@ pub enum Source {
         /// The component.
         bytes: &'static [u8],
     },
+    /// Bytes deployed through the admin API.
+    Deployed {
+        /// Shown where a file path would be.
+        label: String,
+        /// The component.
+        bytes: Arc<[u8]>,
+    },
 }
 
 impl std::fmt::Display for Source {
@@ -214,6 +221,7 @@ impl std::fmt::Display for Source {
         match self {
             Source::File(path) => write!(f, "{}", path.display()),
             Source::Embedded { label, .. } => write!(f, "{label} (built in)"),
+            Source::Deployed { label, .. } => write!(f, "{label} (deployed)"),
         }
     }
 }

@@ -31,6 +31,7 @@ use crate::component::LoadedComponent;
 use crate::guest_log::GuestLog;
 use crate::host::Host;
 use crate::limits::RequestLimits;
+use crate::metrics::LimitKind;
 
 /// Numbers requests, for log lines.
 static NEXT_REQUEST: AtomicU64 = AtomicU64::new(1);
@@ -47,7 +48,10 @@ where
 {
     match app.route(request.uri().path()) {
         Some(component) => handle(component, request, guard).await,
-        None => plain(StatusCode::NOT_FOUND, "no route matches this path\n".into()),
+        None => {
+            crate::metrics::unrouted();
+            plain(StatusCode::NOT_FOUND, "no route matches this path\n".into())
+        }
     }
 }
 
@@ -74,9 +78,32 @@ where
     B::Error: Into<wasmtime_wasi_http::Error>,
     G: 'static,
 {
+    let arrived = Instant::now();
+    let response = serve(component, request, guard, arrived).await;
+    let metrics = &component.metrics;
+    match response.status() {
+        StatusCode::PAYLOAD_TOO_LARGE => metrics.limit(LimitKind::RequestBody),
+        StatusCode::BAD_GATEWAY => metrics.limit(LimitKind::ResponseHeaders),
+        _ => {}
+    }
+    metrics.request(response.status().as_u16(), arrived.elapsed());
+    response
+}
+
+async fn serve<B, G>(
+    component: &Arc<LoadedComponent>,
+    request: Request<B>,
+    guard: G,
+    arrived: Instant,
+) -> Response<HyperOutgoingBody>
+where
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<wasmtime_wasi_http::Error>,
+    G: 'static,
+{
     let limits = component.limits;
     // The deadline runs from arrival: time spent queueing counts.
-    let deadline = Instant::now() + limits.timeout;
+    let deadline = arrived + limits.timeout;
     let name = component.name();
     if request.uri().authority().is_none() && !request.headers().contains_key(header::HOST) {
         return plain(StatusCode::BAD_REQUEST, "missing Host header\n".into());
@@ -86,6 +113,7 @@ where
         return body_too_large(component);
     }
     let Some(permit) = component.gate.enter(deadline).await else {
+        component.metrics.limit(LimitKind::Concurrency);
         return overloaded(&format!(
             "component `{name}` is at its limit of {} concurrent requests; retry shortly\n",
             limits.instances
@@ -150,7 +178,9 @@ where
     let guest = tokio::task::spawn_local(async move {
         let component = task_component;
         let run = async {
+            let started = Instant::now();
             let proxy = component.pre.instantiate_async(&mut store).await?;
+            component.metrics.instantiation.observe(started.elapsed());
             proxy
                 .wasi_http_incoming_handler()
                 .call_handle(&mut store, request, outparam)
@@ -178,6 +208,7 @@ where
             }
             Err(_elapsed) => Outcome::DeadlineExceeded,
         };
+        count(&component, &outcome, &store);
         // Before the store (and with it the body's sender) goes away, so the
         // response body sees the failure when it sees its end.
         if !matches!(outcome, Outcome::Finished) {
@@ -265,6 +296,26 @@ where
                         format!("component `{name}` failed\n"),
                     )
                 }
+            }
+        }
+    }
+}
+
+/// Counts a run that did not finish cleanly in the component's metrics.
+fn count(component: &LoadedComponent, outcome: &Outcome, store: &Store<Host>) {
+    let metrics = &component.metrics;
+    match outcome {
+        Outcome::Finished => {}
+        Outcome::DeadlineExceeded => metrics.limit(LimitKind::Deadline),
+        Outcome::Overloaded => metrics.limit(LimitKind::InstanceSlots),
+        Outcome::Trapped(reason) => {
+            metrics.trap();
+            if store.data().limiter().memory_refused() {
+                metrics.limit(LimitKind::Memory);
+            } else if reason.contains("all fuel consumed") {
+                metrics.limit(LimitKind::Fuel);
+            } else if reason.contains("resource table has no free") {
+                metrics.limit(LimitKind::Resources);
             }
         }
     }

@@ -26,7 +26,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio_util::task::TaskTracker;
 
-use crate::app::App;
+use crate::live::LiveApp;
 use crate::request;
 
 /// How the server runs.
@@ -95,7 +95,7 @@ impl Server {
     /// accepting and in-flight requests get `options.shutdown_grace` to finish.
     pub async fn run(
         self,
-        app: Arc<App>,
+        app: Arc<LiveApp>,
         options: &ServeOptions,
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<Shutdown> {
@@ -117,6 +117,7 @@ impl Server {
             results.push(receiver);
         }
         shutdown.await;
+        app.drain();
         let _ = stop.send(true);
 
         let mut outcome = Shutdown::Drained;
@@ -133,7 +134,7 @@ impl Server {
 }
 
 struct Worker {
-    app: Arc<App>,
+    app: Arc<LiveApp>,
     stopped: watch::Receiver<bool>,
     options: ServeOptions,
 }
@@ -185,7 +186,7 @@ impl Worker {
 }
 
 struct Connection {
-    app: Arc<App>,
+    app: Arc<LiveApp>,
     stopped: watch::Receiver<bool>,
     tracker: TaskTracker,
     header_timeout: Duration,
@@ -199,7 +200,8 @@ impl Connection {
         let tracker = self.tracker;
         let max_header_bytes = self.max_header_bytes;
         let service = service_fn(move |request: Request<Incoming>| {
-            let app = app.clone();
+            // The version a request starts with is the one it finishes on.
+            let app = app.current();
             let guard = tracker.token();
             async move {
                 if head_size(&request) > max_header_bytes {

@@ -24,6 +24,8 @@ pub const PATIENCE: Duration = Duration::from_secs(60);
 pub struct Server {
     child: Child,
     pub addr: SocketAddr,
+    /// The admin API's address, when it is on.
+    pub admin: Option<SocketAddr>,
     output: Arc<Mutex<String>>,
     _cache: tempfile::TempDir,
 }
@@ -57,15 +59,24 @@ impl Server {
         let (addr_tx, addr_rx) = mpsc::channel();
         let stdout = child.stdout.take().unwrap();
         let out = output.clone();
+        let admin = Arc::new(Mutex::new(None));
+        let admin_out = admin.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 out.lock()
                     .unwrap_or_else(|poisoned| poisoned.into_inner())
                     .push_str(&format!("{line}\n"));
-                if let Some(addr) = line
-                    .split_once(" on http://")
-                    .and_then(|(_, addr)| addr.parse::<SocketAddr>().ok())
-                {
+                let addr = |prefix: &str| {
+                    line.strip_prefix(prefix)?
+                        .split_once(" on http://")
+                        .and_then(|(_, addr)| addr.parse::<SocketAddr>().ok())
+                };
+                if let Some(admin) = addr("Admin API") {
+                    *admin_out
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(admin);
+                }
+                if let Some(addr) = addr("Serving app") {
                     let _ = addr_tx.send(addr);
                 }
             }
@@ -95,9 +106,11 @@ impl Server {
                 panic!("mayfly serve did not print its address; it printed:\n{printed}");
             }
         };
+        let admin = *admin.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         Self {
             child,
             addr,
+            admin,
             output,
             _cache: cache,
         }

@@ -8,7 +8,9 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use clap::Args;
+use mayfly::admin;
 use mayfly::app::App;
+use mayfly::live::{self, LiveApp};
 use mayfly::engine::EngineSettings;
 use mayfly::limits::EpochTicker;
 use mayfly::server::{ServeOptions, Server, Shutdown};
@@ -63,6 +65,21 @@ pub struct Serve {
     #[arg(long, value_name = "FILE")]
     runtime_config: Option<PathBuf>,
 
+    /// Reload the app when the manifest or a component file changes; a
+    /// version that fails to load is refused and the old one keeps serving
+    #[arg(long)]
+    watch: bool,
+
+    /// Serve the admin API (deploy, versions, rollback), metrics and health
+    /// checks on this loopback address; off unless given
+    #[arg(long, value_name = "ADDR")]
+    admin_listen: Option<SocketAddr>,
+
+    /// File holding the admin API's bearer token [default: the
+    /// MAYFLY_ADMIN_TOKEN environment variable]
+    #[arg(long, value_name = "FILE", requires = "admin_listen")]
+    admin_token_file: Option<PathBuf>,
+
     #[command(flatten)]
     cache: CacheArgs,
 }
@@ -86,6 +103,14 @@ impl Serve {
             .or_else(default_data_dir)
             .context("no data directory: pass --data-dir DIR")?;
 
+        let admin_token = match self.admin_listen {
+            Some(_) => Some(self.admin_token()?),
+            None => None,
+        };
+        if self.watch && !self.app.as_deref().is_some_and(|p| p.extension().is_some_and(|e| e == "toml")) {
+            anyhow::bail!("--watch needs an app manifest (`app.toml`) to watch");
+        }
+
         let mut options = ServeOptions {
             shutdown_grace: Duration::from_secs(self.shutdown_grace),
             max_header_bytes: self.max_header_bytes,
@@ -105,19 +130,31 @@ impl Serve {
                 .with_context(|| {
                     format!("cannot open the key-value stores of app `{}`", spec.name)
                 })?;
-            let app = Arc::new(App::load(
-                &engine,
-                &spec,
-                &self.cache.cache(),
-                backend.as_ref(),
-            )?);
+            let cache = self.cache.cache();
+            let app = App::load(&engine, &spec, &cache, backend.as_ref())?;
+            let live = Arc::new(LiveApp::new(app, spec, &engine, cache, backend)?);
+            if self.watch
+                && let Some(manifest) = &self.app
+            {
+                live::watch(live.clone(), manifest.clone(), WATCH_INTERVAL)
+                    .context("cannot start watching the app's files")?;
+            }
+            let admin = match (self.admin_listen, admin_token) {
+                (Some(addr), Some(token)) => {
+                    let listener = admin::bind(addr).await?;
+                    let bound = listener.local_addr()?;
+                    tokio::spawn(admin::serve(listener, live.clone(), token));
+                    Some(bound)
+                }
+                _ => None,
+            };
             // Signal handlers go in before the address is printed: whoever
             // reads it may signal at once.
             let mut terminate = signal(SignalKind::terminate())?;
             let mut interrupt = signal(SignalKind::interrupt())?;
             let server = Server::bind(self.listen)
                 .with_context(|| format!("cannot listen on {}", self.listen))?;
-            print_banner(&app, server.local_addr());
+            print_banner(&live.current(), admin, server.local_addr());
             let grace = options.shutdown_grace;
             let shutdown = async move {
                 tokio::select! {
@@ -126,7 +163,7 @@ impl Serve {
                 }
                 eprintln!("mayfly: shutting down; in-flight requests have {grace:?} to finish");
             };
-            match server.run(app, &options, shutdown).await? {
+            match server.run(live, &options, shutdown).await? {
                 Shutdown::Drained => eprintln!("mayfly: stopped"),
                 Shutdown::GraceExpired => {
                     eprintln!("mayfly: stopped; the grace period ended with requests in flight")
@@ -137,11 +174,37 @@ impl Serve {
     }
 }
 
-fn print_banner(app: &App, addr: SocketAddr) {
+impl Serve {
+    /// The admin token, from `--admin-token-file` or `MAYFLY_ADMIN_TOKEN`.
+    fn admin_token(&self) -> Result<Arc<str>> {
+        let token = match &self.admin_token_file {
+            Some(path) => std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read the admin token file {}", path.display()))?,
+            None => std::env::var("MAYFLY_ADMIN_TOKEN").map_err(|_| {
+                anyhow::anyhow!(
+                    "--admin-listen needs a token: --admin-token-file FILE, or MAYFLY_ADMIN_TOKEN"
+                )
+            })?,
+        };
+        let token = token.trim();
+        if token.len() < 16 {
+            anyhow::bail!("the admin token must be at least 16 characters long");
+        }
+        Ok(Arc::from(token))
+    }
+}
+
+/// How often `--watch` looks at the files.
+const WATCH_INTERVAL: Duration = Duration::from_millis(300);
+
+fn print_banner(app: &App, admin: Option<SocketAddr>, addr: SocketAddr) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "Routes of app `{}`:", app.name());
     for (pattern, component) in app.routes() {
         let _ = writeln!(out, "  {:<24} -> {}", pattern.to_string(), component.name());
+    }
+    if let Some(admin) = admin {
+        let _ = writeln!(out, "Admin API, metrics and health checks on http://{admin}");
     }
     // Last, so whoever waits for this line has the whole banner.
     let _ = writeln!(out, "Serving app `{}` on http://{addr}", app.name());
