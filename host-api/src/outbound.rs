@@ -7,6 +7,12 @@
 //! `error-code.HTTP-request-denied` back, inside the guest (no trap, so a
 //! well-written guest can report it), and the refusal is logged. Raw
 //! sockets (`wasi:sockets`) are never granted.
+//!
+//! A request to `http://NAME.mayfly.internal/...` (granted like any other
+//! host) goes to component NAME of the same app, in process, without a
+//! socket: the worker thread's [`InternalCall`] dispatcher runs it in a
+//! fresh instance with NAME's own grants. Each hop counts; past
+//! [`MAX_HOPS`] the call fails with `loop-detected`.
 
 use std::fmt;
 use std::future::Future;
@@ -130,6 +136,38 @@ impl fmt::Display for HostPattern {
     }
 }
 
+/// The domain under which an app's components call each other.
+pub const INTERNAL_DOMAIN: &str = ".mayfly.internal";
+
+/// How many internal hops one external request may make.
+pub const MAX_HOPS: u32 = 8;
+
+/// A call from one component to another of the same app, for the worker
+/// thread's dispatcher to serve.
+pub struct InternalCall {
+    /// The component called.
+    pub component: String,
+    /// The request, as the calling guest built it.
+    pub request: http::Request<WasiBody>,
+    /// Hops so far, this one included.
+    pub hops: u32,
+    /// Where the response goes; `None` if there is no such component.
+    pub reply: tokio::sync::oneshot::Sender<Option<http::Response<WasiBody>>>,
+}
+
+/// The sending side of a worker thread's dispatcher.
+pub type Dispatcher = tokio::sync::mpsc::UnboundedSender<InternalCall>;
+
+thread_local! {
+    static DISPATCHER: std::cell::RefCell<Option<Dispatcher>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Makes `dispatcher` serve the internal calls made by guests on this
+/// thread.
+pub fn set_thread_dispatcher(dispatcher: Dispatcher) {
+    DISPATCHER.with(|slot| *slot.borrow_mut() = Some(dispatcher));
+}
+
 /// The outbound HTTP grant of one component instance.
 ///
 /// Cloning is cheap: the patterns are shared.
@@ -137,6 +175,8 @@ impl fmt::Display for HostPattern {
 pub struct OutboundPolicy {
     component: Arc<str>,
     allowed: Arc<[HostPattern]>,
+    /// Internal hops that led to this instance (0 for an outside request).
+    hops: u32,
 }
 
 impl OutboundPolicy {
@@ -147,7 +187,18 @@ impl OutboundPolicy {
 
     /// A policy allowing requests that match one of `allowed`.
     pub fn allowing(component: Arc<str>, allowed: Arc<[HostPattern]>) -> Self {
-        Self { component, allowed }
+        Self {
+            component,
+            allowed,
+            hops: 0,
+        }
+    }
+
+    /// The same policy for an instance reached after `hops` internal hops.
+    #[must_use]
+    pub fn after_hops(mut self, hops: u32) -> Self {
+        self.hops = hops;
+        self
     }
 
     /// The patterns this policy allows.
@@ -197,11 +248,68 @@ impl WasiHttpHooks for OutboundPolicy {
             );
             return Box::new(std::future::ready(Err(Error::HttpRequestDenied)));
         }
+        if let Some(target) = request
+            .uri()
+            .host()
+            .and_then(|host| host.strip_suffix(INTERNAL_DOMAIN))
+        {
+            return self.internal(target.to_string(), request);
+        }
         Box::new(async move {
             use http_body_util::BodyExt;
             let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
             let io: Box<dyn Future<Output = Result<(), Error>> + Send> = Box::new(io);
             Ok((response.map(BodyExt::boxed_unsync), io))
+        })
+    }
+}
+
+impl OutboundPolicy {
+    /// Hands `request` to the worker's dispatcher, for component `target`.
+    fn internal(&self, target: String, request: http::Request<WasiBody>) -> ResponseFuture {
+        let fail = |error: Error, why: &str| -> ResponseFuture {
+            eprintln!(
+                "mayfly: component `{}`: internal call to `{target}` failed: {why}",
+                self.component
+            );
+            Box::new(std::future::ready(Err(error)))
+        };
+        let hops = self.hops + 1;
+        if hops > MAX_HOPS {
+            return fail(
+                Error::LoopDetected,
+                &format!("more than {MAX_HOPS} hops (a loop?)"),
+            );
+        }
+        let Some(dispatcher) = DISPATCHER.with(|slot| slot.borrow().clone()) else {
+            return fail(Error::DestinationNotFound, "this host serves no app");
+        };
+        let (reply, response) = tokio::sync::oneshot::channel();
+        let call = InternalCall {
+            component: target.clone(),
+            request,
+            hops,
+            reply,
+        };
+        if dispatcher.send(call).is_err() {
+            return fail(Error::DestinationNotFound, "the server is shutting down");
+        }
+        let caller = self.component.clone();
+        Box::new(async move {
+            match response.await {
+                Ok(Some(response)) => {
+                    let done: Box<dyn Future<Output = Result<(), Error>> + Send> =
+                        Box::new(std::future::ready(Ok(())));
+                    Ok((response, done))
+                }
+                _ => {
+                    eprintln!(
+                        "mayfly: component `{caller}`: internal call to `{target}` failed: \
+                         the app has no such component"
+                    );
+                    Err(Error::DestinationNotFound)
+                }
+            }
         })
     }
 }

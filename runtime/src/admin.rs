@@ -108,11 +108,20 @@ async fn versioned(
     live: &Arc<LiveApp>,
 ) -> AdminResponse {
     let rest = path.trim_start_matches("/v1/components");
-    match (method, rest.trim_matches('/').split('/').collect::<Vec<_>>().as_slice()) {
+    match (
+        method,
+        rest.trim_matches('/')
+            .split('/')
+            .collect::<Vec<_>>()
+            .as_slice(),
+    ) {
         (Method::GET, [""]) => json(StatusCode::OK, &components(live)),
         (Method::PUT, [name]) if !name.is_empty() => {
             let name = (*name).to_string();
-            let bytes = match Limited::new(request.into_body(), MAX_UPLOAD).collect().await {
+            let bytes = match Limited::new(request.into_body(), MAX_UPLOAD)
+                .collect()
+                .await
+            {
                 Ok(body) => body.to_bytes().to_vec(),
                 Err(err) => {
                     return text(
@@ -124,7 +133,8 @@ async fn versioned(
             let deploying = live.clone();
             let target = name.clone();
             // Compiling takes a while: off the async threads.
-            let outcome = tokio::task::spawn_blocking(move || deploying.deploy(&target, bytes)).await;
+            let outcome =
+                tokio::task::spawn_blocking(move || deploying.deploy(&target, bytes)).await;
             match outcome {
                 Ok(Ok(version)) => {
                     eprintln!("mayfly: component `{name}` version {version} deployed");

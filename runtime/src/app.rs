@@ -76,6 +76,11 @@ impl App {
             .map(|(pattern, i)| (pattern, &*self.components[*i]))
     }
 
+    /// The component called `name`.
+    pub fn component(&self, name: &str) -> Option<&Arc<LoadedComponent>> {
+        self.components.iter().find(|c| c.name() == name)
+    }
+
     /// The component that serves `path`, if any route matches it.
     pub fn route(&self, path: &str) -> Option<&Arc<LoadedComponent>> {
         self.router.route(path).map(|i| &self.components[i])

@@ -19,8 +19,8 @@ use mayfly_host_api::state::ComponentState;
 use crate::cache::{CacheOutcome, CompileCache};
 use crate::host::Host;
 use crate::limits::RequestLimits;
-use crate::metrics::ComponentMetrics;
 use crate::manifest::{ComponentSpec, Grants, Source};
+use crate::metrics::ComponentMetrics;
 
 /// The export that makes a component a `wasi:http/proxy` handler.
 const INCOMING_HANDLER: &str = "wasi:http/incoming-handler@0.2";

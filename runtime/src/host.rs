@@ -45,6 +45,12 @@ impl Host {
         })
     }
 
+    /// Marks this instance as reached after `hops` internal calls, for the
+    /// hop limit of further calls.
+    pub fn set_hops(&mut self, hops: u32) {
+        self.outbound = self.outbound.clone().after_hops(hops);
+    }
+
     /// The store's memory and table caps, for [`wasmtime::Store::limiter`].
     pub fn limiter_mut(&mut self) -> &mut Limiter {
         &mut self.limits

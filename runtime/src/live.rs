@@ -116,7 +116,12 @@ impl LiveApp {
         let spec = live.spec.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let mut history = live.history.lock().unwrap_or_else(|p| p.into_inner());
         for (component, declared) in app.components().iter().zip(&spec.components) {
-            record(&mut history, component, origin(&declared.source), hash_source(&declared.source));
+            record(
+                &mut history,
+                component,
+                origin(&declared.source),
+                hash_source(&declared.source),
+            );
         }
         drop(history);
         Ok(live)
@@ -143,7 +148,9 @@ impl LiveApp {
         history
             .components
             .iter()
-            .map(|(name, (versions, live))| (name.clone(), versions.clone(), versions[*live].number))
+            .map(|(name, (versions, live))| {
+                (name.clone(), versions.clone(), versions[*live].number)
+            })
             .collect()
     }
 
@@ -208,11 +215,21 @@ impl LiveApp {
     /// and swaps it in. Blocks while compiling.
     pub fn reload(&self, spec: AppSpec) -> anyhow::Result<()> {
         let loader = &self.loader;
-        let app = App::load(&loader.engine, &spec, &loader.cache, loader.backend.as_ref())?;
+        let app = App::load(
+            &loader.engine,
+            &spec,
+            &loader.cache,
+            loader.backend.as_ref(),
+        )?;
         let mut current_spec = self.spec.lock().unwrap_or_else(|p| p.into_inner());
         let mut history = self.history.lock().unwrap_or_else(|p| p.into_inner());
         for (component, declared) in app.components().iter().zip(&spec.components) {
-            record(&mut history, component, origin(&declared.source), hash_source(&declared.source));
+            record(
+                &mut history,
+                component,
+                origin(&declared.source),
+                hash_source(&declared.source),
+            );
         }
         *current_spec = spec;
         self.current.store(Arc::new(app));
@@ -221,12 +238,18 @@ impl LiveApp {
 
     fn swap(&self, index: usize, component: Arc<LoadedComponent>) {
         let app = self.current();
-        self.current.store(Arc::new(app.with_component(index, component)));
+        self.current
+            .store(Arc::new(app.with_component(index, component)));
     }
 }
 
 /// Adds `component` as the newest, live version; returns its number.
-fn record(history: &mut History, component: &Arc<LoadedComponent>, origin: String, sha256: String) -> u32 {
+fn record(
+    history: &mut History,
+    component: &Arc<LoadedComponent>,
+    origin: String,
+    sha256: String,
+) -> u32 {
     let name = component.name().to_string();
     let next = history.next.entry(name.clone()).or_insert(1);
     let number = *next;
@@ -277,7 +300,9 @@ pub fn watch(live: Arc<LiveApp>, manifest: PathBuf, interval: Duration) -> std::
                 let spec = match AppSpec::from_manifest(&manifest) {
                     Ok(spec) => spec,
                     Err(err) => {
-                        eprintln!("mayfly: reload refused; still serving the previous version: {err}");
+                        eprintln!(
+                            "mayfly: reload refused; still serving the previous version: {err}"
+                        );
                         continue;
                     }
                 };

@@ -208,7 +208,9 @@ pub fn render(app: &App) -> String {
             &format!("component=\"{name}\""),
         );
     }
-    out.push_str("# HELP mayfly_instantiation_duration_seconds Time to create a component instance.\n");
+    out.push_str(
+        "# HELP mayfly_instantiation_duration_seconds Time to create a component instance.\n",
+    );
     out.push_str("# TYPE mayfly_instantiation_duration_seconds histogram\n");
     for (name, metrics) in &registry {
         metrics.instantiation.render(

@@ -33,6 +33,11 @@ use crate::host::Host;
 use crate::limits::RequestLimits;
 use crate::metrics::LimitKind;
 
+/// How many internal hops led to a request (absent for outside requests):
+/// an extension the internal dispatcher puts on the requests it makes.
+#[derive(Debug, Clone, Copy)]
+pub struct Hops(pub u32);
+
 /// Numbers requests, for log lines.
 static NEXT_REQUEST: AtomicU64 = AtomicU64::new(1);
 
@@ -142,6 +147,10 @@ where
             );
         }
     };
+    let mut host = host;
+    if let Some(Hops(hops)) = request.extensions().get::<Hops>() {
+        host.set_hops(*hops);
+    }
     let mut store = Store::new(component.pre.engine(), host);
     store.limiter(|host| &mut host.limits);
     RequestLimits::arm_deadline(&mut store, deadline);

@@ -26,6 +26,8 @@ use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio_util::task::TaskTracker;
 
+use mayfly_host_api::outbound::InternalCall;
+
 use crate::live::LiveApp;
 use crate::request;
 
@@ -150,6 +152,10 @@ impl Worker {
 
     async fn serve(self, listener: std::net::TcpListener) -> std::io::Result<Shutdown> {
         let mut stopped = self.stopped.clone();
+        // Calls between components of the app, made by guests on this thread.
+        let (dispatcher, calls) = tokio::sync::mpsc::unbounded_channel();
+        mayfly_host_api::outbound::set_thread_dispatcher(dispatcher);
+        tokio::task::spawn_local(dispatch_internal(self.app.clone(), calls));
         listener.set_nonblocking(true)?;
         let listener = TcpListener::from_std(listener)?;
         let tracker = TaskTracker::new();
@@ -182,6 +188,26 @@ impl Worker {
             Ok(()) => Ok(Shutdown::Drained),
             Err(_) => Ok(Shutdown::GraceExpired),
         }
+    }
+}
+
+/// Serves the internal calls of this worker's guests, each in a fresh
+/// instance of the component called.
+async fn dispatch_internal(
+    app: Arc<LiveApp>,
+    mut calls: tokio::sync::mpsc::UnboundedReceiver<InternalCall>,
+) {
+    while let Some(call) = calls.recv().await {
+        let Some(component) = app.current().component(&call.component).cloned() else {
+            let _ = call.reply.send(None);
+            continue;
+        };
+        tokio::task::spawn_local(async move {
+            let mut request = call.request;
+            request.extensions_mut().insert(request::Hops(call.hops));
+            let response = request::handle(&component, request, ()).await;
+            let _ = call.reply.send(Some(response));
+        });
     }
 }
 

@@ -106,7 +106,9 @@ impl Server {
                 panic!("mayfly serve did not print its address; it printed:\n{printed}");
             }
         };
-        let admin = *admin.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let admin = *admin
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         Self {
             child,
             addr,

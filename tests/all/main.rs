@@ -9,6 +9,7 @@ mod guests {
 
 mod harness;
 
+mod chaining;
 mod check;
 mod cli;
 mod compile_cache;
@@ -18,6 +19,7 @@ mod guest_log;
 mod hostile;
 mod limits;
 mod load_errors;
+mod operating;
 mod outbound;
 mod plugins;
 mod routing;

@@ -36,14 +36,34 @@ pub fn response_head(status: u16, headers: &[(&str, &[u8])]) -> (OutgoingRespons
     (response, body)
 }
 
-/// The value of query parameter `name`, if present (no percent-decoding).
+/// The value of query parameter `name`, if present, percent-decoded.
 pub fn query_param(request: &IncomingRequest, name: &str) -> Option<String> {
     let path = request.path_with_query()?;
     let (_, query) = path.split_once('?')?;
     query.split('&').find_map(|pair| {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        (key == name).then(|| value.to_string())
+        (key == name).then(|| percent_decode(value))
     })
+}
+
+/// Decodes `%XX` escapes; anything malformed is kept as it is.
+fn percent_decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = |b: u8| (b as char).to_digit(16);
+        if bytes[i] == b'%' && i + 2 < bytes.len() {
+            if let (Some(high), Some(low)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                out.push((high * 16 + low) as u8);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Reads a request's whole body (for small bodies only).

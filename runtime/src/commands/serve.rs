@@ -10,9 +10,9 @@ use anyhow::{Context as _, Result};
 use clap::Args;
 use mayfly::admin;
 use mayfly::app::App;
-use mayfly::live::{self, LiveApp};
 use mayfly::engine::EngineSettings;
 use mayfly::limits::EpochTicker;
+use mayfly::live::{self, LiveApp};
 use mayfly::server::{ServeOptions, Server, Shutdown};
 use mayfly::state::{RuntimeConfig, default_data_dir, open_backend};
 use tokio::signal::unix::{SignalKind, signal};
@@ -107,7 +107,12 @@ impl Serve {
             Some(_) => Some(self.admin_token()?),
             None => None,
         };
-        if self.watch && !self.app.as_deref().is_some_and(|p| p.extension().is_some_and(|e| e == "toml")) {
+        if self.watch
+            && !self
+                .app
+                .as_deref()
+                .is_some_and(|p| p.extension().is_some_and(|e| e == "toml"))
+        {
             anyhow::bail!("--watch needs an app manifest (`app.toml`) to watch");
         }
 
@@ -204,7 +209,10 @@ fn print_banner(app: &App, admin: Option<SocketAddr>, addr: SocketAddr) {
         let _ = writeln!(out, "  {:<24} -> {}", pattern.to_string(), component.name());
     }
     if let Some(admin) = admin {
-        let _ = writeln!(out, "Admin API, metrics and health checks on http://{admin}");
+        let _ = writeln!(
+            out,
+            "Admin API, metrics and health checks on http://{admin}"
+        );
     }
     // Last, so whoever waits for this line has the whole banner.
     let _ = writeln!(out, "Serving app `{}` on http://{addr}", app.name());

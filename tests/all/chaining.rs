@@ -1,0 +1,156 @@
+//! Service chaining: components call each other at
+//! `http://NAME.mayfly.internal`, in process, each hop a fresh instance
+//! with its own grants; calls need a grant; a hop limit stops loops.
+
+use std::path::Path;
+
+use crate::guests;
+use crate::harness::{Server, get, write_file};
+
+/// `front` may call `middle`, `middle` may call `back` (hello); `looper`
+/// may call itself; `bare` may call nothing.
+fn app(dir: &Path) -> Server {
+    let manifest = format!(
+        r#"
+[component.front]
+source = {caps:?}
+allowed_outbound_hosts = ["http://middle.mayfly.internal"]
+
+[component.middle]
+source = {caps:?}
+allowed_outbound_hosts = ["http://back.mayfly.internal"]
+env = {{ WHO = "middle" }}
+
+[component.back]
+source = {hello:?}
+
+[component.looper]
+source = {caps:?}
+allowed_outbound_hosts = ["http://looper.mayfly.internal", "http://nobody.mayfly.internal"]
+
+[component.bare]
+source = {caps:?}
+
+[[route]]
+path = "/front"
+component = "front"
+[[route]]
+path = "/looper"
+component = "looper"
+[[route]]
+path = "/bare"
+component = "bare"
+"#,
+        caps = guests::CAPABILITIES,
+        hello = guests::HELLO,
+    );
+    Server::start(&write_file(dir, "app.toml", manifest))
+}
+
+/// Percent-encodes a URL for a query value.
+fn encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_three_component_chain_runs_in_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = app(dir.path());
+    let inner = "http://back.mayfly.internal/";
+    let middle = format!(
+        "http://middle.mayfly.internal/m?op=fetch&url={}",
+        encode(inner)
+    );
+    let reply = get(
+        server.addr,
+        &format!("/front?op=fetch&url={}", encode(&middle)),
+    )
+    .await;
+    // front got middle's answer (200), which is back's answer (200 hello).
+    assert_eq!(
+        (reply.status.as_u16(), reply.text().as_str()),
+        (200, "200 200 Hello from Mayfly!\n")
+    );
+    // Each hop is its own instance with its own grants: middle's variable
+    // is not front's.
+    let env = format!("http://middle.mayfly.internal/m?op=getenv&name=WHO");
+    let reply = get(
+        server.addr,
+        &format!("/front?op=fetch&url={}", encode(&env)),
+    )
+    .await;
+    assert_eq!(reply.text(), "200 middle");
+    let reply = get(server.addr, "/front?op=getenv&name=WHO").await;
+    assert_eq!(reply.status, 404);
+}
+
+#[tokio::test]
+async fn calls_need_a_grant() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = app(dir.path());
+    // bare has no grant; front may call middle but not back directly.
+    for (component, url) in [
+        ("bare", "http://back.mayfly.internal/"),
+        ("front", "http://back.mayfly.internal/"),
+    ] {
+        let reply = get(
+            server.addr,
+            &format!("/{component}?op=fetch&url={}", encode(url)),
+        )
+        .await;
+        assert_eq!(
+            (reply.status.as_u16(), reply.text().as_str()),
+            (403, "denied: ErrorCode::HttpRequestDenied"),
+            "{component} -> {url}"
+        );
+    }
+    // A granted name with no component behind it.
+    let reply = get(
+        server.addr,
+        &format!(
+            "/looper?op=fetch&url={}",
+            encode("http://nobody.mayfly.internal/")
+        ),
+    )
+    .await;
+    assert_eq!(
+        (reply.status.as_u16(), reply.text().as_str()),
+        (502, "denied: ErrorCode::DestinationNotFound")
+    );
+    server.wait_for_output(
+        "component `looper`: internal call to `nobody` failed: the app has no such component",
+    );
+}
+
+#[tokio::test]
+async fn a_loop_stops_at_the_hop_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = app(dir.path());
+    // A request that asks to be forwarded to itself 12 times.
+    let mut url = "http://looper.mayfly.internal/looper?op=getenv&name=X".to_string();
+    for _ in 0..12 {
+        url = format!(
+            "http://looper.mayfly.internal/looper?op=fetch&url={}",
+            encode(&url)
+        );
+    }
+    let path = url.strip_prefix("http://looper.mayfly.internal").unwrap();
+    let reply = get(server.addr, path).await;
+    assert_eq!(reply.status, 200);
+    // Eight hops went through; the ninth was refused as a loop.
+    assert_eq!(
+        reply.text(),
+        format!(
+            "{}denied: ErrorCode::LoopDetected",
+            "200 ".repeat(7) + "502 "
+        )
+    );
+    server.wait_for_output("internal call to `looper` failed: more than 8 hops (a loop?)");
+}

@@ -1,0 +1,522 @@
+//! Operating Mayfly: rolling updates under load with no failed request,
+//! `--watch`, the admin API's token, Prometheus metrics and health checks.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use http::Request;
+
+use crate::guests;
+use crate::harness::{Client, PATIENCE, Reply, Server, full, get, write_file};
+
+const TOKEN: &str = "test-admin-token-0123456789";
+const V1: &str = "Hello from Mayfly!\n";
+
+/// `web` (hello) at `/`, `trap` and `slow` beside it, with the admin API on.
+fn start(dir: &Path, extra: &[&str]) -> (Server, PathBuf) {
+    std::fs::copy(guests::HELLO, dir.join("web.wasm")).unwrap();
+    let manifest = format!(
+        r#"
+[component.web]
+source = "web.wasm"
+[component.trap]
+source = {trap:?}
+[component.slow]
+source = {slow:?}
+[component.slow.limits]
+timeout = "500ms"
+
+[[route]]
+path = "/"
+component = "web"
+[[route]]
+path = "/trap/..."
+component = "trap"
+[[route]]
+path = "/slow"
+component = "slow"
+"#,
+        trap = guests::TRAP,
+        slow = guests::SLOW,
+    );
+    let app = write_file(dir, "app.toml", manifest);
+    let token = write_file(dir, "token", format!("{TOKEN}\n"));
+    let mut args = vec![
+        app.to_str().unwrap(),
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--admin-token-file",
+        token.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let server = Server::start_with(&args);
+    assert!(
+        server.admin.is_some(),
+        "no admin address in:\n{}",
+        server.output()
+    );
+    (server, app)
+}
+
+async fn admin(
+    server: &Server,
+    method: http::Method,
+    path: &str,
+    token: Option<&str>,
+    body: Vec<u8>,
+) -> Reply {
+    let mut client = Client::connect(server.admin.unwrap()).await;
+    let mut request = Request::builder().method(method).uri(path);
+    if let Some(token) = token {
+        request = request.header("authorization", format!("Bearer {token}"));
+    }
+    client
+        .send(request.body(full(body)).unwrap())
+        .await
+        .unwrap()
+}
+
+async fn deploy(server: &Server, component: &str, bytes: Vec<u8>) -> Reply {
+    admin(
+        server,
+        http::Method::PUT,
+        &format!("/v1/components/{component}"),
+        Some(TOKEN),
+        bytes,
+    )
+    .await
+}
+
+/// One response seen by the load: when its request started and ended.
+struct Seen {
+    started: Instant,
+    ended: Instant,
+    status: u16,
+    body: String,
+}
+
+/// Sends `GET /` on `connections` connections until `stop`.
+fn load(
+    addr: SocketAddr,
+    connections: usize,
+    stop: Arc<AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<Vec<Seen>>> {
+    (0..connections)
+        .map(|_| {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut client = Client::connect(addr).await;
+                let mut seen = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    let started = Instant::now();
+                    let request = Request::get("/").body(full("")).unwrap();
+                    let (status, body) = match client.send(request).await {
+                        Ok(reply) => (reply.status.as_u16(), reply.text()),
+                        Err(err) => (0, format!("request failed: {err}")),
+                    };
+                    seen.push(Seen {
+                        started,
+                        ended: Instant::now(),
+                        status,
+                        body,
+                    });
+                }
+                seen
+            })
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolling_updates_under_load_fail_no_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, _) = start(dir.path(), &[]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients = load(server.addr, 8, stop.clone());
+    let phase = Duration::from_millis(700);
+
+    tokio::time::sleep(phase).await;
+    // v1 -> v2 (the probe guest, whose answer is easy to tell apart).
+    let v2_sent = Instant::now();
+    let reply = deploy(&server, "web", std::fs::read(guests::PROBE).unwrap()).await;
+    let v2_acked = Instant::now();
+    assert_eq!(reply.text(), r#"{"component":"web","version":2}"#);
+
+    tokio::time::sleep(phase).await;
+    // A broken v3 is refused, and v2 keeps serving.
+    let reply = deploy(&server, "web", b"this is not WebAssembly".to_vec()).await;
+    assert_eq!(reply.status, 422, "{}", reply.text());
+    assert!(
+        reply.text().contains("not a WebAssembly file"),
+        "{}",
+        reply.text()
+    );
+
+    tokio::time::sleep(phase).await;
+    // Roll back: v1 again.
+    let back_sent = Instant::now();
+    let reply = admin(
+        &server,
+        http::Method::POST,
+        "/v1/components/web/rollback",
+        Some(TOKEN),
+        vec![],
+    )
+    .await;
+    let back_acked = Instant::now();
+    assert_eq!(reply.text(), r#"{"component":"web","version":1}"#);
+
+    tokio::time::sleep(phase).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut seen = Vec::new();
+    for client in clients {
+        seen.extend(client.await.unwrap());
+    }
+
+    assert!(
+        seen.len() >= 1000,
+        "only {} requests under load",
+        seen.len()
+    );
+    let (mut v1, mut v2) = (0, 0);
+    for s in &seen {
+        assert_eq!(s.status, 200, "a request failed: {}", s.body);
+        if s.body == V1 {
+            // v1 was live before v2's deploy was acknowledged, and again
+            // from when the rollback was sent.
+            assert!(
+                s.started <= v2_acked || s.ended >= back_sent,
+                "v1 answered a request that ran entirely while v2 was live"
+            );
+            v1 += 1;
+        } else {
+            assert!(
+                s.body.starts_with("count=1 "),
+                "unexpected answer {:?}",
+                s.body
+            );
+            // v2 was live from (after) its deploy was sent until the
+            // rollback was acknowledged.
+            assert!(
+                s.ended >= v2_sent && s.started <= back_acked,
+                "v2 answered a request outside its time"
+            );
+            v2 += 1;
+        }
+    }
+    assert!(v1 > 0 && v2 > 0, "v1 answered {v1}, v2 answered {v2}");
+    eprintln!(
+        "{} requests, none failed: {v1} from v1, {v2} from v2",
+        seen.len()
+    );
+
+    // The history: version 1 live again, version 2 kept.
+    let list: serde_json::Value = serde_json::from_slice(
+        &admin(
+            &server,
+            http::Method::GET,
+            "/v1/components",
+            Some(TOKEN),
+            vec![],
+        )
+        .await
+        .body,
+    )
+    .unwrap();
+    let web = list["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["component"] == "web")
+        .unwrap();
+    assert_eq!(web["live"], 1);
+    let numbers: Vec<u64> = web["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_u64().unwrap())
+        .collect();
+    assert_eq!(numbers, [1, 2]);
+    assert_eq!(web["versions"][1]["origin"], "deployed");
+    server.wait_for_output("deploy of component `web` refused: component `web`");
+}
+
+#[tokio::test]
+async fn the_admin_api_needs_its_token_and_checks_what_it_is_given() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, _) = start(dir.path(), &[]);
+    for token in [None, Some("wrong-token-wrong-token"), Some("")] {
+        let reply = admin(&server, http::Method::GET, "/v1/components", token, vec![]).await;
+        assert_eq!(reply.status, 401, "{token:?}");
+        assert_eq!(reply.header("www-authenticate"), "Bearer");
+        let reply = deploy_with(&server, token, b"x".to_vec()).await;
+        assert_eq!(reply.status, 401);
+    }
+    // Unknown component, nothing to roll back.
+    let reply = deploy(&server, "nope", std::fs::read(guests::HELLO).unwrap()).await;
+    assert_eq!(
+        (reply.status.as_u16(), reply.text().as_str()),
+        (404, r#"{"error":"no component named `nope`"}"#)
+    );
+    let reply = admin(
+        &server,
+        http::Method::POST,
+        "/v1/components/web/rollback",
+        Some(TOKEN),
+        vec![],
+    )
+    .await;
+    assert_eq!(
+        (reply.status.as_u16(), reply.text().as_str()),
+        (
+            409,
+            r#"{"error":"component `web` has no earlier version to roll back to"}"#
+        )
+    );
+    // A component of another world is refused like any broken one.
+    let reply = deploy(&server, "web", std::fs::read(guests::CLI).unwrap()).await;
+    assert_eq!(reply.status, 422);
+    assert!(
+        reply
+            .text()
+            .contains("does not export `wasi:http/incoming-handler`"),
+        "{}",
+        reply.text()
+    );
+    assert_eq!(get(server.addr, "/").await.text(), V1);
+}
+
+async fn deploy_with(server: &Server, token: Option<&str>, bytes: Vec<u8>) -> Reply {
+    admin(
+        server,
+        http::Method::PUT,
+        "/v1/components/web",
+        token,
+        bytes,
+    )
+    .await
+}
+
+/// The value of the sample `name` (with its labels) in a scrape.
+fn sample(scrape: &str, name: &str) -> f64 {
+    scrape
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' ')?.parse().ok())
+        .unwrap_or_else(|| panic!("no sample `{name}` in:\n{scrape}"))
+}
+
+#[tokio::test]
+async fn metrics_count_requests_traps_limits_and_instantiations() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, _) = start(dir.path(), &[]);
+    let scrape = || async { admin(&server, http::Method::GET, "/metrics", None, vec![]).await };
+    for _ in 0..5 {
+        assert_eq!(get(server.addr, "/").await.status, 200);
+    }
+    for _ in 0..2 {
+        assert_eq!(get(server.addr, "/trap/now").await.status, 500);
+    }
+    assert_eq!(get(server.addr, "/slow?ms=5000").await.status, 504);
+    assert_eq!(get(server.addr, "/nowhere/at/all").await.status, 404);
+
+    let reply = scrape().await;
+    assert_eq!(reply.header("content-type"), "text/plain; version=0.0.4");
+    let text = reply.text();
+    assert_eq!(
+        sample(
+            &text,
+            "mayfly_requests_total{component=\"web\",status=\"200\"}"
+        ),
+        5.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "mayfly_requests_total{component=\"trap\",status=\"500\"}"
+        ),
+        2.0
+    );
+    assert_eq!(sample(&text, "mayfly_traps_total{component=\"trap\"}"), 2.0);
+    assert_eq!(
+        sample(
+            &text,
+            "mayfly_requests_total{component=\"slow\",status=\"504\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "mayfly_limit_hits_total{component=\"slow\",kind=\"deadline\"}"
+        ),
+        1.0
+    );
+    assert_eq!(sample(&text, "mayfly_unrouted_requests_total"), 1.0);
+    assert_eq!(
+        sample(
+            &text,
+            "mayfly_request_duration_seconds_count{component=\"web\"}"
+        ),
+        5.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "mayfly_request_duration_seconds_bucket{component=\"web\",le=\"+Inf\"}"
+        ),
+        5.0
+    );
+    assert_eq!(
+        sample(
+            &text,
+            "mayfly_instantiation_duration_seconds_count{component=\"web\"}"
+        ),
+        5.0
+    );
+    assert_eq!(
+        sample(&text, "mayfly_instances_in_flight{component=\"web\"}"),
+        0.0
+    );
+    assert_eq!(sample(&text, "mayfly_queue_length{component=\"web\"}"), 0.0);
+
+    // The counters move on, and carry across a new version.
+    deploy(&server, "web", std::fs::read(guests::PROBE).unwrap()).await;
+    get(server.addr, "/").await;
+    let text = scrape().await.text();
+    assert_eq!(
+        sample(
+            &text,
+            "mayfly_requests_total{component=\"web\",status=\"200\"}"
+        ),
+        6.0
+    );
+}
+
+#[tokio::test]
+async fn health_and_readiness() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut server, _) = start(dir.path(), &["--shutdown-grace", "10"]);
+    let reply = admin(&server, http::Method::GET, "/healthz", None, vec![]).await;
+    assert_eq!(
+        (reply.status.as_u16(), reply.text().as_str()),
+        (200, "ok\n")
+    );
+    let reply = admin(&server, http::Method::GET, "/readyz", None, vec![]).await;
+    assert_eq!(
+        (reply.status.as_u16(), reply.text().as_str()),
+        (200, "ready\n")
+    );
+
+    // While draining, not ready (a slow request keeps the server draining).
+    let addr = server.addr;
+    let slow = tokio::spawn(async move { get(addr, "/slow?ms=400").await });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    server.signal("TERM");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let reply = admin(&server, http::Method::GET, "/readyz", None, vec![]).await;
+    assert_eq!(
+        (reply.status.as_u16(), reply.text().as_str()),
+        (503, "draining\n")
+    );
+    assert_eq!(slow.await.unwrap().status, 200);
+    assert!(server.wait_exit(PATIENCE).is_some_and(|s| s.success()));
+}
+
+#[tokio::test]
+async fn watch_reloads_changed_files_and_refuses_broken_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, app) = start(dir.path(), &["--watch"]);
+    assert_eq!(get(server.addr, "/").await.text(), V1);
+
+    // A new component file: picked up.
+    replace(
+        &dir.path().join("web.wasm"),
+        &std::fs::read(guests::PROBE).unwrap(),
+    );
+    wait_for_body(&server, |body| body.starts_with("count=1 ")).await;
+    server.wait_for_output("mayfly: reloaded ");
+
+    // A broken one: refused, and the last good version keeps serving.
+    replace(&dir.path().join("web.wasm"), b"broken");
+    server.wait_for_output("reload refused; still serving the previous version");
+    assert!(get(server.addr, "/").await.text().starts_with("count=1 "));
+
+    // A manifest change (a new route) is picked up too.
+    std::fs::copy(guests::HELLO, dir.path().join("web.wasm")).unwrap();
+    let manifest = std::fs::read_to_string(&app).unwrap();
+    replace(
+        &app,
+        format!("{manifest}\n[[route]]\npath = \"/also\"\ncomponent = \"web\"\n").as_bytes(),
+    );
+    wait_for_body(&server, |body| body == V1).await;
+    let deadline = Instant::now() + PATIENCE;
+    while get(server.addr, "/also").await.status != 200 {
+        assert!(Instant::now() < deadline, "the new route never appeared");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Replaces `path` atomically (as editors and deploy tools do).
+fn replace(path: &Path, bytes: &[u8]) {
+    let temporary = path.with_extension("new");
+    std::fs::write(&temporary, bytes).unwrap();
+    std::fs::rename(&temporary, path).unwrap();
+}
+
+async fn wait_for_body(server: &Server, wanted: impl Fn(&str) -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let body = get(server.addr, "/").await.text();
+        if wanted(&body) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "still answering {body:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[test]
+fn the_admin_api_stays_on_loopback_and_needs_a_token() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = crate::harness::test_app(dir.path());
+    let token = write_file(dir.path(), "token", TOKEN);
+    let run = |args: &[&str]| {
+        let mut all = vec!["serve", app.to_str().unwrap(), "--listen", "127.0.0.1:0"];
+        all.extend_from_slice(args);
+        let output = std::process::Command::new(crate::harness::MAYFLY)
+            .args(&all)
+            .env_remove("MAYFLY_ADMIN_TOKEN")
+            .output()
+            .unwrap();
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = run(&[
+        "--admin-listen",
+        "0.0.0.0:0",
+        "--admin-token-file",
+        token.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(1));
+    assert!(
+        stderr.contains("the admin API listens on loopback only"),
+        "{stderr}"
+    );
+    let (code, stderr) = run(&["--admin-listen", "127.0.0.1:0"]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("--admin-listen needs a token"), "{stderr}");
+    let short = write_file(dir.path(), "short", "abc");
+    let (code, stderr) = run(&[
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--admin-token-file",
+        short.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(1));
+    assert!(stderr.contains("at least 16 characters"), "{stderr}");
+}
