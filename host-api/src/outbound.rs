@@ -177,6 +177,8 @@ pub struct OutboundPolicy {
     allowed: Arc<[HostPattern]>,
     /// Internal hops that led to this instance (0 for an outside request).
     hops: u32,
+    /// The request this instance serves, for log lines.
+    request: Option<Arc<str>>,
 }
 
 impl OutboundPolicy {
@@ -191,6 +193,25 @@ impl OutboundPolicy {
             component,
             allowed,
             hops: 0,
+            request: None,
+        }
+    }
+
+    /// The same policy, logging with the id of `request`.
+    #[must_use]
+    pub fn for_request(mut self, request: Arc<str>) -> Self {
+        self.request = Some(request);
+        self
+    }
+
+    fn warn(&self, message: &str) {
+        match &self.request {
+            Some(request) => tracing::warn!(
+                component = %self.component,
+                request_id = %request,
+                "{message}"
+            ),
+            None => tracing::warn!(component = %self.component, "{message}"),
         }
     }
 
@@ -241,11 +262,10 @@ impl WasiHttpHooks for OutboundPolicy {
         _on_response_error: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> ResponseFuture {
         if !self.permits(request.uri()) {
-            eprintln!(
-                "mayfly: component `{}`: outbound request to {} denied: not in allowed_outbound_hosts",
-                self.component,
+            self.warn(&format!(
+                "outbound request to {} denied: not in allowed_outbound_hosts",
                 request.uri()
-            );
+            ));
             return Box::new(std::future::ready(Err(Error::HttpRequestDenied)));
         }
         if let Some(target) = request
@@ -268,10 +288,7 @@ impl OutboundPolicy {
     /// Hands `request` to the worker's dispatcher, for component `target`.
     fn internal(&self, target: String, request: http::Request<WasiBody>) -> ResponseFuture {
         let fail = |error: Error, why: &str| -> ResponseFuture {
-            eprintln!(
-                "mayfly: component `{}`: internal call to `{target}` failed: {why}",
-                self.component
-            );
+            self.warn(&format!("internal call to `{target}` failed: {why}"));
             Box::new(std::future::ready(Err(error)))
         };
         let hops = self.hops + 1;
@@ -294,7 +311,7 @@ impl OutboundPolicy {
         if dispatcher.send(call).is_err() {
             return fail(Error::DestinationNotFound, "the server is shutting down");
         }
-        let caller = self.component.clone();
+        let caller = self.clone();
         Box::new(async move {
             match response.await {
                 Ok(Some(response)) => {
@@ -303,10 +320,9 @@ impl OutboundPolicy {
                     Ok((response, done))
                 }
                 _ => {
-                    eprintln!(
-                        "mayfly: component `{caller}`: internal call to `{target}` failed: \
-                         the app has no such component"
-                    );
+                    caller.warn(&format!(
+                        "internal call to `{target}` failed: the app has no such component"
+                    ));
                     Err(Error::DestinationNotFound)
                 }
             }

@@ -80,14 +80,14 @@ impl ComponentState {
 /// The per-request side: the component's state and the request's id.
 pub struct StateCtx {
     component: Arc<ComponentState>,
-    request: u64,
+    request: Arc<str>,
     logged: usize,
     dropped: usize,
 }
 
 impl StateCtx {
     /// State for request `request` to a component.
-    pub fn new(component: Arc<ComponentState>, request: u64) -> Self {
+    pub fn new(component: Arc<ComponentState>, request: Arc<str>) -> Self {
         Self {
             component,
             request,
@@ -97,9 +97,10 @@ impl StateCtx {
     }
 
     fn report(&self, message: &str) {
-        eprintln!(
-            "mayfly: component `{}` request {}: {message}",
-            self.component.component, self.request
+        tracing::warn!(
+            component = %self.component.component,
+            request_id = %self.request,
+            "{message}"
         );
     }
 }
@@ -503,12 +504,26 @@ impl logging::Host for StateView<'_> {
         while !message.is_char_boundary(end) {
             end -= 1;
         }
-        eprintln!(
-            "mayfly: level={level} component={} request={} context={context:?} message={:?}",
-            self.ctx.component.component,
-            self.ctx.request,
-            &message[..end]
-        );
+        let component = &*self.ctx.component.component;
+        let request_id = &*self.ctx.request;
+        let message = &message[..end];
+        macro_rules! log {
+            ($macro:ident) => {
+                tracing::$macro!(
+                    component,
+                    request_id,
+                    context = %context,
+                    guest_level = level,
+                    "{message}"
+                )
+            };
+        }
+        match level {
+            "trace" | "debug" => log!(debug),
+            "info" => log!(info),
+            "warn" => log!(warn),
+            _ => log!(error),
+        }
         Ok(())
     }
 }

@@ -137,14 +137,14 @@ async fn versioned(
                 tokio::task::spawn_blocking(move || deploying.deploy(&target, bytes)).await;
             match outcome {
                 Ok(Ok(version)) => {
-                    eprintln!("mayfly: component `{name}` version {version} deployed");
+                    tracing::info!(component = %name, "version {version} deployed");
                     json(
                         StatusCode::OK,
                         &serde_json::json!({ "component": name, "version": version }),
                     )
                 }
                 Ok(Err(err)) => {
-                    eprintln!("mayfly: deploy of component `{name}` refused: {err}");
+                    tracing::error!(component = %name, "deploy refused: {err}");
                     update_error(&err)
                 }
                 Err(err) => text(
@@ -155,7 +155,7 @@ async fn versioned(
         }
         (Method::POST, [name, "rollback"]) => match live.rollback(name) {
             Ok(version) => {
-                eprintln!("mayfly: component `{name}` rolled back to version {version}");
+                tracing::info!(component = %name, "rolled back to version {version}");
                 json(
                     StatusCode::OK,
                     &serde_json::json!({ "component": name, "version": version }),

@@ -79,29 +79,23 @@ impl GuestLog {
         String::from_utf8_lossy(&buffers.stderr).into_owned()
     }
 
-    /// Writes what the guest printed to the host's stderr, one line per
-    /// guest line, tagged `component` and `request`.
-    pub fn flush(&self, component: &str, request: u64) {
+    /// Writes what the guest printed to the host's log, one event per
+    /// guest line, tagged with `component` and `request`.
+    pub fn flush(&self, component: &str, request: &str) {
         let buffers = std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()));
-        if buffers.stdout.is_empty() && buffers.stderr.is_empty() && buffers.dropped == 0 {
-            return;
-        }
-        let mut text = String::new();
-        for (name, bytes) in [("stdout", &buffers.stdout), ("stderr", &buffers.stderr)] {
+        for (stream, bytes) in [("stdout", &buffers.stdout), ("stderr", &buffers.stderr)] {
             for line in String::from_utf8_lossy(bytes).lines() {
-                text.push_str(&format!(
-                    "mayfly: component `{component}` request {request} {name}: {line}\n"
-                ));
+                tracing::info!(component, request_id = request, stream, "{line}");
             }
         }
         if buffers.dropped > 0 {
-            text.push_str(&format!(
-                "mayfly: component `{component}` request {request}: {} more bytes of output \
-                 dropped (cap {GUEST_LOG_CAP} bytes per request)\n",
+            tracing::warn!(
+                component,
+                request_id = request,
+                "{} more bytes of output dropped (cap {GUEST_LOG_CAP} bytes per request)",
                 buffers.dropped
-            ));
+            );
         }
-        eprint!("{text}");
     }
 }
 

@@ -35,7 +35,7 @@ impl Host {
     /// Fails only if a granted directory can no longer be opened.
     pub fn new(
         component: &Arc<ComponentState>,
-        request: u64,
+        request: &Arc<str>,
         limits: &RequestLimits,
         grants: &Grants,
         log: &GuestLog,
@@ -65,7 +65,7 @@ impl Host {
     /// (arguments, stdio) before the grants go in.
     pub fn with_wasi(
         component: &Arc<ComponentState>,
-        request: u64,
+        request: &Arc<str>,
         limits: &RequestLimits,
         grants: &Grants,
         configure: impl FnOnce(&mut WasiCtxBuilder),
@@ -92,8 +92,9 @@ impl Host {
             outbound: OutboundPolicy::allowing(
                 component.component.clone(),
                 grants.outbound.clone(),
-            ),
-            state: StateCtx::new(component.clone(), request),
+            )
+            .for_request(request.clone()),
+            state: StateCtx::new(component.clone(), request.clone()),
             limits: limits.limiter(),
         })
     }

@@ -57,6 +57,7 @@ pub mod guest_log;
 pub mod host;
 pub mod limits;
 pub mod live;
+pub mod logging;
 pub mod manifest;
 pub mod metrics;
 pub mod plugin;

@@ -9,7 +9,7 @@
 //! to load is refused with its error, and the old one keeps serving.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -300,16 +300,16 @@ pub fn watch(live: Arc<LiveApp>, manifest: PathBuf, interval: Duration) -> std::
                 let spec = match AppSpec::from_manifest(&manifest) {
                     Ok(spec) => spec,
                     Err(err) => {
-                        eprintln!(
-                            "mayfly: reload refused; still serving the previous version: {err}"
+                        tracing::error!(
+                            "reload refused; still serving the previous version: {err}"
                         );
                         continue;
                     }
                 };
                 match live.reload(spec) {
-                    Ok(()) => eprintln!("mayfly: reloaded {} after a change", manifest.display()),
-                    Err(err) => eprintln!(
-                        "mayfly: reload refused; still serving the previous version: {err:#}"
+                    Ok(()) => tracing::info!("reloaded {} after a change", manifest.display()),
+                    Err(err) => tracing::error!(
+                        "reload refused; still serving the previous version: {err:#}"
                     ),
                 }
                 // What the new manifest names is what to watch now.
@@ -320,9 +320,9 @@ pub fn watch(live: Arc<LiveApp>, manifest: PathBuf, interval: Duration) -> std::
 }
 
 /// Modification times and sizes of the manifest and every component file.
-fn stamp(live: &LiveApp, manifest: &PathBuf) -> Vec<Option<(SystemTime, u64)>> {
+fn stamp(live: &LiveApp, manifest: &Path) -> Vec<Option<(SystemTime, u64)>> {
     let spec = live.spec.lock().unwrap_or_else(|p| p.into_inner());
-    let mut files = vec![manifest.clone()];
+    let mut files = vec![manifest.to_path_buf()];
     for component in &spec.components {
         if let Source::File(path) = &component.source {
             files.push(path.clone());

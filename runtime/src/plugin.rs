@@ -519,7 +519,13 @@ impl Plugin {
 
     async fn instantiate(&self, deadline: Instant) -> wasmtime::Result<Warm> {
         let log = GuestLog::default();
-        let host = Host::new(&self.state, 0, &self.limits, &self.grants, &log)?;
+        let host = Host::new(
+            &self.state,
+            &Arc::from("plugin-call"),
+            &self.limits,
+            &self.grants,
+            &log,
+        )?;
         let mut store = Store::new(&self.engine, host);
         store.limiter(|host| &mut host.limits);
         RequestLimits::arm_deadline(&mut store, deadline);

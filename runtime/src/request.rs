@@ -84,7 +84,12 @@ where
     G: 'static,
 {
     let arrived = Instant::now();
-    let response = serve(component, request, guard, arrived).await;
+    let mut request = request;
+    let request_id = request_id(&mut request);
+    let mut response = serve(component, request, guard, arrived, &request_id).await;
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(X_REQUEST_ID, value);
+    }
     let metrics = &component.metrics;
     match response.status() {
         StatusCode::PAYLOAD_TOO_LARGE => metrics.limit(LimitKind::RequestBody),
@@ -100,6 +105,7 @@ async fn serve<B, G>(
     request: Request<B>,
     guard: G,
     arrived: Instant,
+    request_id: &Arc<str>,
 ) -> Response<HyperOutgoingBody>
 where
     B: Body<Data = Bytes> + Send + Unpin + 'static,
@@ -125,11 +131,11 @@ where
         ));
     };
 
-    let request_id = NEXT_REQUEST.fetch_add(1, Ordering::Relaxed);
+    let request_id = request_id.clone();
     let log = GuestLog::default();
     let host = match Host::new(
         &component.state,
-        request_id,
+        &request_id,
         &limits,
         &component.grants,
         &log,
@@ -138,7 +144,7 @@ where
         Err(err) => {
             report(
                 component,
-                request_id,
+                &request_id,
                 &format!("cannot set up its grants: {err}"),
             );
             return plain(
@@ -184,7 +190,9 @@ where
 
     let task_component = component.clone();
     let task_shared = shared.clone();
+    let task_request_id = request_id.clone();
     let guest = tokio::task::spawn_local(async move {
+        let request_id = task_request_id;
         let component = task_component;
         let run = async {
             let started = Instant::now();
@@ -201,7 +209,7 @@ where
                 let mut outcome = Outcome::of(&err);
                 if let Outcome::Trapped(reason) = &outcome {
                     // The whole chain, with the guest's wasm backtrace.
-                    report(&component, request_id, &format!("trapped: {err:#}"));
+                    report(&component, &request_id, &format!("trapped: {err:#}"));
                     // A guest that traps after being refused memory has,
                     // in all likelihood, died of it.
                     let limiter = &store.data().limits;
@@ -225,12 +233,12 @@ where
         }
         drop(store);
         drop(permit);
-        log.flush(&component.name, request_id);
+        log.flush(&component.name, &request_id);
         match &outcome {
             Outcome::Finished | Outcome::Overloaded | Outcome::Trapped(_) => {}
             Outcome::DeadlineExceeded => report(
                 &component,
-                request_id,
+                &request_id,
                 &format!("request deadline of {:?} exceeded", limits.timeout),
             ),
         }
@@ -242,7 +250,7 @@ where
         Ok(Ok(response)) if response.headers().len() > limits.max_response_headers => {
             report(
                 component,
-                request_id,
+                &request_id,
                 &format!("sent {} response headers", response.headers().len()),
             );
             plain(
@@ -258,7 +266,7 @@ where
         Ok(Err(code)) => {
             report(
                 component,
-                request_id,
+                &request_id,
                 &format!("responded with error code {code:?}"),
             );
             if shared.body_too_large.load(Ordering::Acquire) {
@@ -278,7 +286,11 @@ where
             }
             match outcome {
                 Ok(Outcome::Finished) => {
-                    report(component, request_id, "returned without sending a response");
+                    report(
+                        component,
+                        &request_id,
+                        "returned without sending a response",
+                    );
                     plain(
                         StatusCode::INTERNAL_SERVER_ERROR,
                         format!("component `{name}` sent no response\n"),
@@ -299,7 +311,11 @@ where
                     overloaded("the server is at its instance limit; retry shortly\n")
                 }
                 Err(join) => {
-                    report(component, request_id, &format!("guest task failed: {join}"));
+                    report(
+                        component,
+                        &request_id,
+                        &format!("guest task failed: {join}"),
+                    );
                     plain(
                         StatusCode::INTERNAL_SERVER_ERROR,
                         format!("component `{name}` failed\n"),
@@ -363,11 +379,34 @@ impl Outcome {
     }
 }
 
-fn report(component: &LoadedComponent, request: u64, message: &str) {
-    eprintln!(
-        "mayfly: component `{}` request {request}: {message}",
-        component.name()
+fn report(component: &LoadedComponent, request: &str, message: &str) {
+    tracing::warn!(
+        component = component.name(),
+        request_id = request,
+        "{message}"
     );
+}
+
+/// The header that names a request, in logs and between services.
+const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+
+/// The request's id: its `x-request-id` if it has a usable one (a load
+/// balancer's, or a calling component's), else the next number, which is
+/// then added to the request so the guest can pass it on.
+fn request_id<B>(request: &mut Request<B>) -> Arc<str> {
+    if let Some(id) = request
+        .headers()
+        .get(&X_REQUEST_ID)
+        .and_then(|value| value.to_str().ok())
+        .filter(|id| !id.is_empty() && id.len() <= 128)
+    {
+        return Arc::from(id);
+    }
+    let id = NEXT_REQUEST.fetch_add(1, Ordering::Relaxed).to_string();
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        request.headers_mut().insert(X_REQUEST_ID, value);
+    }
+    Arc::from(id)
 }
 
 /// The `Content-Length` the client declared, if any.

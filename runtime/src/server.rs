@@ -175,7 +175,7 @@ impl Worker {
                     // Out of file descriptors or similar: back off briefly
                     // rather than spin.
                     Err(err) => {
-                        eprintln!("mayfly: accept failed: {err}");
+                        tracing::warn!("accept failed: {err}");
                         tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                 },

@@ -52,7 +52,7 @@ fn encode(text: &str) -> String {
     text.bytes()
         .map(|b| match b {
             b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => {
-                (b as char).to_string()
+                char::from(b).to_string()
             }
             _ => format!("%{b:02X}"),
         })
@@ -80,12 +80,8 @@ async fn a_three_component_chain_runs_in_process() {
     );
     // Each hop is its own instance with its own grants: middle's variable
     // is not front's.
-    let env = format!("http://middle.mayfly.internal/m?op=getenv&name=WHO");
-    let reply = get(
-        server.addr,
-        &format!("/front?op=fetch&url={}", encode(&env)),
-    )
-    .await;
+    let env = "http://middle.mayfly.internal/m?op=getenv&name=WHO";
+    let reply = get(server.addr, &format!("/front?op=fetch&url={}", encode(env))).await;
     assert_eq!(reply.text(), "200 middle");
     let reply = get(server.addr, "/front?op=getenv&name=WHO").await;
     assert_eq!(reply.status, 404);
@@ -124,9 +120,7 @@ async fn calls_need_a_grant() {
         (reply.status.as_u16(), reply.text().as_str()),
         (502, "denied: ErrorCode::DestinationNotFound")
     );
-    server.wait_for_output(
-        "component `looper`: internal call to `nobody` failed: the app has no such component",
-    );
+    server.wait_for_output("internal call to `nobody` failed: the app has no such component");
 }
 
 #[tokio::test]

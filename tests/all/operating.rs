@@ -241,7 +241,7 @@ async fn rolling_updates_under_load_fail_no_request() {
         .collect();
     assert_eq!(numbers, [1, 2]);
     assert_eq!(web["versions"][1]["origin"], "deployed");
-    server.wait_for_output("deploy of component `web` refused: component `web`");
+    server.wait_for_output("mayfly: component `web`: deploy refused: component `web`");
 }
 
 #[tokio::test]
@@ -519,4 +519,50 @@ fn the_admin_api_stays_on_loopback_and_needs_a_token() {
     ]);
     assert_eq!(code, Some(1));
     assert!(stderr.contains("at least 16 characters"), "{stderr}");
+}
+
+#[tokio::test]
+async fn logs_are_json_on_request_and_carry_the_request_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = crate::harness::test_app(dir.path());
+    let server = Server::start_with(&[app.to_str().unwrap(), "--log-format", "json"]);
+    let mut client = Client::connect(server.addr).await;
+
+    // An id from upstream is kept, answered, and used in the log.
+    let request = Request::get("/trap/now")
+        .header("x-request-id", "lb-7f3a-0001")
+        .body(full(""))
+        .unwrap();
+    let reply = client.send(request).await.unwrap();
+    assert_eq!(reply.status, 500);
+    assert_eq!(reply.header("x-request-id"), "lb-7f3a-0001");
+    let output = server.wait_for_output("\"request_id\":\"lb-7f3a-0001\"");
+    let line = output
+        .lines()
+        .find(|line| line.contains("lb-7f3a-0001") && line.contains("trapped"))
+        .unwrap_or_else(|| panic!("no trap line in:\n{output}"));
+    let event: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert_eq!(event["component"], "trap");
+    assert_eq!(event["level"], "WARN");
+    assert!(
+        event["message"].as_str().unwrap().starts_with("trapped: "),
+        "{event}"
+    );
+    // The guest's own stderr, as events of the same request.
+    let panic_line = output
+        .lines()
+        .find(|line| line.contains("panicking before the response on purpose"))
+        .unwrap();
+    let event: serde_json::Value = serde_json::from_str(panic_line).unwrap();
+    assert_eq!(event["stream"], "stderr");
+    assert_eq!(event["request_id"], "lb-7f3a-0001");
+
+    // Without one, the host makes one up, answers it, and shows it to the
+    // guest (echo returns the headers it saw).
+    let reply = client.get("/echo/x").await;
+    let id = reply.header("x-request-id").to_string();
+    assert!(!id.is_empty());
+    assert_eq!(reply.header("x-echo-header-x-request-id"), id);
+    let reply = client.get("/echo/x").await;
+    assert_ne!(reply.header("x-request-id"), id, "two requests, one id");
 }

@@ -129,9 +129,17 @@ async fn unlisted_hosts_are_denied_inside_the_guest_and_logged() {
             (403, DENIED),
             "{component} -> {url}"
         );
-        setup.server.wait_for_output(&format!(
-            "component `{component}`: outbound request to {url} denied: not in allowed_outbound_hosts"
+        let output = setup.server.wait_for_output(&format!(
+            "outbound request to {url} denied: not in allowed_outbound_hosts"
         ));
+        let line = output
+            .lines()
+            .find(|line| line.contains(&format!("outbound request to {url} denied")))
+            .unwrap();
+        assert!(
+            line.starts_with(&format!("mayfly: component `{component}` request ")),
+            "{line}"
+        );
     }
     assert!(
         !unlisted.was_contacted(),

@@ -274,12 +274,8 @@ async fn guest_logs_are_tagged_with_component_and_request() {
     let server = serve(&manifest(dir.path(), "logs"), &dir.path().join("data"), &[]);
     get(server.addr, "/count").await;
     get(server.addr, "/count").await;
-    server.wait_for_output(
-        "mayfly: level=info component=counter request=1 context=\"counter\" message=\"visit number 1\"",
-    );
-    server.wait_for_output(
-        "mayfly: level=info component=counter request=2 context=\"counter\" message=\"visit number 2\"",
-    );
+    server.wait_for_output("mayfly: component `counter` request 1 [info counter]: visit number 1");
+    server.wait_for_output("mayfly: component `counter` request 2 [info counter]: visit number 2");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -12,6 +12,7 @@ use anyhow::{Context as _, Result};
 use clap::{Args, Parser, Subcommand};
 use mayfly::cache::CompileCache;
 use mayfly::engine::EngineSettings;
+use mayfly::logging::LogFormat;
 use mayfly::manifest::{AppSpec, Source};
 
 /// Mayfly runs WebAssembly components as short-lived, isolated request
@@ -23,6 +24,10 @@ use mayfly::manifest::{AppSpec, Source};
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+
+    /// How log lines are written on stderr
+    #[arg(long, global = true, value_enum, default_value = "human")]
+    log_format: LogFormat,
 }
 
 #[derive(Subcommand)]
@@ -37,6 +42,7 @@ impl Cli {
     /// Runs the command; the exit status is the command's (for `run`, the
     /// guest's) unless it fails.
     pub fn execute(self) -> Result<ExitCode> {
+        mayfly::logging::init(self.log_format);
         let done = |()| ExitCode::SUCCESS;
         match self.command {
             Command::Serve(serve) => serve.execute().map(done),

@@ -107,7 +107,7 @@ impl Run {
         args.extend(self.args.iter().cloned());
         let stdio = self.stdio;
         let state = ComponentState::bare(name.clone());
-        let host = Host::with_wasi(&state, 1, &limits, &grants, |wasi| {
+        let host = Host::with_wasi(&state, &Arc::from("1"), &limits, &grants, |wasi| {
             wasi.args(&args);
             if stdio {
                 wasi.inherit_stdio();
@@ -136,7 +136,7 @@ impl Run {
             let memory_refused = store.data().limiter().memory_refused();
             Ok::<_, anyhow::Error>((outcome, memory_refused))
         })?;
-        log.flush(&name, 1);
+        log.flush(&name, "1");
 
         let (outcome, memory_refused) = outcome;
         Ok(match outcome {

@@ -107,12 +107,11 @@ impl Serve {
             Some(_) => Some(self.admin_token()?),
             None => None,
         };
-        if self.watch
-            && !self
-                .app
-                .as_deref()
-                .is_some_and(|p| p.extension().is_some_and(|e| e == "toml"))
-        {
+        let watches_a_manifest = self
+            .app
+            .as_deref()
+            .is_some_and(|p| p.extension().is_some_and(|e| e == "toml"));
+        if self.watch && !watches_a_manifest {
             anyhow::bail!("--watch needs an app manifest (`app.toml`) to watch");
         }
 
@@ -166,12 +165,12 @@ impl Serve {
                     _ = terminate.recv() => {}
                     _ = interrupt.recv() => {}
                 }
-                eprintln!("mayfly: shutting down; in-flight requests have {grace:?} to finish");
+                tracing::info!("shutting down; in-flight requests have {grace:?} to finish");
             };
             match server.run(live, &options, shutdown).await? {
-                Shutdown::Drained => eprintln!("mayfly: stopped"),
+                Shutdown::Drained => tracing::info!("stopped"),
                 Shutdown::GraceExpired => {
-                    eprintln!("mayfly: stopped; the grace period ended with requests in flight")
+                    tracing::warn!("stopped; the grace period ended with requests in flight")
                 }
             }
             Ok(())
