@@ -73,6 +73,12 @@ impl GuestLog {
         target.extend_from_slice(&bytes[..kept]);
     }
 
+    /// What the guest has written to stdout so far (capped), as text.
+    pub fn stdout_text(&self) -> String {
+        let buffers = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        String::from_utf8_lossy(&buffers.stdout).into_owned()
+    }
+
     /// What the guest has written to stderr so far (capped), as text.
     pub fn stderr_text(&self) -> String {
         let buffers = self.0.lock().unwrap_or_else(|p| p.into_inner());

@@ -50,6 +50,7 @@
 pub mod admin;
 pub mod app;
 pub mod cache;
+pub mod compare;
 pub mod component;
 pub mod demo;
 pub mod engine;

@@ -12,6 +12,7 @@ mod harness;
 mod chaining;
 mod check;
 mod cli;
+mod compare;
 mod compile_cache;
 mod fresh_instances;
 mod grants;

@@ -76,9 +76,17 @@ impl Guest for Crud {
                 match bucket.list_keys(cursor.as_deref()) {
                     Ok(page) => {
                         let json = serde_json::json!({ "keys": page.keys, "cursor": page.cursor });
-                        (200, true, serde_json::to_vec(&json).expect("page serializes"))
+                        (
+                            200,
+                            true,
+                            serde_json::to_vec(&json).expect("page serializes"),
+                        )
                     }
-                    Err(err) => (500, false, format!("list failed: {}\n", describe(&err)).into_bytes()),
+                    Err(err) => (
+                        500,
+                        false,
+                        format!("list failed: {}\n", describe(&err)).into_bytes(),
+                    ),
                 }
             }
             (Method::Get, None) if path == "/items" => match all_keys(&bucket) {

@@ -1,6 +1,7 @@
 //! Subcommands and the flags they share.
 
 mod check;
+mod compare;
 mod compile;
 mod run;
 mod serve;
@@ -35,6 +36,7 @@ enum Command {
     Serve(serve::Serve),
     Run(run::Run),
     Check(check::Check),
+    Compare(compare::Compare),
     Compile(compile::Compile),
 }
 
@@ -48,6 +50,7 @@ impl Cli {
             Command::Serve(serve) => serve.execute().map(done),
             Command::Run(run) => run.execute(),
             Command::Check(check) => check.execute().map(done),
+            Command::Compare(compare) => compare.execute().map(done),
             Command::Compile(compile) => compile.execute().map(done),
         }
     }

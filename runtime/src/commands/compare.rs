@@ -1,0 +1,209 @@
+//! `mayfly compare`: Wasm instances against processes and namespace
+//! containers, measured side by side on this machine.
+
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context as _, Result};
+use clap::Args;
+use mayfly::compare::runners::{NamespacesRunner, ProcessRunner, Runner, WasmRunner};
+use mayfly::compare::{CHECKS, Cell, Mode, Stats, measure, probe};
+
+/// The workload, built both ways, carried inside this binary.
+const WORKLOAD_WASM: &[u8] = include_bytes!(env!("MAYFLY_GUEST_WORKLOAD"));
+const WORKLOAD_NATIVE: &[u8] = include_bytes!(env!("MAYFLY_NATIVE_WORKLOAD"));
+
+/// Compare a fresh Wasm instance per call with a fresh process and a fresh
+/// set of Linux namespaces per call
+///
+/// Runs the same workload (one Rust source, built as a component and as a
+/// static executable) in every mode, at concurrency 1 and N, and prints
+/// calls/s, latency percentiles, memory and a start-up breakdown; then runs
+/// an isolation probe in every mode and prints what it could reach.
+#[derive(Args)]
+pub struct Compare {
+    /// Modes to run
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "wasm,process,namespaces"
+    )]
+    modes: Vec<Mode>,
+
+    /// Calls per mode, workload and concurrency
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    calls: u32,
+
+    /// Calls in flight at once, besides 1
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..=1024))]
+    concurrency: u32,
+
+    /// Records in the JSON workload's document
+    #[arg(long, default_value_t = 1000)]
+    records: u32,
+
+    /// Linear memory (Wasm) or address space (namespaces) per isolate, MiB
+    #[arg(long, default_value_t = 256)]
+    memory_mib: u64,
+
+    /// Print JSON instead of tables
+    #[arg(long)]
+    json: bool,
+}
+
+impl Compare {
+    pub fn execute(self) -> Result<()> {
+        let dir = tempfile::tempdir()?;
+        let wasm = dir.path().join("workload.wasm");
+        let native = dir.path().join("workload");
+        std::fs::write(&wasm, WORKLOAD_WASM)?;
+        std::fs::write(&native, WORKLOAD_NATIVE)?;
+        {
+            use std::os::unix::fs::PermissionsExt as _;
+            std::fs::set_permissions(&native, std::fs::Permissions::from_mode(0o755))?;
+        }
+        let memory = self.memory_mib << 20;
+
+        let mut runners: Vec<(Mode, Arc<dyn Runner>)> = Vec::new();
+        let mut notes = Vec::new();
+        for mode in &self.modes {
+            let runner: Arc<dyn Runner> = match mode {
+                Mode::Wasm => Arc::new(WasmRunner::new(&wasm, usize::try_from(memory)?)?),
+                Mode::Process => Arc::new(ProcessRunner::new(&native)),
+                Mode::Namespaces => {
+                    if let Err(err) = mayfly::compare::runners::require_namespaces() {
+                        notes.push(format!("namespaces: skipped: {err}"));
+                        continue;
+                    }
+                    Arc::new(NamespacesRunner::new(&native, memory)?)
+                }
+            };
+            runners.push((*mode, runner));
+        }
+        notes.push(if cgroup_v2_writable() {
+            "cgroup v2 is writable, but the namespaces mode limits memory with RLIMIT_AS".into()
+        } else {
+            "cgroup v2 is not writable here (cgroup v1 or hybrid): the namespaces mode limits \
+             memory with RLIMIT_AS (address space), not a cgroup"
+                .into()
+        });
+
+        let workloads: [(Vec<String>, String); 2] = [
+            (vec!["trivial".into()], "ok".into()),
+            (
+                vec!["json".into(), self.records.to_string()],
+                format!("records={}", self.records),
+            ),
+        ];
+        let mut stats: Vec<Stats> = Vec::new();
+        for (args, expect) in &workloads {
+            for (mode, runner) in &runners {
+                for concurrency in [1, self.concurrency] {
+                    let concurrency = usize::try_from(concurrency)?;
+                    eprint!(
+                        "compare: {:<10} {:<12} c={concurrency:<4} ",
+                        format!("{mode:?}").to_lowercase(),
+                        args.join(" ")
+                    );
+                    let result = measure(
+                        *mode,
+                        runner,
+                        args,
+                        usize::try_from(self.calls)?,
+                        concurrency,
+                        expect,
+                    )
+                    .with_context(|| format!("measuring {mode:?}"))?;
+                    eprintln!("{:>10.0} calls/s", result.calls_per_second);
+                    stats.push(result);
+                }
+            }
+        }
+
+        let mut matrix: Vec<(Mode, Vec<(String, Cell)>)> = Vec::new();
+        for (mode, runner) in &runners {
+            eprintln!("compare: probing {mode:?}");
+            matrix.push((*mode, probe(runner.as_ref(), Duration::from_secs(1))?));
+        }
+
+        let mut out = std::io::stdout().lock();
+        if self.json {
+            let value = serde_json::json!({
+                "stats": stats,
+                "isolation": matrix.iter().map(|(mode, cells)| serde_json::json!({
+                    "mode": mode,
+                    "checks": cells.iter().map(|(check, cell)| serde_json::json!({
+                        "check": check, "outcome": cell.outcome, "detail": cell.detail,
+                    })).collect::<Vec<_>>(),
+                })).collect::<Vec<_>>(),
+                "notes": notes,
+            });
+            writeln!(out, "{value:#}")?;
+            return Ok(());
+        }
+        writeln!(
+            out,
+            "{:<11} {:<12} {:>4} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10} ok",
+            "mode",
+            "workload",
+            "conc",
+            "calls/s",
+            "p50 µs",
+            "p90 µs",
+            "p99 µs",
+            "max µs",
+            "create µs",
+            "run µs",
+            "KiB/isol.",
+            "peak KiB"
+        )?;
+        for s in &stats {
+            writeln!(
+                out,
+                "{:<11} {:<12} {:>4} {:>10.0} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>10} {:>10} {}",
+                format!("{:?}", s.mode).to_lowercase(),
+                s.workload,
+                s.concurrency,
+                s.calls_per_second,
+                s.p50_us,
+                s.p90_us,
+                s.p99_us,
+                s.max_us,
+                s.create_us,
+                s.run_us,
+                s.rss_per_isolate_kib,
+                s.peak_kib,
+                if s.correct { "yes" } else { "NO" }
+            )?;
+        }
+        writeln!(out, "\nIsolation (what the probe actually managed to do):")?;
+        write!(out, "{:<20}", "check")?;
+        for (mode, _) in &matrix {
+            write!(out, " {:<28}", format!("{mode:?}").to_lowercase())?;
+        }
+        writeln!(out)?;
+        for check in CHECKS {
+            write!(out, "{check:<20}")?;
+            for (_, cells) in &matrix {
+                let cell = cells
+                    .iter()
+                    .find(|(c, _)| c == check)
+                    .map_or("(no answer)".to_string(), |(_, cell)| cell.outcome.clone());
+                write!(out, " {cell:<28}")?;
+            }
+            writeln!(out)?;
+        }
+        for note in &notes {
+            writeln!(out, "note: {note}")?;
+        }
+        Ok(())
+    }
+}
+
+fn cgroup_v2_writable() -> bool {
+    let controllers = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers");
+    controllers.exists()
+        && std::fs::metadata("/sys/fs/cgroup").is_ok_and(|meta| !meta.permissions().readonly())
+}

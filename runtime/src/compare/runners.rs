@@ -1,0 +1,405 @@
+//! The ways `mayfly compare` runs the workload, each starting a fresh
+//! isolate for every call.
+
+use std::ffi::CString;
+use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use mayfly_host_api::state::ComponentState;
+use wasmtime::component::Component;
+use wasmtime::{Engine, Store, Trap};
+use wasmtime_wasi::p2::bindings::CommandPre;
+
+use crate::engine::EngineSettings;
+use crate::guest_log::GuestLog;
+use crate::host::{self, Host};
+use crate::limits::{EpochTicker, RequestLimits};
+use crate::manifest::Grants;
+
+/// What one call did.
+#[derive(Debug, Clone, Default)]
+pub struct Call {
+    /// Its standard output.
+    pub stdout: String,
+    /// How it ended: `ok`, `exit N`, `trap: ...`, `deadline`, `killed`.
+    pub ended: String,
+    /// Creating the isolate (instantiating; fork+exec or clone).
+    pub create: Duration,
+    /// Running it, to the end.
+    pub run: Duration,
+    /// The largest resident memory seen while it ran, in KiB, when it runs
+    /// as a process (sampled from /proc; 0 if it ended before a sample).
+    pub rss_kib: u64,
+}
+
+/// A way to run the workload.
+pub trait Runner: Send + Sync {
+    /// Runs the workload once with `args`, in a fresh isolate, stopping it
+    /// at `deadline`.
+    fn call(&self, args: &[String], deadline: Duration) -> anyhow::Result<Call>;
+}
+
+/// A fresh Mayfly instance per call, in process, from the pre-instantiated
+/// component; no grants, `memory` of linear memory.
+pub struct WasmRunner {
+    engine: Engine,
+    pre: CommandPre<Host>,
+    limits: RequestLimits,
+    state: Arc<ComponentState>,
+    _ticker: EpochTicker,
+}
+
+impl WasmRunner {
+    /// Loads the component at `path`.
+    pub fn new(path: &Path, memory: usize) -> anyhow::Result<Self> {
+        let engine = EngineSettings::default()
+            .build()
+            .map_err(anyhow::Error::from)?;
+        let ticker = EpochTicker::start(&engine)?;
+        let component = Component::from_file(&engine, path)
+            .map_err(|err| anyhow::anyhow!("{}: {err:#}", path.display()))?;
+        let linker = host::linker(&engine).map_err(anyhow::Error::from)?;
+        let pre = CommandPre::new(
+            linker
+                .instantiate_pre(&component)
+                .map_err(anyhow::Error::from)?,
+        )
+        .map_err(anyhow::Error::from)?;
+        Ok(Self {
+            engine,
+            pre,
+            limits: RequestLimits {
+                max_memory_bytes: memory,
+                ..RequestLimits::default()
+            },
+            state: ComponentState::bare(Arc::from("workload")),
+            _ticker: ticker,
+        })
+    }
+}
+
+impl Runner for WasmRunner {
+    fn call(&self, args: &[String], deadline: Duration) -> anyhow::Result<Call> {
+        let log = GuestLog::default();
+        let mut argv = vec!["workload".to_string()];
+        argv.extend(args.iter().cloned());
+        let started = Instant::now();
+        let host = Host::with_wasi(
+            &self.state,
+            &Arc::from("compare"),
+            &self.limits,
+            &Grants::default(),
+            |wasi| {
+                wasi.args(&argv).stdout(log.stdout()).stderr(log.stderr());
+            },
+        )?;
+        let mut store = Store::new(&self.engine, host);
+        store.limiter(|host| host.limiter_mut());
+        RequestLimits::arm_deadline(&mut store, started + deadline);
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()?;
+        let (outcome, create) = runtime.block_on(async {
+            let command = self.pre.instantiate_async(&mut store).await;
+            let create = started.elapsed();
+            let command = match command {
+                Ok(command) => command,
+                Err(err) => return (Err(err), create),
+            };
+            (command.wasi_cli_run().call_run(&mut store).await, create)
+        });
+        let run = started.elapsed() - create;
+        let ended = match outcome {
+            Ok(Ok(())) => "ok".to_string(),
+            Ok(Err(())) => "exit 1".to_string(),
+            Err(err) => match err.downcast_ref::<Trap>() {
+                Some(Trap::Interrupt) => "deadline".to_string(),
+                Some(trap) => format!("trap: {trap}"),
+                None => match err.downcast_ref::<wasmtime_wasi::I32Exit>() {
+                    Some(exit) => format!("exit {}", exit.0),
+                    None => format!("error: {err}"),
+                },
+            },
+        };
+        Ok(Call {
+            stdout: log.stdout_text(),
+            ended,
+            create,
+            run,
+            rss_kib: 0,
+        })
+    }
+}
+
+/// Runs a native executable as a child process and waits for it, killing
+/// it at the deadline.
+fn run_child(mut command: Command, deadline: Duration) -> anyhow::Result<Call> {
+    let started = Instant::now();
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .context("cannot start the workload")?;
+    let create = started.elapsed();
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stdout, &mut text);
+        text
+    });
+    let mut killed = false;
+    let mut rss_kib = 0;
+    let status = loop {
+        rss_kib = rss_kib.max(tree_rss_kib(child.id()));
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if started.elapsed() >= deadline {
+            let _ = child.kill();
+            killed = true;
+            break child.wait()?;
+        }
+        std::thread::sleep(Duration::from_micros(50));
+    };
+    let run = started.elapsed() - create;
+    let stdout = reader.join().unwrap_or_default();
+    let ended = if killed {
+        "killed at the deadline".to_string()
+    } else if status.success() {
+        "ok".to_string()
+    } else {
+        match status.code() {
+            Some(code) => format!("exit {code}"),
+            None => format!("signal ({status})"),
+        }
+    };
+    Ok(Call {
+        stdout,
+        ended,
+        create,
+        run,
+        rss_kib,
+    })
+}
+
+/// Resident memory of process `pid` and its children, in KiB (0 if gone).
+fn tree_rss_kib(pid: u32) -> u64 {
+    let rss = |pid: &str| {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|status| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
+            })
+            .unwrap_or(0)
+    };
+    let children =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    rss(&pid.to_string()) + children.split_whitespace().map(rss).sum::<u64>()
+}
+
+/// A plain fork/exec of the native executable: the baseline, with no
+/// isolation at all.
+pub struct ProcessRunner {
+    binary: PathBuf,
+}
+
+impl ProcessRunner {
+    /// Runs `binary`.
+    pub fn new(binary: &Path) -> Self {
+        Self {
+            binary: binary.to_path_buf(),
+        }
+    }
+}
+
+impl Runner for ProcessRunner {
+    fn call(&self, args: &[String], deadline: Duration) -> anyhow::Result<Call> {
+        let mut command = Command::new(&self.binary);
+        command.args(args);
+        run_child(command, deadline)
+    }
+}
+
+/// A fresh set of Linux namespaces per call (user, pid, mount, network,
+/// ipc, uts), a read-only root file system holding only the executable
+/// (entered with `pivot_root`), an empty environment, and an address-space
+/// limit; then exec.
+pub struct NamespacesRunner {
+    rootfs: tempfile::TempDir,
+    memory: u64,
+    uid_map: CString,
+    gid_map: CString,
+}
+
+impl NamespacesRunner {
+    /// Prepares a root file system with `binary` as `/workload`.
+    pub fn new(binary: &Path, memory: u64) -> anyhow::Result<Self> {
+        let rootfs = tempfile::Builder::new()
+            .prefix("mayfly-rootfs-")
+            .tempdir()?;
+        std::fs::copy(binary, rootfs.path().join("workload"))
+            .context("cannot copy the workload into the root file system")?;
+        std::fs::create_dir(rootfs.path().join("old-root"))?;
+        let uid = nix::unistd::getuid();
+        let gid = nix::unistd::getgid();
+        Ok(Self {
+            rootfs,
+            memory,
+            uid_map: CString::new(format!("0 {uid} 1\n"))?,
+            gid_map: CString::new(format!("0 {gid} 1\n"))?,
+        })
+    }
+
+    /// Whether this machine lets us create namespaces.
+    pub fn available() -> bool {
+        Command::new("/bin/true")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .pre_exec_unshare()
+            .status()
+            .is_ok_and(|status| status.success())
+    }
+}
+
+trait PreExecUnshare {
+    fn pre_exec_unshare(&mut self) -> &mut Self;
+}
+
+impl PreExecUnshare for Command {
+    fn pre_exec_unshare(&mut self) -> &mut Self {
+        // SAFETY: only async-signal-safe system calls run in the child.
+        unsafe {
+            self.pre_exec(|| {
+                use nix::sched::{CloneFlags, unshare};
+                unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNET)
+                    .map_err(std::io::Error::from)
+            })
+        }
+    }
+}
+
+fn write_file(path: &std::ffi::CStr, text: &std::ffi::CStr) -> nix::Result<()> {
+    use nix::fcntl::{OFlag, open};
+    use nix::sys::stat::Mode;
+    let fd = open(path, OFlag::O_WRONLY, Mode::empty())?;
+    let written = nix::unistd::write(&fd, text.to_bytes());
+    written.map(|_| ())
+}
+
+impl Runner for NamespacesRunner {
+    fn call(&self, args: &[String], deadline: Duration) -> anyhow::Result<Call> {
+        use nix::mount::{MntFlags, MsFlags, mount, umount2};
+        use nix::sched::{CloneFlags, unshare};
+        use nix::sys::resource::{Resource, setrlimit};
+        use nix::sys::wait::{WaitStatus, waitpid};
+        use nix::unistd::{ForkResult, chdir, fork, pivot_root};
+
+        let root = CString::new(self.rootfs.path().as_os_str().as_encoded_bytes())?;
+        let old = CString::new(
+            self.rootfs
+                .path()
+                .join("old-root")
+                .as_os_str()
+                .as_encoded_bytes(),
+        )?;
+        let uid_map = self.uid_map.clone();
+        let gid_map = self.gid_map.clone();
+        let memory = self.memory;
+        let mut command = Command::new("/workload");
+        command.args(args).env_clear();
+        // SAFETY: between fork and exec the child makes only system calls;
+        // every string it needs was allocated before the fork.
+        unsafe {
+            command.pre_exec(move || {
+                let io = std::io::Error::from;
+                unshare(
+                    CloneFlags::CLONE_NEWUSER
+                        | CloneFlags::CLONE_NEWPID
+                        | CloneFlags::CLONE_NEWNS
+                        | CloneFlags::CLONE_NEWNET
+                        | CloneFlags::CLONE_NEWIPC
+                        | CloneFlags::CLONE_NEWUTS,
+                )
+                .map_err(io)?;
+                write_file(c"/proc/self/setgroups", c"deny").map_err(io)?;
+                write_file(c"/proc/self/uid_map", &uid_map).map_err(io)?;
+                write_file(c"/proc/self/gid_map", &gid_map).map_err(io)?;
+                // The new PID namespace takes effect for children: fork, so
+                // that the workload is its PID 1, and pass its status on.
+                match fork().map_err(io)? {
+                    // Dies with its parent, which is what the harness
+                    // kills at the deadline.
+                    ForkResult::Child => {
+                        nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
+                            .map_err(io)?;
+                    }
+                    ForkResult::Parent { child } => {
+                        // Close the pipe through which std learns that the
+                        // exec happened: the workload's exec will tell it.
+                        for fd in 3..1024 {
+                            let _ = nix::unistd::close(fd);
+                        }
+                        let code = match waitpid(child, None) {
+                            Ok(WaitStatus::Exited(_, code)) => code,
+                            // `Signal` is a `repr(i32)` enum of signal numbers.
+                            #[allow(clippy::as_conversions)]
+                            Ok(WaitStatus::Signaled(_, signal, _)) => 128 + signal as i32,
+                            _ => 125,
+                        };
+                        nix::libc::_exit(code);
+                    }
+                }
+                mount(
+                    None::<&str>,
+                    c"/",
+                    None::<&str>,
+                    MsFlags::MS_REC | MsFlags::MS_PRIVATE,
+                    None::<&str>,
+                )
+                .map_err(io)?;
+                mount(
+                    Some(root.as_c_str()),
+                    root.as_c_str(),
+                    None::<&str>,
+                    MsFlags::MS_BIND | MsFlags::MS_REC,
+                    None::<&str>,
+                )
+                .map_err(io)?;
+                pivot_root(root.as_c_str(), old.as_c_str()).map_err(io)?;
+                chdir(c"/").map_err(io)?;
+                umount2(c"/old-root", MntFlags::MNT_DETACH).map_err(io)?;
+                mount(
+                    None::<&str>,
+                    c"/",
+                    None::<&str>,
+                    MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY,
+                    None::<&str>,
+                )
+                .map_err(io)?;
+                setrlimit(Resource::RLIMIT_AS, memory, memory).map_err(io)?;
+                Ok(())
+            });
+        }
+        run_child(command, deadline)
+    }
+}
+
+/// Fails with how to get namespaces if this machine does not allow them.
+pub fn require_namespaces() -> anyhow::Result<()> {
+    if !NamespacesRunner::available() {
+        bail!(
+            "this machine does not let an unprivileged process create user namespaces \
+             (check kernel.unprivileged_userns_clone and user.max_user_namespaces)"
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,84 @@
+//! `mayfly compare`: every mode runs the same workload correctly, and the
+//! isolation probe's outcomes are what each mode promises.
+
+use std::ffi::OsStr;
+
+use crate::guests;
+use crate::harness::run_mayfly;
+
+#[test]
+fn every_mode_runs_and_the_probe_reports_what_each_isolates() {
+    // The workload is built both ways from one source.
+    assert!(guests::WORKLOAD.ends_with("workload.wasm"));
+    assert!(std::path::Path::new(guests::NATIVE_WORKLOAD).is_file());
+
+    let output = run_mayfly(&[
+        OsStr::new("compare"),
+        OsStr::new("--calls"),
+        OsStr::new("6"),
+        OsStr::new("--concurrency"),
+        OsStr::new("2"),
+        OsStr::new("--records"),
+        OsStr::new("50"),
+        OsStr::new("--json"),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+
+    // Two workloads x three modes x two concurrencies, all answered right.
+    let stats = report["stats"].as_array().unwrap();
+    assert_eq!(stats.len(), 12, "{report:#}");
+    for s in stats {
+        assert_eq!(s["correct"], true, "{s}");
+        assert_eq!(s["calls"], 6, "{s}");
+        assert!(s["calls_per_second"].as_f64().unwrap() > 0.0, "{s}");
+        assert!(s["p50_us"].as_f64().unwrap() <= s["p99_us"].as_f64().unwrap());
+    }
+    // Progress is shown while it runs.
+    assert!(stderr.contains("compare: wasm"), "{stderr}");
+
+    let outcome = |mode: &str, check: &str| -> String {
+        report["isolation"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|m| m["mode"] == mode)
+            .and_then(|m| {
+                m["checks"]
+                    .as_array()?
+                    .iter()
+                    .find(|c| c["check"] == check)
+                    .map(|c| c["outcome"].as_str().unwrap_or_default().to_string())
+            })
+            .unwrap_or_else(|| panic!("no {check} for {mode} in {report:#}"))
+    };
+    // The Wasm probe was granted nothing and reached nothing.
+    for check in [
+        "read-host-file",
+        "see-host-processes",
+        "connect-loopback",
+        "write-outside",
+        "read-host-env",
+        "exceed-memory",
+    ] {
+        assert_eq!(outcome("wasm", check), "denied", "wasm {check}");
+    }
+    assert_eq!(outcome("wasm", "spin-past-deadline"), "stopped");
+    // The plain process is the baseline: it reaches what its user can.
+    assert_eq!(outcome("process", "read-host-file"), "reached");
+    assert_eq!(outcome("process", "read-host-env"), "reached");
+    // The namespaces see no host processes, files, network or environment.
+    for check in [
+        "read-host-file",
+        "see-host-processes",
+        "connect-loopback",
+        "write-outside",
+        "read-host-env",
+    ] {
+        assert_eq!(outcome("namespaces", check), "denied", "namespaces {check}");
+    }
+    assert_eq!(outcome("namespaces", "spin-past-deadline"), "stopped");
+    let notes = report["notes"].to_string();
+    assert!(notes.contains("cgroup"), "{notes}");
+}
