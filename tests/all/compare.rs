@@ -12,8 +12,12 @@ fn every_mode_runs_and_the_probe_reports_what_each_isolates() {
     assert!(guests::WORKLOAD.ends_with("workload.wasm"));
     assert!(std::path::Path::new(guests::NATIVE_WORKLOAD).is_file());
 
+    let dir = tempfile::tempdir().unwrap();
+    let chart = dir.path().join("latency.svg");
     let output = run_mayfly(&[
         OsStr::new("compare"),
+        OsStr::new("--svg"),
+        chart.as_os_str(),
         OsStr::new("--calls"),
         OsStr::new("6"),
         OsStr::new("--concurrency"),
@@ -26,9 +30,12 @@ fn every_mode_runs_and_the_probe_reports_what_each_isolates() {
     assert!(output.status.success(), "{stderr}");
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
 
-    // Two workloads x three modes x two concurrencies, all answered right.
+    // Two workloads x each mode x two concurrencies, all answered right;
+    // the OCI mode runs where runc is installed, and says so where not.
+    let notes = report["notes"].to_string();
+    let oci = !notes.contains("oci: skipped");
     let stats = report["stats"].as_array().unwrap();
-    assert_eq!(stats.len(), 12, "{report:#}");
+    assert_eq!(stats.len(), if oci { 16 } else { 12 }, "{report:#}");
     for s in stats {
         assert_eq!(s["correct"], true, "{s}");
         assert_eq!(s["calls"], 6, "{s}");
@@ -79,6 +86,25 @@ fn every_mode_runs_and_the_probe_reports_what_each_isolates() {
         assert_eq!(outcome("namespaces", check), "denied", "namespaces {check}");
     }
     assert_eq!(outcome("namespaces", "spin-past-deadline"), "stopped");
-    let notes = report["notes"].to_string();
+    if oci {
+        for check in [
+            "read-host-file",
+            "see-host-processes",
+            "connect-loopback",
+            "write-outside",
+            "read-host-env",
+            "exceed-memory",
+        ] {
+            assert_eq!(outcome("oci", check), "denied", "oci {check}");
+        }
+    } else {
+        assert!(notes.contains("apt-get install runc"), "{notes}");
+    }
     assert!(notes.contains("cgroup"), "{notes}");
+
+    // The chart: one curve per mode and concurrency, per workload.
+    let svg = std::fs::read_to_string(&chart).unwrap();
+    assert!(svg.starts_with("<svg "), "{svg:.200}");
+    assert_eq!(svg.matches("<polyline").count(), stats.len());
+    assert!(svg.contains("workload: json 50"), "{svg:.500}");
 }

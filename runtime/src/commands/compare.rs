@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use clap::Args;
-use mayfly::compare::runners::{NamespacesRunner, ProcessRunner, Runner, WasmRunner};
+use mayfly::compare::runners::{NamespacesRunner, OciRunner, ProcessRunner, Runner, WasmRunner};
 use mayfly::compare::{CHECKS, Cell, Mode, Stats, measure, probe};
 
 /// The workload, built both ways, carried inside this binary.
@@ -28,9 +28,13 @@ pub struct Compare {
         long,
         value_enum,
         value_delimiter = ',',
-        default_value = "wasm,process,namespaces"
+        default_value = "wasm,process,namespaces,oci"
     )]
     modes: Vec<Mode>,
+
+    /// The OCI runtime for the `oci` mode [default: `runc` on PATH]
+    #[arg(long, value_name = "PATH")]
+    oci_runtime: Option<std::path::PathBuf>,
 
     /// Calls per mode, workload and concurrency
     #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
@@ -51,6 +55,10 @@ pub struct Compare {
     /// Print JSON instead of tables
     #[arg(long)]
     json: bool,
+
+    /// Also write a chart of the latency distributions to FILE (SVG)
+    #[arg(long, value_name = "FILE")]
+    svg: Option<std::path::PathBuf>,
 }
 
 impl Compare {
@@ -68,6 +76,7 @@ impl Compare {
 
         let mut runners: Vec<(Mode, Arc<dyn Runner>)> = Vec::new();
         let mut notes = Vec::new();
+        let mut oci: Option<Arc<OciRunner>> = None;
         for mode in &self.modes {
             let runner: Arc<dyn Runner> = match mode {
                 Mode::Wasm => Arc::new(WasmRunner::new(&wasm, usize::try_from(memory)?)?),
@@ -78,6 +87,24 @@ impl Compare {
                         continue;
                     }
                     Arc::new(NamespacesRunner::new(&native, memory)?)
+                }
+                Mode::Oci => {
+                    let Some(runtime) = self.oci_runtime.clone().or_else(OciRunner::find_runtime)
+                    else {
+                        notes.push(
+                            "oci: skipped: no OCI runtime found; install one with \
+                             `apt-get install runc` or pass --oci-runtime PATH"
+                                .into(),
+                        );
+                        continue;
+                    };
+                    if !nix::unistd::geteuid().is_root() {
+                        notes.push("oci: skipped: runc needs root here".into());
+                        continue;
+                    }
+                    let runner = Arc::new(OciRunner::new(&runtime, &native, memory)?);
+                    oci = Some(runner.clone());
+                    runner
                 }
             };
             runners.push((*mode, runner));
@@ -128,6 +155,20 @@ impl Compare {
             matrix.push((*mode, probe(runner.as_ref(), Duration::from_secs(1))?));
         }
 
+        if let Some(oci) = &oci {
+            let retries = oci.retries.load(std::sync::atomic::Ordering::Relaxed);
+            if retries > 0 {
+                notes.push(format!(
+                    "oci: {retries} calls were started again after runc failed to set the \
+                     container up"
+                ));
+            }
+        }
+        if let Some(path) = &self.svg {
+            std::fs::write(path, mayfly::compare::svg(&stats))
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            eprintln!("compare: wrote the latency chart to {}", path.display());
+        }
         let mut out = std::io::stdout().lock();
         if self.json {
             let value = serde_json::json!({

@@ -142,9 +142,15 @@ fn run_child(mut command: Command, deadline: Duration) -> anyhow::Result<Call> {
     let mut child = command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .context("cannot start the workload")?;
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let complaints = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
+        text
+    });
     let create = started.elapsed();
     let mut stdout = child.stdout.take().expect("piped stdout");
     let reader = std::thread::spawn(move || {
@@ -168,14 +174,22 @@ fn run_child(mut command: Command, deadline: Duration) -> anyhow::Result<Call> {
     };
     let run = started.elapsed() - create;
     let stdout = reader.join().unwrap_or_default();
+    let complaints = complaints.join().unwrap_or_default();
+    let said = complaints
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(200)
+        .collect::<String>();
     let ended = if killed {
         "killed at the deadline".to_string()
     } else if status.success() {
         "ok".to_string()
     } else {
         match status.code() {
-            Some(code) => format!("exit {code}"),
-            None => format!("signal ({status})"),
+            Some(code) => format!("exit {code}: {said}"),
+            None => format!("signal ({status}): {said}"),
         }
     };
     Ok(Call {
@@ -402,4 +416,136 @@ pub fn require_namespaces() -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// A real OCI runtime (runc) running a bundle generated here: the workload
+/// alone in a read-only root file system, fresh pid, network, ipc, uts and
+/// mount namespaces, no capabilities, and a memory limit.
+pub struct OciRunner {
+    runtime: PathBuf,
+    dir: tempfile::TempDir,
+    memory: u64,
+    bundles: std::sync::Mutex<std::collections::HashMap<Vec<String>, PathBuf>>,
+    next: std::sync::atomic::AtomicU64,
+    /// Calls started again because the runtime failed to start the
+    /// container (reported in the notes).
+    pub retries: std::sync::atomic::AtomicU64,
+}
+
+impl OciRunner {
+    /// Prepares bundles for `binary`, run by the OCI runtime `runtime`.
+    pub fn new(runtime: &Path, binary: &Path, memory: u64) -> anyhow::Result<Self> {
+        let dir = tempfile::Builder::new().prefix("mayfly-oci-").tempdir()?;
+        let rootfs = dir.path().join("rootfs");
+        std::fs::create_dir_all(rootfs.join("proc"))?;
+        std::fs::create_dir_all(rootfs.join("dev"))?;
+        std::fs::copy(binary, rootfs.join("workload"))
+            .context("cannot copy the workload into the bundle")?;
+        Ok(Self {
+            runtime: runtime.to_path_buf(),
+            dir,
+            memory,
+            bundles: Default::default(),
+            next: Default::default(),
+            retries: Default::default(),
+        })
+    }
+
+    /// The bundle for `args` (one per distinct command line, sharing the
+    /// root file system).
+    fn bundle(&self, args: &[String]) -> anyhow::Result<PathBuf> {
+        let mut bundles = self.bundles.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(path) = bundles.get(args) {
+            return Ok(path.clone());
+        }
+        let path = self.dir.path().join(format!("bundle-{}", bundles.len()));
+        std::fs::create_dir_all(&path)?;
+        let mut argv = vec!["/workload".to_string()];
+        argv.extend(args.iter().cloned());
+        let config = serde_json::json!({
+            "ociVersion": "1.0.2",
+            "process": {
+                "terminal": false,
+                "user": { "uid": 0, "gid": 0 },
+                "args": argv,
+                "env": [],
+                "cwd": "/",
+                "capabilities": { "bounding": [], "effective": [], "permitted": [], "ambient": [] },
+                "noNewPrivileges": true
+            },
+            "root": { "path": self.dir.path().join("rootfs"), "readonly": true },
+            "hostname": "mayfly-compare",
+            // Each container gets its own /dev: runc populates it, and
+            // containers sharing the root file system must not race there.
+            "mounts": [
+                { "destination": "/proc", "type": "proc", "source": "proc" },
+                {
+                    "destination": "/dev", "type": "tmpfs", "source": "tmpfs",
+                    "options": ["nosuid", "strictatime", "mode=755", "size=1024k"]
+                }
+            ],
+            "linux": {
+                "namespaces": [
+                    { "type": "pid" }, { "type": "network" }, { "type": "ipc" },
+                    { "type": "uts" }, { "type": "mount" }
+                ],
+                "resources": { "memory": { "limit": self.memory } }
+            }
+        });
+        std::fs::write(path.join("config.json"), config.to_string())?;
+        bundles.insert(args.to_vec(), path.clone());
+        Ok(path)
+    }
+
+    /// `runc` on PATH, if any.
+    pub fn find_runtime() -> Option<PathBuf> {
+        std::env::var_os("PATH")?
+            .to_str()?
+            .split(':')
+            .map(|dir| Path::new(dir).join("runc"))
+            .find(|path| path.is_file())
+    }
+}
+
+impl Runner for OciRunner {
+    fn call(&self, args: &[String], deadline: Duration) -> anyhow::Result<Call> {
+        let call = self.call_once(args, deadline)?;
+        // runc occasionally fails to set a container up under load (it
+        // says so on stderr, before the workload ever runs): try once more.
+        if call.stdout.is_empty()
+            && call.ended.starts_with("exit")
+            && call.ended.contains("level=error")
+        {
+            self.retries
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            return self.call_once(args, deadline);
+        }
+        Ok(call)
+    }
+}
+
+impl OciRunner {
+    fn call_once(&self, args: &[String], deadline: Duration) -> anyhow::Result<Call> {
+        let bundle = self.bundle(args)?;
+        let id = format!(
+            "mayfly-{}-{}",
+            std::process::id(),
+            self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        let mut command = Command::new(&self.runtime);
+        command.arg("run").arg("--bundle").arg(&bundle).arg(&id);
+        let call = run_child(command, deadline);
+        if call
+            .as_ref()
+            .is_ok_and(|call| call.ended.starts_with("killed"))
+        {
+            // The runtime was killed, not the container: stop and remove it.
+            let _ = Command::new(&self.runtime)
+                .args(["delete", "--force", &id])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        call
+    }
 }
