@@ -28,6 +28,8 @@ struct Buffers {
     stdout: Vec<u8>,
     stderr: Vec<u8>,
     dropped: usize,
+    /// When the guest first wrote to stdout.
+    first_stdout: Option<std::time::Instant>,
 }
 
 #[derive(Clone, Copy)]
@@ -67,7 +69,12 @@ impl GuestLog {
         let kept = bytes.len().min(room);
         buffers.dropped += bytes.len() - kept;
         let target = match which {
-            Which::Stdout => &mut buffers.stdout,
+            Which::Stdout => {
+                if buffers.first_stdout.is_none() && !bytes.is_empty() {
+                    buffers.first_stdout = Some(std::time::Instant::now());
+                }
+                &mut buffers.stdout
+            }
             Which::Stderr => &mut buffers.stderr,
         };
         target.extend_from_slice(&bytes[..kept]);
@@ -77,6 +84,14 @@ impl GuestLog {
     pub fn stdout_text(&self) -> String {
         let buffers = self.0.lock().unwrap_or_else(|p| p.into_inner());
         String::from_utf8_lossy(&buffers.stdout).into_owned()
+    }
+
+    /// When the guest first wrote to stdout, if it has.
+    pub fn first_stdout_at(&self) -> Option<std::time::Instant> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .first_stdout
     }
 
     /// What the guest has written to stderr so far (capped), as text.

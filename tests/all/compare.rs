@@ -11,6 +11,8 @@ fn every_mode_runs_and_the_probe_reports_what_each_isolates() {
     // The workload is built both ways from one source.
     assert!(guests::WORKLOAD.ends_with("workload.wasm"));
     assert!(std::path::Path::new(guests::NATIVE_WORKLOAD).is_file());
+    // ...and served over HTTP by the same code.
+    assert!(guests::WORKLOAD_HTTP.ends_with("workload_http.wasm"));
 
     let dir = tempfile::tempdir().unwrap();
     let chart = dir.path().join("latency.svg");
@@ -24,6 +26,8 @@ fn every_mode_runs_and_the_probe_reports_what_each_isolates() {
         OsStr::new("2"),
         OsStr::new("--records"),
         OsStr::new("50"),
+        OsStr::new("--http-duration"),
+        OsStr::new("300ms"),
         OsStr::new("--json"),
     ]);
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -42,8 +46,58 @@ fn every_mode_runs_and_the_probe_reports_what_each_isolates() {
         assert!(s["calls_per_second"].as_f64().unwrap() > 0.0, "{s}");
         assert!(s["p50_us"].as_f64().unwrap() <= s["p99_us"].as_f64().unwrap());
     }
+    // The start-up breakdown: every isolate is created and answers; the
+    // phases fit inside the call, and OCI's `runc start` and `runc delete`
+    // are steps of their own.
+    for s in stats {
+        let us = |field: &str| s[field].as_f64().unwrap();
+        assert!(us("create_us") > 0.0, "{s}");
+        assert!(us("first_byte_us") >= us("create_us"), "{s}");
+        // Dropping a store and `runc delete` take measurable time; a
+        // process's exit can be seen before its output's end is.
+        if s["mode"] == "wasm" || s["mode"] == "oci" {
+            assert!(us("teardown_us") > 0.0, "{s}");
+        }
+        assert!(
+            us("create_us") + us("start_us") + us("run_us") + us("teardown_us")
+                <= us("max_us") * 1.01,
+            "the phases of a call add up to more than the slowest call: {s}"
+        );
+        if s["mode"] == "oci" {
+            assert!(us("start_us") > 0.0, "{s}");
+        } else {
+            assert_eq!(us("start_us"), 0.0, "{s}");
+        }
+    }
+
+    // The HTTP variant: `mayfly serve` and the CGI-style host for every
+    // other mode, each path at one and at two connections, every answer
+    // right.
+    let http = report["http"].as_array().unwrap();
+    assert_eq!(http.len(), stats.len(), "{report:#}");
+    for h in http {
+        assert_eq!(h["errors"], 0, "{h}");
+        assert!(h["requests"].as_u64().unwrap() > 0, "{h}");
+        let server = h["server"].as_str().unwrap();
+        if h["mode"] == "wasm" {
+            assert_eq!(server, "mayfly serve");
+        } else {
+            assert_eq!(server, format!("cgi {}", h["mode"].as_str().unwrap()));
+        }
+    }
+    for path in ["/trivial", "/json/50"] {
+        for connections in [1, 2] {
+            assert!(
+                http.iter()
+                    .any(|h| h["path"] == path && h["connections"] == connections),
+                "no {path} at {connections} connections"
+            );
+        }
+    }
+
     // Progress is shown while it runs.
     assert!(stderr.contains("compare: wasm"), "{stderr}");
+    assert!(stderr.contains("compare: http mayfly serve"), "{stderr}");
 
     let outcome = |mode: &str, check: &str| -> String {
         report["isolation"]

@@ -1,6 +1,7 @@
 //! The workload `mayfly compare` runs in every mode. One source, built two
 //! ways: as a `wasm32-wasip2` command component and as a static native
-//! Linux executable. The first argument picks the work:
+//! Linux executable (the work itself is in `lib.rs`, which the HTTP front,
+//! `workload-http`, shares). The first argument picks the work:
 //!
 //! - `trivial`: prints `ok` (start-up dominated).
 //! - `json N`: builds a JSON document of N records, serialises it, parses
@@ -16,8 +17,8 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let arg = |i: usize| args.get(i).cloned().unwrap_or_default();
     match arg(0).as_str() {
-        "trivial" => println!("ok"),
-        "json" => println!("{}", json(arg(1).parse().unwrap_or(100))),
+        "trivial" => println!("{}", workload::trivial()),
+        "json" => println!("{}", workload::json(arg(1).parse().unwrap_or(100))),
         "probe" => probe(&arg(1), &arg(2)),
         "spin" => {
             let mut n = 0u64;
@@ -30,25 +31,6 @@ fn main() {
             std::process::exit(2);
         }
     }
-}
-
-fn json(records: usize) -> String {
-    let document: Vec<serde_json::Value> = (0..records)
-        .map(|i| serde_json::json!({ "id": i, "name": format!("item-{i}"), "price": i % 97, "tags": ["a", "b"] }))
-        .collect();
-    let text = serde_json::to_string(&document).expect("serialise");
-    let parsed: Vec<serde_json::Value> = serde_json::from_str(&text).expect("parse");
-    let total: u64 = parsed.iter().filter_map(|r| r["price"].as_u64()).sum();
-    let names: Vec<String> = parsed
-        .iter()
-        .filter_map(|r| r["name"].as_str().map(str::to_uppercase))
-        .collect();
-    format!(
-        "records={} bytes={} total={total} last={}",
-        parsed.len(),
-        text.len(),
-        names.last().cloned().unwrap_or_default()
-    )
 }
 
 fn probe(secret: &str, port: &str) {

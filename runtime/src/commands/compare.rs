@@ -7,20 +7,27 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use clap::Args;
+use mayfly::compare::http::{CgiHost, HttpStats};
 use mayfly::compare::runners::{NamespacesRunner, OciRunner, ProcessRunner, Runner, WasmRunner};
 use mayfly::compare::{CHECKS, Cell, Mode, Stats, measure, probe};
 
 /// The workload, built both ways, carried inside this binary.
 const WORKLOAD_WASM: &[u8] = include_bytes!(env!("MAYFLY_GUEST_WORKLOAD"));
 const WORKLOAD_NATIVE: &[u8] = include_bytes!(env!("MAYFLY_NATIVE_WORKLOAD"));
+/// The same workload behind `wasi:http/proxy`, for the HTTP variant.
+const WORKLOAD_HTTP_WASM: &[u8] = include_bytes!(env!("MAYFLY_GUEST_WORKLOAD_HTTP"));
 
 /// Compare a fresh Wasm instance per call with a fresh process and a fresh
 /// set of Linux namespaces per call
 ///
 /// Runs the same workload (one Rust source, built as a component and as a
 /// static executable) in every mode, at concurrency 1 and N, and prints
-/// calls/s, latency percentiles, memory and a start-up breakdown; then runs
-/// an isolation probe in every mode and prints what it could reach.
+/// calls/s, latency percentiles, memory and a start-up breakdown (create,
+/// start, first byte, run, teardown). Then the HTTP variant: the same
+/// requests served by `mayfly serve` (a fresh instance per request) and by
+/// a CGI-style host that starts a fresh process or container per request,
+/// under a built-in load generator. Last, an isolation probe in every mode,
+/// and what it could reach.
 #[derive(Args)]
 pub struct Compare {
     /// Modes to run
@@ -51,6 +58,15 @@ pub struct Compare {
     /// Linear memory (Wasm) or address space (namespaces) per isolate, MiB
     #[arg(long, default_value_t = 256)]
     memory_mib: u64,
+
+    /// Skip the HTTP variant
+    #[arg(long)]
+    no_http: bool,
+
+    /// How long each HTTP measurement runs, per server, path and
+    /// connection count
+    #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = mayfly::units::parse_duration)]
+    http_duration: Duration,
 
     /// Print JSON instead of tables
     #[arg(long)]
@@ -149,6 +165,13 @@ impl Compare {
             }
         }
 
+        let mut http: Vec<HttpStats> = Vec::new();
+        if !self.no_http {
+            let component = dir.path().join("workload-http.wasm");
+            std::fs::write(&component, WORKLOAD_HTTP_WASM)?;
+            http = self.http(&runners, &component, &workloads)?;
+        }
+
         let mut matrix: Vec<(Mode, Vec<(String, Cell)>)> = Vec::new();
         for (mode, runner) in &runners {
             eprintln!("compare: probing {mode:?}");
@@ -173,6 +196,7 @@ impl Compare {
         if self.json {
             let value = serde_json::json!({
                 "stats": stats,
+                "http": http,
                 "isolation": matrix.iter().map(|(mode, cells)| serde_json::json!({
                     "mode": mode,
                     "checks": cells.iter().map(|(check, cell)| serde_json::json!({
@@ -186,24 +210,31 @@ impl Compare {
         }
         writeln!(
             out,
-            "{:<11} {:<12} {:>4} {:>10} {:>9} {:>9} {:>9} {:>9} {:>9} {:>9} {:>10} {:>10} ok",
+            "A fresh isolate per call: calls/s, latency, start-up breakdown (mean µs) and memory"
+        )?;
+        writeln!(
+            out,
+            "{:<11} {:<12} {:>4} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7} {:>8} {:>8} {:>8} {:>9} {:>9} ok",
             "mode",
             "workload",
             "conc",
             "calls/s",
-            "p50 µs",
-            "p90 µs",
-            "p99 µs",
-            "max µs",
-            "create µs",
-            "run µs",
-            "KiB/isol.",
+            "p50",
+            "p90",
+            "p99",
+            "max",
+            "create",
+            "start",
+            "1st byte",
+            "run",
+            "teardown",
+            "KiB/isol",
             "peak KiB"
         )?;
         for s in &stats {
             writeln!(
                 out,
-                "{:<11} {:<12} {:>4} {:>10.0} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>9.0} {:>10} {:>10} {}",
+                "{:<11} {:<12} {:>4} {:>9.0} {:>8.0} {:>8.0} {:>8.0} {:>8.0} {:>8.0} {:>7.0} {:>8.0} {:>8.0} {:>8.0} {:>9} {:>9} {}",
                 format!("{:?}", s.mode).to_lowercase(),
                 s.workload,
                 s.concurrency,
@@ -213,11 +244,51 @@ impl Compare {
                 s.p99_us,
                 s.max_us,
                 s.create_us,
+                s.start_us,
+                s.first_byte_us,
                 s.run_us,
+                s.teardown_us,
                 s.rss_per_isolate_kib,
                 s.peak_kib,
                 if s.correct { "yes" } else { "NO" }
             )?;
+        }
+        if !http.is_empty() {
+            writeln!(
+                out,
+                "\nHTTP, a fresh isolate per request (built-in load generator, keep-alive connections, {} each; latency in µs)",
+                mayfly::units::format_duration(self.http_duration)
+            )?;
+            writeln!(
+                out,
+                "{:<16} {:<12} {:>5} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7}",
+                "server",
+                "path",
+                "conns",
+                "req/s",
+                "p50",
+                "p90",
+                "p99",
+                "max",
+                "requests",
+                "errors"
+            )?;
+            for h in &http {
+                writeln!(
+                    out,
+                    "{:<16} {:<12} {:>5} {:>9.0} {:>8.0} {:>8.0} {:>8.0} {:>8.0} {:>8} {:>7}",
+                    h.server,
+                    h.path,
+                    h.connections,
+                    h.requests_per_second,
+                    h.p50_us,
+                    h.p90_us,
+                    h.p99_us,
+                    h.max_us,
+                    h.requests,
+                    h.errors
+                )?;
+            }
         }
         writeln!(out, "\nIsolation (what the probe actually managed to do):")?;
         write!(out, "{:<20}", "check")?;
@@ -240,6 +311,115 @@ impl Compare {
             writeln!(out, "note: {note}")?;
         }
         Ok(())
+    }
+}
+
+impl Compare {
+    /// The HTTP variant: for each mode, the server that gives every request
+    /// a fresh isolate of that kind (`mayfly serve` for Wasm, the CGI host
+    /// for the others), loaded at one connection and at `--concurrency`.
+    fn http(
+        &self,
+        runners: &[(Mode, Arc<dyn Runner>)],
+        component: &std::path::Path,
+        workloads: &[(Vec<String>, String)],
+    ) -> Result<Vec<HttpStats>> {
+        let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let mut results = Vec::new();
+        for (mode, runner) in runners {
+            let name = format!("{mode:?}").to_lowercase();
+            // Keep whichever server this is alive while it is measured.
+            let (server, addr, _serve, _cgi) = match mode {
+                Mode::Wasm => {
+                    let serve = ServeChild::start(component, workers)?;
+                    ("mayfly serve".to_string(), serve.addr, Some(serve), None)
+                }
+                _ => {
+                    let in_flight = usize::try_from(self.concurrency)?;
+                    let cgi = CgiHost::start(runner.clone(), workers, in_flight)?;
+                    (format!("cgi {name}"), cgi.addr(), None, Some(cgi))
+                }
+            };
+            for (args, expect) in workloads {
+                let path = format!("/{}", args.join("/"));
+                for connections in [1, self.concurrency] {
+                    let connections = usize::try_from(connections)?;
+                    eprint!("compare: http {server:<16} {path:<12} conns={connections:<4} ");
+                    let result = mayfly::compare::http::load(
+                        *mode,
+                        &server,
+                        addr,
+                        &path,
+                        expect,
+                        connections,
+                        self.http_duration,
+                    )?;
+                    eprintln!("{:>10.0} req/s", result.requests_per_second);
+                    results.push(result);
+                }
+            }
+        }
+        Ok(results)
+    }
+}
+
+/// `mayfly serve` with the HTTP workload, as its own process, as it would
+/// be deployed; stopped (SIGTERM) on drop.
+struct ServeChild {
+    child: std::process::Child,
+    addr: std::net::SocketAddr,
+}
+
+impl ServeChild {
+    fn start(component: &std::path::Path, workers: usize) -> Result<Self> {
+        use std::io::BufRead as _;
+        let exe = std::env::current_exe().context("cannot find the mayfly executable")?;
+        let mut child = std::process::Command::new(exe)
+            .arg("serve")
+            .arg(component)
+            .args(["--listen", "127.0.0.1:0", "--no-cache", "--workers"])
+            .arg(workers.to_string())
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::inherit())
+            .spawn()
+            .context("cannot start `mayfly serve`")?;
+        let stdout = child.stdout.take().context("no stdout pipe")?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let addr = line
+                    .strip_prefix("Serving app")
+                    .and_then(|rest| rest.split_once(" on http://"))
+                    .and_then(|(_, addr)| addr.parse().ok());
+                if let Some(addr) = addr {
+                    let _ = tx.send(addr);
+                }
+            }
+        });
+        let mut serve = Self {
+            child,
+            addr: ([127, 0, 0, 1], 0).into(),
+        };
+        serve.addr = rx
+            .recv_timeout(Duration::from_secs(120))
+            .context("`mayfly serve` did not start serving the HTTP workload")?;
+        Ok(serve)
+    }
+}
+
+impl Drop for ServeChild {
+    fn drop(&mut self) {
+        if let Ok(pid) = i32::try_from(self.child.id()) {
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid),
+                nix::sys::signal::Signal::SIGTERM,
+            );
+        }
+        let _ = self.child.wait();
     }
 }
 

@@ -2,6 +2,7 @@
 //! process and as a fresh set of Linux namespaces per call, measured side
 //! by side, and an isolation matrix from a probe run in every mode.
 
+pub mod http;
 pub mod runners;
 
 use std::sync::Arc;
@@ -47,10 +48,20 @@ pub struct Stats {
     pub p99_us: f64,
     /// Slowest call.
     pub max_us: f64,
-    /// Mean time to create the isolate, in microseconds.
+    /// Start-up breakdown, each a mean in microseconds. Creating the
+    /// isolate: instantiating (Wasm), fork and exec, or `runc create`.
     pub create_us: f64,
-    /// Mean time from created to finished, in microseconds.
+    /// Starting the created isolate where that is a step of its own
+    /// (`runc start`); 0 where creating it also starts it.
+    pub start_us: f64,
+    /// From the call's beginning to the first byte of the workload's output.
+    pub first_byte_us: f64,
+    /// From started to the workload's end (its last output).
     pub run_us: f64,
+    /// From the workload's end until everything the isolate held is
+    /// released: dropping the store, or reaping the process (`runc delete`
+    /// for OCI). Child processes are polled, so this is good to ~0.1 ms.
+    pub teardown_us: f64,
     /// Resident memory per concurrent isolate, in KiB: this process's RSS
     /// growth over the run divided by the concurrency, for Wasm; the largest
     /// RSS sampled from /proc of a call's process tree, otherwise (0 when
@@ -88,43 +99,42 @@ pub fn measure(
         let expect = expect.to_string();
         threads.push(std::thread::spawn(move || -> anyhow::Result<_> {
             let mut seen = Vec::with_capacity(share);
-            let mut failure = None;
             for _ in 0..share {
                 let begun = Instant::now();
                 let call = runner.call(&args, Duration::from_secs(30))?;
                 let latency = begun.elapsed();
                 let correct = call.ended == "ok" && call.stdout.starts_with(&expect);
-                if !correct && failure.is_none() {
-                    failure = Some(format!("{} (output {:?})", call.ended, call.stdout));
-                }
-                seen.push((latency, call.create, call.run, correct, call.rss_kib));
+                seen.push((latency, correct, call));
             }
-            Ok((seen, failure))
+            Ok(seen)
         }));
     }
-    let mut all = Vec::with_capacity(calls);
-    let mut first_failure = None;
+    let mut all: Vec<(Duration, bool, runners::Call)> = Vec::with_capacity(calls);
     for thread in threads {
-        let (seen, failure) = thread
-            .join()
-            .map_err(|_| anyhow::anyhow!("a measuring thread panicked"))??;
-        all.extend(seen);
-        first_failure = first_failure.or(failure);
+        all.extend(
+            thread
+                .join()
+                .map_err(|_| anyhow::anyhow!("a measuring thread panicked"))??,
+        );
     }
     let elapsed = started.elapsed();
     let (rss_after, peak) = own_rss_kib();
     let mut latencies: Vec<f64> = all.iter().map(|(l, ..)| micros(*l)).collect();
     latencies.sort_by(f64::total_cmp);
-    let mean = |f: fn(&(Duration, Duration, Duration, bool, u64)) -> Duration| {
-        all.iter().map(|c| micros(f(c))).sum::<f64>() / count(all.len().max(1))
+    let mean = |f: fn(&runners::Call) -> Duration| {
+        all.iter().map(|(_, _, c)| micros(f(c))).sum::<f64>() / count(all.len().max(1))
     };
+    let first_failure = all
+        .iter()
+        .find(|(_, correct, _)| !correct)
+        .map(|(_, _, call)| format!("{} (output {:?})", call.ended, call.stdout));
     let (rss_per_isolate_kib, peak_kib) = match mode {
         Mode::Wasm => (
             rss_after.saturating_sub(rss_before) / u64::try_from(concurrency).unwrap_or(1),
             peak,
         ),
         Mode::Process | Mode::Namespaces | Mode::Oci => {
-            let child = all.iter().map(|c| c.4).max().unwrap_or(0);
+            let child = all.iter().map(|(_, _, c)| c.rss_kib).max().unwrap_or(0);
             (child, child * u64::try_from(concurrency).unwrap_or(1))
         }
     };
@@ -138,22 +148,25 @@ pub fn measure(
         p90_us: percentile(&latencies, 900),
         p99_us: percentile(&latencies, 990),
         max_us: latencies.last().copied().unwrap_or(0.0),
-        create_us: mean(|c| c.1),
-        run_us: mean(|c| c.2),
+        create_us: mean(|c| c.create),
+        start_us: mean(|c| c.start),
+        first_byte_us: mean(|c| c.first_byte),
+        run_us: mean(|c| c.run),
+        teardown_us: mean(|c| c.teardown),
         rss_per_isolate_kib,
         peak_kib,
-        correct: all.iter().all(|c| c.3),
+        correct: all.iter().all(|(_, correct, _)| *correct),
         first_failure,
         latencies_us: latencies,
     })
 }
 
-fn micros(duration: Duration) -> f64 {
+pub(crate) fn micros(duration: Duration) -> f64 {
     duration.as_secs_f64() * 1e6
 }
 
 /// The `permille`th per-mille of `sorted` (nearest rank).
-fn percentile(sorted: &[f64], permille: usize) -> f64 {
+pub(crate) fn percentile(sorted: &[f64], permille: usize) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
@@ -162,7 +175,7 @@ fn percentile(sorted: &[f64], permille: usize) -> f64 {
 }
 
 /// A count as a float, for rates and means.
-fn count(n: usize) -> f64 {
+pub(crate) fn count(n: usize) -> f64 {
     u32::try_from(n).map_or(f64::from(u32::MAX), f64::from)
 }
 

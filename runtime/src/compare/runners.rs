@@ -20,17 +20,29 @@ use crate::host::{self, Host};
 use crate::limits::{EpochTicker, RequestLimits};
 use crate::manifest::Grants;
 
-/// What one call did.
+/// What one call did, with its start-up breakdown. The phases follow one
+/// another: `create`, `start`, `run`, `teardown`; `first_byte` counts from
+/// the call's beginning.
 #[derive(Debug, Clone, Default)]
 pub struct Call {
     /// Its standard output.
     pub stdout: String,
     /// How it ended: `ok`, `exit N`, `trap: ...`, `deadline`, `killed`.
     pub ended: String,
-    /// Creating the isolate (instantiating; fork+exec or clone).
+    /// Creating the isolate: instantiating; fork and exec (with the
+    /// namespaces set up); `runc create`.
     pub create: Duration,
-    /// Running it, to the end.
+    /// Starting the created isolate, where that is a step of its own
+    /// (`runc start`); zero otherwise.
+    pub start: Duration,
+    /// From the call's beginning to the first byte of output (zero if it
+    /// printed nothing).
+    pub first_byte: Duration,
+    /// From started to the workload's end (its output closed).
     pub run: Duration,
+    /// From the workload's end until the isolate is gone: the store
+    /// dropped, the process reaped, the container deleted.
+    pub teardown: Duration,
     /// The largest resident memory seen while it ran, in KiB, when it runs
     /// as a process (sampled from /proc; 0 if it ended before a sample).
     pub rss_kib: u64,
@@ -82,6 +94,14 @@ impl WasmRunner {
     }
 }
 
+thread_local! {
+    /// One event loop per measuring thread, so that no call pays for one.
+    static RUNTIME: Option<tokio::runtime::Runtime> = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .ok();
+}
+
 impl Runner for WasmRunner {
     fn call(&self, args: &[String], deadline: Duration) -> anyhow::Result<Call> {
         let log = GuestLog::default();
@@ -100,19 +120,26 @@ impl Runner for WasmRunner {
         let mut store = Store::new(&self.engine, host);
         store.limiter(|host| host.limiter_mut());
         RequestLimits::arm_deadline(&mut store, started + deadline);
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_time()
-            .build()?;
-        let (outcome, create) = runtime.block_on(async {
-            let command = self.pre.instantiate_async(&mut store).await;
-            let create = started.elapsed();
-            let command = match command {
-                Ok(command) => command,
-                Err(err) => return (Err(err), create),
+        let (outcome, create) = RUNTIME.with(|runtime| {
+            let Some(runtime) = runtime else {
+                return (
+                    Err(wasmtime::Error::msg("cannot start an event loop")),
+                    Duration::ZERO,
+                );
             };
-            (command.wasi_cli_run().call_run(&mut store).await, create)
+            runtime.block_on(async {
+                let command = self.pre.instantiate_async(&mut store).await;
+                let create = started.elapsed();
+                let command = match command {
+                    Ok(command) => command,
+                    Err(err) => return (Err(err), create),
+                };
+                (command.wasi_cli_run().call_run(&mut store).await, create)
+            })
         });
-        let run = started.elapsed() - create;
+        let ran = started.elapsed();
+        drop(store);
+        let teardown = started.elapsed() - ran;
         let ended = match outcome {
             Ok(Ok(())) => "ok".to_string(),
             Ok(Err(())) => "exit 1".to_string(),
@@ -129,9 +156,79 @@ impl Runner for WasmRunner {
             stdout: log.stdout_text(),
             ended,
             create,
-            run,
+            start: Duration::ZERO,
+            first_byte: log
+                .first_stdout_at()
+                .map_or(Duration::ZERO, |at| at.saturating_duration_since(started)),
+            run: ran - create,
+            teardown,
             rss_kib: 0,
         })
+    }
+}
+
+/// Reads a child's output to its end on a thread of its own, noting when
+/// the first byte came and when the output closed.
+struct OutputReader(std::thread::JoinHandle<(String, Option<Instant>, Instant)>);
+
+impl OutputReader {
+    fn start(mut pipe: impl std::io::Read + Send + 'static) -> Self {
+        Self(std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let mut first = None;
+            let mut buffer = [0u8; 8192];
+            loop {
+                match pipe.read(&mut buffer) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        first.get_or_insert_with(Instant::now);
+                        // The workload prints a line or a few; keep 1 MiB.
+                        if bytes.len() < 1 << 20 {
+                            bytes.extend_from_slice(&buffer[..n]);
+                        }
+                    }
+                    Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
+            }
+            (
+                String::from_utf8_lossy(&bytes).into_owned(),
+                first,
+                Instant::now(),
+            )
+        }))
+    }
+
+    /// The text, when the first byte came, and when the output closed.
+    fn finish(self) -> (String, Option<Instant>, Instant) {
+        self.0
+            .join()
+            .unwrap_or_else(|_| (String::new(), None, Instant::now()))
+    }
+}
+
+/// The first line of what a child said on stderr, shortened.
+fn first_complaint(text: &str) -> String {
+    text.lines()
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(200)
+        .collect()
+}
+
+/// How a child process ended, in the words the reports use.
+fn ended(killed: bool, status: std::process::ExitStatus, complaints: &str) -> String {
+    let said = first_complaint(complaints);
+    if killed {
+        "killed at the deadline".to_string()
+    } else if status.success() {
+        "ok".to_string()
+    } else {
+        match status.code() {
+            Some(code) => format!("exit {code}: {said}"),
+            None => format!("signal ({status}): {said}"),
+        }
     }
 }
 
@@ -145,19 +242,10 @@ fn run_child(mut command: Command, deadline: Duration) -> anyhow::Result<Call> {
         .stderr(Stdio::piped())
         .spawn()
         .context("cannot start the workload")?;
-    let mut stderr = child.stderr.take().expect("piped stderr");
-    let complaints = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = std::io::Read::read_to_string(&mut stderr, &mut text);
-        text
-    });
+    // `spawn` returns once the child has exec'd (or failed to).
     let create = started.elapsed();
-    let mut stdout = child.stdout.take().expect("piped stdout");
-    let reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = std::io::Read::read_to_string(&mut stdout, &mut text);
-        text
-    });
+    let stderr = OutputReader::start(child.stderr.take().context("no stderr pipe")?);
+    let stdout = OutputReader::start(child.stdout.take().context("no stdout pipe")?);
     let mut killed = false;
     let mut rss_kib = 0;
     let status = loop {
@@ -172,31 +260,20 @@ fn run_child(mut command: Command, deadline: Duration) -> anyhow::Result<Call> {
         }
         std::thread::sleep(Duration::from_micros(50));
     };
-    let run = started.elapsed() - create;
-    let stdout = reader.join().unwrap_or_default();
-    let complaints = complaints.join().unwrap_or_default();
-    let said = complaints
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .chars()
-        .take(200)
-        .collect::<String>();
-    let ended = if killed {
-        "killed at the deadline".to_string()
-    } else if status.success() {
-        "ok".to_string()
-    } else {
-        match status.code() {
-            Some(code) => format!("exit {code}: {said}"),
-            None => format!("signal ({status}): {said}"),
-        }
-    };
+    let reaped = Instant::now();
+    let (stdout, first, closed) = stdout.finish();
+    let (complaints, ..) = stderr.finish();
+    // The output closes when the workload exits; from there to the reaped
+    // process is its teardown (for namespaces: releasing them).
+    let closed = closed.min(reaped);
     Ok(Call {
         stdout,
-        ended,
+        ended: ended(killed, status, &complaints),
         create,
-        run,
+        start: Duration::ZERO,
+        first_byte: first.map_or(Duration::ZERO, |at| at.saturating_duration_since(started)),
+        run: closed.saturating_duration_since(started + create),
+        teardown: reaped - closed,
         rss_kib,
     })
 }
@@ -420,7 +497,9 @@ pub fn require_namespaces() -> anyhow::Result<()> {
 
 /// A real OCI runtime (runc) running a bundle generated here: the workload
 /// alone in a read-only root file system, fresh pid, network, ipc, uts and
-/// mount namespaces, no capabilities, and a memory limit.
+/// mount namespaces, no capabilities, and a memory limit. Each call is
+/// `runc create`, `runc start`, a wait, `runc delete`: the sequence
+/// container engines use, which also gives the start-up breakdown.
 pub struct OciRunner {
     runtime: PathBuf,
     dir: tempfile::TempDir,
@@ -435,6 +514,11 @@ pub struct OciRunner {
 impl OciRunner {
     /// Prepares bundles for `binary`, run by the OCI runtime `runtime`.
     pub fn new(runtime: &Path, binary: &Path, memory: u64) -> anyhow::Result<Self> {
+        // A container's process outlives `runc create`, its parent; as a
+        // subreaper this process adopts it, so it can wait for it and
+        // reap it.
+        nix::sys::prctl::set_child_subreaper(true)
+            .context("cannot become a child subreaper, to wait for containers")?;
         let dir = tempfile::Builder::new().prefix("mayfly-oci-").tempdir()?;
         let rootfs = dir.path().join("rootfs");
         std::fs::create_dir_all(rootfs.join("proc"))?;
@@ -509,43 +593,141 @@ impl OciRunner {
 
 impl Runner for OciRunner {
     fn call(&self, args: &[String], deadline: Duration) -> anyhow::Result<Call> {
-        let call = self.call_once(args, deadline)?;
-        // runc occasionally fails to set a container up under load (it
-        // says so on stderr, before the workload ever runs): try once more.
-        if call.stdout.is_empty()
-            && call.ended.starts_with("exit")
-            && call.ended.contains("level=error")
-        {
-            self.retries
-                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            return self.call_once(args, deadline);
+        match self.call_once(args, deadline)? {
+            Ok(call) => Ok(call),
+            // runc occasionally fails to set a container up under load (it
+            // says so on stderr, before the workload ever runs): try once more.
+            Err(_) => {
+                self.retries
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                Ok(self
+                    .call_once(args, deadline)?
+                    .unwrap_or_else(std::convert::identity))
+            }
         }
-        Ok(call)
     }
 }
 
 impl OciRunner {
-    fn call_once(&self, args: &[String], deadline: Duration) -> anyhow::Result<Call> {
+    /// One container's life, as container engines drive runc: `create`
+    /// (namespaces, cgroup, root file system; the workload not yet
+    /// running), `start` (exec the workload), wait for it, `delete`. The
+    /// inner `Err` is a container that runc failed to create.
+    fn call_once(&self, args: &[String], deadline: Duration) -> anyhow::Result<Result<Call, Call>> {
         let bundle = self.bundle(args)?;
         let id = format!(
             "mayfly-{}-{}",
             std::process::id(),
             self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         );
-        let mut command = Command::new(&self.runtime);
-        command.arg("run").arg("--bundle").arg(&bundle).arg(&id);
-        let call = run_child(command, deadline);
-        if call
-            .as_ref()
-            .is_ok_and(|call| call.ended.starts_with("killed"))
-        {
-            // The runtime was killed, not the container: stop and remove it.
-            let _ = Command::new(&self.runtime)
-                .args(["delete", "--force", &id])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .status();
+        let pid_file = self.dir.path().join(format!("{id}.pid"));
+        let started = Instant::now();
+        // The container's stdout and stderr: runc hands its own to the
+        // container's process, which keeps them after `runc create` exits.
+        let (stdout, stdout_writer) = std::io::pipe()?;
+        let (stderr, stderr_writer) = std::io::pipe()?;
+        let created = {
+            let mut create = Command::new(&self.runtime);
+            create
+                .arg("create")
+                .arg("--bundle")
+                .arg(&bundle)
+                .arg("--pid-file")
+                .arg(&pid_file)
+                .arg(&id)
+                .stdin(Stdio::null())
+                .stdout(stdout_writer)
+                .stderr(stderr_writer);
+            create.status().context("cannot run the OCI runtime")?
+            // `create` drops here, and with it this process's ends of the
+            // pipes' write sides.
+        };
+        let stdout = OutputReader::start(stdout);
+        let stderr = OutputReader::start(stderr);
+        let create = started.elapsed();
+        let pid = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|pid| pid.trim().parse::<i32>().ok());
+        let (true, Some(pid)) = (created.success(), pid) else {
+            let _ = self.runc(&["delete", "--force", &id]);
+            let (complaints, ..) = stderr.finish();
+            return Ok(Err(Call {
+                ended: format!("runc create: {}", ended(false, created, &complaints)),
+                create,
+                ..Call::default()
+            }));
+        };
+        let pid = nix::unistd::Pid::from_raw(pid);
+        let started_ok = self.runc(&["start", &id]);
+        let start = started.elapsed() - create;
+
+        // The container's process was `runc create`'s child; now that
+        // runc has exited it is ours (this process is a child subreaper).
+        use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+        let mut killed = false;
+        let mut rss_kib = 0;
+        let status = loop {
+            rss_kib = rss_kib.max(tree_rss_kib(u32::try_from(pid.as_raw()).unwrap_or(0)));
+            match waitpid(pid, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) => {}
+                Ok(status) => break Some(status),
+                // Not ours after all (no subreaper): runc will tell.
+                Err(_) => break None,
+            }
+            if !started_ok || started.elapsed() >= deadline {
+                let _ = self.runc(&["kill", &id, "KILL"]);
+                killed = started_ok;
+                let _ = waitpid(pid, None);
+                break None;
+            }
+            std::thread::sleep(Duration::from_micros(50));
+        };
+        let exited = Instant::now();
+        let deleted = self.runc(&["delete", "--force", &id]);
+        let gone = Instant::now();
+        let _ = std::fs::remove_file(&pid_file);
+        let (stdout, first, closed) = stdout.finish();
+        let (complaints, ..) = stderr.finish();
+        // The workload may finish before `runc start` has exited.
+        let closed = closed.min(exited).max(started + create + start);
+        let ended = match status {
+            _ if killed => "killed at the deadline".to_string(),
+            _ if !started_ok => format!("runc start failed: {}", first_complaint(&complaints)),
+            Some(WaitStatus::Exited(_, 0)) => "ok".to_string(),
+            Some(WaitStatus::Exited(_, code)) => {
+                format!("exit {code}: {}", first_complaint(&complaints))
+            }
+            Some(WaitStatus::Signaled(_, signal, _)) => {
+                format!("signal ({signal}): {}", first_complaint(&complaints))
+            }
+            _ => format!(
+                "lost the container's status: {}",
+                first_complaint(&complaints)
+            ),
+        };
+        if !deleted {
+            tracing::warn!("runc delete {id} failed");
         }
-        call
+        Ok(Ok(Call {
+            stdout,
+            ended,
+            create,
+            start,
+            first_byte: first.map_or(Duration::ZERO, |at| at.saturating_duration_since(started)),
+            run: closed - (started + create + start),
+            teardown: gone.saturating_duration_since(closed),
+            rss_kib,
+        }))
+    }
+
+    /// Runs `runc ARGS` to its end; whether it succeeded.
+    fn runc(&self, args: &[&str]) -> bool {
+        Command::new(&self.runtime)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
     }
 }
