@@ -139,6 +139,10 @@ fn every_mode_runs_and_the_probe_reports_what_each_isolates() {
     ] {
         assert_eq!(outcome("namespaces", check), "denied", "namespaces {check}");
     }
+    // Its memory is capped: by a cgroup where one is writable (the
+    // allocation is killed), else by the address-space limit.
+    assert_eq!(outcome("namespaces", "exceed-memory"), "denied");
+    assert!(notes.contains("namespaces: memory limited by"), "{notes}");
     assert_eq!(outcome("namespaces", "spin-past-deadline"), "stopped");
     if oci {
         for check in [

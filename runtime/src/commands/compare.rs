@@ -102,7 +102,12 @@ impl Compare {
                         notes.push(format!("namespaces: skipped: {err}"));
                         continue;
                     }
-                    Arc::new(NamespacesRunner::new(&native, memory)?)
+                    let runner = NamespacesRunner::new(&native, memory)?;
+                    notes.push(format!(
+                        "namespaces: memory limited by {}",
+                        runner.memory_limit()
+                    ));
+                    Arc::new(runner)
                 }
                 Mode::Oci => {
                     let Some(runtime) = self.oci_runtime.clone().or_else(OciRunner::find_runtime)
@@ -119,6 +124,10 @@ impl Compare {
                         continue;
                     }
                     let runner = Arc::new(OciRunner::new(&runtime, &native, memory)?);
+                    notes.push(format!(
+                        "oci: memory limited by the runtime's cgroup ({} MiB in the bundle)",
+                        self.memory_mib
+                    ));
                     oci = Some(runner.clone());
                     runner
                 }
@@ -126,11 +135,9 @@ impl Compare {
             runners.push((*mode, runner));
         }
         notes.push(if cgroup_v2_writable() {
-            "cgroup v2 is writable, but the namespaces mode limits memory with RLIMIT_AS".into()
+            "cgroup v2 with the memory controller is writable here".into()
         } else {
-            "cgroup v2 is not writable here (cgroup v1 or hybrid): the namespaces mode limits \
-             memory with RLIMIT_AS (address space), not a cgroup"
-                .into()
+            "cgroup v2 has no writable memory controller here (cgroup v1 or hybrid)".into()
         });
 
         let workloads: [(Vec<String>, String); 2] = [
@@ -424,7 +431,7 @@ impl Drop for ServeChild {
 }
 
 fn cgroup_v2_writable() -> bool {
-    let controllers = std::path::Path::new("/sys/fs/cgroup/cgroup.controllers");
-    controllers.exists()
+    std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
+        .is_ok_and(|c| c.split_whitespace().any(|c| c == "memory"))
         && std::fs::metadata("/sys/fs/cgroup").is_ok_and(|meta| !meta.permissions().readonly())
 }

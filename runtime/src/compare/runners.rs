@@ -328,6 +328,107 @@ pub struct NamespacesRunner {
     memory: u64,
     uid_map: CString,
     gid_map: CString,
+    /// A memory cgroup per call, where this machine lets us make one;
+    /// otherwise the address-space limit is all there is.
+    cgroups: Option<MemoryCgroups>,
+}
+
+/// Where fresh memory cgroups can be made: a directory of ours under this
+/// process's own cgroup, in the unified (v2) hierarchy when it has the
+/// memory controller, else in the v1 memory hierarchy.
+pub struct MemoryCgroups {
+    parent: PathBuf,
+    v2: bool,
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl MemoryCgroups {
+    /// A parent cgroup for this run, if memory cgroups are writable here.
+    pub fn create() -> Option<Self> {
+        let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
+        let path_of = |wanted: &dyn Fn(&str) -> bool| {
+            own.lines().find_map(|line| {
+                let mut parts = line.splitn(3, ':');
+                let (_, controllers, path) = (parts.next()?, parts.next()?, parts.next()?);
+                wanted(controllers).then(|| path.trim_start_matches('/').to_string())
+            })
+        };
+        let v2_root = Path::new("/sys/fs/cgroup");
+        let v2 = std::fs::read_to_string(v2_root.join("cgroup.controllers"))
+            .is_ok_and(|c| c.split_whitespace().any(|c| c == "memory"));
+        let (base, v2) = if v2 {
+            (v2_root.join(path_of(&|c| c.is_empty())?), true)
+        } else {
+            let path = path_of(&|c| c.split(',').any(|c| c == "memory"))?;
+            (Path::new("/sys/fs/cgroup/memory").join(path), false)
+        };
+        let parent = base.join(format!("mayfly-compare-{}", std::process::id()));
+        std::fs::create_dir(&parent).ok()?;
+        if v2 {
+            // Children of ours need the memory controller handed down.
+            let _ = std::fs::write(parent.join("cgroup.subtree_control"), "+memory");
+        }
+        Some(Self {
+            parent,
+            v2,
+            next: Default::default(),
+        })
+    }
+
+    /// Which hierarchy, for the report.
+    pub fn describe(&self) -> String {
+        let kind = if self.v2 {
+            "cgroup v2 memory.max"
+        } else {
+            "cgroup v1 memory.limit_in_bytes"
+        };
+        format!(
+            "{kind}, a fresh cgroup per call under {}",
+            self.parent.display()
+        )
+    }
+
+    /// A fresh cgroup limited to `memory` bytes (swap included where the
+    /// kernel accounts it), and its `cgroup.procs` file for the child to
+    /// join.
+    fn fresh(&self, memory: u64) -> anyhow::Result<(PathBuf, CString)> {
+        let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let dir = self.parent.join(format!("call-{n}"));
+        std::fs::create_dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        let limits: &[&str] = if self.v2 {
+            &["memory.max", "memory.swap.max"]
+        } else {
+            &["memory.limit_in_bytes", "memory.memsw.limit_in_bytes"]
+        };
+        for (i, file) in limits.iter().enumerate() {
+            let value = if self.v2 && i == 1 { 0 } else { memory };
+            let written = std::fs::write(dir.join(file), value.to_string());
+            // The first is the limit; the swap one exists only where the
+            // kernel accounts swap.
+            if i == 0 {
+                written.with_context(|| format!("cannot set {}", dir.join(file).display()))?;
+            }
+        }
+        let procs = CString::new(dir.join("cgroup.procs").as_os_str().as_encoded_bytes())?;
+        Ok((dir, procs))
+    }
+
+    /// Removes a call's cgroup once its processes are gone.
+    fn remove(dir: &Path) {
+        for _ in 0..100 {
+            if std::fs::remove_dir(dir).is_ok() {
+                return;
+            }
+            // The last process may still be leaving.
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+}
+
+impl Drop for MemoryCgroups {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir(&self.parent);
+    }
 }
 
 impl NamespacesRunner {
@@ -346,7 +447,18 @@ impl NamespacesRunner {
             memory,
             uid_map: CString::new(format!("0 {uid} 1\n"))?,
             gid_map: CString::new(format!("0 {gid} 1\n"))?,
+            cgroups: MemoryCgroups::create(),
         })
+    }
+
+    /// How memory is limited: a cgroup per call, or the address space.
+    pub fn memory_limit(&self) -> String {
+        match &self.cgroups {
+            Some(cgroups) => cgroups.describe(),
+            None => "RLIMIT_AS (address space, not resident memory): no memory cgroup is \
+                     writable here"
+                .into(),
+        }
     }
 
     /// Whether this machine lets us create namespaces.
@@ -405,6 +517,11 @@ impl Runner for NamespacesRunner {
         let uid_map = self.uid_map.clone();
         let gid_map = self.gid_map.clone();
         let memory = self.memory;
+        let cgroup = match &self.cgroups {
+            Some(cgroups) => Some(cgroups.fresh(memory)?),
+            None => None,
+        };
+        let join = cgroup.as_ref().map(|(_, procs)| procs.clone());
         let mut command = Command::new("/workload");
         command.args(args).env_clear();
         // SAFETY: between fork and exec the child makes only system calls;
@@ -412,6 +529,11 @@ impl Runner for NamespacesRunner {
         unsafe {
             command.pre_exec(move || {
                 let io = std::io::Error::from;
+                // Into the call's memory cgroup first, while this process
+                // still has the host's privileges over the cgroup files.
+                if let Some(procs) = &join {
+                    write_file(procs, c"0").map_err(io)?;
+                }
                 unshare(
                     CloneFlags::CLONE_NEWUSER
                         | CloneFlags::CLONE_NEWPID
@@ -476,11 +598,17 @@ impl Runner for NamespacesRunner {
                     None::<&str>,
                 )
                 .map_err(io)?;
-                setrlimit(Resource::RLIMIT_AS, memory, memory).map_err(io)?;
+                if join.is_none() {
+                    setrlimit(Resource::RLIMIT_AS, memory, memory).map_err(io)?;
+                }
                 Ok(())
             });
         }
-        run_child(command, deadline)
+        let call = run_child(command, deadline);
+        if let Some((dir, _)) = &cgroup {
+            MemoryCgroups::remove(dir);
+        }
+        call
     }
 }
 
