@@ -9,11 +9,14 @@
 //! backend failure takes the host down (the guest gets `other` with the
 //! reason, and the host logs it).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
-use crate::kv::{Backend, BackendError, MAX_BATCH, MAX_KEY_BYTES, MAX_VALUE_BYTES};
+use crate::kv::{
+    Backend, BackendError, MAX_BATCH, MAX_BATCH_BYTES, MAX_KEY_BYTES, MAX_VALUE_BYTES,
+};
 
 /// Bindings generated from `wit/service`'s `state` world.
 #[allow(missing_docs)]
@@ -36,8 +39,16 @@ use self::bindings::wasi::logging::logging;
 /// Most bytes of `wasi:logging` output one request may write; beyond it,
 /// messages are counted and dropped.
 pub const LOG_CAP: usize = 64 << 10;
-/// Longest single log message kept, in bytes.
+/// Longest single log message kept, in bytes (after escaping).
 const MESSAGE_CAP: usize = 4 << 10;
+/// Longest log context kept, in bytes (after escaping).
+const CONTEXT_CAP: usize = 128;
+/// Host warnings (denied stores, backend failures) logged per request;
+/// beyond it they are counted, and the count is logged once at the end.
+pub const REPORT_CAP: usize = 10;
+/// Most bytes of values that compare-and-swap handles may hold at once in
+/// one request; a handle that would go over it is refused.
+pub const CAS_HELD_CAP: usize = 8 << 20;
 
 /// What one component may reach through the state interfaces.
 pub struct ComponentState {
@@ -81,8 +92,14 @@ impl ComponentState {
 pub struct StateCtx {
     component: Arc<ComponentState>,
     request: Arc<str>,
+    /// Bytes of `wasi:logging` output written, and messages dropped.
     logged: usize,
     dropped: usize,
+    /// Host warnings logged, and warnings suppressed past [`REPORT_CAP`].
+    reported: usize,
+    suppressed: usize,
+    /// Bytes held by live compare-and-swap handles.
+    held: usize,
 }
 
 impl StateCtx {
@@ -93,24 +110,62 @@ impl StateCtx {
             request,
             logged: 0,
             dropped: 0,
+            reported: 0,
+            suppressed: 0,
+            held: 0,
         }
     }
 
-    fn report(&self, message: &str) {
+    fn warn(&self, message: &str) {
         tracing::warn!(
             component = %self.component.component,
             request_id = %self.request,
             "{message}"
         );
     }
+
+    /// A warning for the operator, up to [`REPORT_CAP`] per request: a
+    /// guest that fails in a loop cannot flood the host's log.
+    fn report(&mut self, message: &str) {
+        if self.reported < REPORT_CAP {
+            self.reported += 1;
+            self.warn(message);
+        } else {
+            self.suppressed += 1;
+        }
+    }
+
+    /// Charges `bytes` to the compare-and-swap budget, if they fit.
+    fn hold(&mut self, bytes: usize) -> Result<(), store::Error> {
+        match self.held.checked_add(bytes) {
+            Some(held) if held <= CAS_HELD_CAP => {
+                self.held = held;
+                Ok(())
+            }
+            _ => Err(store::Error::Other(format!(
+                "compare-and-swap handles would hold more than {CAS_HELD_CAP} bytes; \
+                 drop some before opening more"
+            ))),
+        }
+    }
+
+    fn release(&mut self, bytes: usize) {
+        self.held = self.held.saturating_sub(bytes);
+    }
 }
 
 impl Drop for StateCtx {
     fn drop(&mut self) {
         if self.dropped > 0 {
-            self.report(&format!(
+            self.warn(&format!(
                 "{} log messages dropped (cap {LOG_CAP} bytes per request)",
                 self.dropped
+            ));
+        }
+        if self.suppressed > 0 {
+            self.warn(&format!(
+                "{} more key-value warnings suppressed (at most {REPORT_CAP} per request)",
+                self.suppressed
             ));
         }
     }
@@ -126,6 +181,13 @@ pub struct Cas {
     store: String,
     key: String,
     current: Option<Vec<u8>>,
+}
+
+impl Cas {
+    /// The bytes it holds, charged to the request's budget.
+    fn held(&self) -> usize {
+        self.current.as_ref().map_or(0, Vec::len)
+    }
 }
 
 /// What the state interfaces' host functions work on.
@@ -172,10 +234,24 @@ impl StateView<'_> {
     }
 
     /// A backend failure, logged for the operator and given to the guest.
-    fn failed(&self, store: &str, err: BackendError) -> store::Error {
+    fn failed(&mut self, store: &str, err: BackendError) -> store::Error {
         self.ctx
             .report(&format!("key-value store `{store}`: {err}"));
         store::Error::Other(err.0)
+    }
+
+    /// `value` in the resource table; a full table is the guest's error.
+    fn push<T: Send + 'static>(&mut self, value: T) -> Result<Resource<T>, store::Error> {
+        self.table
+            .push(value)
+            .map_err(|err| store::Error::Other(format!("too many open handles ({err})")))
+    }
+
+    /// A compare-and-swap handle, charged to the request's budget.
+    fn push_cas(&mut self, cas: Cas) -> Result<Resource<Cas>, store::Error> {
+        let held = cas.held();
+        self.ctx.hold(held)?;
+        self.push(cas).inspect_err(|_| self.ctx.release(held))
     }
 }
 
@@ -208,6 +284,12 @@ fn check_batch(len: usize) -> Result<(), store::Error> {
     Ok(())
 }
 
+fn batch_too_big() -> store::Error {
+    store::Error::Other(format!(
+        "get-many would return more than {MAX_BATCH_BYTES} bytes of values; ask for fewer keys at a time"
+    ))
+}
+
 /// Evaluates to the error as the guest's result if `$check` fails.
 macro_rules! guest_try {
     ($check:expr) => {
@@ -226,8 +308,7 @@ impl store::Host for StateView<'_> {
             return Ok(Err(store::Error::AccessDenied));
         }
         guest_try!(self.backend());
-        let bucket = self.table.push(Bucket { store: identifier })?;
-        Ok(Ok(bucket))
+        Ok(self.push(Bucket { store: identifier }))
     }
 }
 
@@ -299,6 +380,11 @@ impl store::HostBucket for StateView<'_> {
             Ok(backend) => backend,
             Err(err) => return Ok(Err(err)),
         };
+        // A cursor the backend never gave is the guest's mistake, not a
+        // backend failure: no warning for the operator.
+        if let Some(cursor) = &cursor {
+            guest_try!(backend.check_cursor(cursor).map_err(store::Error::Other));
+        }
         Ok(backend
             .list_keys(&store, cursor.as_deref())
             .await
@@ -339,11 +425,13 @@ impl atomics::Host for StateView<'_> {
         cas: Resource<Cas>,
         value: Vec<u8>,
     ) -> wasmtime::Result<Result<(), atomics::CasError>> {
+        let cas = self.table.delete(cas)?;
+        self.ctx.release(cas.held());
         let Cas {
             store,
             key,
             current,
-        } = self.table.delete(cas)?;
+        } = cas;
         if let Err(err) = check_value(&value) {
             return Ok(Err(atomics::CasError::StoreError(err)));
         }
@@ -357,14 +445,14 @@ impl atomics::Host for StateView<'_> {
         {
             Ok(Ok(())) => Ok(Ok(())),
             // Someone else wrote first: a fresh handle with what is there now.
-            Ok(Err(now)) => {
-                let fresh = self.table.push(Cas {
-                    store,
-                    key,
-                    current: now,
-                })?;
-                Ok(Err(atomics::CasError::CasFailed(fresh)))
-            }
+            Ok(Err(now)) => match self.push_cas(Cas {
+                store,
+                key,
+                current: now,
+            }) {
+                Ok(fresh) => Ok(Err(atomics::CasError::CasFailed(fresh))),
+                Err(err) => Ok(Err(atomics::CasError::StoreError(err))),
+            },
             Err(err) => Ok(Err(atomics::CasError::StoreError(self.failed(&store, err)))),
         }
     }
@@ -382,12 +470,11 @@ impl atomics::HostCas for StateView<'_> {
             Ok(current) => current,
             Err(err) => return Ok(Err(self.failed(&store, err))),
         };
-        let cas = self.table.push(Cas {
+        Ok(self.push_cas(Cas {
             store,
             key,
             current,
-        })?;
-        Ok(Ok(cas))
+        }))
     }
 
     async fn current(&mut self, cas: Resource<Cas>) -> KvResult<Option<Vec<u8>>> {
@@ -395,7 +482,8 @@ impl atomics::HostCas for StateView<'_> {
     }
 
     async fn drop(&mut self, cas: Resource<Cas>) -> wasmtime::Result<()> {
-        self.table.delete(cas)?;
+        let cas = self.table.delete(cas)?;
+        self.ctx.release(cas.held());
         Ok(())
     }
 }
@@ -415,11 +503,35 @@ impl batch::Host for StateView<'_> {
             Ok(backend) => backend,
             Err(err) => return Ok(Err(err)),
         };
-        Ok(backend
-            .get_many(&store, &keys)
-            .await
-            .map(|values| keys.into_iter().zip(values).collect())
-            .map_err(|err| self.failed(&store, err)))
+        // Each key is read once, however often it is listed; the reply
+        // repeats it, and is what the cap bounds.
+        let mut distinct: Vec<String> = Vec::with_capacity(keys.len());
+        let mut seen: HashMap<&str, usize> = HashMap::with_capacity(keys.len());
+        let mut slots = Vec::with_capacity(keys.len());
+        for key in &keys {
+            let slot = *seen.entry(key.as_str()).or_insert_with(|| {
+                distinct.push(key.clone());
+                distinct.len() - 1
+            });
+            slots.push(slot);
+        }
+        let values = match backend.get_many(&store, &distinct, MAX_BATCH_BYTES).await {
+            Ok(Some(values)) => values,
+            Ok(None) => return Ok(Err(batch_too_big())),
+            Err(err) => return Ok(Err(self.failed(&store, err))),
+        };
+        let total = slots.iter().try_fold(0usize, |total, &slot| {
+            let len = values.get(slot)?.as_ref().map_or(0, Vec::len);
+            total.checked_add(len).filter(|&t| t <= MAX_BATCH_BYTES)
+        });
+        if total.is_none() || values.len() != distinct.len() {
+            return Ok(Err(batch_too_big()));
+        }
+        Ok(Ok(keys
+            .into_iter()
+            .zip(slots)
+            .map(|(key, slot)| (key, values[slot].clone()))
+            .collect()))
     }
 
     async fn set_many(
@@ -429,9 +541,16 @@ impl batch::Host for StateView<'_> {
     ) -> KvResult<()> {
         let store = self.bucket(&bucket)?;
         guest_try!(check_batch(pairs.len()));
+        let mut total = 0usize;
         for (key, value) in &pairs {
             guest_try!(check_key(key));
             guest_try!(check_value(value));
+            total = total.saturating_add(key.len() + value.len());
+        }
+        if total > MAX_BATCH_BYTES {
+            return Ok(Err(store::Error::Other(format!(
+                "set-many would write {total} bytes; the limit for one batch is {MAX_BATCH_BYTES}"
+            ))));
         }
         let backend = match self.backend().map(Arc::clone) {
             Ok(backend) => backend,
@@ -486,7 +605,11 @@ impl logging::Host for StateView<'_> {
         context: String,
         message: String,
     ) -> wasmtime::Result<()> {
-        let cost = context.len() + message.len().min(MESSAGE_CAP);
+        // Escaped at the source: a guest cannot forge log lines or send
+        // terminal escapes, whatever formatter prints them.
+        let context = escape(&context, CONTEXT_CAP);
+        let message = escape(&message, MESSAGE_CAP);
+        let cost = context.len() + message.len();
         if self.ctx.logged + cost > LOG_CAP {
             self.ctx.dropped += 1;
             return Ok(());
@@ -500,13 +623,8 @@ impl logging::Host for StateView<'_> {
             logging::Level::Error => "error",
             logging::Level::Critical => "critical",
         };
-        let mut end = message.len().min(MESSAGE_CAP);
-        while !message.is_char_boundary(end) {
-            end -= 1;
-        }
         let component = &*self.ctx.component.component;
         let request_id = &*self.ctx.request;
-        let message = &message[..end];
         macro_rules! log {
             ($macro:ident) => {
                 tracing::$macro!(
@@ -525,5 +643,57 @@ impl logging::Host for StateView<'_> {
             _ => log!(error),
         }
         Ok(())
+    }
+}
+
+/// `text` with control characters (and the Unicode ones that reorder or
+/// break lines) escaped as `\n`, `\u{1b}` and so on, cut to at most `cap`
+/// bytes at a character boundary (ending in `...` if cut).
+fn escape(text: &str, cap: usize) -> String {
+    let mut out = String::with_capacity(text.len().min(cap));
+    // Where the text may be cut and still leave room for `...`.
+    let mut cut = 0;
+    for c in text.chars() {
+        let before = out.len();
+        let tricky = c.is_control()
+            || matches!(c, '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}')
+            || ('\u{202a}'..='\u{202e}').contains(&c)
+            || ('\u{2066}'..='\u{2069}').contains(&c);
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            _ if tricky => out.extend(c.escape_unicode()),
+            _ => out.push(c),
+        }
+        if out.len() > cap {
+            out.truncate(cut);
+            out.push_str("...");
+            return out;
+        }
+        if out.len() + 3 <= cap {
+            cut = out.len();
+        } else if before + 3 <= cap {
+            cut = before;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape;
+
+    #[test]
+    fn log_text_is_escaped_and_capped() {
+        assert_eq!(escape("plain ü text", 100), "plain ü text");
+        assert_eq!(
+            escape("a\nforged line\r\u{1b}[31m\u{202e}", 100),
+            "a\\nforged line\\r\\u{1b}[31m\\u{202e}"
+        );
+        assert_eq!(escape("abcdefghij", 10), "abcdefghij");
+        assert_eq!(escape("abcdefghijk", 10), "abcdefg...");
+        assert_eq!(escape("\n\n\n\n\n\n", 10), "\\n\\n\\n...");
+        assert!(escape(&"é".repeat(100), 11).len() <= 11);
     }
 }

@@ -46,7 +46,10 @@ use crate::units::{parse_duration, parse_size};
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ManifestFile {
-    /// A name for the app, shown in logs. Defaults to the file's stem.
+    /// A name for the app, shown in logs and part of its state's keys and
+    /// file name: 1 to 63 lowercase letters, digits, `-` and `_`. Defaults
+    /// to the file's stem, made to fit
+    /// (lowercased, other characters as `_`).
     pub name: Option<String>,
     /// Components by name.
     #[serde(default)]
@@ -323,7 +326,7 @@ impl AppSpec {
         let base = path.parent().unwrap_or(Path::new("."));
         let default_name = path
             .file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
+            .map(|s| app_name_from_stem(&s.to_string_lossy()))
             .unwrap_or_else(|| "app".into());
         Self::resolve(file, base, default_name).map_err(|(field, message)| ManifestError::Field {
             path: path.to_path_buf(),
@@ -418,8 +421,15 @@ impl AppSpec {
                 "the app has no routes; add a `[[route]]` with a `path` and a `component`".into(),
             ));
         }
+        let name = match file.name {
+            Some(name) => {
+                check_app_name(&name).map_err(|message| ("name".to_string(), message))?;
+                name
+            }
+            None => default_name,
+        };
         Ok(Self {
-            name: file.name.unwrap_or(default_name),
+            name,
             components,
             routes,
         })
@@ -637,6 +647,43 @@ impl LimitsEntry {
     }
 }
 
+/// The app's name is part of its Redis key prefix (`mayfly:<app>:`), of
+/// SCAN patterns and of its database file name: a restricted alphabet.
+fn check_app_name(name: &str) -> Result<(), String> {
+    let valid = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{name}` is not a valid app name: use 1 to 63 lowercase letters, digits, `-` and `_`"
+        ))
+    }
+}
+
+/// The app name a manifest without `name` gets from its file's stem:
+/// lowercased, with anything but letters, digits, `-` and `_` turned into
+/// `_`, cut to 63 bytes (`app` if nothing is left). Two stems can map to
+/// one name (`My App` and `my_app`); set `name` to tell them apart.
+fn app_name_from_stem(stem: &str) -> String {
+    let name: String = stem
+        .chars()
+        .map(|c| {
+            let c = c.to_ascii_lowercase();
+            if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(63)
+        .collect();
+    if name.is_empty() { "app".into() } else { name }
+}
+
 /// Component names become host names for service chaining, so they follow
 /// DNS label rules.
 fn check_component_name(name: &str) -> Result<(), String> {
@@ -654,5 +701,26 @@ fn check_component_name(name: &str) -> Result<(), String> {
             "`{name}` is not a valid component name: use 1 to 63 lowercase letters, digits \
              and `-`, not starting or ending with `-`"
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{app_name_from_stem, check_app_name};
+
+    #[test]
+    fn file_stems_become_valid_app_names() {
+        for (stem, name) in [
+            ("shop", "shop"),
+            ("My Shop.v2", "my_shop_v2"),
+            ("a*b[c]", "a_b_c_"),
+            ("", "app"),
+        ] {
+            assert_eq!(app_name_from_stem(stem), name);
+            assert_eq!(check_app_name(name), Ok(()));
+        }
+        assert_eq!(app_name_from_stem(&"x".repeat(100)).len(), 63);
+        assert!(check_app_name("shop:*").is_err());
+        assert!(check_app_name(&"x".repeat(64)).is_err());
     }
 }

@@ -66,35 +66,58 @@ fn serve(app: &Path, data: &Path, extra: &[&str]) -> Server {
     Server::start_with(&args)
 }
 
-/// `count` concurrent increments over `connections` connections spread over
-/// `servers`; returns every total the counter answered.
-async fn increments(servers: &[&Server], connections: usize, count: usize) -> Vec<u64> {
-    let mut tasks = Vec::new();
-    for c in 0..connections {
-        let addr = servers[c % servers.len()].addr;
-        let share = count / connections + usize::from(c < count % connections);
-        tasks.push(tokio::spawn(async move {
-            let mut client = Client::connect(addr).await;
-            let mut totals: Vec<u64> = Vec::new();
-            for _ in 0..share {
-                let reply = client.get("/count").await;
-                assert_eq!(reply.status, 200, "{}", reply.text());
-                let total = reply
-                    .text()
-                    .strip_prefix("visits: ")
-                    .and_then(|t| t.trim().parse().ok())
-                    .unwrap_or_else(|| panic!("{}", reply.text()));
-                totals.push(total);
-            }
-            totals
-        }));
-    }
-    let mut all = Vec::new();
-    for task in tasks {
-        all.extend(task.await.unwrap());
-    }
+/// `count` increments, all in flight at once: one connection each, spread
+/// over `servers`, every request sent only once all are connected. Returns
+/// every total the counter answered, sorted.
+async fn increments(servers: &[&Server], count: usize) -> Vec<u64> {
+    let replies = all_at_once(servers, count, "/count").await;
+    let mut all: Vec<u64> = replies
+        .iter()
+        .map(|text| {
+            text.strip_prefix("visits: ")
+                .and_then(|t| t.trim().parse().ok())
+                .unwrap_or_else(|| panic!("{text}"))
+        })
+        .collect();
     all.sort_unstable();
     all
+}
+
+/// `count` GETs of `path`, all in flight at once over a connection each,
+/// spread over `servers`; the bodies, each checked to be a 200.
+async fn all_at_once(servers: &[&Server], count: usize, path: &str) -> Vec<String> {
+    let start = std::sync::Arc::new(tokio::sync::Barrier::new(count));
+    let mut tasks = Vec::new();
+    for c in 0..count {
+        let addr = servers[c % servers.len()].addr;
+        let start = start.clone();
+        let path = path.to_string();
+        tasks.push(tokio::spawn(async move {
+            let mut client = Client::connect(addr).await;
+            start.wait().await;
+            let reply = client.get(&path).await;
+            assert_eq!(reply.status, 200, "{}", reply.text());
+            reply.text()
+        }));
+    }
+    let mut all = Vec::with_capacity(count);
+    for task in tasks {
+        all.push(task.await.unwrap());
+    }
+    all
+}
+
+/// The conflicts `cas-add` replies say they retried, in total.
+fn conflicts(replies: &[String]) -> u64 {
+    replies
+        .iter()
+        .map(|text| {
+            text.trim_end()
+                .rsplit_once("conflicts: ")
+                .and_then(|(_, n)| n.parse::<u64>().ok())
+                .unwrap_or_else(|| panic!("{text}"))
+        })
+        .sum()
 }
 
 async fn put(addr: std::net::SocketAddr, id: &str, json: &str) -> crate::harness::Reply {
@@ -113,7 +136,7 @@ async fn increments_are_exact_under_500_concurrent_requests() {
         &dir.path().join("data"),
         &[],
     );
-    let totals = increments(&[&server], 50, 500).await;
+    let totals = increments(&[&server], 500).await;
     // Every request saw a distinct total: no increment was lost or doubled.
     assert_eq!(totals, (1..=500).collect::<Vec<u64>>());
     assert_eq!(
@@ -132,22 +155,15 @@ async fn compare_and_swap_reports_conflicts() {
         (409, "conflict: the value is now 1000\n")
     );
     // Concurrent read-modify-write through CAS retries its conflicts and
-    // loses nothing.
-    let mut tasks = Vec::new();
-    for _ in 0..40 {
-        let addr = server.addr;
-        tasks.push(tokio::spawn(
-            async move { get(addr, "/count/cas-add").await },
-        ));
-    }
-    for task in tasks {
-        let reply = task.await.unwrap();
-        assert_eq!(reply.status, 200, "{}", reply.text());
-    }
+    // loses nothing; released together, they do conflict.
+    let replies = all_at_once(&[&server], 40, "/count/cas-add").await;
     assert_eq!(
         get(server.addr, "/count/peek").await.text(),
         "visits: 1040\n"
     );
+    let conflicts = conflicts(&replies);
+    assert!(conflicts > 0, "40 concurrent cas-adds never conflicted");
+    eprintln!("40 concurrent cas-adds retried {conflicts} conflicts");
 }
 
 #[tokio::test]
@@ -234,6 +250,153 @@ async fn documents_are_stored_listed_and_bounded() {
         )
     );
     assert_eq!(get(addr, "/items/item-002").await.text(), "{\"n\":2}");
+}
+
+/// The reply of `POST /items/batch?ids=...`.
+async fn batch(addr: std::net::SocketAddr, ids: &[String]) -> crate::harness::Reply {
+    let mut client = Client::connect(addr).await;
+    let request = Request::post(format!("/items/batch?ids={}", ids.join(",")))
+        .body(full(""))
+        .unwrap();
+    client.send(request).await.unwrap()
+}
+
+/// Stores documents of exactly 1 MiB, then asks for more than 16 MiB of
+/// them in one get-many: once as one key listed 20 times, once as 17
+/// distinct keys. Both are the guest's error; small batches still work.
+async fn assert_batch_reads_are_bounded(addr: std::net::SocketAddr) {
+    let document = format!("\"{}\"", "v".repeat((1 << 20) - 2));
+    let big: Vec<String> = (0..17).map(|i| format!("big-{i}")).collect();
+    for id in &big {
+        assert_eq!(
+            put(addr, id, &document).await.text(),
+            format!("stored {id}\n")
+        );
+    }
+    let too_big = "batch failed: other: get-many would return more than 16777216 bytes of \
+                   values; ask for fewer keys at a time\n";
+    let reply = batch(addr, &vec!["big-0".to_string(); 20]).await;
+    assert_eq!(
+        (reply.status.as_u16(), reply.text().as_str()),
+        (500, too_big)
+    );
+    let reply = batch(addr, &big).await;
+    assert_eq!(
+        (reply.status.as_u16(), reply.text().as_str()),
+        (500, too_big)
+    );
+    // Under the cap, repeated keys are answered (and the server serves on).
+    assert_eq!(put(addr, "small", "{\"n\":1}").await.status, 200);
+    let reply = batch(addr, &["small".into(), "small".into(), "big-1".into()]).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let object: serde_json::Value = serde_json::from_slice(&reply.body).unwrap();
+    assert_eq!(object["small"], serde_json::json!({"n": 1}));
+    assert_eq!(object["big-1"].as_str().map(str::len), Some((1 << 20) - 2));
+}
+
+#[tokio::test]
+async fn a_batch_read_is_bounded_in_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(
+        &manifest(dir.path(), "batch"),
+        &dir.path().join("data"),
+        &[],
+    );
+    assert_batch_reads_are_bounded(server.addr).await;
+    assert_eq!(get(server.addr, "/count").await.text(), "visits: 1\n");
+}
+
+#[tokio::test]
+async fn compare_and_swap_handles_hold_a_bounded_number_of_bytes() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(&manifest(dir.path(), "held"), &dir.path().join("data"), &[]);
+    // Eight handles on a 1 MiB value fit in the 8 MiB budget; the ninth is
+    // refused, and dropping them gives the budget back.
+    let reply = get(server.addr, "/count/cas-hold").await;
+    assert_eq!(
+        (reply.status.as_u16(), reply.text().as_str()),
+        (
+            200,
+            "held 8, then: other: compare-and-swap handles would hold more than 8388608 \
+             bytes; drop some before opening more\nafter dropping them: ok\n"
+        )
+    );
+    // The budget is per request.
+    let reply = get(server.addr, "/count/cas-hold").await;
+    assert!(
+        reply.text().starts_with("held 8, then: "),
+        "{}",
+        reply.text()
+    );
+}
+
+#[tokio::test]
+async fn a_full_handle_table_and_repeated_denials_are_bounded_guest_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(
+        &manifest(dir.path(), "handles"),
+        &dir.path().join("data"),
+        &[],
+    );
+    // Opening buckets until the resource table is full: an error, no trap.
+    let reply = get(server.addr, "/count/open-loop?n=1500").await;
+    let text = reply.text();
+    let opened: usize = text
+        .strip_prefix("opened ")
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!((900..1000).contains(&opened), "{text}");
+    assert_eq!(
+        text,
+        format!(
+            "opened {opened}, refused {} (first: other: too many open handles \
+             (resource table has no free keys))\n",
+            1500 - opened
+        )
+    );
+    // 50 denied opens in one request: 10 warnings, then one summary.
+    let reply = get(server.addr, "/count/open-loop?store=items&n=50").await;
+    assert_eq!(
+        reply.text(),
+        "opened 0, refused 50 (first: access-denied)\n"
+    );
+    let output = server.wait_for_output(
+        "component `counter` request 2: 40 more key-value warnings suppressed (at most 10 per request)",
+    );
+    let denied = "component `counter` request 2: key-value store `items` denied";
+    assert_eq!(output.matches(denied).count(), 10, "{output}");
+    assert_eq!(get(server.addr, "/count").await.text(), "visits: 1\n");
+}
+
+#[tokio::test]
+async fn guest_log_text_cannot_forge_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = serve(
+        &manifest(dir.path(), "forge"),
+        &dir.path().join("data"),
+        &[],
+    );
+    let reply = get(
+        server.addr,
+        "/count/log?context=ctx%0Afake&message=one%0Amayfly%3A%20forged%1B%5B31m%E2%80%AEtxt",
+    )
+    .await;
+    assert_eq!(reply.text(), "logged\n");
+    let output = server.wait_for_output(
+        "mayfly: component `counter` request 1 [warn ctx\\nfake]: \
+         one\\nmayfly: forged\\u{1b}[31m\\u{202e}txt",
+    );
+    assert!(!output.contains("\nmayfly: forged"), "{output}");
+    assert!(!output.contains(['\u{1b}', '\u{202e}']), "{output}");
+    // A long context is cut.
+    let reply = get(
+        server.addr,
+        &format!("/count/log?context={}&message=short", "c".repeat(1000)),
+    )
+    .await;
+    assert_eq!(reply.text(), "logged\n");
+    server.wait_for_output(&format!("[warn {}...]: short", "c".repeat(125)));
 }
 
 async fn get_delete(addr: std::net::SocketAddr, id: &str) -> String {
@@ -433,7 +596,7 @@ async fn two_hosts_share_state_through_redis() {
     assert_eq!(get(a.addr, "/items/doc").await.status, 404);
 
     // 500 increments split over both hosts: exact.
-    let totals = increments(&[&a, &b], 50, 500).await;
+    let totals = increments(&[&a, &b], 500).await;
     assert_eq!(totals, (1..=500).collect::<Vec<u64>>());
     assert_eq!(get(b.addr, "/count/peek").await.text(), "visits: 500\n");
     let reply = get(a.addr, "/count/cas-conflict").await;
@@ -441,6 +604,13 @@ async fn two_hosts_share_state_through_redis() {
         (reply.status.as_u16(), reply.text().as_str()),
         (409, "conflict: the value is now 1000\n")
     );
+    // 100 compare-and-swap loops at once over both hosts: exact, and they
+    // did conflict.
+    let replies = all_at_once(&[&a, &b], 100, "/count/cas-add").await;
+    assert_eq!(get(a.addr, "/count/peek").await.text(), "visits: 1100\n");
+    let conflicts = conflicts(&replies);
+    assert!(conflicts > 0, "100 concurrent cas-adds never conflicted");
+    eprintln!("100 concurrent cas-adds over two hosts retried {conflicts} conflicts");
 
     // Listing pages through Redis's cursor; a cursor it did not give is
     // refused as the guest's error.
@@ -454,6 +624,13 @@ async fn two_hosts_share_state_through_redis() {
         (reply.status.as_u16(), reply.text().as_str()),
         (500, "list failed: other: invalid cursor `not-a-cursor`\n")
     );
+    // The guest's mistake, not a backend failure: no warning for it.
+    assert!(!b.output().contains("invalid cursor"), "{}", b.output());
+
+    // A batch read that would add up to more than 16 MiB is refused in
+    // Redis, before the values are sent.
+    assert_batch_reads_are_bounded(a.addr).await;
+    assert_eq!(get(b.addr, "/items/big-0").await.body.len(), 1 << 20);
 }
 
 #[tokio::test]

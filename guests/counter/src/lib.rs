@@ -7,6 +7,14 @@
 //!   another write change it, then swaps: answers what the swap reported.
 //! - `GET /count/cas-add`: adds one through a compare-and-swap loop,
 //!   answering the new total and how many conflicts it retried.
+//! - `GET /count/cas-hold`: sets `held` to 1 MiB, then opens
+//!   compare-and-swap handles on it (keeping them all) until one is
+//!   refused; answers how many it held and why the next was refused, and
+//!   whether one opens again once they are all dropped.
+//! - `GET /count/open-loop?n=N`: opens the store N times, keeping every
+//!   bucket; answers how many opened, how many were refused, and why the
+//!   first was.
+//! - `GET /count/log?context=C&message=M`: logs M with context C, as is.
 //! - `?store=NAME` on any of them uses store NAME instead.
 
 use kit::state::{atomics, describe, logging, store};
@@ -22,6 +30,21 @@ impl Guest for Counter {
         let path = request.path_with_query().unwrap_or_default();
         let path = path.split('?').next().unwrap_or_default().to_string();
         let name = kit::query_param(&request, "store").unwrap_or_else(|| "default".into());
+        if path == "/count/open-loop" {
+            let n = kit::query_param(&request, "n")
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(1);
+            let body = open_loop(&name, n);
+            kit::respond(out, 200, &[], body.as_bytes());
+            return;
+        }
+        if path == "/count/log" {
+            let context = kit::query_param(&request, "context").unwrap_or_default();
+            let message = kit::query_param(&request, "message").unwrap_or_default();
+            logging::log(logging::Level::Warn, &context, &message);
+            kit::respond(out, 200, &[], b"logged\n");
+            return;
+        }
         let bucket = match store::open(&name) {
             Ok(bucket) => bucket,
             Err(err) => {
@@ -63,6 +86,7 @@ impl Guest for Counter {
             },
             "/count/cas-conflict" => cas_conflict(&bucket),
             "/count/cas-add" => cas_add(&bucket),
+            "/count/cas-hold" => cas_hold(&bucket),
             _ => (404, "no such counter endpoint\n".into()),
         };
         kit::respond(out, status, &[], body.as_bytes());
@@ -120,6 +144,55 @@ fn cas_add(bucket: &store::Bucket) -> (u16, String) {
             }
         }
     }
+}
+
+fn open_loop(name: &str, n: usize) -> String {
+    // Every bucket is kept until the answer is written out.
+    let mut buckets = Vec::new();
+    let mut refused = 0;
+    let mut first = None;
+    for _ in 0..n {
+        match store::open(name) {
+            Ok(bucket) => buckets.push(bucket),
+            Err(err) => {
+                refused += 1;
+                first.get_or_insert_with(|| describe(&err));
+            }
+        }
+    }
+    match first {
+        Some(first) => format!(
+            "opened {}, refused {refused} (first: {first})\n",
+            buckets.len()
+        ),
+        None => format!("opened {}\n", buckets.len()),
+    }
+}
+
+fn cas_hold(bucket: &store::Bucket) -> (u16, String) {
+    if let Err(err) = bucket.set("held", &vec![b'x'; 1 << 20]) {
+        return (500, format!("set failed: {}\n", describe(&err)));
+    }
+    let mut handles = Vec::new();
+    let refused = loop {
+        if handles.len() == 100 {
+            return (500, "100 handles held, none refused\n".into());
+        }
+        match atomics::Cas::new(bucket, "held") {
+            Ok(cas) => handles.push(cas),
+            Err(err) => break describe(&err),
+        }
+    };
+    let held = handles.len();
+    drop(handles);
+    let again = match atomics::Cas::new(bucket, "held") {
+        Ok(_) => "ok".to_string(),
+        Err(err) => describe(&err),
+    };
+    (
+        200,
+        format!("held {held}, then: {refused}\nafter dropping them: {again}\n"),
+    )
 }
 
 wasip2::http::proxy::export!(Counter);

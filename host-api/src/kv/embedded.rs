@@ -180,15 +180,27 @@ impl Backend for EmbeddedBackend {
         .await
     }
 
-    async fn get_many(&self, store: &str, keys: &[String]) -> BackendResult<Vec<Option<Vec<u8>>>> {
-        self.read(store, vec![None; keys.len()], |t| {
-            keys.iter()
-                .map(|key| {
-                    Ok(t.get(key.as_str())
-                        .map_err(fail)?
-                        .map(|v| v.value().to_vec()))
-                })
-                .collect()
+    async fn get_many(
+        &self,
+        store: &str,
+        keys: &[String],
+        max_bytes: usize,
+    ) -> BackendResult<Option<Vec<Option<Vec<u8>>>>> {
+        self.read(store, Some(vec![None; keys.len()]), |t| {
+            let mut values = Vec::with_capacity(keys.len());
+            let mut total = 0usize;
+            for key in keys {
+                let value = t.get(key.as_str()).map_err(fail)?;
+                if let Some(value) = &value {
+                    // The length is known before the value is copied out.
+                    total = total.saturating_add(value.value().len());
+                    if total > max_bytes {
+                        return Ok(None);
+                    }
+                }
+                values.push(value.map(|v| v.value().to_vec()));
+            }
+            Ok(Some(values))
         })
     }
 

@@ -21,6 +21,9 @@ pub const MAX_VALUE_BYTES: usize = 1 << 20;
 pub const PAGE_SIZE: usize = 100;
 /// Most keys in one batch operation.
 pub const MAX_BATCH: usize = 1000;
+/// Most bytes of keys and values one batch operation reads or writes: a
+/// `get-many` whose values add up to more is refused, not allocated.
+pub const MAX_BATCH_BYTES: usize = 16 << 20;
 
 /// A failure of the backend itself (I/O, connection, corruption). Guests
 /// see its text as `error::other`.
@@ -59,6 +62,13 @@ pub trait Backend: Send + Sync + 'static {
     async fn delete(&self, store: &str, key: &str) -> BackendResult<()>;
     /// Whether `key` is set.
     async fn exists(&self, store: &str, key: &str) -> BackendResult<bool>;
+    /// Whether `cursor` is one this backend could have given out; the
+    /// reason if not. A bad cursor is the guest's mistake, not a failure of
+    /// the backend, so it is checked before [`Backend::list_keys`].
+    fn check_cursor(&self, cursor: &str) -> Result<(), String> {
+        let _ = cursor;
+        Ok(())
+    }
     /// A page of keys after `cursor` (an opaque string from an earlier
     /// page). A cursor the backend cannot read is an error, never a crash.
     async fn list_keys(&self, store: &str, cursor: Option<&str>) -> BackendResult<KeyPage>;
@@ -73,9 +83,17 @@ pub trait Backend: Send + Sync + 'static {
         expected: Option<&[u8]>,
         new: Vec<u8>,
     ) -> BackendResult<Result<(), Option<Vec<u8>>>>;
-    /// The values of `keys`, in order.
-    async fn get_many(&self, store: &str, keys: &[String]) -> BackendResult<Vec<Option<Vec<u8>>>>;
-    /// Sets every pair, all or nothing.
+    /// The values of `keys`, in order, or `Ok(None)` as soon as they add up
+    /// to more than `max_bytes` (reading stops there). Not atomic: each key
+    /// is read as it is at some moment during the call.
+    async fn get_many(
+        &self,
+        store: &str,
+        keys: &[String],
+        max_bytes: usize,
+    ) -> BackendResult<Option<Vec<Option<Vec<u8>>>>>;
+    /// Sets every pair, all or nothing; of pairs with the same key, the
+    /// last wins.
     async fn set_many(&self, store: &str, pairs: Vec<(String, Vec<u8>)>) -> BackendResult<()>;
     /// Removes every key, all or nothing.
     async fn delete_many(&self, store: &str, keys: &[String]) -> BackendResult<()>;

@@ -26,6 +26,18 @@ redis.call('SET', KEYS[1], ARGV[3])
 return {1}
 ";
 
+/// The values of KEYS, as MGET gives them, if their lengths add up to at
+/// most ARGV[1] bytes; nil (and nothing read) if they add up to more.
+const GET_MANY: &str = r"
+local budget = tonumber(ARGV[1])
+local total = 0
+for i = 1, #KEYS do
+  total = total + redis.call('STRLEN', KEYS[i])
+  if total > budget then return false end
+end
+return redis.call('MGET', unpack(KEYS))
+";
+
 /// Redis, through one multiplexed, self-reconnecting connection.
 #[derive(Clone)]
 pub struct RedisBackend {
@@ -33,6 +45,7 @@ pub struct RedisBackend {
     /// `mayfly:<app>:`: every key of this app starts with it.
     prefix: String,
     cas: Script,
+    get_many: Script,
 }
 
 fn fail(err: impl std::fmt::Display) -> BackendError {
@@ -52,6 +65,7 @@ impl RedisBackend {
             connection,
             prefix: format!("mayfly:{app}:"),
             cas: Script::new(COMPARE_AND_SWAP),
+            get_many: Script::new(GET_MANY),
         })
     }
 
@@ -62,6 +76,23 @@ impl RedisBackend {
     fn con(&self) -> ConnectionManager {
         self.connection.clone()
     }
+}
+
+/// `text` as a SCAN MATCH pattern that matches exactly it.
+fn glob_escape(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\' | '^') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+/// Redis's SCAN cursor, from its text.
+fn parse_cursor(text: &str) -> Result<u64, String> {
+    text.parse().map_err(|_| format!("invalid cursor `{text}`"))
 }
 
 #[async_trait]
@@ -88,16 +119,19 @@ impl Backend for RedisBackend {
         self.con().exists(self.key(store, key)).await.map_err(fail)
     }
 
+    fn check_cursor(&self, cursor: &str) -> Result<(), String> {
+        parse_cursor(cursor).map(|_| ())
+    }
+
     async fn list_keys(&self, store: &str, cursor: Option<&str>) -> BackendResult<KeyPage> {
-        // The cursor is Redis's own SCAN cursor; a guest's garbage is
-        // refused here rather than sent on.
+        // The cursor is Redis's own SCAN cursor; the host checks it with
+        // `check_cursor` first, so garbage here is a bug, refused anyway.
         let start: u64 = match cursor {
             None => 0,
-            Some(text) => text
-                .parse()
-                .map_err(|_| BackendError(format!("invalid cursor `{text}`")))?,
+            Some(text) => parse_cursor(text).map_err(BackendError)?,
         };
-        let pattern = format!("{}{store}:*", self.prefix);
+        let prefix = format!("{}{store}:", self.prefix);
+        let pattern = format!("{}*", glob_escape(&prefix));
         let (next, found): (u64, Vec<String>) = redis::cmd("SCAN")
             .arg(start)
             .arg("MATCH")
@@ -107,10 +141,10 @@ impl Backend for RedisBackend {
             .query_async(&mut self.con())
             .await
             .map_err(fail)?;
-        let strip = pattern.len() - 1;
+        // MATCH already filtered; anything else is skipped, never sliced.
         let keys = found
             .into_iter()
-            .map(|key| key[strip..].to_string())
+            .filter_map(|key| key.strip_prefix(&prefix).map(str::to_string))
             .collect();
         Ok(KeyPage {
             keys,
@@ -149,16 +183,23 @@ impl Backend for RedisBackend {
         }
     }
 
-    async fn get_many(&self, store: &str, keys: &[String]) -> BackendResult<Vec<Option<Vec<u8>>>> {
+    async fn get_many(
+        &self,
+        store: &str,
+        keys: &[String],
+        max_bytes: usize,
+    ) -> BackendResult<Option<Vec<Option<Vec<u8>>>>> {
         if keys.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Some(Vec::new()));
         }
-        let full: Vec<String> = keys.iter().map(|key| self.key(store, key)).collect();
-        redis::cmd("MGET")
-            .arg(full)
-            .query_async(&mut self.con())
-            .await
-            .map_err(fail)
+        // One script: the lengths are summed in Redis, and the values are
+        // only sent if they fit, so an oversized batch costs no memory here.
+        let mut invocation = self.get_many.prepare_invoke();
+        for key in keys {
+            invocation.key(self.key(store, key));
+        }
+        invocation.arg(max_bytes);
+        invocation.invoke_async(&mut self.con()).await.map_err(fail)
     }
 
     async fn set_many(&self, store: &str, pairs: Vec<(String, Vec<u8>)>) -> BackendResult<()> {
@@ -178,5 +219,18 @@ impl Backend for RedisBackend {
         }
         let full: Vec<String> = keys.iter().map(|key| self.key(store, key)).collect();
         self.con().del::<_, ()>(full).await.map_err(fail)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{glob_escape, parse_cursor};
+
+    #[test]
+    fn patterns_match_only_their_prefix_and_cursors_are_numbers() {
+        assert_eq!(glob_escape("mayfly:app:items:"), "mayfly:app:items:");
+        assert_eq!(glob_escape(r"a*b?c[d]e\f^"), r"a\*b\?c\[d\]e\\f\^");
+        assert_eq!(parse_cursor("42"), Ok(42));
+        assert_eq!(parse_cursor("-1"), Err("invalid cursor `-1`".into()));
     }
 }
