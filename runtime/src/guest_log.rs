@@ -100,6 +100,12 @@ impl GuestLog {
         String::from_utf8_lossy(&buffers.stderr).into_owned()
     }
 
+    /// Forgets what the guest printed so far (for an instance that serves
+    /// another call).
+    pub fn clear(&self) {
+        *self.0.lock().unwrap_or_else(|p| p.into_inner()) = Buffers::default();
+    }
+
     /// Writes what the guest printed to the host's log, one event per
     /// guest line, tagged with `component` and `request`.
     pub fn flush(&self, component: &str, request: &str) {

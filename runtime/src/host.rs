@@ -5,6 +5,7 @@
 //! else starts empty: no other files, no host environment, no sockets, no
 //! inherited stdio, and outbound HTTP denied.
 
+use std::any::Any;
 use std::sync::Arc;
 
 use mayfly_host_api::OutboundPolicy;
@@ -25,6 +26,9 @@ pub struct Host {
     outbound: OutboundPolicy,
     state: StateCtx,
     pub(crate) limits: Limiter,
+    /// The embedding program's own value for this call (see
+    /// [`Host::set_user`]).
+    pub(crate) user: Option<Box<dyn Any + Send>>,
 }
 
 impl Host {
@@ -59,6 +63,30 @@ impl Host {
     /// The store's memory and table caps, and whether one was hit.
     pub fn limiter(&self) -> &Limiter {
         &self.limits
+    }
+
+    /// Puts the embedding program's own value in this store, replacing any
+    /// previous one: per-call state for the host's own imports (for
+    /// plugins, see [`crate::plugin`]). Empty until set.
+    pub fn set_user<T: Any + Send>(&mut self, value: T) {
+        self.user = Some(Box::new(value));
+    }
+
+    /// The value set with [`Host::set_user`], if there is one of type `T`.
+    pub fn user_mut<T: Any>(&mut self) -> Option<&mut T> {
+        self.user.as_mut()?.downcast_mut()
+    }
+
+    /// Takes back the value set with [`Host::set_user`], if it is a `T`
+    /// (a value of another type stays in place).
+    pub fn take_user<T: Any>(&mut self) -> Option<T> {
+        match self.user.take()?.downcast::<T>() {
+            Ok(value) => Some(*value),
+            Err(other) => {
+                self.user = Some(other);
+                None
+            }
+        }
     }
 
     /// Like [`Host::new`], with `configure` adding to the WASI context
@@ -96,6 +124,7 @@ impl Host {
             .for_request(request.clone()),
             state: StateCtx::new(component.clone(), request.clone()),
             limits: limits.limiter(),
+            user: None,
         })
     }
 }

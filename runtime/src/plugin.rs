@@ -10,20 +10,43 @@
 //! memory cap and fuel, unless the plugin was declared stateless with
 //! [`PluginBuilder::reuse_instances`].
 //!
+//! The host's world may import functions of its own for the plugin to call:
+//! link them with [`PluginBuilder::link`] and the `add_to_linker` that
+//! `bindgen!` generated, implemented on Mayfly's [`Host`] (the store's
+//! data). Per-call state for them goes in the store with
+//! [`Host::set_user`] and is reached with [`Host::user_mut`].
+//!
 //! ```
 //! use std::time::Duration;
+//! use mayfly::host::Host;
 //! use mayfly::plugin::{PluginEngine, PluginError};
+//! use wasmtime::component::HasSelf;
 //!
-//! // The host's own world, with its `transform` export.
+//! // The host's own world: a `log` import, a `transform` export.
 //! wasmtime::component::bindgen!({
 //!     inline: "
 //!         package example:filter;
 //!         world filter {
+//!             import log: func(message: string);
 //!             export transform: func(input: list<u8>) -> result<list<u8>, string>;
 //!         }
 //!     ",
 //!     exports: { default: async },
 //! });
+//!
+//! /// This call's log: the host keeps at most 100 lines.
+//! #[derive(Default)]
+//! struct Lines(Vec<String>);
+//!
+//! impl FilterImports for Host {
+//!     fn log(&mut self, message: String) {
+//!         if let Some(Lines(lines)) = self.user_mut::<Lines>() {
+//!             if lines.len() < 100 {
+//!                 lines.push(message);
+//!             }
+//!         }
+//!     }
+//! }
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), PluginError> {
@@ -34,16 +57,21 @@
 //!     .timeout(Duration::from_millis(500))
 //!     .memory(16 << 20)
 //!     .env("MODE", "strict")
-//!     .require_export("transform")
+//!     .link(|linker| Filter::add_to_linker::<_, HasSelf<Host>>(linker, |host| host))
+//!     // A plugin built for another world is refused here, not at a call.
+//!     .check(|pre| FilterPre::new(pre.clone()).map(drop))
 //!     .load(path)?;
 //!
-//! let output = plugin
+//! let (output, Lines(lines)) = plugin
 //!     .call(async |store, instance| {
+//!         store.data_mut().set_user(Lines::default());
 //!         let filter = Filter::new(&mut *store, instance)?;
-//!         filter.call_transform(&mut *store, b"some text").await
+//!         let output = filter.call_transform(&mut *store, b"some text").await?;
+//!         Ok((output, store.data_mut().take_user::<Lines>().unwrap_or_default()))
 //!     })
 //!     .await?;
 //! assert_eq!(output, Ok(b"SOME TEXT".to_vec()));
+//! assert_eq!(lines, ["upper-casing 9 bytes"]);
 //! # Ok(())
 //! # }
 //! ```
@@ -55,9 +83,11 @@
 //! [`PluginError::Denied`]. Its stdout and stderr are captured, 16 KiB per
 //! call at most, and never printed: what it wrote on stderr is attached to
 //! a [`PluginError::Trap`]. Whatever the plugin does (loop, exhaust its
-//! memory, panic, recurse without end), the call returns a [`PluginError`]
-//! and the host goes on; calls from many threads and tasks at once are safe.
+//! memory, panic, recurse without end, return values that break the
+//! component model's rules), the call returns a [`PluginError`] and the host
+//! goes on; calls from many threads and tasks at once are safe.
 
+use std::fmt::Display;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -65,7 +95,7 @@ use std::time::{Duration, Instant};
 use mayfly_host_api::outbound::HostPattern;
 use mayfly_host_api::state::ComponentState;
 use thiserror::Error;
-use wasmtime::component::{Instance, InstancePre, Linker};
+use wasmtime::component::{Instance, InstancePre, Linker, ResourceTableError};
 use wasmtime::{Engine, PoolConcurrencyLimitError, Store, Trap, WasmBacktrace};
 
 use crate::cache::CompileCache;
@@ -146,6 +176,8 @@ impl PluginEngine {
             files: Vec::new(),
             outbound: Vec::new(),
             exports: Vec::new(),
+            links: Vec::new(),
+            checks: Vec::new(),
             reuse: 1,
         }
     }
@@ -198,8 +230,42 @@ fn deny(linker: &mut Linker<Host>, denials: Denials) -> wasmtime::Result<()> {
 #[error("capability {0} was not granted")]
 struct CapabilityDenied(&'static str);
 
+/// Links the host's own imports into a plugin's linker.
+type LinkHook = Box<dyn FnOnce(&mut Linker<Host>) -> wasmtime::Result<()> + Send>;
+/// Checks a pre-instantiated plugin against the host's bindings.
+type CheckHook = Box<dyn FnOnce(&InstancePre<Host>) -> wasmtime::Result<()> + Send>;
+
 /// What a plugin may reach and use, declared before it is loaded.
-#[derive(Debug)]
+///
+/// Nothing is granted until asked for: every grant is a method. A plugin
+/// trusted to keep no state between calls may serve several calls from one
+/// instance:
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use mayfly::manifest::FilesMode;
+/// use mayfly::plugin::{PluginEngine, PluginError};
+///
+/// # fn main() -> Result<(), PluginError> {
+/// let engine = PluginEngine::new()?;
+/// let plugin = engine
+///     .plugin()
+///     .name("markdown")
+///     .timeout(Duration::from_secs(2))
+///     .memory(64 << 20)
+///     .max_resources(100)
+///     // What it may reach: one directory, read-only; one variable; one host.
+///     .dir("/srv/templates", "/templates", FilesMode::ReadOnly)
+///     .env("LANG", "en")
+///     .allow_host("https://api.example.com")
+///     // Stateless: an instance serves up to 100 calls, then a fresh one.
+///     .reuse_instances(100)
+///     .require_export("transform")
+///     .load("plugins/markdown.wasm")?;
+/// assert_eq!(plugin.name(), "markdown");
+/// # Ok(())
+/// # }
+/// ```
 #[must_use]
 pub struct PluginBuilder {
     engine: PluginEngine,
@@ -209,7 +275,25 @@ pub struct PluginBuilder {
     files: Vec<(PathBuf, String, FilesMode)>,
     outbound: Vec<String>,
     exports: Vec<String>,
+    links: Vec<LinkHook>,
+    checks: Vec<CheckHook>,
     reuse: u32,
+}
+
+impl std::fmt::Debug for PluginBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PluginBuilder")
+            .field("name", &self.name)
+            .field("limits", &self.limits)
+            .field("env", &self.env)
+            .field("files", &self.files)
+            .field("outbound", &self.outbound)
+            .field("exports", &self.exports)
+            .field("links", &self.links.len())
+            .field("checks", &self.checks.len())
+            .field("reuse", &self.reuse)
+            .finish_non_exhaustive()
+    }
 }
 
 impl PluginBuilder {
@@ -219,6 +303,37 @@ impl PluginBuilder {
     /// [`PluginError::Invalid`], rather than failing at its first call.
     pub fn require_export(mut self, name: impl Into<String>) -> Self {
         self.exports.push(name.into());
+        self
+    }
+
+    /// Adds the host's own imports to the plugin's linker, usually with the
+    /// `add_to_linker` that `bindgen!` generated for the host's world, as
+    /// `.link(|linker| Filter::add_to_linker::<_, HasSelf<Host>>(linker, |host| host))`,
+    /// with the world's `*Imports` trait implemented on [`Host`] (see the
+    /// [module example](crate::plugin)). The linker already holds WASI, `wasi:http`
+    /// and Mayfly's state interfaces, none of which can be redefined. A
+    /// plugin that imports something neither Mayfly nor the host provides
+    /// is refused at load with [`PluginError::Invalid`], naming the import;
+    /// a failure of `link` itself is a [`PluginError::Host`].
+    pub fn link(
+        mut self,
+        link: impl FnOnce(&mut Linker<Host>) -> wasmtime::Result<()> + Send + 'static,
+    ) -> Self {
+        self.links.push(Box::new(link));
+        self
+    }
+
+    /// Checks the plugin against the host's bindings at load, usually by
+    /// building the `*Pre` type `bindgen!` generated, which type-checks every
+    /// export the host will call:
+    /// `.check(|pre| FilterPre::new(pre.clone()).map(drop))`. A plugin whose exports are missing or have other types than the
+    /// host's world says is then refused with [`PluginError::Invalid`],
+    /// rather than failing every call with [`PluginError::Misbehaved`].
+    pub fn check(
+        mut self,
+        check: impl FnOnce(&InstancePre<Host>) -> wasmtime::Result<()> + Send + 'static,
+    ) -> Self {
+        self.checks.push(Box::new(check));
         self
     }
 
@@ -248,7 +363,8 @@ impl PluginBuilder {
         self
     }
 
-    /// Most host resources an instance may hold at once [default: 1000].
+    /// Most host resources (open files, streams, HTTP requests...) an
+    /// instance may hold at once [default: 1000].
     pub fn max_resources(mut self, resources: usize) -> Self {
         self.limits.max_resources = resources;
         self
@@ -280,8 +396,12 @@ impl PluginBuilder {
 
     /// Lets one instance serve up to `calls` successive calls, for a plugin
     /// trusted to keep no state between them (faster: no instantiation per
-    /// call). An instance whose call fails is never reused. [default: 1, a
-    /// fresh instance for every call]
+    /// call). Before each call the instance's deadline, fuel, memory-limit
+    /// flag, captured output and [user value](Host::set_user) are reset; its
+    /// linear memory is not. An instance whose call fails is never reused,
+    /// and at most [`MAX_IDLE_INSTANCES`] wait between calls (each holds an
+    /// instance slot of the engine). [default: 1, a fresh instance for every
+    /// call]
     pub fn reuse_instances(mut self, calls: u32) -> Self {
         self.reuse = calls.max(1);
         self
@@ -345,14 +465,34 @@ impl PluginBuilder {
                 )));
             }
         }
-        let linker = if grants.files.is_empty() {
+        let base = if grants.files.is_empty() {
             &engine.linker_without_files
         } else {
             &engine.linker
         };
-        let pre = linker
-            .instantiate_pre(&component)
-            .map_err(|err| invalid(format!("it cannot be linked: {err:#}")))?;
+        let linked = if self.links.is_empty() {
+            base.instantiate_pre(&component)
+        } else {
+            let mut linker = Linker::clone(base);
+            for link in self.links {
+                link(&mut linker).map_err(|err| {
+                    PluginError::Host(format!(
+                        "plugin `{name}`: the host's imports cannot be linked: {err:#}"
+                    ))
+                })?;
+            }
+            linker.instantiate_pre(&component)
+        };
+        let pre = linked.map_err(|err| {
+            invalid(format!(
+                "it imports something this host does not provide: {err:#}"
+            ))
+        })?;
+        for check in self.checks {
+            check(&pre).map_err(|err| {
+                invalid(format!("it does not match the host's bindings: {err:#}"))
+            })?;
+        }
         let fuel = match self.limits.fuel {
             Some(fuel) => Some(fuel),
             None if engine.meters_fuel => Some(u64::MAX),
@@ -368,7 +508,7 @@ impl PluginBuilder {
             state: ComponentState::bare(Arc::from(name.as_str())),
             reuse: self.reuse,
             idle: Mutex::new(Vec::new()),
-            _keep: engine.clone(),
+            _keep: self.engine.clone(),
         })
     }
 
@@ -406,6 +546,10 @@ impl PluginBuilder {
     }
 }
 
+/// Most instances of one plugin kept idle between calls, with
+/// [`PluginBuilder::reuse_instances`]; more are dropped after their call.
+pub const MAX_IDLE_INSTANCES: usize = 4;
+
 /// A loaded plugin, ready to call. Share it (in an `Arc`) between threads
 /// and tasks as needed.
 pub struct Plugin {
@@ -418,7 +562,8 @@ pub struct Plugin {
     /// No stores, no configuration.
     state: Arc<ComponentState>,
     reuse: u32,
-    /// Instances that may serve more calls (only with `reuse > 1`).
+    /// Instances that may serve more calls (only with `reuse > 1`), at most
+    /// `MAX_IDLE_INSTANCES`.
     idle: Mutex<Vec<Warm>>,
     /// Keeps the epoch ticker running while the plugin lives.
     _keep: PluginEngine,
@@ -468,6 +613,19 @@ impl Plugin {
     /// reuse was enabled) and calls the plugin's exports through the host's
     /// bindings. The whole call, instantiation included, runs under the
     /// plugin's deadline, memory cap and fuel.
+    ///
+    /// `f` may put per-call state for the host's imports in the store with
+    /// [`Host::set_user`] before calling the plugin, and take it back with
+    /// [`Host::take_user`]; the store starts every call without one.
+    ///
+    /// An error `f` returns is taken to be the plugin's doing
+    /// ([`PluginError::Misbehaved`], or the trap or limit it was) unless it
+    /// is a [`HostError`]: wrap the host's own failures in one to have them
+    /// reported as [`PluginError::Host`].
+    ///
+    /// The call must run inside a Tokio runtime with its time driver enabled
+    /// (`#[tokio::main]`, or a runtime built with `enable_time` or
+    /// `enable_all`), which enforces the deadline; elsewhere it panics.
     pub async fn call<R, F>(&self, f: F) -> Result<R, PluginError>
     where
         F: AsyncFnOnce(&mut Store<Host>, &Instance) -> wasmtime::Result<R>,
@@ -481,10 +639,12 @@ impl Plugin {
             };
             RequestLimits::arm_deadline(&mut warm.store, deadline);
             if let Some(fuel) = self.fuel {
-                warm.store.set_fuel(fuel)?;
+                warm.store
+                    .set_fuel(fuel)
+                    .map_err(|err| self.host_error(&err))?;
             }
             let result = f(&mut warm.store, &warm.instance).await;
-            Ok::<_, wasmtime::Error>((result, warm))
+            Ok::<_, PluginError>((result, warm))
         };
         // Past the deadline the whole call, store included, is dropped.
         match tokio::time::timeout_at(deadline.into(), work).await {
@@ -492,32 +652,49 @@ impl Plugin {
                 plugin: self.name.to_string(),
                 timeout: self.limits.timeout,
             }),
-            Ok(Err(err)) => Err(self.classify(&err, None)),
+            Ok(Err(err)) => Err(err),
             Ok(Ok((Ok(value), mut warm))) => {
                 warm.calls += 1;
                 if warm.calls < self.reuse {
-                    self.idle
+                    // Per-call state does not outlive the call.
+                    warm.store.data_mut().user = None;
+                    let mut idle = self
+                        .idle
                         .lock()
-                        .unwrap_or_else(|poisoned| poisoned.into_inner())
-                        .push(warm);
+                        .unwrap_or_else(|poisoned| poisoned.into_inner());
+                    if idle.len() < MAX_IDLE_INSTANCES {
+                        idle.push(warm);
+                    }
                 }
                 Ok(value)
             }
-            Ok(Ok((Err(err), warm))) => Err(self.classify(&err, Some(&warm))),
+            Ok(Ok((Err(err), warm))) => {
+                Err(self.classify(&err, Some(warm.store.data()), Some(&warm.log), false))
+            }
         }
     }
 
+    /// An idle instance, reset for a new call, if reuse is on and there is
+    /// one.
     fn take_idle(&self) -> Option<Warm> {
         if self.reuse <= 1 {
             return None;
         }
-        self.idle
+        let mut warm = self
+            .idle
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .pop()
+            .pop()?;
+        let host = warm.store.data_mut();
+        host.limits = self.limits.limiter();
+        host.user = None;
+        // Empties the captured output: what the previous call wrote is not
+        // this call's, and must not use up this call's share of the cap.
+        warm.log.clear();
+        Some(warm)
     }
 
-    async fn instantiate(&self, deadline: Instant) -> wasmtime::Result<Warm> {
+    async fn instantiate(&self, deadline: Instant) -> Result<Warm, PluginError> {
         let log = GuestLog::default();
         let host = Host::new(
             &self.state,
@@ -525,25 +702,49 @@ impl Plugin {
             &self.limits,
             &self.grants,
             &log,
-        )?;
+        )
+        .map_err(|err| {
+            PluginError::Host(format!(
+                "plugin `{}`: cannot open a granted directory: {err}",
+                self.name
+            ))
+        })?;
         let mut store = Store::new(&self.engine, host);
         store.limiter(|host| &mut host.limits);
         RequestLimits::arm_deadline(&mut store, deadline);
         if let Some(fuel) = self.fuel {
-            store.set_fuel(fuel)?;
+            store.set_fuel(fuel).map_err(|err| self.host_error(&err))?;
         }
-        let instance = self.pre.instantiate_async(&mut store).await?;
-        Ok(Warm {
-            store,
-            instance,
-            log,
-            calls: 0,
-        })
+        match self.pre.instantiate_async(&mut store).await {
+            Ok(instance) => Ok(Warm {
+                store,
+                instance,
+                log,
+                calls: 0,
+            }),
+            // The store is still here: whether it refused memory tells a
+            // plugin too big for its cap from other failures.
+            Err(err) => Err(self.classify(&err, Some(store.data()), Some(&log), true)),
+        }
     }
 
-    /// What `err`, from a call that ran in `warm`, means to the host.
-    fn classify(&self, err: &wasmtime::Error, warm: Option<&Warm>) -> PluginError {
+    fn host_error(&self, err: &wasmtime::Error) -> PluginError {
+        PluginError::Host(format!("plugin `{}`: {err:#}", self.name))
+    }
+
+    /// What `err`, from a call (or an instantiation) whose store held
+    /// `host` and wrote to `log`, means to the host.
+    fn classify(
+        &self,
+        err: &wasmtime::Error,
+        host: Option<&Host>,
+        log: Option<&GuestLog>,
+        instantiating: bool,
+    ) -> PluginError {
         let plugin = self.name.to_string();
+        if err.is::<HostError>() {
+            return self.host_error(err);
+        }
         if let Some(denied) = err.downcast_ref::<CapabilityDenied>() {
             return PluginError::Denied {
                 plugin,
@@ -553,37 +754,64 @@ impl Plugin {
         if err.is::<PoolConcurrencyLimitError>() {
             return PluginError::Overloaded { plugin };
         }
-        let Some(trap) = err.downcast_ref::<Trap>() else {
-            return PluginError::Host(format!("plugin `{plugin}`: {err:#}"));
+        let memory_refused = host.is_some_and(|host| host.limits.memory_refused());
+        let memory_limit = |plugin| PluginError::MemoryLimit {
+            plugin,
+            limit: self.limits.max_memory_bytes,
         };
-        match trap {
-            Trap::Interrupt => PluginError::DeadlineExceeded {
-                plugin,
-                timeout: self.limits.timeout,
-            },
-            Trap::OutOfFuel => PluginError::FuelExhausted {
-                plugin,
-                fuel: self.limits.fuel.unwrap_or(0),
-            },
-            _ if warm.is_some_and(|warm| warm.store.data().limits.memory_refused()) => {
-                PluginError::MemoryLimit {
+        if let Some(trap) = err.downcast_ref::<Trap>() {
+            return match trap {
+                Trap::Interrupt => PluginError::DeadlineExceeded {
                     plugin,
-                    limit: self.limits.max_memory_bytes,
-                }
-            }
-            trap => PluginError::Trap {
+                    timeout: self.limits.timeout,
+                },
+                Trap::OutOfFuel => PluginError::FuelExhausted {
+                    plugin,
+                    fuel: self.limits.fuel.unwrap_or(0),
+                },
+                // A guest that traps after being refused memory has, in all
+                // likelihood, died of it.
+                _ if memory_refused => memory_limit(plugin),
+                trap => PluginError::Trap {
+                    plugin,
+                    message: guest_message(trap, log),
+                    backtrace: err
+                        .downcast_ref::<WasmBacktrace>()
+                        .map(ToString::to_string)
+                        .filter(|backtrace| !backtrace.trim().is_empty()),
+                },
+            };
+        }
+        // For example, an initial memory larger than the cap.
+        if memory_refused {
+            return memory_limit(plugin);
+        }
+        if matches!(
+            err.downcast_ref::<ResourceTableError>(),
+            Some(ResourceTableError::Full)
+        ) {
+            return PluginError::ResourceLimit {
                 plugin,
-                message: guest_message(trap, warm),
-                backtrace: err.downcast_ref::<WasmBacktrace>().map(ToString::to_string),
-            },
+                limit: self.limits.max_resources,
+            };
+        }
+        if instantiating {
+            return PluginError::Invalid {
+                plugin,
+                reason: format!("it cannot be instantiated: {err:#}"),
+            };
+        }
+        PluginError::Misbehaved {
+            plugin,
+            reason: format!("{err:#}"),
         }
     }
 }
 
 /// The trap, with what the guest last said on stderr (a panic message,
 /// usually).
-fn guest_message(trap: &Trap, warm: Option<&Warm>) -> String {
-    let said = warm.map(|warm| warm.log.stderr_text()).unwrap_or_default();
+fn guest_message(trap: &Trap, log: Option<&GuestLog>) -> String {
+    let said = log.map(GuestLog::stderr_text).unwrap_or_default();
     let said = said.trim();
     if said.is_empty() {
         trap.to_string()
@@ -592,14 +820,85 @@ fn guest_message(trap: &Trap, warm: Option<&Warm>) -> String {
     }
 }
 
-/// Why a plugin could not be loaded or called. Every variant names the
+/// A failure of the host's own code during [`Plugin::call`] (in `f`, or in
+/// one of the host's imports): return it, as a `wasmtime::Error`, to have
+/// the call fail with [`PluginError::Host`] rather than be blamed on the
 /// plugin.
+///
+/// ```
+/// use mayfly::plugin::HostError;
+///
+/// let err: wasmtime::Error = HostError::new("the database is down").into();
+/// assert_eq!(err.to_string(), "the database is down");
+/// ```
+#[derive(Debug, Error)]
+#[error("{0}")]
+pub struct HostError(String);
+
+impl HostError {
+    /// A host failure, described by `message`.
+    pub fn new(message: impl Display) -> Self {
+        Self(message.to_string())
+    }
+}
+
+/// Why a plugin could not be loaded or called. Every variant names the
+/// plugin; all but [`PluginError::Host`] are the plugin's doing.
+///
+/// ```no_run
+/// use mayfly::plugin::{Plugin, PluginError};
+/// # wasmtime::component::bindgen!({
+/// #     inline: "
+/// #         package example:filter;
+/// #         world filter {
+/// #             export transform: func(input: list<u8>) -> result<list<u8>, string>;
+/// #         }
+/// #     ",
+/// #     exports: { default: async },
+/// # });
+/// # fn main() {}
+///
+/// /// Runs the filter; on failure, says what to tell the user.
+/// async fn filter(plugin: &Plugin, input: &[u8]) -> Result<Vec<u8>, String> {
+///     let result = plugin
+///         .call(async |store, instance| {
+///             Filter::new(&mut *store, instance)?
+///                 .call_transform(&mut *store, input)
+///                 .await
+///         })
+///         .await;
+///     match result {
+///         Ok(Ok(output)) => Ok(output),
+///         // The plugin's own refusal, through its world's `result`.
+///         Ok(Err(reason)) => Err(format!("the filter refused: {reason}")),
+///         Err(PluginError::DeadlineExceeded { timeout, .. }) => {
+///             Err(format!("the filter took longer than {timeout:?}"))
+///         }
+///         Err(PluginError::MemoryLimit { limit, .. }) => {
+///             Err(format!("the filter needed more than {limit} bytes"))
+///         }
+///         Err(PluginError::Trap { message, backtrace, .. }) => {
+///             eprintln!("filter crashed: {message}\n{}", backtrace.unwrap_or_default());
+///             Err("the filter crashed".into())
+///         }
+///         Err(PluginError::Denied { capability, .. }) => {
+///             Err(format!("the filter is not allowed {capability}"))
+///         }
+///         // Every instance slot is busy: try again shortly.
+///         Err(PluginError::Overloaded { .. }) => Err("busy, retry".into()),
+///         Err(err @ PluginError::Host(_)) => panic!("our own bug: {err}"),
+///         Err(other) => Err(other.to_string()),
+///     }
+/// }
+/// ```
 #[derive(Debug, Error)]
 #[non_exhaustive]
 pub enum PluginError {
     /// The component is not a valid plugin: unreadable, not a component,
-    /// a missing export, an import the sandbox does not provide, or a bad
-    /// grant.
+    /// a missing or wrong-typed export (see [`PluginBuilder::check`]), an
+    /// import neither the sandbox nor the host provides, a bad grant, or
+    /// needs the engine cannot meet. Returned by [`PluginBuilder::load`],
+    /// or by a call when only instantiation finds it out.
     #[error("plugin `{plugin}` is invalid: {reason}")]
     Invalid {
         /// The plugin.
@@ -615,7 +914,8 @@ pub enum PluginError {
         /// Its deadline.
         timeout: Duration,
     },
-    /// The plugin was refused memory beyond its cap and then failed.
+    /// The plugin was refused memory beyond its cap (while running, or
+    /// already for its initial memory) and failed.
     #[error("plugin `{plugin}` reached its memory limit of {limit} bytes")]
     MemoryLimit {
         /// The plugin.
@@ -631,6 +931,15 @@ pub enum PluginError {
         /// Its budget.
         fuel: u64,
     },
+    /// The plugin held more host resources (files, streams...) at once than
+    /// [`PluginBuilder::max_resources`] allows, and was stopped.
+    #[error("plugin `{plugin}` reached its limit of {limit} resources")]
+    ResourceLimit {
+        /// The plugin.
+        plugin: String,
+        /// Its cap.
+        limit: usize,
+    },
     /// The plugin trapped (a panic, `unreachable`, stack exhaustion...).
     #[error("plugin `{plugin}` trapped: {message}")]
     Trap {
@@ -639,8 +948,21 @@ pub enum PluginError {
         /// The trap, and the plugin's last words on stderr (for a Rust
         /// plugin, its panic message).
         message: String,
-        /// The WebAssembly backtrace, when the component has the names for it.
+        /// The WebAssembly backtrace, when wasmtime captured one; with
+        /// function names if the component kept its name section.
         backtrace: Option<String>,
+    },
+    /// The plugin broke the component model's contract with the host in a
+    /// call: its exports do not have the types the host's bindings expect
+    /// (checked at every call unless [`PluginBuilder::check`] did at load),
+    /// or it returned values that cannot be read (a pointer outside its
+    /// memory, invalid UTF-8, an unknown case).
+    #[error("plugin `{plugin}` misbehaved: {reason}")]
+    Misbehaved {
+        /// The plugin.
+        plugin: String,
+        /// What it did.
+        reason: String,
     },
     /// The plugin reached for a capability it was not granted and was
     /// stopped.
@@ -657,8 +979,9 @@ pub enum PluginError {
         /// The plugin.
         plugin: String,
     },
-    /// The host failed (an error returned by the host's own code in the
-    /// call, or the sandbox could not be set up).
+    /// The host failed: a [`HostError`] from the host's own code in the
+    /// call, a failing [`PluginBuilder::link`], or a sandbox that could not
+    /// be set up.
     #[error("{0}")]
     Host(String),
 }

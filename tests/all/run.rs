@@ -2,9 +2,12 @@
 //! flags; the guest's exit status is mayfly's.
 
 use std::ffi::OsStr;
-use std::io::Write as _;
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpListener};
 use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use crate::guests;
 use crate::harness::{MAYFLY, PATIENCE, run_mayfly, write_file};
@@ -58,6 +61,29 @@ fn without_stdio_output_goes_to_the_log_and_stdin_is_empty() {
         .unwrap();
     let output = child.wait_with_output().unwrap();
     assert_eq!(String::from_utf8_lossy(&output.stdout), "PIPED IN\n");
+
+    // Without --stdio, what is piped in never reaches the command.
+    let mut child = Command::new(MAYFLY)
+        .args(["run", "--no-cache", guests::CLI, "--", "stdin-count"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"piped in\n")
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("mayfly: component `cli` request 1 stdout: 0 bytes on stdin"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -117,6 +143,153 @@ fn limits_stop_the_command_with_their_own_status() {
         stderr.ends_with("wasm trap: all fuel consumed by WebAssembly\n"),
         "{stderr}"
     );
+}
+
+#[test]
+fn a_trap_exits_134_with_its_message() {
+    let (status, _, stderr) = run(&["--stdio"], &["panic"]);
+    assert_eq!(status, 134);
+    assert!(stderr.contains("cli: panicking on purpose"), "{stderr}");
+    assert!(
+        stderr.contains("mayfly: `cli` trapped: ")
+            && stderr.contains("wasm trap: wasm `unreachable` instruction executed"),
+        "{stderr}"
+    );
+    // Without --stdio, the panic message is in the log.
+    let (status, _, stderr) = run(&[], &["panic"]);
+    assert_eq!(status, 134);
+    assert!(
+        stderr.contains("mayfly: component `cli` request 1 stderr: ")
+            && stderr.contains("cli: panicking on purpose"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn memory_past_the_cap_is_refused() {
+    let started = Instant::now();
+    let (status, _, stderr) = run(&["--memory", "16MiB"], &["memory"]);
+    assert_eq!(status, 134);
+    assert!(
+        stderr.contains("mayfly: `cli` reached its memory limit of 16MiB: "),
+        "{stderr}"
+    );
+    // What the guest said as it failed is in the log.
+    assert!(
+        stderr.contains("mayfly: component `cli` request 1 stderr: memory allocation of"),
+        "{stderr}"
+    );
+    assert!(started.elapsed() < PATIENCE);
+}
+
+#[test]
+fn an_initial_memory_above_the_cap_is_refused() {
+    // A command asking for 1 GiB of memory before it even starts.
+    let dir = tempfile::tempdir().unwrap();
+    let command = wat::parse_str(
+        r#"(component
+            (core module $m
+                (memory 16384)
+                (func (export "run") (result i32) i32.const 0))
+            (core instance $i (instantiate $m))
+            (func $run (result (result)) (canon lift (core func $i "run")))
+            (instance $run-instance (export "run" (func $run)))
+            (export "wasi:cli/run@0.2.6" (instance $run-instance))
+        )"#,
+    )
+    .unwrap();
+    let path = dir.path().join("greedy.wasm");
+    std::fs::write(&path, command).unwrap();
+    let output = run_mayfly(&[
+        OsStr::new("run"),
+        OsStr::new("--no-cache"),
+        OsStr::new("--memory"),
+        OsStr::new("16MiB"),
+        path.as_os_str(),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(134), "{stderr}");
+    assert!(
+        stderr.starts_with("mayfly: `greedy` reached its memory limit of 16MiB: "),
+        "{stderr}"
+    );
+    // Within the cap, it runs.
+    let output = run_mayfly(&[
+        OsStr::new("run"),
+        OsStr::new("--no-cache"),
+        OsStr::new("--memory"),
+        OsStr::new("2GiB"),
+        path.as_os_str(),
+    ]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A tiny HTTP server on loopback: answers every request with `hello`, and
+/// counts them.
+struct Upstream {
+    addr: SocketAddr,
+    requests: Arc<AtomicUsize>,
+}
+
+impl Upstream {
+    fn start() -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let requests = Arc::new(AtomicUsize::new(0));
+        let counter = requests.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                stream
+                    .set_read_timeout(Some(Duration::from_secs(10)))
+                    .unwrap();
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    match stream.read(&mut byte) {
+                        Ok(1) => head.push(byte[0]),
+                        _ => break,
+                    }
+                }
+                counter.fetch_add(1, Ordering::SeqCst);
+                let _ = stream.write_all(
+                    b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\nconnection: close\r\n\r\nhello",
+                );
+            }
+        });
+        Self { addr, requests }
+    }
+}
+
+#[test]
+fn outbound_http_needs_allow_host() {
+    let upstream = Upstream::start();
+    let url = format!("http://{}/greeting", upstream.addr);
+    let allowed = format!("http://{}", upstream.addr);
+
+    let (status, stdout, stderr) = run(&["--stdio", "--allow-host", &allowed], &["http", &url]);
+    assert_eq!((status, stdout.as_str()), (0, "200\nhello"), "{stderr}");
+    assert_eq!(upstream.requests.load(Ordering::SeqCst), 1);
+
+    // Not granted at all, or another port granted: refused inside the
+    // guest, and the server never hears of it.
+    for flags in [
+        vec!["--stdio"],
+        vec!["--stdio", "--allow-host", "http://127.0.0.1:1"],
+    ] {
+        let (status, stdout, stderr) = run(&flags, &["http", &url]);
+        assert_eq!((status, stdout.as_str()), (5, ""), "{flags:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!("GET {url}: ErrorCode::HttpRequestDenied")),
+            "{flags:?}: {stderr}"
+        );
+    }
+    assert_eq!(upstream.requests.load(Ordering::SeqCst), 1);
 }
 
 #[test]

@@ -6,6 +6,11 @@
 //! - `cat PATH`: copies file PATH to stdout, or exits 4 with the error.
 //! - `write PATH TEXT`: writes TEXT to PATH, or exits 4 with the error.
 //! - `stdin`: copies stdin to stdout, upper-cased.
+//! - `stdin-count`: prints how many bytes stdin held.
+//! - `http URL`: GETs URL through `wasi:http`, prints the status and body,
+//!   or exits 5 with the error code.
+//! - `panic`: panics with a message.
+//! - `memory`: allocates until allocation fails.
 //! - `exit N`: exits with status N.
 //! - `loop`: spins forever.
 
@@ -55,6 +60,34 @@ fn main() {
                 .expect("read stdin");
             print!("{}", input.to_uppercase());
         }
+        "stdin-count" => {
+            let mut input = Vec::new();
+            std::io::stdin()
+                .read_to_end(&mut input)
+                .expect("read stdin");
+            println!("{} bytes on stdin", input.len());
+        }
+        "http" => match http_get(&arg(1)) {
+            Ok((status, body)) => {
+                println!("{status}");
+                std::io::stdout().write_all(&body).expect("write stdout");
+            }
+            Err(err) => {
+                eprintln!("GET {}: {err}", arg(1));
+                exit(5);
+            }
+        },
+        "panic" => panic!("cli: panicking on purpose"),
+        "memory" => {
+            let mut hoard: Vec<Vec<u8>> = Vec::new();
+            loop {
+                let mut chunk = vec![0u8; 1 << 20];
+                for page in chunk.chunks_mut(4096) {
+                    page[0] = 1;
+                }
+                hoard.push(std::hint::black_box(chunk));
+            }
+        }
         "exit" => exit(arg(1).parse::<u8>().unwrap_or(1)),
         "loop" => {
             let mut n = 0u64;
@@ -67,4 +100,52 @@ fn main() {
             exit(2);
         }
     }
+}
+
+/// A GET to `url` through `wasi:http/outgoing-handler`: the status and the
+/// body, or the error code.
+fn http_get(url: &str) -> Result<(u16, Vec<u8>), String> {
+    use wasip2::http::outgoing_handler;
+    use wasip2::http::types::{Fields, OutgoingBody, OutgoingRequest, Scheme};
+
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or("the URL must be scheme://authority/path")?;
+    let (authority, path) = match rest.find('/') {
+        Some(slash) => rest.split_at(slash),
+        None => (rest, "/"),
+    };
+    let request = OutgoingRequest::new(Fields::new());
+    let scheme = match scheme {
+        "http" => Scheme::Http,
+        "https" => Scheme::Https,
+        other => Scheme::Other(other.to_string()),
+    };
+    let valid = request.set_scheme(Some(&scheme)).is_ok()
+        && request.set_authority(Some(authority)).is_ok()
+        && request.set_path_with_query(Some(path)).is_ok();
+    if !valid {
+        return Err("invalid URL".into());
+    }
+    let body = request.body().map_err(|()| "the request body was taken")?;
+    let future = outgoing_handler::handle(request, None).map_err(|code| format!("{code:?}"))?;
+    OutgoingBody::finish(body, None).map_err(|code| format!("{code:?}"))?;
+    future.subscribe().block();
+    let response = match future.get() {
+        Some(Ok(Ok(response))) => response,
+        Some(Ok(Err(code))) => return Err(format!("{code:?}")),
+        _ => return Err("the response future was ready but empty".into()),
+    };
+    let status = response.status();
+    let body = response
+        .consume()
+        .map_err(|()| "the response body was taken")?;
+    let mut stream = body
+        .stream()
+        .map_err(|()| "the response body stream was taken")?;
+    let mut contents = Vec::new();
+    stream
+        .read_to_end(&mut contents)
+        .map_err(|err| format!("reading the body: {err}"))?;
+    Ok((status, contents))
 }

@@ -5,6 +5,13 @@
 //! - `trap`: panics with a message.
 //! - `read:PATH`: reads a file it was (probably) not granted.
 //! - `connect:ADDR`: opens a TCP connection.
+//! - `udp:ADDR`: binds a UDP socket.
+//! - `lookup:HOST`: resolves a host name.
+//! - `hold:PATH`: opens file PATH over and over, keeping every handle, until
+//!   an open fails.
+//! - `say:TEXT`: writes TEXT on stderr, then returns it.
+//! - `try-alloc`: tries (and fails) to reserve 1 GiB, then returns `ok`.
+//! - `flood`: calls the host's `log` a million times with 1 KiB messages.
 //! - `count`: returns how many times it has been called in this instance,
 //!   to tell a fresh instance from a reused one.
 //! - anything else: returned unchanged.
@@ -30,6 +37,45 @@ impl Guest for Hostile {
         }
         if let Some(path) = text.strip_prefix("read:") {
             return std::fs::read(path).map_err(|err| format!("cannot read {path}: {err}"));
+        }
+        if let Some(addr) = text.strip_prefix("udp:") {
+            return std::net::UdpSocket::bind(addr)
+                .map(|_| b"bound".to_vec())
+                .map_err(|err| format!("cannot bind {addr}: {err}"));
+        }
+        if let Some(host) = text.strip_prefix("lookup:") {
+            return std::net::ToSocketAddrs::to_socket_addrs(&(host, 80))
+                .map(|addrs| format!("{} addresses", addrs.count()).into_bytes())
+                .map_err(|err| format!("cannot resolve {host}: {err}"));
+        }
+        if let Some(path) = text.strip_prefix("hold:") {
+            let mut held = Vec::new();
+            loop {
+                match std::fs::File::open(path) {
+                    Ok(file) => held.push(file),
+                    Err(err) => {
+                        return Err(format!("open {} failed: {err}", held.len() + 1));
+                    }
+                }
+            }
+        }
+        if let Some(said) = text.strip_prefix("say:") {
+            eprintln!("{said}");
+            return Ok(said.as_bytes().to_vec());
+        }
+        if text == "try-alloc" {
+            let mut big: Vec<u8> = Vec::new();
+            return match big.try_reserve(1 << 30) {
+                Ok(()) => Err("reserved 1 GiB".into()),
+                Err(_) => Ok(b"ok".to_vec()),
+            };
+        }
+        if text == "flood" {
+            let message = "x".repeat(1024);
+            for _ in 0..1_000_000 {
+                log(&message);
+            }
+            return Ok(b"flooded".to_vec());
         }
         if let Some(addr) = text.strip_prefix("connect:") {
             return std::net::TcpStream::connect(addr)

@@ -161,7 +161,9 @@ impl Run {
                         );
                         ExitCode::from(EXIT_DEADLINE)
                     }
-                    Some(_) if memory_refused => {
+                    // Whether it trapped or failed to instantiate (an
+                    // initial memory above the cap), a refusal is why.
+                    _ if memory_refused => {
                         eprintln!(
                             "mayfly: `{name}` reached its memory limit of {}: {err:#}",
                             format_size(self.memory)
