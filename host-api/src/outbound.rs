@@ -12,7 +12,9 @@
 //! host) goes to component NAME of the same app, in process, without a
 //! socket: the worker thread's [`InternalCall`] dispatcher runs it in a
 //! fresh instance with NAME's own grants. Each hop counts; past
-//! [`MAX_HOPS`] the call fails with `loop-detected`.
+//! [`MAX_HOPS`] the call fails with `loop-detected`. NAME is matched
+//! without regard to case, and the call carries the caller's
+//! `x-request-id` unless the guest set one.
 
 use std::fmt;
 use std::future::Future;
@@ -138,6 +140,9 @@ impl fmt::Display for HostPattern {
 
 /// The domain under which an app's components call each other.
 pub const INTERNAL_DOMAIN: &str = ".mayfly.internal";
+
+/// The header that names a request, in logs and between components.
+const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
 
 /// How many internal hops one external request may make.
 pub const MAX_HOPS: u32 = 8;
@@ -268,12 +273,15 @@ impl WasiHttpHooks for OutboundPolicy {
             ));
             return Box::new(std::future::ready(Err(Error::HttpRequestDenied)));
         }
+        // Host names are case-insensitive, like the grant check above:
+        // `Api.Mayfly.Internal` is component `api`, never a DNS name.
         if let Some(target) = request
             .uri()
             .host()
-            .and_then(|host| host.strip_suffix(INTERNAL_DOMAIN))
+            .map(str::to_ascii_lowercase)
+            .and_then(|host| host.strip_suffix(INTERNAL_DOMAIN).map(str::to_string))
         {
-            return self.internal(target.to_string(), request);
+            return self.internal(target, request);
         }
         Box::new(async move {
             use http_body_util::BodyExt;
@@ -286,7 +294,7 @@ impl WasiHttpHooks for OutboundPolicy {
 
 impl OutboundPolicy {
     /// Hands `request` to the worker's dispatcher, for component `target`.
-    fn internal(&self, target: String, request: http::Request<WasiBody>) -> ResponseFuture {
+    fn internal(&self, target: String, mut request: http::Request<WasiBody>) -> ResponseFuture {
         let fail = |error: Error, why: &str| -> ResponseFuture {
             self.warn(&format!("internal call to `{target}` failed: {why}"));
             Box::new(std::future::ready(Err(error)))
@@ -301,6 +309,14 @@ impl OutboundPolicy {
         let Some(dispatcher) = DISPATCHER.with(|slot| slot.borrow().clone()) else {
             return fail(Error::DestinationNotFound, "this host serves no app");
         };
+        // The hop is part of the caller's request: it goes by the same id
+        // unless the guest chose one.
+        if let Some(id) = &self.request
+            && !request.headers().contains_key(X_REQUEST_ID)
+            && let Ok(value) = http::HeaderValue::from_str(id)
+        {
+            request.headers_mut().insert(X_REQUEST_ID, value);
+        }
         let (reply, response) = tokio::sync::oneshot::channel();
         let call = InternalCall {
             component: target.clone(),

@@ -16,7 +16,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::UNIX_EPOCH;
+use std::time::{Duration, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode, header};
@@ -24,7 +24,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 
 use crate::live::{LiveApp, UpdateError};
@@ -34,11 +34,21 @@ const MAX_UPLOAD: usize = 256 << 20;
 
 type AdminResponse = Response<Full<Bytes>>;
 
+/// How long an admin client may take to send a request's headers.
+const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Serves the admin API on `listener` until the process ends.
 pub async fn serve(listener: TcpListener, live: Arc<LiveApp>, token: Arc<str>) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            // Out of file descriptors or similar: back off briefly rather
+            // than spin.
+            Err(err) => {
+                tracing::warn!("admin API: accept failed: {err}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
         };
         let live = live.clone();
         let token = token.clone();
@@ -49,6 +59,8 @@ pub async fn serve(listener: TcpListener, live: Arc<LiveApp>, token: Arc<str>) {
                 async move { Ok::<_, Infallible>(route(request, &live, &token).await) }
             });
             let _ = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
@@ -153,16 +165,27 @@ async fn versioned(
                 ),
             }
         }
-        (Method::POST, [name, "rollback"]) => match live.rollback(name) {
-            Ok(version) => {
-                tracing::info!(component = %name, "rolled back to version {version}");
-                json(
-                    StatusCode::OK,
-                    &serde_json::json!({ "component": name, "version": version }),
-                )
+        (Method::POST, [name, "rollback"]) => {
+            let name = (*name).to_string();
+            let rolling = live.clone();
+            let target = name.clone();
+            // It waits for an update in progress (a deploy compiling):
+            // off the async threads.
+            match tokio::task::spawn_blocking(move || rolling.rollback(&target)).await {
+                Ok(Ok(version)) => {
+                    tracing::info!(component = %name, "rolled back to version {version}");
+                    json(
+                        StatusCode::OK,
+                        &serde_json::json!({ "component": name, "version": version }),
+                    )
+                }
+                Ok(Err(err)) => update_error(&err),
+                Err(err) => text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &format!("the rollback failed: {err}\n"),
+                ),
             }
-            Err(err) => update_error(&err),
-        },
+        }
         _ => text(StatusCode::NOT_FOUND, "no such admin endpoint\n"),
     }
 }

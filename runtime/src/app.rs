@@ -8,7 +8,7 @@ use wasmtime::Engine;
 use crate::cache::CompileCache;
 use crate::component::{LoadError, LoadedComponent};
 use crate::host;
-use crate::manifest::AppSpec;
+use crate::manifest::{AppSpec, ComponentSpec};
 use crate::router::{Pattern, Router};
 
 /// An app ready to serve.
@@ -36,6 +36,50 @@ impl App {
             .iter()
             .map(|component| LoadedComponent::load(engine, &linker, component, cache, backend))
             .collect::<Result<Vec<_>, LoadError>>()?;
+        Self::assemble(spec, components)
+    }
+
+    /// Loads `spec` as the next version of `previous`, the app being
+    /// served. A component for which `unchanged` says yes, and that
+    /// `previous` has, is taken over as it is (no recompile, no new
+    /// version); the others are loaded anew, sharing their admission gate
+    /// with their previous version. Also returns, per component of `spec`,
+    /// whether it was loaded anew.
+    pub fn load_next(
+        engine: &Engine,
+        spec: &AppSpec,
+        cache: &CompileCache,
+        backend: Option<&Arc<dyn Backend>>,
+        previous: &App,
+        unchanged: impl Fn(&ComponentSpec, &LoadedComponent) -> bool,
+    ) -> anyhow::Result<(Self, Vec<bool>)> {
+        let linker = host::linker(engine).map_err(anyhow::Error::from)?;
+        let mut components = Vec::with_capacity(spec.components.len());
+        let mut loaded = Vec::with_capacity(spec.components.len());
+        for declared in &spec.components {
+            let before = previous.component(&declared.name);
+            match before {
+                Some(before) if unchanged(declared, before) => {
+                    components.push(before.clone());
+                    loaded.push(false);
+                }
+                _ => {
+                    components.push(LoadedComponent::load_after(
+                        engine,
+                        &linker,
+                        declared,
+                        cache,
+                        backend,
+                        before.map(|before| &**before),
+                    )?);
+                    loaded.push(true);
+                }
+            }
+        }
+        Ok((Self::assemble(spec, components)?, loaded))
+    }
+
+    fn assemble(spec: &AppSpec, components: Vec<Arc<LoadedComponent>>) -> anyhow::Result<Self> {
         let router = Router::new(spec.routes.iter().cloned())
             .map_err(|pattern| anyhow::anyhow!("route `{pattern}` is declared twice"))?;
         Ok(Self {

@@ -35,7 +35,10 @@ pub struct LoadedComponent {
     pub(crate) state: Arc<ComponentState>,
     /// The fuel each store starts with, when the engine meters fuel.
     pub(crate) fuel: Option<u64>,
-    pub(crate) gate: Gate,
+    /// Shared by the versions of the component that have the same
+    /// `instances` and `queue` limits: during a swap, the old and the new
+    /// version together run at most `instances` at once.
+    pub(crate) gate: Arc<Gate>,
     /// Counted across all versions of the component.
     pub(crate) metrics: Arc<ComponentMetrics>,
     cache: CacheOutcome,
@@ -52,8 +55,7 @@ pub(crate) struct Gate {
 
 impl Gate {
     fn new(limits: &RequestLimits) -> Self {
-        let permits = usize::try_from(limits.instances).unwrap_or(Semaphore::MAX_PERMITS);
-        let permits = permits.min(Semaphore::MAX_PERMITS);
+        let permits = Self::permits_for(limits);
         Self {
             running: Arc::new(Semaphore::new(permits)),
             permits,
@@ -73,19 +75,50 @@ impl Gate {
     }
 
     /// A turn to run, waiting in the queue until `deadline` at the latest;
-    /// `None` if the queue is full or the wait runs out.
+    /// `None` if the queue is full or the wait runs out. If the caller stops
+    /// waiting (the client went away and its request was dropped), its
+    /// place in the queue is given back.
     pub(crate) async fn enter(&self, deadline: Instant) -> Option<OwnedSemaphorePermit> {
         if let Ok(permit) = self.running.clone().try_acquire_owned() {
             return Some(permit);
         }
-        if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.queue {
-            self.waiting.fetch_sub(1, Ordering::AcqRel);
-            return None;
-        }
+        let _place = self.queue_place()?;
         let permit =
             tokio::time::timeout_at(deadline.into(), self.running.clone().acquire_owned()).await;
-        self.waiting.fetch_sub(1, Ordering::AcqRel);
         permit.ok().and_then(Result::ok)
+    }
+
+    /// A place in the queue, held until the guard drops; `None` if the queue
+    /// is full.
+    fn queue_place(&self) -> Option<QueuePlace<'_>> {
+        let place = QueuePlace {
+            waiting: &self.waiting,
+        };
+        // The guard gives the place back even when the queue was full.
+        (self.waiting.fetch_add(1, Ordering::AcqRel) < self.queue).then_some(place)
+    }
+
+    /// Whether this gate enforces `limits` (so a new version of the
+    /// component can share it).
+    fn enforces(&self, limits: &RequestLimits) -> bool {
+        self.permits == Self::permits_for(limits) && self.queue == limits.queue
+    }
+
+    fn permits_for(limits: &RequestLimits) -> usize {
+        usize::try_from(limits.instances)
+            .unwrap_or(Semaphore::MAX_PERMITS)
+            .min(Semaphore::MAX_PERMITS)
+    }
+}
+
+/// A request's place in a [`Gate`]'s queue; dropping it leaves the queue.
+struct QueuePlace<'a> {
+    waiting: &'a AtomicU32,
+}
+
+impl Drop for QueuePlace<'_> {
+    fn drop(&mut self) {
+        self.waiting.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -140,6 +173,20 @@ impl LoadedComponent {
         spec: &ComponentSpec,
         cache: &CompileCache,
         backend: Option<&Arc<dyn Backend>>,
+    ) -> Result<Arc<Self>, LoadError> {
+        Self::load_after(engine, linker, spec, cache, backend, None)
+    }
+
+    /// Loads the component `spec` describes as the next version of
+    /// `previous`: if their concurrency limits are the same, the two share
+    /// one admission gate (one count of instances running, one queue).
+    pub fn load_after(
+        engine: &Engine,
+        linker: &Linker<Host>,
+        spec: &ComponentSpec,
+        cache: &CompileCache,
+        backend: Option<&Arc<dyn Backend>>,
+        previous: Option<&LoadedComponent>,
     ) -> Result<Arc<Self>, LoadError> {
         let fail = |kind| LoadError {
             component: spec.name.clone(),
@@ -198,7 +245,13 @@ impl LoadedComponent {
             limits: spec.limits,
             grants: spec.grants.clone(),
             fuel,
-            gate: Gate::new(&spec.limits),
+            gate: previous
+                .filter(|previous| previous.name() == spec.name)
+                .filter(|previous| previous.gate.enforces(&spec.limits))
+                .map_or_else(
+                    || Arc::new(Gate::new(&spec.limits)),
+                    |previous| previous.gate.clone(),
+                ),
             metrics: crate::metrics::component(&spec.name),
             cache,
         }))

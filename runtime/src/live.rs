@@ -24,7 +24,8 @@ use crate::app::App;
 use crate::cache::CompileCache;
 use crate::component::LoadedComponent;
 use crate::host::{self, Host};
-use crate::manifest::{AppSpec, Source};
+use crate::limits::RequestLimits;
+use crate::manifest::{AppSpec, ComponentSpec, Grants, Source};
 
 /// Versions kept per component, for rollback.
 const KEPT_VERSIONS: usize = 5;
@@ -48,6 +49,54 @@ struct History {
     /// Per component: its versions, oldest first, and which is live.
     components: BTreeMap<String, (Vec<Version>, usize)>,
     next: BTreeMap<String, u32>,
+    /// Per component: what the manifest declared when it was last read. A
+    /// reload leaves a component whose declaration has not changed as it
+    /// is, even if the live version came from the admin API since.
+    declared: BTreeMap<String, Fingerprint>,
+}
+
+/// What makes two declarations of a component load the same thing.
+struct Fingerprint {
+    sha256: String,
+    limits: RequestLimits,
+    grants: Grants,
+}
+
+impl Fingerprint {
+    /// `None` when the bytes cannot be read (the load will say why).
+    fn of(declared: &ComponentSpec) -> Option<Self> {
+        Some(Self {
+            sha256: hash_source(&declared.source)?,
+            limits: declared.limits,
+            grants: declared.grants.clone(),
+        })
+    }
+
+    fn same(&self, other: &Self) -> bool {
+        self.sha256 == other.sha256
+            && self.limits == other.limits
+            && same_grants(&self.grants, &other.grants)
+    }
+}
+
+fn same_grants(a: &Grants, b: &Grants) -> bool {
+    // Spelled out, so that a new kind of grant cannot be forgotten here.
+    let Grants {
+        env,
+        files,
+        outbound,
+        stores,
+        config,
+    } = a;
+    *env == b.env
+        && *outbound == b.outbound
+        && *stores == b.stores
+        && *config == b.config
+        && files.len() == b.files.len()
+        && files
+            .iter()
+            .zip(&b.files)
+            .all(|(x, y)| x.host == y.host && x.guest == y.guest && x.mode == y.mode)
 }
 
 /// What loads new versions: the same engine, linker, cache and backend as
@@ -62,7 +111,12 @@ struct Loader {
 /// The app being served, its spec, and its history.
 pub struct LiveApp {
     current: ArcSwap<App>,
+    /// The app as served: the manifest's declarations, with deployed
+    /// versions in place of the ones they replaced. Held while an update
+    /// is made, so that updates happen one at a time.
     spec: Mutex<AppSpec>,
+    /// The files the manifest names, for `--watch`.
+    watched: Mutex<Vec<PathBuf>>,
     history: Mutex<History>,
     loader: Loader,
     draining: AtomicBool,
@@ -102,6 +156,7 @@ impl LiveApp {
         let linker = host::linker(engine).map_err(anyhow::Error::from)?;
         let live = Self {
             current: ArcSwap::from_pointee(app),
+            watched: Mutex::new(files_of(&spec)),
             spec: Mutex::new(spec),
             history: Mutex::new(History::default()),
             loader: Loader {
@@ -116,12 +171,15 @@ impl LiveApp {
         let spec = live.spec.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let mut history = live.history.lock().unwrap_or_else(|p| p.into_inner());
         for (component, declared) in app.components().iter().zip(&spec.components) {
-            record(
-                &mut history,
-                component,
-                origin(&declared.source),
-                hash_source(&declared.source),
-            );
+            let fingerprint = Fingerprint::of(declared);
+            let sha256 = fingerprint
+                .as_ref()
+                .map(|f| f.sha256.clone())
+                .unwrap_or_default();
+            record(&mut history, component, origin(&declared.source), sha256);
+            if let Some(fingerprint) = fingerprint {
+                history.declared.insert(declared.name.clone(), fingerprint);
+            }
         }
         drop(history);
         Ok(live)
@@ -172,12 +230,14 @@ impl LiveApp {
         };
         declared.field = format!("deploy of component `{name}`");
         let loader = &self.loader;
-        let component = LoadedComponent::load(
+        let app = self.current();
+        let component = LoadedComponent::load_after(
             &loader.engine,
             &loader.linker,
             &declared,
             &loader.cache,
             loader.backend.as_ref(),
+            app.component(name).map(|live| &**live),
         )
         .map_err(|err| UpdateError::Invalid(err.to_string()))?;
         spec.components[index] = declared;
@@ -190,6 +250,13 @@ impl LiveApp {
     /// Puts the version before the live one of component `name` back.
     pub fn rollback(&self, name: &str) -> Result<u32, UpdateError> {
         let _spec = self.spec.lock().unwrap_or_else(|p| p.into_inner());
+        // Where the component is in the app, before anything moves.
+        let index = self
+            .current()
+            .components()
+            .iter()
+            .position(|c| c.name() == name)
+            .ok_or_else(|| UpdateError::NoSuchComponent(name.into()))?;
         let mut history = self.history.lock().unwrap_or_else(|p| p.into_inner());
         let (versions, live) = history
             .components
@@ -198,40 +265,96 @@ impl LiveApp {
         if *live == 0 {
             return Err(UpdateError::NothingToRollBack(name.into()));
         }
+        let version = versions[*live - 1].clone();
         *live -= 1;
-        let version = versions[*live].clone();
-        drop(history);
-        let app = self.current();
-        let index = app
-            .components()
-            .iter()
-            .position(|c| c.name() == name)
-            .ok_or_else(|| UpdateError::NoSuchComponent(name.into()))?;
         self.swap(index, version.component.clone());
         Ok(version.number)
     }
 
     /// Reloads the whole app from `spec` (after a manifest or file change)
     /// and swaps it in. Blocks while compiling.
+    ///
+    /// Only the components whose declaration changed (bytes, grants or
+    /// limits) are loaded anew and get a new version; the others keep
+    /// serving their live version, deployed or not.
     pub fn reload(&self, spec: AppSpec) -> anyhow::Result<()> {
+        let mut current_spec = self.spec.lock().unwrap_or_else(|p| p.into_inner());
+        let fresh: Vec<Option<Fingerprint>> = spec.components.iter().map(Fingerprint::of).collect();
+        let history = self.history.lock().unwrap_or_else(|p| p.into_inner());
+        let unchanged: BTreeMap<&str, bool> = spec
+            .components
+            .iter()
+            .zip(&fresh)
+            .map(|(declared, fresh)| {
+                let name = declared.name.as_str();
+                let same = fresh.as_ref().is_some_and(|fresh| {
+                    let declared_before = history.declared.get(name);
+                    let live = history
+                        .components
+                        .get(name)
+                        .map(|(versions, live)| &versions[*live]);
+                    declared_before.is_some_and(|before| before.same(fresh))
+                        || live.is_some_and(|live| {
+                            live.sha256 == fresh.sha256
+                                && live.component.limits == fresh.limits
+                                && same_grants(&live.component.grants, &fresh.grants)
+                        })
+                });
+                (name, same)
+            })
+            .collect();
+        drop(history);
+
         let loader = &self.loader;
-        let app = App::load(
+        let (app, loaded) = App::load_next(
             &loader.engine,
             &spec,
             &loader.cache,
             loader.backend.as_ref(),
+            &self.current(),
+            |declared, _| unchanged.get(declared.name.as_str()).copied() == Some(true),
         )?;
-        let mut current_spec = self.spec.lock().unwrap_or_else(|p| p.into_inner());
+
         let mut history = self.history.lock().unwrap_or_else(|p| p.into_inner());
-        for (component, declared) in app.components().iter().zip(&spec.components) {
-            record(
-                &mut history,
-                component,
-                origin(&declared.source),
-                hash_source(&declared.source),
-            );
+        let mut served = spec.clone();
+        for (((component, declared), fresh), loaded) in app
+            .components()
+            .iter()
+            .zip(&spec.components)
+            .zip(fresh)
+            .zip(&loaded)
+        {
+            if *loaded {
+                let sha256 = fresh.as_ref().map(|f| f.sha256.clone()).unwrap_or_default();
+                record(&mut history, component, origin(&declared.source), sha256);
+            }
+            match fresh {
+                Some(fresh) => history.declared.insert(declared.name.clone(), fresh),
+                None => history.declared.remove(&declared.name),
+            };
         }
-        *current_spec = spec;
+        // A component that was kept keeps its declaration as served (a
+        // deployed version stays deployed).
+        for (declared, loaded) in served.components.iter_mut().zip(&loaded) {
+            if !*loaded
+                && let Some(before) = current_spec
+                    .components
+                    .iter()
+                    .find(|c| c.name == declared.name)
+            {
+                *declared = before.clone();
+            }
+        }
+        // Components the manifest no longer declares are gone.
+        let names: Vec<&str> = spec.components.iter().map(|c| c.name.as_str()).collect();
+        history
+            .components
+            .retain(|name, _| names.contains(&name.as_str()));
+        history
+            .declared
+            .retain(|name, _| names.contains(&name.as_str()));
+        *self.watched.lock().unwrap_or_else(|p| p.into_inner()) = files_of(&spec);
+        *current_spec = served;
         self.current.store(Arc::new(app));
         Ok(())
     }
@@ -275,12 +398,23 @@ fn origin(source: &Source) -> String {
     source.to_string()
 }
 
-fn hash_source(source: &Source) -> String {
+fn hash_source(source: &Source) -> Option<String> {
     match source {
-        Source::File(path) => std::fs::read(path).map(|b| sha256(&b)).unwrap_or_default(),
-        Source::Embedded { bytes, .. } => sha256(bytes),
-        Source::Deployed { bytes, .. } => sha256(bytes),
+        Source::File(path) => std::fs::read(path).ok().map(|b| sha256(&b)),
+        Source::Embedded { bytes, .. } => Some(sha256(bytes)),
+        Source::Deployed { bytes, .. } => Some(sha256(bytes)),
     }
+}
+
+/// The component files `spec` names.
+fn files_of(spec: &AppSpec) -> Vec<PathBuf> {
+    spec.components
+        .iter()
+        .filter_map(|component| match &component.source {
+            Source::File(path) => Some(path.clone()),
+            _ => None,
+        })
+        .collect()
 }
 
 /// Watches the manifest and the component files, and reloads the app when
@@ -321,14 +455,14 @@ pub fn watch(live: Arc<LiveApp>, manifest: PathBuf, interval: Duration) -> std::
 
 /// Modification times and sizes of the manifest and every component file.
 fn stamp(live: &LiveApp, manifest: &Path) -> Vec<Option<(SystemTime, u64)>> {
-    let spec = live.spec.lock().unwrap_or_else(|p| p.into_inner());
     let mut files = vec![manifest.to_path_buf()];
-    for component in &spec.components {
-        if let Source::File(path) = &component.source {
-            files.push(path.clone());
-        }
-    }
-    drop(spec);
+    files.extend(
+        live.watched
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .cloned(),
+    );
     files
         .iter()
         .map(|path| {

@@ -11,6 +11,12 @@
 //! mayfly: component `api` request 42 stdout: a line the guest printed
 //! mayfly: component `api` request 42 [warn cache]: a wasi:logging message
 //! ```
+//!
+//! Much of what is logged comes from guests (their output, their log
+//! messages, their trap messages) or clients (request ids), so the human
+//! format escapes control characters: a line break in a message shows as
+//! `\n`, and one event is always exactly one line that starts with its
+//! true component and request.
 
 use std::fmt;
 
@@ -60,7 +66,7 @@ struct Fields {
 
 impl Visit for Fields {
     fn record_str(&mut self, field: &Field, value: &str) {
-        let value = value.to_string();
+        let value = escape(value);
         match field.name() {
             "message" => self.message = value,
             "component" => self.component = Some(value),
@@ -113,5 +119,42 @@ where
             write!(writer, " {name}={value}")?;
         }
         writeln!(writer)
+    }
+}
+
+/// `text` with its control characters escaped (`\n`, `\r`, `\t`, others
+/// as `\u{1b}`), so that it cannot break a log line, forge another
+/// one or send escape sequences to a terminal.
+fn escape(text: &str) -> String {
+    if !text.chars().any(char::is_control) {
+        return text.to_string();
+    }
+    let mut escaped = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            '\n' => escaped.push_str("\\n"),
+            '\r' => escaped.push_str("\\r"),
+            '\t' => escaped.push_str("\\t"),
+            c if c.is_control() => escaped.extend(c.escape_unicode()),
+            c => escaped.push(c),
+        }
+    }
+    escaped
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape;
+
+    #[test]
+    fn control_characters_cannot_break_a_line() {
+        assert_eq!(escape("plain text: ok"), "plain text: ok");
+        assert_eq!(
+            escape("one\nmayfly: component `admin` request 1: forged"),
+            "one\\nmayfly: component `admin` request 1: forged"
+        );
+        assert_eq!(escape("a\r\tb"), "a\\r\\tb");
+        assert_eq!(escape("\u{1b}[2Jred"), "\\u{1b}[2Jred");
+        assert_eq!(escape("\u{7f}\u{85}"), "\\u{7f}\\u{85}");
     }
 }

@@ -7,7 +7,8 @@
 //! instance, store and buffers stay in one core's caches, and no
 //! work-stealing scheduler sits between hyper and the guest.
 //!
-//! On shutdown, workers stop accepting, let in-flight requests (and guests
+//! On shutdown, workers stop accepting and close the listening socket (so
+//! new connections are refused at once), let in-flight requests (and guests
 //! still finishing after their response) complete within the grace period,
 //! then close.
 
@@ -118,6 +119,10 @@ impl Server {
                 })?;
             results.push(receiver);
         }
+        // The workers hold the only handles on the socket now: when they
+        // stop accepting, it closes, and new connections are refused
+        // rather than left in the backlog for nobody.
+        drop(self.listener);
         shutdown.await;
         app.drain();
         let _ = stop.send(true);

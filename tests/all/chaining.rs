@@ -4,17 +4,19 @@
 
 use std::path::Path;
 
-use crate::guests;
-use crate::harness::{Server, get, write_file};
+use http::Request;
 
-/// `front` may call `middle`, `middle` may call `back` (hello); `looper`
-/// may call itself; `bare` may call nothing.
+use crate::guests;
+use crate::harness::{Client, Server, full, get, write_file};
+
+/// `front` may call `middle` and `trap`, `middle` may call `back` (hello);
+/// `looper` may call itself; `bare` may call nothing.
 fn app(dir: &Path) -> Server {
     let manifest = format!(
         r#"
 [component.front]
 source = {caps:?}
-allowed_outbound_hosts = ["http://middle.mayfly.internal"]
+allowed_outbound_hosts = ["http://middle.mayfly.internal", "http://trap.mayfly.internal"]
 
 [component.middle]
 source = {caps:?}
@@ -23,6 +25,9 @@ env = {{ WHO = "middle" }}
 
 [component.back]
 source = {hello:?}
+
+[component.trap]
+source = {trap:?}
 
 [component.looper]
 source = {caps:?}
@@ -43,6 +48,7 @@ component = "bare"
 "#,
         caps = guests::CAPABILITIES,
         hello = guests::HELLO,
+        trap = guests::TRAP,
     );
     Server::start(&write_file(dir, "app.toml", manifest))
 }
@@ -147,4 +153,59 @@ async fn a_loop_stops_at_the_hop_limit() {
         )
     );
     server.wait_for_output("internal call to `looper` failed: more than 8 hops (a loop?)");
+}
+
+#[tokio::test]
+async fn internal_names_are_case_insensitive_and_never_go_to_dns() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = app(dir.path());
+    // The grant matches without regard to case; so must the dispatch, or
+    // the call would leave the host for a DNS lookup of the name.
+    let inner = "http://BACK.mayfly.internal/";
+    let middle = format!(
+        "http://Middle.MAYFLY.Internal/m?op=fetch&url={}",
+        encode(inner)
+    );
+    let reply = get(
+        server.addr,
+        &format!("/front?op=fetch&url={}", encode(&middle)),
+    )
+    .await;
+    assert_eq!(
+        (reply.status.as_u16(), reply.text().as_str()),
+        (200, "200 200 Hello from Mayfly!\n")
+    );
+}
+
+#[tokio::test]
+async fn a_hop_goes_by_the_request_id_of_its_caller() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = app(dir.path());
+    let mut client = Client::connect(server.addr).await;
+    // front calls trap without an `x-request-id` of its own: the hop runs
+    // under front's id, given here by the client.
+    let request = Request::get(format!(
+        "/front?op=fetch&url={}",
+        encode("http://trap.mayfly.internal/now")
+    ))
+    .header("x-request-id", "chain-7f3a")
+    .body(full(""))
+    .unwrap();
+    let reply = client.send(request).await.unwrap();
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("x-request-id"), "chain-7f3a");
+    assert!(reply.text().starts_with("500 "), "{}", reply.text());
+    server.wait_for_output("mayfly: component `trap` request chain-7f3a: trapped: ");
+
+    // Without an id from the client, the host makes one for front, and the
+    // hop gets the same one.
+    let request = Request::get(format!(
+        "/front?op=fetch&url={}",
+        encode("http://trap.mayfly.internal/now")
+    ))
+    .body(full(""))
+    .unwrap();
+    let reply = client.send(request).await.unwrap();
+    let id = reply.header("x-request-id").to_string();
+    server.wait_for_output(&format!("mayfly: component `trap` request {id}: trapped: "));
 }

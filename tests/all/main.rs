@@ -23,6 +23,7 @@ mod load_errors;
 mod operating;
 mod outbound;
 mod plugins;
+mod queue;
 mod routing;
 mod run;
 mod shutdown;

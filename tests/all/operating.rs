@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use http::Request;
@@ -17,6 +17,11 @@ const V1: &str = "Hello from Mayfly!\n";
 
 /// `web` (hello) at `/`, `trap` and `slow` beside it, with the admin API on.
 fn start(dir: &Path, extra: &[&str]) -> (Server, PathBuf) {
+    start_app(dir, "500ms", extra)
+}
+
+/// [`start`], with `slow`'s requests limited to `slow_timeout`.
+fn start_app(dir: &Path, slow_timeout: &str, extra: &[&str]) -> (Server, PathBuf) {
     std::fs::copy(guests::HELLO, dir.join("web.wasm")).unwrap();
     let manifest = format!(
         r#"
@@ -27,7 +32,7 @@ source = {trap:?}
 [component.slow]
 source = {slow:?}
 [component.slow.limits]
-timeout = "500ms"
+timeout = "{slow_timeout}"
 
 [[route]]
 path = "/"
@@ -98,15 +103,18 @@ struct Seen {
     body: String,
 }
 
-/// Sends `GET /` on `connections` connections until `stop`.
+/// Sends `GET /` on `connections` connections until `stop`, counting the
+/// answers in `answered`.
 fn load(
     addr: SocketAddr,
     connections: usize,
     stop: Arc<AtomicBool>,
+    answered: Arc<AtomicUsize>,
 ) -> Vec<tokio::task::JoinHandle<Vec<Seen>>> {
     (0..connections)
         .map(|_| {
             let stop = stop.clone();
+            let answered = answered.clone();
             tokio::spawn(async move {
                 let mut client = Client::connect(addr).await;
                 let mut seen = Vec::new();
@@ -123,6 +131,7 @@ fn load(
                         status,
                         body,
                     });
+                    answered.fetch_add(1, Ordering::Relaxed);
                 }
                 seen
             })
@@ -130,22 +139,43 @@ fn load(
         .collect()
 }
 
+/// Requests answered in each phase of the rolling update.
+const PHASE_REQUESTS: usize = 1500;
+
+/// Waits until at least `at_least` has passed and `requests` more have
+/// been answered.
+async fn phase(answered: &AtomicUsize, at_least: Duration, requests: usize) {
+    let started = Instant::now();
+    let target = answered.load(Ordering::Relaxed) + requests;
+    tokio::time::sleep(at_least).await;
+    while answered.load(Ordering::Relaxed) < target {
+        assert!(
+            started.elapsed() < PATIENCE,
+            "the load got only {} answers",
+            answered.load(Ordering::Relaxed)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rolling_updates_under_load_fail_no_request() {
     let dir = tempfile::tempdir().unwrap();
     let (server, _) = start(dir.path(), &[]);
     let stop = Arc::new(AtomicBool::new(false));
-    let clients = load(server.addr, 8, stop.clone());
-    let phase = Duration::from_millis(700);
+    let answered = Arc::new(AtomicUsize::new(0));
+    let clients = load(server.addr, 8, stop.clone(), answered.clone());
+    // Each phase lasts at least this long and this many requests.
+    let phase = || phase(&answered, Duration::from_millis(700), PHASE_REQUESTS);
 
-    tokio::time::sleep(phase).await;
+    phase().await;
     // v1 -> v2 (the probe guest, whose answer is easy to tell apart).
     let v2_sent = Instant::now();
     let reply = deploy(&server, "web", std::fs::read(guests::PROBE).unwrap()).await;
     let v2_acked = Instant::now();
     assert_eq!(reply.text(), r#"{"component":"web","version":2}"#);
 
-    tokio::time::sleep(phase).await;
+    phase().await;
     // A broken v3 is refused, and v2 keeps serving.
     let reply = deploy(&server, "web", b"this is not WebAssembly".to_vec()).await;
     assert_eq!(reply.status, 422, "{}", reply.text());
@@ -155,7 +185,7 @@ async fn rolling_updates_under_load_fail_no_request() {
         reply.text()
     );
 
-    tokio::time::sleep(phase).await;
+    phase().await;
     // Roll back: v1 again.
     let back_sent = Instant::now();
     let reply = admin(
@@ -169,7 +199,7 @@ async fn rolling_updates_under_load_fail_no_request() {
     let back_acked = Instant::now();
     assert_eq!(reply.text(), r#"{"component":"web","version":1}"#);
 
-    tokio::time::sleep(phase).await;
+    phase().await;
     stop.store(true, Ordering::Relaxed);
     let mut seen = Vec::new();
     for client in clients {
@@ -177,7 +207,7 @@ async fn rolling_updates_under_load_fail_no_request() {
     }
 
     assert!(
-        seen.len() >= 1000,
+        seen.len() >= 4 * PHASE_REQUESTS,
         "only {} requests under load",
         seen.len()
     );
@@ -486,11 +516,9 @@ fn the_admin_api_stays_on_loopback_and_needs_a_token() {
     let run = |args: &[&str]| {
         let mut all = vec!["serve", app.to_str().unwrap(), "--listen", "127.0.0.1:0"];
         all.extend_from_slice(args);
-        let output = std::process::Command::new(crate::harness::MAYFLY)
-            .args(&all)
-            .env_remove("MAYFLY_ADMIN_TOKEN")
-            .output()
-            .unwrap();
+        let mut command = std::process::Command::new(crate::harness::MAYFLY);
+        command.args(&all).env_remove("MAYFLY_ADMIN_TOKEN");
+        let output = run_bounded(command);
         (
             output.status.code(),
             String::from_utf8_lossy(&output.stderr).into_owned(),
@@ -565,4 +593,239 @@ async fn logs_are_json_on_request_and_carry_the_request_id() {
     assert_eq!(reply.header("x-echo-header-x-request-id"), id);
     let reply = client.get("/echo/x").await;
     assert_ne!(reply.header("x-request-id"), id, "two requests, one id");
+}
+
+/// Runs `command` to completion, its output captured; killed (and the test
+/// failed) if it takes longer than [`PATIENCE`].
+fn run_bounded(mut command: std::process::Command) -> std::process::Output {
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + PATIENCE;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let output = child.wait_with_output().unwrap();
+            panic!(
+                "{command:?} did not finish within {PATIENCE:?}; it printed:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[tokio::test]
+async fn a_version_swapped_in_mid_request_leaves_that_request_on_the_old_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, _) = start_app(dir.path(), "60s", &[]);
+    // v1 of `slow` starts a request that runs for a while...
+    let mut client = Client::connect(server.addr).await;
+    let running = tokio::spawn(async move {
+        let request = Request::get("/slow?ms=3000&head_first=1")
+            .body(full(""))
+            .unwrap();
+        client.send(request).await.unwrap()
+    });
+    // ...(its head is out once the guest runs; the in-flight gauge says so)...
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let scrape = admin(&server, http::Method::GET, "/metrics", None, vec![])
+            .await
+            .text();
+        if sample(&scrape, "mayfly_instances_in_flight{component=\"slow\"}") == 1.0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the slow request never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // ...when v2 (hello) is deployed.
+    let reply = deploy(&server, "slow", std::fs::read(guests::HELLO).unwrap()).await;
+    assert_eq!(reply.text(), r#"{"component":"slow","version":2}"#);
+
+    // A new request gets v2 at once, while the old one still runs on v1.
+    assert_eq!(get(server.addr, "/slow").await.text(), V1);
+    assert!(
+        !running.is_finished(),
+        "the slow request ended before the swap was over"
+    );
+    let reply = running.await.unwrap();
+    assert_eq!(
+        (reply.status.as_u16(), reply.text().as_str()),
+        (200, "sleeping\nslept 3000 ms\n")
+    );
+    assert_eq!(get(server.addr, "/slow").await.text(), V1);
+}
+
+/// A `mayfly serve` started with an environment of the test's choosing,
+/// killed on drop.
+struct Spawned(std::process::Child);
+
+impl Drop for Spawned {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[tokio::test]
+async fn the_admin_token_can_come_from_the_environment() {
+    use std::io::BufRead as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let app = crate::harness::test_app(dir.path());
+    let mut child = std::process::Command::new(crate::harness::MAYFLY)
+        .arg("serve")
+        .arg(&app)
+        .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"])
+        .arg("--cache-dir")
+        .arg(dir.path().join("cache"))
+        .arg("--data-dir")
+        .arg(dir.path().join("data"))
+        // Surrounding white space is not part of the token.
+        .env("MAYFLY_ADMIN_TOKEN", format!("  {TOKEN}\n"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let child = Spawned(child);
+    let (found, admin_addr) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            if let Some(addr) = line
+                .strip_prefix("Admin API")
+                .and_then(|rest| rest.split_once(" on http://"))
+                .and_then(|(_, addr)| addr.parse::<SocketAddr>().ok())
+            {
+                let _ = found.send(addr);
+            }
+        }
+    });
+    let admin_addr = admin_addr
+        .recv_timeout(PATIENCE)
+        .expect("mayfly serve did not print the admin API's address");
+    let list = |token: &'static str| async move {
+        let mut client = Client::connect(admin_addr).await;
+        let request = Request::get("/v1/components")
+            .header("authorization", format!("Bearer {token}"))
+            .body(full(""))
+            .unwrap();
+        client.send(request).await.unwrap()
+    };
+    let reply = list(TOKEN).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert!(
+        reply.text().contains(r#""component":"hello""#),
+        "{}",
+        reply.text()
+    );
+    assert_eq!(list("test-admin-token-WRONG-89").await.status, 401);
+    drop(child);
+}
+
+/// Component `name`'s version numbers and its live one, from the admin API.
+async fn versions_of(server: &Server, name: &str) -> (Vec<u64>, u64) {
+    let list: serde_json::Value = serde_json::from_slice(
+        &admin(
+            server,
+            http::Method::GET,
+            "/v1/components",
+            Some(TOKEN),
+            vec![],
+        )
+        .await
+        .body,
+    )
+    .unwrap();
+    let component = list["components"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["component"] == name)
+        .unwrap_or_else(|| panic!("no component `{name}` in {list}"));
+    let numbers = component["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["version"].as_u64().unwrap())
+        .collect();
+    (numbers, component["live"].as_u64().unwrap())
+}
+
+#[tokio::test]
+async fn a_reload_leaves_unchanged_components_and_their_deploys_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, app) = start(dir.path(), &["--watch"]);
+    let reply = deploy(&server, "web", std::fs::read(guests::PROBE).unwrap()).await;
+    assert_eq!(reply.text(), r#"{"component":"web","version":2}"#);
+
+    // A manifest change that does not touch `web`'s declaration (a new
+    // route): the deployed version keeps serving, and no component gets a
+    // new version.
+    let manifest = std::fs::read_to_string(&app).unwrap();
+    replace(
+        &app,
+        format!("{manifest}\n[[route]]\npath = \"/also\"\ncomponent = \"web\"\n").as_bytes(),
+    );
+    let deadline = Instant::now() + PATIENCE;
+    while get(server.addr, "/also").await.status != 200 {
+        assert!(Instant::now() < deadline, "the new route never appeared");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(get(server.addr, "/").await.text().starts_with("count=1 "));
+    assert_eq!(versions_of(&server, "web").await, (vec![1, 2], 2));
+    assert_eq!(versions_of(&server, "slow").await, (vec![1], 1));
+    assert_eq!(versions_of(&server, "trap").await, (vec![1], 1));
+
+    // `web`'s file changes: that is a new version of `web` only.
+    replace(
+        &dir.path().join("web.wasm"),
+        &std::fs::read(guests::ECHO).unwrap(),
+    );
+    let deadline = Instant::now() + PATIENCE;
+    while versions_of(&server, "web").await != (vec![1, 2, 3], 3) {
+        assert!(Instant::now() < deadline, "the changed file was not loaded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(versions_of(&server, "slow").await, (vec![1], 1));
+    assert!(
+        get(server.addr, "/")
+            .await
+            .headers
+            .contains_key("x-echo-method")
+    );
+}
+
+#[tokio::test]
+async fn a_multi_line_message_stays_on_its_log_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&crate::harness::test_app(dir.path()));
+    let mut client = Client::connect(server.addr).await;
+    let request = Request::get("/trap/now")
+        .header("x-request-id", "one-line-1")
+        .body(full(""))
+        .unwrap();
+    assert_eq!(client.send(request).await.unwrap().status, 500);
+    // The trap message has a backtrace of many lines: in the human log they
+    // are escaped onto the trap's own line, which names its component and
+    // request, rather than printed as lines that name neither.
+    let output = server.wait_for_output("mayfly: component `trap` request one-line-1: trapped: ");
+    let line = output
+        .lines()
+        .find(|line| line.contains("request one-line-1: trapped: "))
+        .unwrap();
+    assert!(line.contains("wasm backtrace:\\n    0: "), "{line}");
+    for line in output.lines() {
+        assert!(
+            !line.trim_start().starts_with("0: "),
+            "a log line that is not an event: {line:?}\n{output}"
+        );
+    }
 }

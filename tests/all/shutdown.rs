@@ -38,9 +38,9 @@ async fn sigterm_lets_an_in_flight_slow_request_finish_then_exits_0() {
     assert!(status.success(), "exit status {status:?}");
     // It waited for the guest rather than exiting at once.
     assert!(signalled.elapsed() >= Duration::from_millis(1000));
-    let output = server.output();
+    // (The output is read by another thread: it may lag the exit.)
+    let output = server.wait_for_output("mayfly: stopped\n");
     assert!(output.contains("shutting down"), "{output}");
-    assert!(output.contains("mayfly: stopped\n"), "{output}");
     assert!(guests::SLOW.ends_with("slow.wasm"));
 }
 
@@ -57,4 +57,91 @@ async fn sigint_on_an_idle_server_exits_0_promptly_and_stops_accepting() {
         tokio::net::TcpStream::connect(addr).await.is_err(),
         "still accepting after exit"
     );
+}
+
+/// Sends `path` (a `/slow?...&head_first=1` request) and returns once the
+/// response head is in, with the body still to come.
+async fn in_flight(
+    addr: std::net::SocketAddr,
+    path: &str,
+) -> http::Response<hyper::body::Incoming> {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let request = http::Request::get(path)
+        .header("host", addr.to_string())
+        .body(crate::harness::full(""))
+        .unwrap();
+    let response = tokio::time::timeout(PATIENCE, sender.send_request(request))
+        .await
+        .expect("no response head")
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response
+}
+
+#[tokio::test]
+async fn new_connections_are_refused_as_soon_as_shutdown_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut server = Server::start(&test_app(dir.path()));
+    let addr = server.addr;
+    let response = in_flight(addr, "/slow?ms=6000&head_first=1").await;
+    let body = tokio::spawn(async move {
+        tokio::time::timeout(PATIENCE, response.into_body().collect())
+            .await
+            .expect("the in-flight request hung")
+            .expect("the in-flight request was cut off by the shutdown")
+            .to_bytes()
+    });
+    server.signal("TERM");
+
+    // While the slow request is still running, the port stops taking
+    // connections: nobody would serve them.
+    let refused = loop {
+        assert!(
+            !body.is_finished(),
+            "new connections were still accepted while the server drained"
+        );
+        match tokio::net::TcpStream::connect(addr).await {
+            Ok(stream) => drop(stream),
+            Err(err) => break err,
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+    assert!(
+        !body.is_finished(),
+        "the slow request finished before new connections were refused"
+    );
+
+    let body = body.await.unwrap();
+    assert_eq!(&body[..], b"sleeping\nslept 6000 ms\n");
+    let status = server.wait_exit(PATIENCE).expect("server did not exit");
+    assert!(status.success(), "exit status {status:?}");
+    // (The output is read by another thread: it may lag the exit.)
+    server.wait_for_output("mayfly: stopped\n");
+}
+
+#[tokio::test]
+async fn the_grace_period_bounds_the_wait_for_in_flight_requests() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = test_app(dir.path());
+    let mut server = Server::start_with(&[app.to_str().unwrap(), "--shutdown-grace", "1"]);
+    // A request that would run for 30 s.
+    let response = in_flight(server.addr, "/slow?ms=30000&head_first=1").await;
+    server.signal("TERM");
+    // Well before the request could have finished.
+    let status = server
+        .wait_exit(Duration::from_secs(20))
+        .expect("the server waited past its grace period");
+    assert!(status.success(), "exit status {status:?}");
+    server.wait_for_output("mayfly: stopped; the grace period ended with requests in flight\n");
+    // The request was cut off, not completed.
+    let body = tokio::time::timeout(PATIENCE, response.into_body().collect())
+        .await
+        .expect("the cut-off request hung");
+    assert!(body.is_err(), "the request completed: {body:?}");
 }

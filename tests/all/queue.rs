@@ -1,0 +1,160 @@
+//! The admission gate of a component (`instances`, `queue`): a client that
+//! gives up while queued leaves the queue, and the versions of a component
+//! share one gate, so a swap never doubles the instances running.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use tokio::io::AsyncWriteExt as _;
+
+use crate::guests;
+use crate::harness::{Client, PATIENCE, Reply, Server, full, get, write_file};
+
+const TOKEN: &str = "queue-test-admin-token-0123";
+
+/// `slow` at `/slow`, one instance at a time and one request in its queue;
+/// the admin API on for `/metrics`.
+fn start(dir: &Path) -> Server {
+    let manifest = format!(
+        r#"
+[component.slow]
+source = {slow:?}
+[component.slow.limits]
+instances = 1
+queue = 1
+timeout = "50s"
+
+[[route]]
+path = "/slow"
+component = "slow"
+"#,
+        slow = guests::SLOW,
+    );
+    let app = write_file(dir, "app.toml", manifest);
+    let token = write_file(dir, "token", TOKEN);
+    Server::start_with(&[
+        app.to_str().unwrap(),
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--admin-token-file",
+        token.to_str().unwrap(),
+    ])
+}
+
+async fn admin(server: &Server, request: http::Request<crate::harness::Body>) -> Reply {
+    let mut client = Client::connect(server.admin.expect("no admin API")).await;
+    client.send(request).await.unwrap()
+}
+
+/// The value of gauge `name` for component `slow`.
+async fn gauge(server: &Server, name: &str) -> f64 {
+    let scrape = admin(
+        server,
+        http::Request::get("/metrics").body(full("")).unwrap(),
+    )
+    .await
+    .text();
+    let sample = format!("{name}{{component=\"slow\"}} ");
+    scrape
+        .lines()
+        .find_map(|line| line.strip_prefix(&sample)?.parse().ok())
+        .unwrap_or_else(|| panic!("no `{sample}` in:\n{scrape}"))
+}
+
+/// Waits until gauge `name` reads `value`.
+async fn wait_gauge(server: &Server, name: &str, value: f64) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let now = gauge(server, name).await;
+        if now == value {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} stayed at {now}, never {value}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Holds the only instance of `slow` for `ms` milliseconds.
+async fn hold(server: &Server, ms: u32) -> tokio::task::JoinHandle<Reply> {
+    let addr = server.addr;
+    let held = tokio::spawn(async move { get(addr, &format!("/slow?ms={ms}")).await });
+    wait_gauge(server, "mayfly_instances_in_flight", 1.0).await;
+    held
+}
+
+/// Sends a request and leaves it unanswered on its connection.
+async fn queue_one(addr: SocketAddr) -> tokio::net::TcpStream {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /slow?ms=1 HTTP/1.1\r\nhost: queue\r\n\r\n")
+        .await
+        .unwrap();
+    stream
+}
+
+#[tokio::test]
+async fn clients_that_give_up_while_queued_leave_the_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    let held = hold(&server, 15_000).await;
+
+    // Three clients queue, then hang up before their turn.
+    for _ in 0..3 {
+        let stream = queue_one(server.addr).await;
+        wait_gauge(&server, "mayfly_queue_length", 1.0).await;
+        drop(stream);
+        wait_gauge(&server, "mayfly_queue_length", 0.0).await;
+    }
+
+    // The queue has room again: the next request waits for its turn and
+    // is served, rather than refused with 503.
+    assert!(!held.is_finished(), "the instance was not held long enough");
+    let addr = server.addr;
+    let queued = tokio::spawn(async move { get(addr, "/slow?ms=1").await });
+    wait_gauge(&server, "mayfly_queue_length", 1.0).await;
+    let reply = queued.await.unwrap();
+    assert_eq!(
+        (reply.status.as_u16(), reply.text().as_str()),
+        (200, "slept 1 ms\n")
+    );
+    assert_eq!(held.await.unwrap().text(), "slept 15000 ms\n");
+    wait_gauge(&server, "mayfly_queue_length", 0.0).await;
+    wait_gauge(&server, "mayfly_instances_in_flight", 0.0).await;
+}
+
+#[tokio::test]
+async fn versions_of_a_component_share_its_instances_and_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    let held = hold(&server, 8_000).await;
+
+    // A new version goes live while the old one still runs a request.
+    let deploy = http::Request::put("/v1/components/slow")
+        .header("authorization", format!("Bearer {TOKEN}"))
+        .body(full(std::fs::read(guests::SLOW).unwrap()))
+        .unwrap();
+    let reply = admin(&server, deploy).await;
+    assert_eq!(reply.text(), r#"{"component":"slow","version":2}"#);
+
+    // The gauges count the old version's request...
+    assert!(!held.is_finished(), "the instance was not held long enough");
+    assert_eq!(gauge(&server, "mayfly_instances_in_flight").await, 1.0);
+    assert_eq!(gauge(&server, "mayfly_queue_length").await, 0.0);
+    // ...and the new version's first request waits for that instance
+    // rather than running beside it.
+    let addr = server.addr;
+    let queued = tokio::spawn(async move { get(addr, "/slow?ms=1").await });
+    wait_gauge(&server, "mayfly_queue_length", 1.0).await;
+    assert_eq!(gauge(&server, "mayfly_instances_in_flight").await, 1.0);
+    // With the queue full, one more is refused.
+    let reply = get(server.addr, "/slow?ms=1").await;
+    assert_eq!(reply.status, 503, "{}", reply.text());
+    assert!(!held.is_finished(), "the instance was not held long enough");
+
+    assert_eq!(queued.await.unwrap().text(), "slept 1 ms\n");
+    assert_eq!(held.await.unwrap().text(), "slept 8000 ms\n");
+}
