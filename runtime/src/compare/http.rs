@@ -19,7 +19,7 @@ use serde::Serialize;
 use tokio::sync::{Semaphore, oneshot};
 
 use super::runners::Runner;
-use super::{Mode, count, micros, percentile};
+use super::{Latency, Mode, count, micros};
 
 /// How long one call may run inside the CGI host before it is stopped.
 const CGI_DEADLINE: Duration = Duration::from_secs(30);
@@ -40,14 +40,9 @@ pub struct HttpStats {
     pub requests: usize,
     /// Requests per second.
     pub requests_per_second: f64,
-    /// Latency percentiles and maximum, in microseconds.
-    pub p50_us: f64,
-    /// 90th percentile.
-    pub p90_us: f64,
-    /// 99th percentile.
-    pub p99_us: f64,
-    /// Slowest request.
-    pub max_us: f64,
+    /// Latency of a request.
+    #[serde(flatten)]
+    pub latency: Latency,
     /// Requests that failed: a connection error, a status other than 200,
     /// or a body other than the expected answer.
     pub errors: usize,
@@ -228,10 +223,7 @@ pub fn load(
         connections,
         requests: samples.len(),
         requests_per_second: count(samples.len()) / elapsed.as_secs_f64(),
-        p50_us: percentile(&latencies, 500),
-        p90_us: percentile(&latencies, 900),
-        p99_us: percentile(&latencies, 990),
-        max_us: latencies.last().copied().unwrap_or(0.0),
+        latency: Latency::of(&latencies),
         errors: failures.len(),
         first_failure: failures.first().map(|f| f.to_string()),
     })

@@ -40,14 +40,9 @@ pub struct Stats {
     pub calls: usize,
     /// Calls per second.
     pub calls_per_second: f64,
-    /// Latency percentiles and maximum, in microseconds.
-    pub p50_us: f64,
-    /// 90th percentile.
-    pub p90_us: f64,
-    /// 99th percentile.
-    pub p99_us: f64,
-    /// Slowest call.
-    pub max_us: f64,
+    /// Latency of a call.
+    #[serde(flatten)]
+    pub latency: Latency,
     /// Start-up breakdown, each a mean in microseconds. Creating the
     /// isolate: instantiating (Wasm), fork and exec, or `runc create`.
     pub create_us: f64,
@@ -77,6 +72,31 @@ pub struct Stats {
     /// All latencies, in microseconds (for the JSON output).
     #[serde(skip)]
     pub latencies_us: Vec<f64>,
+}
+
+/// Latency percentiles and maximum, in microseconds.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Latency {
+    /// Median.
+    pub p50_us: f64,
+    /// 90th percentile.
+    pub p90_us: f64,
+    /// 99th percentile.
+    pub p99_us: f64,
+    /// The slowest.
+    pub max_us: f64,
+}
+
+impl Latency {
+    /// The summary of `sorted` latencies, in microseconds.
+    pub fn of(sorted: &[f64]) -> Self {
+        Self {
+            p50_us: percentile(sorted, 500),
+            p90_us: percentile(sorted, 900),
+            p99_us: percentile(sorted, 990),
+            max_us: sorted.last().copied().unwrap_or(0.0),
+        }
+    }
 }
 
 /// Runs `calls` calls of `args` in `concurrency` threads.
@@ -144,10 +164,7 @@ pub fn measure(
         concurrency,
         calls: all.len(),
         calls_per_second: count(all.len()) / elapsed.as_secs_f64(),
-        p50_us: percentile(&latencies, 500),
-        p90_us: percentile(&latencies, 900),
-        p99_us: percentile(&latencies, 990),
-        max_us: latencies.last().copied().unwrap_or(0.0),
+        latency: Latency::of(&latencies),
         create_us: mean(|c| c.create),
         start_us: mean(|c| c.start),
         first_byte_us: mean(|c| c.first_byte),
@@ -166,7 +183,7 @@ pub(crate) fn micros(duration: Duration) -> f64 {
 }
 
 /// The `permille`th per-mille of `sorted` (nearest rank).
-pub(crate) fn percentile(sorted: &[f64], permille: usize) -> f64 {
+fn percentile(sorted: &[f64], permille: usize) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
