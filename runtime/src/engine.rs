@@ -23,6 +23,8 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
+use crate::limits::{MAX_CORE_INSTANCES, MAX_MEMORIES, MAX_TABLES};
+
 /// The engine-wide settings. The defaults fit a small server; every value is
 /// a hard cap that the pooling allocator reserves address space for once.
 #[derive(Debug, Clone)]
@@ -50,14 +52,13 @@ impl Default for EngineSettings {
     }
 }
 
-/// Core instances, memories and tables a component may use, per component
-/// instance. A Rust `wasm32-wasip2` component has a handful of core instances
-/// (the program and the shims that wire up its imports) and one memory.
-const CORE_INSTANCES_PER_COMPONENT: u32 = 16;
-const MEMORIES_PER_COMPONENT: u32 = 2;
-const TABLES_PER_COMPONENT: u32 = 8;
+/// How much native stack a guest's WebAssembly frames may use before it
+/// traps with `call stack exhausted` (wasmtime's default, set here so that
+/// the documented limit is this line).
+pub const MAX_WASM_STACK: usize = 512 << 10;
 
-/// Size of the fiber stack each instance runs on.
+/// Size of the fiber stack each instance runs on: the guest's
+/// [`MAX_WASM_STACK`] plus room for the host functions it calls.
 const ASYNC_STACK_SIZE: usize = 2 << 20;
 
 impl EngineSettings {
@@ -66,9 +67,14 @@ impl EngineSettings {
         let mut pool = PoolingAllocationConfig::new();
         let instances = self.max_instances;
         pool.total_component_instances(instances)
-            .total_core_instances(instances.saturating_mul(CORE_INSTANCES_PER_COMPONENT))
-            .total_memories(instances.saturating_mul(MEMORIES_PER_COMPONENT))
-            .total_tables(instances.saturating_mul(TABLES_PER_COMPONENT))
+            // What one component instance may use: a component that needs
+            // more is refused when it is loaded, not when a request comes.
+            .max_core_instances_per_component(MAX_CORE_INSTANCES)
+            .max_memories_per_component(MAX_MEMORIES)
+            .max_tables_per_component(MAX_TABLES)
+            .total_core_instances(instances.saturating_mul(MAX_CORE_INSTANCES))
+            .total_memories(instances.saturating_mul(MAX_MEMORIES))
+            .total_tables(instances.saturating_mul(MAX_TABLES))
             .total_stacks(instances)
             .max_memory_size(self.max_memory_bytes)
             .linear_memory_keep_resident(self.keep_resident)
@@ -80,6 +86,7 @@ impl EngineSettings {
         let mut config = Config::new();
         config
             .wasm_component_model(true)
+            .max_wasm_stack(MAX_WASM_STACK)
             .async_stack_size(ASYNC_STACK_SIZE)
             .epoch_interruption(true)
             .memory_init_cow(true)
@@ -108,4 +115,65 @@ pub fn fingerprint(engine: &Engine) -> u64 {
     let mut hasher = DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut hasher);
     hasher.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use wasmtime::component::Component;
+
+    use super::*;
+
+    #[allow(dead_code)]
+    mod guests {
+        include!(concat!(env!("OUT_DIR"), "/guests.rs"));
+    }
+
+    fn small_engine() -> Engine {
+        EngineSettings {
+            max_instances: 4,
+            ..EngineSettings::default()
+        }
+        .build()
+        .unwrap()
+    }
+
+    #[test]
+    fn every_guest_fits_the_per_component_limits() {
+        let engine = small_engine();
+        for (name, path) in guests::ALL {
+            if let Err(err) = Component::from_file(&engine, path) {
+                panic!("guest `{name}` does not load: {err:#}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_component_needing_more_than_the_limits_is_refused_when_loaded() {
+        let engine = small_engine();
+        let memories = wat::parse_str(
+            r#"(component
+                 (core module $m (memory 1))
+                 (core instance (instantiate $m))
+                 (core instance (instantiate $m))
+                 (core instance (instantiate $m)))"#,
+        )
+        .unwrap();
+        let err = Component::new(&engine, memories).unwrap_err();
+        assert_eq!(
+            format!("{err:#}"),
+            "The component transitively contains 3 Wasm linear memories, which exceeds \
+             the configured maximum of 2 in the pooling allocator"
+        );
+
+        let instances = format!(
+            "(component (core module $m) {})",
+            "(core instance (instantiate $m))".repeat(33)
+        );
+        let err = Component::new(&engine, wat::parse_str(instances).unwrap()).unwrap_err();
+        assert_eq!(
+            format!("{err:#}"),
+            "The component transitively contains 33 core module instances, which exceeds \
+             the configured maximum of 32 in the pooling allocator"
+        );
+    }
 }

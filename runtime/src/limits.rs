@@ -14,6 +14,8 @@ use std::time::{Duration, Instant};
 
 use wasmtime::{Engine, ResourceLimiter, Store, Trap, UpdateDeadline};
 
+use crate::metrics::LimitKind;
+
 /// How often the epoch advances: the granularity of deadlines and of the
 /// yields that keep a busy guest from starving its neighbours.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
@@ -23,7 +25,8 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 pub struct RequestLimits {
     /// Wall-clock budget of the whole request, guest code and host waits.
     pub timeout: Duration,
-    /// Largest linear memory an instance may grow to, in bytes.
+    /// Most linear memory an instance may hold, in bytes, over all its
+    /// memories.
     pub max_memory_bytes: usize,
     /// Largest table an instance may grow to, in elements.
     pub max_table_elements: usize,
@@ -64,7 +67,9 @@ impl RequestLimits {
         Limiter {
             memory: self.max_memory_bytes,
             table_elements: self.max_table_elements,
+            memory_granted: 0,
             memory_refused: false,
+            table_refused: false,
         }
     }
 
@@ -83,14 +88,37 @@ impl RequestLimits {
     }
 }
 
+/// Core module instances one component instance may be made of. A Rust
+/// `wasm32-wasip2` component has three (the program and the shims that wire
+/// up its imports); toolchains that link several libraries into one
+/// component have more. A component that needs more is refused when it is
+/// loaded.
+pub const MAX_CORE_INSTANCES: u32 = 32;
+/// Linear memories one component instance may define. A Rust component has
+/// one.
+pub const MAX_MEMORIES: u32 = 2;
+/// Tables one component instance may define.
+pub const MAX_TABLES: u32 = 8;
+
 /// A store's memory and table caps. Growth past a cap fails inside the
 /// guest (as running out of memory would); the limiter remembers that it
 /// refused, so that a trap that follows can be reported as what it is.
+///
+/// The memory cap is a total over every linear memory of the store (a
+/// store holds one component instance, which may define more than one
+/// memory); the table cap applies to each table. The store also refuses
+/// more core instances, memories and tables than [`MAX_CORE_INSTANCES`],
+/// [`MAX_MEMORIES`] and [`MAX_TABLES`], which the engine checks when a
+/// component is loaded.
 #[derive(Debug)]
 pub struct Limiter {
     memory: usize,
     table_elements: usize,
+    /// Bytes of linear memory granted so far, over all memories. Memories
+    /// never shrink, and live as long as the store.
+    memory_granted: usize,
     memory_refused: bool,
+    table_refused: bool,
 }
 
 impl Limiter {
@@ -103,19 +131,71 @@ impl Limiter {
     pub fn memory_limit(&self) -> usize {
         self.memory
     }
+
+    /// Whether a table growth was refused in this store.
+    pub fn table_refused(&self) -> bool {
+        self.table_refused
+    }
+
+    /// The table cap, in elements.
+    pub fn table_limit(&self) -> usize {
+        self.table_elements
+    }
+
+    /// Bytes of linear memory the store's instance holds, over all its
+    /// memories.
+    pub fn memory_used(&self) -> usize {
+        self.memory_granted
+    }
+
+    /// Which limit this store hit, and a short reason for the client, if it
+    /// hit one: memory first, since a guest refused memory usually dies of
+    /// it whatever else happened.
+    pub fn refusal(&self) -> Option<(LimitKind, String)> {
+        if self.memory_refused {
+            let limit = u64::try_from(self.memory).unwrap_or(u64::MAX);
+            Some((
+                LimitKind::Memory,
+                format!(
+                    "memory limit of {} reached",
+                    crate::units::format_size(limit)
+                ),
+            ))
+        } else if self.table_refused {
+            Some((
+                LimitKind::Table,
+                format!("table limit of {} elements reached", self.table_elements),
+            ))
+        } else {
+            None
+        }
+    }
 }
 
 impl ResourceLimiter for Limiter {
     fn memory_growing(
         &mut self,
-        _current: usize,
+        current: usize,
         desired: usize,
-        _maximum: Option<usize>,
+        maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        if desired > self.memory {
+        let growth = desired.saturating_sub(current);
+        let Some(total) = self
+            .memory_granted
+            .checked_add(growth)
+            .filter(|total| *total <= self.memory)
+        else {
             self.memory_refused = true;
             return Ok(false);
+        };
+        // Beyond the memory's own declared maximum, wasmtime refuses the
+        // growth anyway: the guest's own business, and nothing is granted.
+        if maximum.is_some_and(|maximum| desired > maximum) {
+            return Ok(false);
         }
+        // Counted even if the growth then fails in the allocator: the cap
+        // errs on the side of refusing.
+        self.memory_granted = total;
         Ok(true)
     }
 
@@ -125,7 +205,23 @@ impl ResourceLimiter for Limiter {
         desired: usize,
         _maximum: Option<usize>,
     ) -> wasmtime::Result<bool> {
-        Ok(desired <= self.table_elements)
+        if desired > self.table_elements {
+            self.table_refused = true;
+            return Ok(false);
+        }
+        Ok(true)
+    }
+
+    fn instances(&self) -> usize {
+        usize::try_from(MAX_CORE_INSTANCES).unwrap_or(usize::MAX)
+    }
+
+    fn memories(&self) -> usize {
+        usize::try_from(MAX_MEMORIES).unwrap_or(usize::MAX)
+    }
+
+    fn tables(&self) -> usize {
+        usize::try_from(MAX_TABLES).unwrap_or(usize::MAX)
     }
 }
 
@@ -164,5 +260,170 @@ impl Drop for EpochTicker {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use wasmtime::component::{Component, Linker};
+
+    use super::*;
+    use crate::engine::EngineSettings;
+
+    fn engine() -> Engine {
+        EngineSettings {
+            max_instances: 4,
+            ..EngineSettings::default()
+        }
+        .build()
+        .unwrap()
+    }
+
+    /// A store with `limits`' limiter, never interrupted.
+    fn store(engine: &Engine, limits: &RequestLimits) -> Store<Limiter> {
+        let mut store = Store::new(engine, limits.limiter());
+        store.limiter(|limiter| limiter);
+        store.set_epoch_deadline(u64::MAX);
+        store
+    }
+
+    /// Instantiates `wat` and calls its export `name` with `n`.
+    fn call(store: &mut Store<Limiter>, component: &Component, name: &str, n: u32) -> i32 {
+        let instance = Linker::new(store.engine())
+            .instantiate(&mut *store, component)
+            .unwrap();
+        let func = instance
+            .get_typed_func::<(u32,), (i32,)>(&mut *store, name)
+            .unwrap();
+        let (result,) = func.call(&mut *store, (n,)).unwrap();
+        result
+    }
+
+    /// Exports `grow(n)`, which grows a table of one element by `n` and
+    /// returns its old size, or -1 if the growth was refused.
+    const TABLE: &str = r#"(component
+        (core module $m
+          (table $t 1 funcref)
+          (func (export "grow") (param i32) (result i32)
+            (table.grow $t (ref.null func) (local.get 0))))
+        (core instance $i (instantiate $m))
+        (func (export "grow") (param "n" u32) (result s32)
+          (canon lift (core func $i "grow"))))"#;
+
+    #[test]
+    fn table_growth_past_the_limit_is_refused_and_reported() {
+        let engine = engine();
+        let component = Component::new(&engine, wat::parse_str(TABLE).unwrap()).unwrap();
+        let limits = RequestLimits {
+            max_table_elements: 100,
+            ..RequestLimits::default()
+        };
+
+        let mut within = store(&engine, &limits);
+        assert_eq!(call(&mut within, &component, "grow", 99), 1);
+        assert_eq!(within.data().refusal(), None);
+
+        let mut beyond = store(&engine, &limits);
+        assert_eq!(call(&mut beyond, &component, "grow", 100), -1);
+        assert!(beyond.data().table_refused());
+        assert!(!beyond.data().memory_refused());
+        assert_eq!(
+            beyond.data().refusal(),
+            Some((
+                LimitKind::Table,
+                "table limit of 100 elements reached".to_string()
+            ))
+        );
+    }
+
+    #[test]
+    fn a_table_larger_than_the_limit_cannot_even_be_instantiated() {
+        let engine = engine();
+        let component = Component::new(&engine, wat::parse_str(TABLE).unwrap()).unwrap();
+        let limits = RequestLimits {
+            max_table_elements: 1,
+            ..RequestLimits::default()
+        };
+        let mut fits = store(&engine, &limits);
+        assert_eq!(call(&mut fits, &component, "grow", 0), 1);
+
+        let big = TABLE.replace("(table $t 1 funcref)", "(table $t 2 funcref)");
+        let component = Component::new(&engine, wat::parse_str(big).unwrap()).unwrap();
+        let mut store = store(&engine, &limits);
+        let err = Linker::new(&engine)
+            .instantiate(&mut store, &component)
+            .map(|_| ())
+            .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("exceeds table limits"),
+            "{err:#}"
+        );
+        assert_eq!(
+            store.data().refusal().map(|(kind, _)| kind),
+            Some(LimitKind::Table)
+        );
+    }
+
+    /// Two core instances with a memory of one page each; `grow0(n)` and
+    /// `grow1(n)` grow one of them by `n` pages and return its old size in
+    /// pages, or -1.
+    const TWO_MEMORIES: &str = r#"(component
+        (core module $m
+          (memory 1)
+          (func (export "grow") (param i32) (result i32)
+            (memory.grow (local.get 0))))
+        (core instance $a (instantiate $m))
+        (core instance $b (instantiate $m))
+        (func (export "grow0") (param "n" u32) (result s32)
+          (canon lift (core func $a "grow")))
+        (func (export "grow1") (param "n" u32) (result s32)
+          (canon lift (core func $b "grow"))))"#;
+
+    #[test]
+    fn the_memory_limit_is_a_total_over_all_of_an_instances_memories() {
+        const PAGE: usize = 64 << 10;
+        let engine = engine();
+        let component = Component::new(&engine, wat::parse_str(TWO_MEMORIES).unwrap()).unwrap();
+        let limits = RequestLimits {
+            max_memory_bytes: 4 * PAGE,
+            ..RequestLimits::default()
+        };
+        let mut store = store(&engine, &limits);
+        let instance = Linker::new(&engine)
+            .instantiate(&mut store, &component)
+            .unwrap();
+        // Both initial pages count.
+        assert_eq!(store.data().memory_used(), 2 * PAGE);
+        let grow = |store: &mut Store<Limiter>, name: &str, pages: u32| {
+            let func = instance
+                .get_typed_func::<(u32,), (i32,)>(&mut *store, name)
+                .unwrap();
+            let (result,) = func.call(&mut *store, (pages,)).unwrap();
+            result
+        };
+        assert_eq!(grow(&mut store, "grow0", 1), 1);
+        assert_eq!(grow(&mut store, "grow1", 1), 1);
+        assert_eq!(store.data().memory_used(), 4 * PAGE);
+        assert_eq!(store.data().refusal(), None);
+        // Each memory is only two pages, well within four, but together
+        // they are at the limit.
+        assert_eq!(grow(&mut store, "grow0", 1), -1);
+        assert_eq!(grow(&mut store, "grow1", 1), -1);
+        assert_eq!(store.data().memory_used(), 4 * PAGE);
+        assert_eq!(
+            store.data().refusal(),
+            Some((
+                LimitKind::Memory,
+                "memory limit of 256KiB reached".to_string()
+            ))
+        );
+    }
+
+    #[test]
+    fn the_store_refuses_more_instances_memories_and_tables_than_a_component_may_have() {
+        let limiter = RequestLimits::default().limiter();
+        assert_eq!(limiter.instances(), 32);
+        assert_eq!(limiter.memories(), 2);
+        assert_eq!(limiter.tables(), 8);
     }
 }

@@ -59,6 +59,8 @@ pub enum LimitKind {
     Deadline,
     /// Linear memory.
     Memory,
+    /// Table elements.
+    Table,
     /// Fuel.
     Fuel,
     /// The resource table.
@@ -74,9 +76,10 @@ pub enum LimitKind {
 }
 
 impl LimitKind {
-    const ALL: [LimitKind; 8] = [
+    const ALL: [LimitKind; 9] = [
         LimitKind::Deadline,
         LimitKind::Memory,
+        LimitKind::Table,
         LimitKind::Fuel,
         LimitKind::Resources,
         LimitKind::RequestBody,
@@ -89,6 +92,7 @@ impl LimitKind {
         match self {
             LimitKind::Deadline => "deadline",
             LimitKind::Memory => "memory",
+            LimitKind::Table => "table_elements",
             LimitKind::Fuel => "fuel",
             LimitKind::Resources => "resources",
             LimitKind::RequestBody => "request_body",

@@ -210,15 +210,10 @@ where
                 if let Outcome::Trapped(reason) = &outcome {
                     // The whole chain, with the guest's wasm backtrace.
                     report(&component, &request_id, &format!("trapped: {err:#}"));
-                    // A guest that traps after being refused memory has,
-                    // in all likelihood, died of it.
-                    let limiter = &store.data().limits;
-                    if limiter.memory_refused() {
-                        let limit = u64::try_from(limiter.memory_limit()).unwrap_or(u64::MAX);
-                        outcome = Outcome::Trapped(format!(
-                            "memory limit of {} reached ({reason})",
-                            crate::units::format_size(limit)
-                        ));
+                    // A guest that traps after being refused memory (or
+                    // table space) has, in all likelihood, died of it.
+                    if let Some((_, limit)) = store.data().limiter().refusal() {
+                        outcome = Outcome::Trapped(format!("{limit} ({reason})"));
                     }
                 }
                 outcome
@@ -335,8 +330,8 @@ fn count(component: &LoadedComponent, outcome: &Outcome, store: &Store<Host>) {
         Outcome::Overloaded => metrics.limit(LimitKind::InstanceSlots),
         Outcome::Trapped(reason) => {
             metrics.trap();
-            if store.data().limiter().memory_refused() {
-                metrics.limit(LimitKind::Memory);
+            if let Some((kind, _)) = store.data().limiter().refusal() {
+                metrics.limit(kind);
             } else if reason.contains("all fuel consumed") {
                 metrics.limit(LimitKind::Fuel);
             } else if reason.contains("resource table has no free") {
@@ -398,7 +393,7 @@ fn request_id<B>(request: &mut Request<B>) -> Arc<str> {
         .headers()
         .get(&X_REQUEST_ID)
         .and_then(|value| value.to_str().ok())
-        .filter(|id| !id.is_empty() && id.len() <= 128)
+        .filter(|id| is_plain_request_id(id))
     {
         return Arc::from(id);
     }
@@ -407,6 +402,16 @@ fn request_id<B>(request: &mut Request<B>) -> Arc<str> {
         request.headers_mut().insert(X_REQUEST_ID, value);
     }
     Arc::from(id)
+}
+
+/// Whether a client's `x-request-id` can be used as it is: 1 to 128 of
+/// `A-Z a-z 0-9 . _ : -`. Anything else is replaced with an id of ours, so
+/// a client cannot put spaces or control characters into log lines.
+fn is_plain_request_id(id: &str) -> bool {
+    (1..=128).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
 }
 
 /// The `Content-Length` the client declared, if any.

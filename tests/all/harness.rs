@@ -356,3 +356,50 @@ pub fn run_mayfly(args: &[&std::ffi::OsStr]) -> std::process::Output {
     }
     child.wait_with_output().unwrap()
 }
+
+/// A response read frame by frame: its head, and how its body ended.
+#[derive(Debug)]
+pub struct Streamed {
+    pub status: StatusCode,
+    /// Body bytes received before the body ended.
+    pub received: usize,
+    /// Why the body ended early, or `None` if it ended cleanly.
+    pub error: Option<hyper::Error>,
+    /// From sending the request to the end of the body.
+    pub took: Duration,
+}
+
+/// One GET on a fresh connection, reading the body as it streams, so that a
+/// body cut off halfway still tells its status and how much came. Panics if
+/// the head does not arrive, or the body does not end, within [`PATIENCE`].
+pub async fn get_streamed(addr: SocketAddr, path: &str) -> Streamed {
+    let started = Instant::now();
+    let mut client = Client::connect(addr).await;
+    let mut request = Request::get(path).body(full("")).unwrap();
+    request
+        .headers_mut()
+        .insert(http::header::HOST, addr.to_string().parse().unwrap());
+    let exchange = async {
+        client.sender.ready().await.unwrap();
+        let response = client.sender.send_request(request).await.unwrap();
+        let status = response.status();
+        let mut body = response.into_body();
+        let mut received = 0;
+        let error = loop {
+            match body.frame().await {
+                None => break None,
+                Some(Err(err)) => break Some(err),
+                Some(Ok(frame)) => received += frame.data_ref().map_or(0, Bytes::len),
+            }
+        };
+        Streamed {
+            status,
+            received,
+            error,
+            took: started.elapsed(),
+        }
+    };
+    tokio::time::timeout(PATIENCE, exchange)
+        .await
+        .unwrap_or_else(|_| panic!("GET {path} did not end within {PATIENCE:?}"))
+}

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::guests;
-use crate::harness::{Client, Server, get, test_app, write_file};
+use crate::harness::{Server, get, get_streamed, test_app, write_file};
 
 /// Generous for a loaded 2-core machine, and far below the attacks' own
 /// durations (forever, or ten minutes).
@@ -50,7 +50,11 @@ async fn everything_still_serves(server: &Server) {
     );
     assert_eq!(get(server.addr, "/slow?ms=1").await.text(), "slept 1 ms\n");
     assert_eq!(get(server.addr, "/trap/x").await.status, 500);
-    assert_eq!(get(server.addr, "/hostile?attack=none").await.status, 400);
+    let reply = get(server.addr, "/hostile?attack=none").await;
+    assert_eq!(
+        (reply.status.as_u16(), reply.text().as_str()),
+        (200, "ok\n")
+    );
 }
 
 /// Runs one attack and returns the reply and how long it took.
@@ -133,20 +137,56 @@ async fn deep_recursion_traps_with_stack_exhaustion() {
 async fn a_body_that_never_ends_is_cut_off_at_the_deadline() {
     let dir = tempfile::tempdir().unwrap();
     let server = hostile_app(dir.path());
-    let mut client = Client::connect(server.addr).await;
-    let started = Instant::now();
-    let request = http::Request::get("/hostile?attack=endless-body")
-        .body(crate::harness::full(""))
-        .unwrap();
-    let outcome = tokio::time::timeout(BOUND, client.send(request))
-        .await
-        .expect("the endless body was not cut off");
-    let err = outcome.expect_err("an endless body cut off by the deadline must not look complete");
+    let streamed = tokio::time::timeout(
+        BOUND,
+        get_streamed(server.addr, "/hostile?attack=endless-body"),
+    )
+    .await
+    .expect("the endless body was not cut off");
+    // The head went out before the deadline...
+    assert_eq!(streamed.status, 200);
+    assert!(streamed.received > 0, "{streamed:?}");
+    // ...and the body ends in an error, not as if it were complete...
+    let err = streamed
+        .error
+        .as_ref()
+        .expect("an endless body cut off by the deadline must not look complete");
     assert!(
         err.is_incomplete_message() || err.to_string().contains("body"),
         "{err}"
     );
-    assert!(started.elapsed() >= Duration::from_millis(900));
+    // ...at the 1 s deadline, not before it, and not long after.
+    assert!(
+        streamed.took >= Duration::from_millis(800),
+        "cut off early: {streamed:?}"
+    );
+    assert!(streamed.took < BOUND, "cut off late: {streamed:?}");
+    everything_still_serves(&server).await;
+}
+
+#[tokio::test]
+async fn a_panic_gives_500_with_the_trap_and_logs_the_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = hostile_app(dir.path());
+    let (reply, took) = attack(&server, "panic").await;
+    assert_eq!(reply.status, 500);
+    assert_eq!(
+        reply.text(),
+        "component `hostile` failed: wasm trap: wasm `unreachable` instruction executed\n"
+    );
+    // Well before the 1 s deadline: a panic ends the instance at once.
+    assert!(took < BOUND, "took {took:?}");
+    // The guest's own panic message is in the host log, tagged.
+    let output = server.wait_for_output("hostile guest: panicking on purpose");
+    let line = output
+        .lines()
+        .find(|line| line.contains("hostile guest: panicking on purpose"))
+        .unwrap();
+    assert!(
+        line.contains("component `hostile` request ")
+            && line.contains(" stderr: hostile guest: panicking on purpose"),
+        "{line}"
+    );
     everything_still_serves(&server).await;
 }
 

@@ -593,6 +593,20 @@ async fn logs_are_json_on_request_and_carry_the_request_id() {
     assert_eq!(reply.header("x-echo-header-x-request-id"), id);
     let reply = client.get("/echo/x").await;
     assert_ne!(reply.header("x-request-id"), id, "two requests, one id");
+
+    // An id with characters a log line should not carry is replaced, for
+    // the guest and in the answer.
+    let request = Request::get("/echo/x")
+        .header("x-request-id", "forged\tcomponent `other` request 1")
+        .body(full(""))
+        .unwrap();
+    let reply = client.send(request).await.unwrap();
+    let replaced = reply.header("x-request-id").to_string();
+    assert!(
+        !replaced.is_empty() && replaced.bytes().all(|b| b.is_ascii_digit()),
+        "{replaced:?}"
+    );
+    assert_eq!(reply.header("x-echo-header-x-request-id"), replaced);
 }
 
 /// Runs `command` to completion, its output captured; killed (and the test

@@ -20,8 +20,15 @@ async fn a_trap_before_the_response_gives_500_and_the_next_request_succeeds() {
             "component `trap` failed: wasm trap: wasm `unreachable` instruction executed\n"
         );
         // The same connection keeps working, and so does everything else.
-        assert_eq!(client.get("/").await.status, 200);
-        assert_eq!(client.get("/echo/after").await.status, 200);
+        assert_eq!(client.get("/").await.text(), "Hello from Mayfly!\n");
+        assert_eq!(
+            client.get("/echo/after").await.header("x-echo-path"),
+            "/echo/after"
+        );
+        let probe = client.get("/probe").await;
+        assert_eq!(probe.status, 200);
+        assert!(probe.text().starts_with("count=1 "), "{}", probe.text());
+        assert_eq!(client.get("/slow?ms=1").await.text(), "slept 1 ms\n");
     }
     // The host log has the trap and the guest's own panic message, both
     // tagged with the component and the request.
@@ -55,8 +62,15 @@ async fn a_trap_mid_body_cuts_the_response_short_and_never_hangs() {
             || err.to_string().contains("body"),
         "{err}"
     );
-    // A new connection is served normally.
-    assert_eq!(get(server.addr, "/").await.status, 200);
+    // A new connection is served normally, by every component.
+    assert_eq!(get(server.addr, "/").await.text(), "Hello from Mayfly!\n");
+    assert!(
+        get(server.addr, "/probe")
+            .await
+            .text()
+            .starts_with("count=1 ")
+    );
+    assert_eq!(get(server.addr, "/slow?ms=1").await.text(), "slept 1 ms\n");
     assert!(guests::TRAP.ends_with("trap.wasm"));
 }
 
@@ -95,6 +109,13 @@ async fn requests_beyond_the_instance_limit_get_503_with_retry_after() {
 
     let slow = held.await.unwrap();
     assert_eq!(slow.text(), "sleeping\nslept 2000 ms\n");
-    // The slot is free again.
+    // The slot is free again, for every component.
     assert_eq!(get(server.addr, "/").await.status, 200);
+    assert!(
+        get(server.addr, "/probe")
+            .await
+            .text()
+            .starts_with("count=1 ")
+    );
+    assert_eq!(get(server.addr, "/slow?ms=1").await.text(), "slept 1 ms\n");
 }

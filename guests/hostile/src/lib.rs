@@ -9,6 +9,8 @@
 //! - `resources`: creates host resources, never dropping one, until the
 //!   host refuses.
 //! - `print`: writes 64 MiB to stdout.
+//! - `panic`: a Rust panic (which aborts the instance with a trap).
+//! - `none`: no attack at all: 200 `ok`, to show the component still serves.
 //!
 //! Each must cost only its own request: the host cuts it off at its limit
 //! and keeps serving everything else.
@@ -26,6 +28,11 @@ struct Hostile;
 impl Guest for Hostile {
     fn handle(request: IncomingRequest, out: ResponseOutparam) {
         match kit::query_param(&request, "attack").as_deref() {
+            Some("none") => {
+                kit::respond(out, 200, &[], b"ok\n");
+                return;
+            }
+            Some("panic") => panic!("hostile guest: panicking on purpose"),
             Some("loop") => kit::attacks::spin(),
             Some("memory") => kit::attacks::hoard(),
             Some("recursion") => {
