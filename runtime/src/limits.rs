@@ -132,6 +132,13 @@ impl Limiter {
         self.memory
     }
 
+    /// Forgets earlier refusals, for an instance that serves another call;
+    /// the memory it already holds still counts against the cap.
+    pub fn clear_refusals(&mut self) {
+        self.memory_refused = false;
+        self.table_refused = false;
+    }
+
     /// Whether a table growth was refused in this store.
     pub fn table_refused(&self) -> bool {
         self.table_refused

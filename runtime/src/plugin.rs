@@ -686,7 +686,7 @@ impl Plugin {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .pop()?;
         let host = warm.store.data_mut();
-        host.limits = self.limits.limiter();
+        host.limits.clear_refusals();
         host.user = None;
         // Empties the captured output: what the previous call wrote is not
         // this call's, and must not use up this call's share of the cap.

@@ -593,6 +593,40 @@ async fn a_reused_instance_starts_each_call_clean() {
     assert!(matches!(err, PluginError::Trap { .. }), "{err:?}");
 }
 
+#[tokio::test]
+async fn a_reused_instance_keeps_counting_the_memory_it_holds() {
+    let engine = engine();
+    let plugin = builder(&engine)
+        .memory(16 << 20)
+        .reuse_instances(10)
+        .load(guests::PLUGIN_HOSTILE)
+        .unwrap();
+    // Each call leaks 5 MiB into the same instance: the memory cap is the
+    // instance's, so it runs out within 16 MiB however many calls it takes.
+    for _ in 0..2 {
+        assert_eq!(
+            transform(&plugin, "leak:5").await.unwrap(),
+            Ok("leaked 5 MiB".into())
+        );
+    }
+    let mut outcomes = Vec::new();
+    for _ in 0..2 {
+        outcomes.push(transform(&plugin, "leak:5").await);
+    }
+    assert!(
+        outcomes.iter().any(|outcome| matches!(
+            outcome,
+            Err(PluginError::MemoryLimit { limit, .. }) if *limit == 16 << 20
+        )),
+        "{outcomes:?}"
+    );
+    // The instance that ran out is gone; a fresh one has room again.
+    assert_eq!(
+        transform(&plugin, "leak:5").await.unwrap(),
+        Ok("leaked 5 MiB".into())
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_instance_slot_in_use_is_overloaded() {
     let engine = PluginEngine::with_settings(
@@ -614,7 +648,9 @@ async fn every_instance_slot_in_use_is_overloaded() {
         let looping = looping.clone();
         async move { transform(&looping, "loop").await }
     });
-    // While the loop holds the only slot, other calls are turned away.
+    // Let the loop take the only slot before anything else asks for it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // While the loop holds it, other calls are turned away.
     let err = loop {
         match transform(&quick, "quick").await {
             Err(err) => break err,

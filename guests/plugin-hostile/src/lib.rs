@@ -12,6 +12,8 @@
 //! - `say:TEXT`: writes TEXT on stderr, then returns it.
 //! - `try-alloc`: tries (and fails) to reserve 1 GiB, then returns `ok`.
 //! - `flood`: calls the host's `log` a million times with 1 KiB messages.
+//! - `leak:N`: allocates N MiB, touches it and never frees it (it stays
+//!   for as long as the instance does).
 //! - `count`: returns how many times it has been called in this instance,
 //!   to tell a fresh instance from a reused one.
 //! - anything else: returned unchanged.
@@ -58,6 +60,13 @@ impl Guest for Hostile {
                     }
                 }
             }
+        }
+        if let Some(mib) = text.strip_prefix("leak:") {
+            let mib: usize = mib.parse().map_err(|_| format!("not a size: {mib}"))?;
+            let leaked = vec![1u8; mib << 20].leak();
+            return Ok(
+                format!("leaked {} MiB", std::hint::black_box(leaked).len() >> 20).into_bytes(),
+            );
         }
         if let Some(said) = text.strip_prefix("say:") {
             eprintln!("{said}");
