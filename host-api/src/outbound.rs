@@ -156,6 +156,9 @@ pub struct InternalCall {
     pub request: http::Request<WasiBody>,
     /// Hops so far, this one included.
     pub hops: u32,
+    /// The caller's deadline: the hop may not outlast the request it is
+    /// part of.
+    pub deadline: Option<std::time::Instant>,
     /// Where the response goes; `None` if there is no such component.
     pub reply: tokio::sync::oneshot::Sender<Option<http::Response<WasiBody>>>,
 }
@@ -184,6 +187,8 @@ pub struct OutboundPolicy {
     hops: u32,
     /// The request this instance serves, for log lines.
     request: Option<Arc<str>>,
+    /// When the request this instance serves must be done.
+    deadline: Option<std::time::Instant>,
 }
 
 impl OutboundPolicy {
@@ -199,6 +204,7 @@ impl OutboundPolicy {
             allowed,
             hops: 0,
             request: None,
+            deadline: None,
         }
     }
 
@@ -225,6 +231,12 @@ impl OutboundPolicy {
     pub fn after_hops(mut self, hops: u32) -> Self {
         self.hops = hops;
         self
+    }
+
+    /// Makes internal calls under this policy carry `deadline`, the
+    /// deadline of the request the instance serves.
+    pub fn set_deadline(&mut self, deadline: std::time::Instant) {
+        self.deadline = Some(deadline);
     }
 
     /// The patterns this policy allows.
@@ -322,6 +334,7 @@ impl OutboundPolicy {
             component: target.clone(),
             request,
             hops,
+            deadline: self.deadline,
             reply,
         };
         if dispatcher.send(call).is_err() {

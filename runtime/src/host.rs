@@ -7,6 +7,7 @@
 
 use std::any::Any;
 use std::sync::Arc;
+use std::time::Instant;
 
 use mayfly_host_api::OutboundPolicy;
 use mayfly_host_api::state::{ComponentState, StateCtx, StateView};
@@ -53,6 +54,12 @@ impl Host {
     /// hop limit of further calls.
     pub fn set_hops(&mut self, hops: u32) {
         self.outbound = self.outbound.clone().after_hops(hops);
+    }
+
+    /// Makes the internal calls of this instance carry `deadline`, the
+    /// deadline of the request it serves.
+    pub fn set_deadline(&mut self, deadline: Instant) {
+        self.outbound.set_deadline(deadline);
     }
 
     /// The store's memory and table caps, for [`wasmtime::Store::limiter`].

@@ -38,6 +38,12 @@ use crate::metrics::LimitKind;
 #[derive(Debug, Clone, Copy)]
 pub struct Hops(pub u32);
 
+/// The deadline of the request an internal call is part of (a request
+/// extension): the hop's own deadline is the earlier of this and its
+/// component's `timeout`.
+#[derive(Debug, Clone, Copy)]
+pub struct CallerDeadline(pub Instant);
+
 /// Numbers requests, for log lines.
 static NEXT_REQUEST: AtomicU64 = AtomicU64::new(1);
 
@@ -113,8 +119,13 @@ where
     G: 'static,
 {
     let limits = component.limits;
-    // The deadline runs from arrival: time spent queueing counts.
-    let deadline = arrived + limits.timeout;
+    // The deadline runs from arrival: time spent queueing counts. A hop of
+    // a chain ends with its caller's request at the latest.
+    let mut deadline = arrived + limits.timeout;
+    if let Some(CallerDeadline(caller)) = request.extensions().get::<CallerDeadline>() {
+        deadline = deadline.min(*caller);
+    }
+    let budget = deadline.saturating_duration_since(arrived);
     let name = component.name();
     if request.uri().authority().is_none() && !request.headers().contains_key(header::HOST) {
         return plain(StatusCode::BAD_REQUEST, "missing Host header\n".into());
@@ -157,6 +168,7 @@ where
     if let Some(Hops(hops)) = request.extensions().get::<Hops>() {
         host.set_hops(*hops);
     }
+    host.set_deadline(deadline);
     let mut store = Store::new(component.pre.engine(), host);
     store.limiter(|host| &mut host.limits);
     RequestLimits::arm_deadline(&mut store, deadline);
@@ -234,7 +246,7 @@ where
             Outcome::DeadlineExceeded => report(
                 &component,
                 &request_id,
-                &format!("request deadline of {:?} exceeded", limits.timeout),
+                &format!("request deadline of {budget:?} exceeded"),
             ),
         }
         drop(guard);
@@ -297,10 +309,7 @@ where
                 ),
                 Ok(Outcome::DeadlineExceeded) => plain(
                     StatusCode::GATEWAY_TIMEOUT,
-                    format!(
-                        "component `{name}` exceeded its request deadline of {:?}\n",
-                        limits.timeout
-                    ),
+                    format!("component `{name}` exceeded its request deadline of {budget:?}\n"),
                 ),
                 Ok(Outcome::Overloaded) => {
                     overloaded("the server is at its instance limit; retry shortly\n")

@@ -210,6 +210,11 @@ async fn dispatch_internal(
         tokio::task::spawn_local(async move {
             let mut request = call.request;
             request.extensions_mut().insert(request::Hops(call.hops));
+            if let Some(deadline) = call.deadline {
+                request
+                    .extensions_mut()
+                    .insert(request::CallerDeadline(deadline));
+            }
             let response = request::handle(&component, request, ()).await;
             let _ = call.reply.send(Some(response));
         });

@@ -209,3 +209,67 @@ async fn a_hop_goes_by_the_request_id_of_its_caller() {
     let id = reply.header("x-request-id").to_string();
     server.wait_for_output(&format!("mayfly: component `trap` request {id}: trapped: "));
 }
+
+#[tokio::test]
+async fn a_hop_ends_with_the_request_it_is_part_of() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = format!(
+        r#"
+[component.hasty]
+source = {caps:?}
+allowed_outbound_hosts = ["http://sleeper.mayfly.internal"]
+limits = {{ timeout = "400ms" }}
+
+[component.sleeper]
+source = {slow:?}
+limits = {{ timeout = "60s" }}
+
+[[route]]
+path = "/hasty"
+component = "hasty"
+"#,
+        caps = guests::CAPABILITIES,
+        slow = guests::SLOW,
+    );
+    let server = Server::start(&write_file(dir.path(), "app.toml", manifest));
+    let started = std::time::Instant::now();
+    let reply = get(
+        server.addr,
+        &format!(
+            "/hasty?op=fetch&url={}",
+            encode("http://sleeper.mayfly.internal/slow?ms=20000")
+        ),
+    )
+    .await;
+    assert_eq!(
+        (reply.status.as_u16(), reply.text().as_str()),
+        (
+            504,
+            "component `hasty` exceeded its request deadline of 400ms\n"
+        )
+    );
+    // The hop it was waiting for is stopped at the same deadline, not at
+    // its own 60 s (nor after the 20 s it asked to sleep).
+    let stopped = loop {
+        let output = server.output();
+        if let Some(line) = output.lines().find(|line| {
+            line.contains("component `sleeper` request ")
+                && line.contains(": request deadline of ")
+                && line.ends_with(" exceeded")
+        }) {
+            break line.to_string();
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(15),
+            "the hop was not stopped with its caller; the server printed:\n{output}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    // Its budget was what was left of the caller's 400 ms.
+    assert!(!stopped.contains("deadline of 60s"), "{stopped}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "the hop ran on: {:?}",
+        started.elapsed()
+    );
+}
