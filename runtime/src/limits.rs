@@ -39,6 +39,11 @@ pub struct RequestLimits {
     pub queue: u32,
     /// Largest request body, in bytes; beyond it, 413.
     pub max_request_body: u64,
+    /// Largest request head (request line and headers), in bytes; beyond
+    /// it, 431. The server's `--max-header-bytes` bounds every request
+    /// before it is routed; this is the component's own, possibly smaller,
+    /// bound (`None`: the server's alone).
+    pub max_request_head: Option<usize>,
     /// Most headers a response may carry; beyond it, 502.
     pub max_response_headers: usize,
     /// Fuel (roughly, WebAssembly instructions) per request, if metered.
@@ -55,6 +60,7 @@ impl Default for RequestLimits {
             instances: 200,
             queue: 1_000,
             max_request_body: 256 << 20,
+            max_request_head: None,
             max_response_headers: 200,
             fuel: None,
         }

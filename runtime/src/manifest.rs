@@ -83,6 +83,8 @@ pub struct LimitsEntry {
     pub queue: Option<u32>,
     /// Largest request body, as `10MiB`.
     pub request_body: Option<String>,
+    /// Largest request head (request line and headers), as `16KiB`.
+    pub request_headers: Option<String>,
     /// Most headers in a response.
     pub response_headers: Option<u32>,
     /// Fuel per request (roughly, WebAssembly instructions executed).
@@ -633,6 +635,17 @@ impl LimitsEntry {
         if let Some(text) = &self.request_body {
             limits.max_request_body =
                 parse_size(text).map_err(|m| (format!("{field}.request_body"), m))?;
+        }
+        if let Some(text) = &self.request_headers {
+            let at = || format!("{field}.request_headers");
+            let bytes = parse_size(text).map_err(|m| (at(), m))?;
+            // Within what the server reads at most (`--max-header-bytes`
+            // goes up to 16 MiB); the floor leaves room for a request line.
+            if !(1 << 10..=16 << 20).contains(&bytes) {
+                return Err((at(), format!("`{text}` is out of range: use 1KiB to 16MiB")));
+            }
+            limits.max_request_head =
+                Some(usize::try_from(bytes).map_err(|_| (at(), "too large".into()))?);
         }
         if let Some(fuel) = self.fuel {
             if fuel == 0 {

@@ -67,6 +67,8 @@ pub enum LimitKind {
     Resources,
     /// Request body size.
     RequestBody,
+    /// Request head size.
+    RequestHeaders,
     /// Response header count.
     ResponseHeaders,
     /// The component's instance limit and queue.
@@ -76,13 +78,14 @@ pub enum LimitKind {
 }
 
 impl LimitKind {
-    const ALL: [LimitKind; 9] = [
+    const ALL: [LimitKind; 10] = [
         LimitKind::Deadline,
         LimitKind::Memory,
         LimitKind::Table,
         LimitKind::Fuel,
         LimitKind::Resources,
         LimitKind::RequestBody,
+        LimitKind::RequestHeaders,
         LimitKind::ResponseHeaders,
         LimitKind::Concurrency,
         LimitKind::InstanceSlots,
@@ -96,6 +99,7 @@ impl LimitKind {
             LimitKind::Fuel => "fuel",
             LimitKind::Resources => "resources",
             LimitKind::RequestBody => "request_body",
+            LimitKind::RequestHeaders => "request_headers",
             LimitKind::ResponseHeaders => "response_headers",
             LimitKind::Concurrency => "concurrency",
             LimitKind::InstanceSlots => "instance_slots",

@@ -99,6 +99,7 @@ where
     let metrics = &component.metrics;
     match response.status() {
         StatusCode::PAYLOAD_TOO_LARGE => metrics.limit(LimitKind::RequestBody),
+        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => metrics.limit(LimitKind::RequestHeaders),
         StatusCode::BAD_GATEWAY => metrics.limit(LimitKind::ResponseHeaders),
         _ => {}
     }
@@ -129,6 +130,15 @@ where
     let name = component.name();
     if request.uri().authority().is_none() && !request.headers().contains_key(header::HOST) {
         return plain(StatusCode::BAD_REQUEST, "missing Host header\n".into());
+    }
+    if let Some(max) = limits.max_request_head
+        && head_size(&request) > max
+    {
+        drain_in_background(request.into_body());
+        return plain(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            format!("the request head exceeds component `{name}`'s limit of {max} bytes\n"),
+        );
     }
     if declared_length(&request).is_some_and(|length| length > limits.max_request_body) {
         drain_in_background(request.into_body());
@@ -421,6 +431,23 @@ fn is_plain_request_id(id: &str) -> bool {
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b':' | b'-'))
+}
+
+/// The size of a request's head as it came over the wire: the request line
+/// and every header line.
+pub(crate) fn head_size<B>(request: &Request<B>) -> usize {
+    let uri = request.uri();
+    let target = uri
+        .path_and_query()
+        .map_or(1, |target| target.as_str().len())
+        + uri
+            .authority()
+            .map_or(0, |authority| authority.as_str().len() + 8);
+    // `METHOD TARGET HTTP/1.1\r\n`
+    let line = request.method().as_str().len() + target + 11;
+    request.headers().iter().fold(line, |size, (name, value)| {
+        size + name.as_str().len() + value.len() + 4
+    })
 }
 
 /// The `Content-Length` the client declared, if any.

@@ -240,7 +240,7 @@ impl Connection {
             let app = app.current();
             let guard = tracker.token();
             async move {
-                if head_size(&request) > max_header_bytes {
+                if request::head_size(&request) > max_header_bytes {
                     return Ok::<_, Infallible>(request::plain(
                         StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                         format!("the request head exceeds the limit of {max_header_bytes} bytes\n"),
@@ -268,20 +268,4 @@ impl Connection {
             }
         }
     }
-}
-
-/// The size of a request's head as sent: request line and header lines.
-fn head_size<B>(request: &Request<B>) -> usize {
-    let uri = request.uri();
-    let target = uri
-        .path_and_query()
-        .map_or(1, |target| target.as_str().len())
-        + uri
-            .authority()
-            .map_or(0, |authority| authority.as_str().len() + 8);
-    // `METHOD TARGET HTTP/1.1\r\n`
-    let line = request.method().as_str().len() + target + 11;
-    request.headers().iter().fold(line, |size, (name, value)| {
-        size + name.as_str().len() + value.len() + 4
-    })
 }

@@ -156,12 +156,17 @@ async fn raw_chunked_post(server: &Server, path: &str, len: usize) -> String {
     String::from_utf8_lossy(&answer).into_owned()
 }
 
-/// A request head of about `bytes` bytes, sent raw.
+/// A request head of about `bytes` bytes to `/echo/x`, sent raw.
 async fn raw_request_with_header(server: &Server, bytes: usize) -> String {
+    raw_get_with_header(server, "/echo/x", bytes).await
+}
+
+/// A request head of about `bytes` bytes to `path`, sent raw.
+async fn raw_get_with_header(server: &Server, path: &str, bytes: usize) -> String {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
     let head = format!(
-        "GET /echo/x HTTP/1.1\r\nHost: test\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
+        "GET {path} HTTP/1.1\r\nHost: test\r\nX-Big: {}\r\nConnection: close\r\n\r\n",
         "h".repeat(bytes)
     );
     // The server may answer and close before it has read everything.
@@ -195,6 +200,28 @@ async fn request_headers_over_the_limit_get_431() {
     assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer:.300}");
     let answer = raw_request_with_header(&default, 100 << 10).await;
     assert!(answer.starts_with("HTTP/1.1 431 "), "{answer:.300}");
+}
+
+#[tokio::test]
+async fn a_component_can_accept_smaller_request_heads_than_the_server() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = app(dir.path(), r#"request_headers = "4KiB""#, "", "", &[]);
+    let answer = raw_get_with_header(&server, "/echo/x", 2 << 10).await;
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer:.300}");
+    let answer = raw_get_with_header(&server, "/echo/x", 8 << 10).await;
+    assert!(
+        answer.starts_with("HTTP/1.1 431 Request Header Fields Too Large\r\n"),
+        "{answer:.300}"
+    );
+    assert!(
+        answer.contains("the request head exceeds component `echo`'s limit of 4096 bytes\n"),
+        "{answer:.500}"
+    );
+    // The other components keep the server's 64 KiB.
+    let answer = raw_get_with_header(&server, "/", 8 << 10).await;
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer:.300}");
+    assert!(answer.contains("Hello from Mayfly!\n"), "{answer:.300}");
+    still_serves(&server).await;
 }
 
 #[tokio::test]

@@ -576,7 +576,9 @@ async fn logs_are_json_on_request_and_carry_the_request_id() {
         event["message"].as_str().unwrap().starts_with("trapped: "),
         "{event}"
     );
-    // The guest's own stderr, as events of the same request.
+    // The guest's own stderr, as events of the same request (written when
+    // the instance is gone, after the trap's line).
+    let output = server.wait_for_output("panicking before the response on purpose");
     let panic_line = output
         .lines()
         .find(|line| line.contains("panicking before the response on purpose"))

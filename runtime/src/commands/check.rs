@@ -134,7 +134,8 @@ fn report(
     writeln!(
         out,
         "  limits:    timeout {}, memory {}, table elements {}, resources {}, \
-         instances {} (queue {}), request body {}, response headers {}, fuel {fuel}",
+         instances {} (queue {}), request body {}, request head {}, response headers {}, \
+         fuel {fuel}",
         format_duration(limits.timeout),
         format_size(u64::try_from(limits.max_memory_bytes).unwrap_or(u64::MAX)),
         limits.max_table_elements,
@@ -142,6 +143,10 @@ fn report(
         limits.instances,
         limits.queue,
         format_size(limits.max_request_body),
+        limits.max_request_head.map_or_else(
+            || "as the server's".to_string(),
+            |bytes| format_size(u64::try_from(bytes).unwrap_or(u64::MAX))
+        ),
         limits.max_response_headers,
     )?;
     writeln!(
