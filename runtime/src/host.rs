@@ -115,7 +115,7 @@ impl Host {
                 FilesMode::ReadOnly => FsPerms::ReadOnly,
                 FilesMode::ReadWrite => FsPerms::ReadWrite,
             };
-            wasi.preopened_dir(&grant.host, &grant.guest, perms)
+            wasi.preopened_dir(grant.open_path(), &grant.guest, perms)
                 .map_err(|err| std::io::Error::other(format!("{}: {err}", grant.host.display())))?;
         }
         let mut table = ResourceTable::new();

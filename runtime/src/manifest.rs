@@ -262,14 +262,54 @@ pub struct Grants {
 }
 
 /// A host directory a component may open.
+///
+/// The directory is opened when the grant is made, and every instance gets
+/// that same directory: if its path is later renamed, or replaced with a
+/// symlink to somewhere else, instances still see what was granted.
 #[derive(Debug, Clone)]
 pub struct FileGrant {
-    /// The directory on the host (checked to exist at load time).
+    /// The directory on the host, as it was named.
     pub host: PathBuf,
     /// Where the guest sees it.
     pub guest: String,
     /// Read-only or read-write.
     pub mode: FilesMode,
+    /// The directory, held open for as long as the grant lives.
+    _handle: Arc<std::fs::File>,
+    /// What each instance opens: the held handle's `/proc/self/fd` entry
+    /// (the same directory, whatever its path names now), or, where there
+    /// is no such entry, the path.
+    open_path: PathBuf,
+}
+
+impl FileGrant {
+    /// Grants the directory `host` at `guest`, opening it now. The caller
+    /// has checked `guest`.
+    pub fn new(host: PathBuf, guest: String, mode: FilesMode) -> std::io::Result<Self> {
+        use std::os::fd::AsRawFd as _;
+        use std::os::unix::fs::MetadataExt as _;
+        let handle = std::fs::File::open(&host)?;
+        let held = handle.metadata()?;
+        if !held.is_dir() {
+            return Err(std::io::Error::other("not a directory"));
+        }
+        let by_fd = PathBuf::from(format!("/proc/self/fd/{}", handle.as_raw_fd()));
+        let same = std::fs::metadata(&by_fd)
+            .is_ok_and(|meta| meta.dev() == held.dev() && meta.ino() == held.ino());
+        let open_path = if same { by_fd } else { host.clone() };
+        Ok(Self {
+            host,
+            guest,
+            mode,
+            _handle: Arc::new(handle),
+            open_path,
+        })
+    }
+
+    /// The path an instance's preopen is opened from (see [`FileGrant`]).
+    pub fn open_path(&self) -> &Path {
+        &self.open_path
+    }
 }
 
 /// A validated app: components and an unambiguous route table.
@@ -477,11 +517,9 @@ fn resolve_grants(
         if files.iter().any(|f| f.guest == grant.guest) {
             return Err((at("guest"), format!("`{}` is granted twice", grant.guest)));
         }
-        files.push(FileGrant {
-            host,
-            guest: grant.guest.clone(),
-            mode: grant.mode,
-        });
+        let granted = FileGrant::new(host.clone(), grant.guest.clone(), grant.mode)
+            .map_err(|err| (at("host"), format!("{}: {err}", host.display())))?;
+        files.push(granted);
     }
     let mut outbound = Vec::with_capacity(entry.allowed_outbound_hosts.len());
     for (i, pattern) in entry.allowed_outbound_hosts.iter().enumerate() {

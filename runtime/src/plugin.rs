@@ -526,11 +526,10 @@ impl PluginBuilder {
                     "guest path `{guest}` must be absolute, without `..`"
                 ));
             }
-            files.push(FileGrant {
-                host: host.clone(),
-                guest: guest.clone(),
-                mode: *mode,
-            });
+            files.push(
+                FileGrant::new(host.clone(), guest.clone(), *mode)
+                    .map_err(|err| format!("granted directory {}: {err}", host.display()))?,
+            );
         }
         let outbound = self
             .outbound

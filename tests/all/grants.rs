@@ -177,3 +177,26 @@ async fn only_granted_environment_variables_are_visible() {
     assert!(took < PATIENCE, "took {took:?}");
     still_serves(&server).await;
 }
+
+#[tokio::test]
+async fn a_grant_stays_the_directory_that_was_granted() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = setup(dir.path());
+    let read = "/caps?op=read&path=/public/hello.txt";
+    assert_eq!(get(server.addr, read).await.text(), "public data");
+
+    // Someone with write access to the host swaps the granted path for a
+    // symlink to a directory holding the secret.
+    let elsewhere = dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).unwrap();
+    write_file(&elsewhere, "hello.txt", SECRET);
+    std::fs::rename(dir.path().join("public"), dir.path().join("public-old")).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, dir.path().join("public")).unwrap();
+
+    // Instances still get the directory that was granted at load time.
+    let reply = get(server.addr, read).await;
+    assert_eq!(
+        (reply.status.as_u16(), reply.text().as_str()),
+        (200, "public data")
+    );
+}

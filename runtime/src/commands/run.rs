@@ -221,11 +221,10 @@ impl Run {
             if !guest.starts_with('/') || guest.split('/').any(|part| part == "..") {
                 bail!("--dir {dir}: the guest path `{guest}` must be absolute, without `..`");
             }
-            files.push(FileGrant {
-                host,
-                guest: guest.to_string(),
-                mode,
-            });
+            files.push(
+                FileGrant::new(host, guest.to_string(), mode)
+                    .map_err(|err| anyhow::anyhow!("--dir {dir}: {err}"))?,
+            );
         }
         let mut env = Vec::new();
         for pair in &self.envs {
