@@ -17,10 +17,7 @@
 use std::io::Write as _;
 use wasip2::exports::http::incoming_handler::Guest;
 
-use wasip2::http::outgoing_handler;
-use wasip2::http::types::{
-    ErrorCode, Fields, IncomingRequest, OutgoingBody, OutgoingRequest, ResponseOutparam, Scheme,
-};
+use wasip2::http::types::{ErrorCode, IncomingRequest, ResponseOutparam};
 
 struct Capabilities;
 
@@ -66,48 +63,16 @@ impl Guest for Capabilities {
 
 /// A GET to `url`, answered with the upstream's status and body.
 fn fetch(url: &str) -> (u16, Vec<u8>) {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return (400, b"url must be scheme://authority/path".to_vec());
-    };
-    let (authority, path) = match rest.find('/') {
-        Some(slash) => rest.split_at(slash),
-        None => (rest, "/"),
-    };
-    let request = OutgoingRequest::new(Fields::new());
-    let scheme = match scheme {
-        "http" => Scheme::Http,
-        "https" => Scheme::Https,
-        other => Scheme::Other(other.to_string()),
-    };
-    let valid = request.set_scheme(Some(&scheme)).is_ok()
-        && request.set_authority(Some(authority)).is_ok()
-        && request.set_path_with_query(Some(path)).is_ok();
-    if !valid {
-        return (400, b"invalid url".to_vec());
+    match kit::http_get(url) {
+        Ok((status, body)) => {
+            let mut contents = format!("{status} ").into_bytes();
+            contents.extend_from_slice(&body);
+            (200, contents)
+        }
+        Err(kit::GetError::Url(why)) => (400, why.as_bytes().to_vec()),
+        Err(kit::GetError::Refused(code)) => refused(code),
+        Err(kit::GetError::Broken(why)) => (502, why.into_bytes()),
     }
-    let body = request.body().expect("request body is taken once");
-    let future = match outgoing_handler::handle(request, None) {
-        Ok(future) => future,
-        Err(code) => return refused(code),
-    };
-    OutgoingBody::finish(body, None).expect("finish request body");
-    future.subscribe().block();
-    let response = match future.get() {
-        Some(Ok(Ok(response))) => response,
-        Some(Ok(Err(code))) => return refused(code),
-        _ => return (500, b"the response future was ready but empty".to_vec()),
-    };
-    let status = response.status();
-    let body = response.consume().expect("response body is taken once");
-    let mut stream = body.stream().expect("response body stream");
-    let mut contents = format!("{status} ").into_bytes();
-    if let Err(err) = std::io::Read::read_to_end(&mut stream, &mut contents) {
-        return (
-            502,
-            format!("reading the upstream body: {err}").into_bytes(),
-        );
-    }
-    (200, contents)
 }
 
 /// An outbound request that failed: 403 if the host refused it, 502 for

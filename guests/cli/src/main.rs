@@ -103,49 +103,11 @@ fn main() {
 }
 
 /// A GET to `url` through `wasi:http/outgoing-handler`: the status and the
-/// body, or the error code.
+/// body, or what went wrong.
 fn http_get(url: &str) -> Result<(u16, Vec<u8>), String> {
-    use wasip2::http::outgoing_handler;
-    use wasip2::http::types::{Fields, OutgoingBody, OutgoingRequest, Scheme};
-
-    let (scheme, rest) = url
-        .split_once("://")
-        .ok_or("the URL must be scheme://authority/path")?;
-    let (authority, path) = match rest.find('/') {
-        Some(slash) => rest.split_at(slash),
-        None => (rest, "/"),
-    };
-    let request = OutgoingRequest::new(Fields::new());
-    let scheme = match scheme {
-        "http" => Scheme::Http,
-        "https" => Scheme::Https,
-        other => Scheme::Other(other.to_string()),
-    };
-    let valid = request.set_scheme(Some(&scheme)).is_ok()
-        && request.set_authority(Some(authority)).is_ok()
-        && request.set_path_with_query(Some(path)).is_ok();
-    if !valid {
-        return Err("invalid URL".into());
-    }
-    let body = request.body().map_err(|()| "the request body was taken")?;
-    let future = outgoing_handler::handle(request, None).map_err(|code| format!("{code:?}"))?;
-    OutgoingBody::finish(body, None).map_err(|code| format!("{code:?}"))?;
-    future.subscribe().block();
-    let response = match future.get() {
-        Some(Ok(Ok(response))) => response,
-        Some(Ok(Err(code))) => return Err(format!("{code:?}")),
-        _ => return Err("the response future was ready but empty".into()),
-    };
-    let status = response.status();
-    let body = response
-        .consume()
-        .map_err(|()| "the response body was taken")?;
-    let mut stream = body
-        .stream()
-        .map_err(|()| "the response body stream was taken")?;
-    let mut contents = Vec::new();
-    stream
-        .read_to_end(&mut contents)
-        .map_err(|err| format!("reading the body: {err}"))?;
-    Ok((status, contents))
+    kit::http_get(url).map_err(|err| match err {
+        kit::GetError::Url(why) => why.to_string(),
+        kit::GetError::Refused(code) => format!("{code:?}"),
+        kit::GetError::Broken(why) => why,
+    })
 }

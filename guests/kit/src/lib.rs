@@ -77,6 +77,69 @@ pub fn read_body(request: &IncomingRequest) -> Vec<u8> {
     bytes
 }
 
+/// Why an outgoing GET got no response.
+#[derive(Debug)]
+pub enum GetError {
+    /// The URL is not `scheme://authority/path`.
+    Url(&'static str),
+    /// The host (or the network) answered with this error code.
+    Refused(wasip2::http::types::ErrorCode),
+    /// Anything else, said in words.
+    Broken(String),
+}
+
+/// A GET to `url` through `wasi:http/outgoing-handler`: the response's
+/// status and whole body.
+pub fn http_get(url: &str) -> Result<(u16, Vec<u8>), GetError> {
+    use wasip2::http::outgoing_handler;
+    use wasip2::http::types::{OutgoingRequest, Scheme};
+
+    let (scheme, rest) = url
+        .split_once("://")
+        .ok_or(GetError::Url("url must be scheme://authority/path"))?;
+    let (authority, path) = match rest.find('/') {
+        Some(slash) => rest.split_at(slash),
+        None => (rest, "/"),
+    };
+    let request = OutgoingRequest::new(Fields::new());
+    let scheme = match scheme {
+        "http" => Scheme::Http,
+        "https" => Scheme::Https,
+        other => Scheme::Other(other.to_string()),
+    };
+    let valid = request.set_scheme(Some(&scheme)).is_ok()
+        && request.set_authority(Some(authority)).is_ok()
+        && request.set_path_with_query(Some(path)).is_ok();
+    if !valid {
+        return Err(GetError::Url("invalid url"));
+    }
+    let broken = |what: &str| GetError::Broken(what.to_string());
+    let body = request
+        .body()
+        .map_err(|()| broken("the request body was taken"))?;
+    let future = outgoing_handler::handle(request, None).map_err(GetError::Refused)?;
+    OutgoingBody::finish(body, None).map_err(GetError::Refused)?;
+    future.subscribe().block();
+    let response = match future.get() {
+        Some(Ok(Ok(response))) => response,
+        Some(Ok(Err(code))) => return Err(GetError::Refused(code)),
+        _ => return Err(broken("the response future was ready but empty")),
+    };
+    let status = response.status();
+    let body = response
+        .consume()
+        .map_err(|()| broken("the response body was taken"))?;
+    let mut stream = body
+        .stream()
+        .map_err(|()| broken("the response body stream was taken"))?;
+    let mut contents = Vec::new();
+    std::io::Read::read_to_end(&mut stream, &mut contents)
+        .map_err(|err| GetError::Broken(format!("reading the body: {err}")))?;
+    drop(stream);
+    wasip2::http::types::IncomingBody::finish(body);
+    Ok((status, contents))
+}
+
 /// Blocks the guest for `ms` milliseconds through `wasi:clocks`.
 pub fn sleep_ms(ms: u64) {
     wasip2::clocks::monotonic_clock::subscribe_duration(ms.saturating_mul(1_000_000)).block();
