@@ -117,8 +117,14 @@ async fn accept(
     permits: Arc<Semaphore>,
 ) {
     loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(err) => {
+                // Out of file descriptors, say: do not spin.
+                tracing::warn!("cgi host: cannot accept a connection: {err}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
         };
         let _ = stream.set_nodelay(true);
         let runner = runner.clone();
@@ -160,10 +166,16 @@ async fn cgi(
     let Some(args) = workload_args(path) else {
         return text(StatusCode::NOT_FOUND, "try /trivial or /json/N\n".into());
     };
-    let Ok(_permit) = permits.acquire_owned().await else {
+    let Ok(permit) = permits.acquire_owned().await else {
         return text(StatusCode::SERVICE_UNAVAILABLE, "stopping\n".into());
     };
-    let call = tokio::task::spawn_blocking(move || runner.call(&args, CGI_DEADLINE)).await;
+    // The permit goes with the call: a client that hangs up does not free
+    // its place while its isolate still runs.
+    let call = tokio::task::spawn_blocking(move || {
+        let _permit = permit;
+        runner.call(&args, CGI_DEADLINE)
+    })
+    .await;
     match call {
         Ok(Ok(call)) if call.ended == "ok" => text(StatusCode::OK, call.stdout),
         Ok(Ok(call)) => text(

@@ -368,11 +368,21 @@ impl MemoryCgroups {
             // Children of ours need the memory controller handed down.
             let _ = std::fs::write(parent.join("cgroup.subtree_control"), "+memory");
         }
-        Some(Self {
+        let cgroups = Self {
             parent,
             v2,
             next: Default::default(),
-        })
+        };
+        // Making the directory is not enough (a delegated scope may refuse
+        // the controller): try a limit once before relying on it.
+        match cgroups.fresh(1 << 30) {
+            Ok((trial, _)) => {
+                Self::remove(&trial);
+                Some(cgroups)
+            }
+            // Dropping `cgroups` removes the parent.
+            Err(_) => None,
+        }
     }
 
     /// Which hierarchy, for the report.
@@ -400,23 +410,35 @@ impl MemoryCgroups {
         } else {
             &["memory.limit_in_bytes", "memory.memsw.limit_in_bytes"]
         };
-        for (i, file) in limits.iter().enumerate() {
-            let value = if self.v2 && i == 1 { 0 } else { memory };
-            let written = std::fs::write(dir.join(file), value.to_string());
-            // The first is the limit; the swap one exists only where the
-            // kernel accounts swap.
-            if i == 0 {
-                written.with_context(|| format!("cannot set {}", dir.join(file).display()))?;
+        let set = || -> anyhow::Result<CString> {
+            for (i, file) in limits.iter().enumerate() {
+                let value = if self.v2 && i == 1 { 0 } else { memory };
+                let written = std::fs::write(dir.join(file), value.to_string());
+                // The first is the limit; the swap one exists only where the
+                // kernel accounts swap.
+                if i == 0 {
+                    written.with_context(|| format!("cannot set {}", dir.join(file).display()))?;
+                }
+            }
+            Ok(CString::new(
+                dir.join("cgroup.procs").as_os_str().as_encoded_bytes(),
+            )?)
+        };
+        match set() {
+            Ok(procs) => Ok((dir, procs)),
+            Err(err) => {
+                let _ = std::fs::remove_dir(&dir);
+                Err(err)
             }
         }
-        let procs = CString::new(dir.join("cgroup.procs").as_os_str().as_encoded_bytes())?;
-        Ok((dir, procs))
     }
 
     /// Removes a call's cgroup once its processes are gone.
     fn remove(dir: &Path) {
-        for _ in 0..100 {
-            if std::fs::remove_dir(dir).is_ok() {
+        let until = Instant::now() + Duration::from_secs(2);
+        while std::fs::remove_dir(dir).is_err() {
+            if Instant::now() >= until {
+                tracing::warn!("cannot remove the cgroup {}", dir.display());
                 return;
             }
             // The last process may still be leaving.
@@ -642,11 +664,10 @@ pub struct OciRunner {
 impl OciRunner {
     /// Prepares bundles for `binary`, run by the OCI runtime `runtime`.
     pub fn new(runtime: &Path, binary: &Path, memory: u64) -> anyhow::Result<Self> {
-        // A container's process outlives `runc create`, its parent; as a
-        // subreaper this process adopts it, so it can wait for it and
-        // reap it.
-        nix::sys::prctl::set_child_subreaper(true)
-            .context("cannot become a child subreaper, to wait for containers")?;
+        // A container's process outlives `runc create`, its parent; while
+        // containers run, this process is a child subreaper and adopts
+        // them, so it can wait for them and reap them.
+        drop(Subreaper::enter()?);
         let dir = tempfile::Builder::new().prefix("mayfly-oci-").tempdir()?;
         let rootfs = dir.path().join("rootfs");
         std::fs::create_dir_all(rootfs.join("proc"))?;
@@ -736,6 +757,35 @@ impl Runner for OciRunner {
     }
 }
 
+/// This process is a child subreaper while at least one of these lives:
+/// orphans are adopted only while containers run, and no other mode's
+/// orphans pile up here as zombies.
+struct Subreaper;
+
+static SUBREAPER_USERS: std::sync::Mutex<usize> = std::sync::Mutex::new(0);
+
+impl Subreaper {
+    fn enter() -> anyhow::Result<Self> {
+        let mut users = SUBREAPER_USERS.lock().unwrap_or_else(|p| p.into_inner());
+        if *users == 0 {
+            nix::sys::prctl::set_child_subreaper(true)
+                .context("cannot become a child subreaper, to wait for containers")?;
+        }
+        *users += 1;
+        Ok(Self)
+    }
+}
+
+impl Drop for Subreaper {
+    fn drop(&mut self) {
+        let mut users = SUBREAPER_USERS.lock().unwrap_or_else(|p| p.into_inner());
+        *users -= 1;
+        if *users == 0 {
+            let _ = nix::sys::prctl::set_child_subreaper(false);
+        }
+    }
+}
+
 impl OciRunner {
     /// One container's life, as container engines drive runc: `create`
     /// (namespaces, cgroup, root file system; the workload not yet
@@ -749,6 +799,8 @@ impl OciRunner {
             self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         );
         let pid_file = self.dir.path().join(format!("{id}.pid"));
+        // Until the container is reaped.
+        let _subreaper = Subreaper::enter()?;
         let started = Instant::now();
         // The container's stdout and stderr: runc hands its own to the
         // container's process, which keeps them after `runc create` exits.
