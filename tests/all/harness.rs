@@ -338,10 +338,17 @@ component = "slow"
     write_file(dir, "app.toml", manifest)
 }
 
-/// Runs `mayfly ARGS...` to completion (killed after [`PATIENCE`]).
+/// Runs `mayfly ARGS...` to completion (see [`run_bounded`]).
 pub fn run_mayfly(args: &[&std::ffi::OsStr]) -> std::process::Output {
-    let mut child = Command::new(MAYFLY)
-        .args(args)
+    let mut command = Command::new(MAYFLY);
+    command.args(args);
+    run_bounded(command)
+}
+
+/// Runs `command` to completion, its output captured; killed (and the test
+/// failed) if it takes longer than [`PATIENCE`].
+pub fn run_bounded(mut command: Command) -> std::process::Output {
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -350,7 +357,11 @@ pub fn run_mayfly(args: &[&std::ffi::OsStr]) -> std::process::Output {
     while child.try_wait().unwrap().is_none() {
         if Instant::now() > deadline {
             let _ = child.kill();
-            break;
+            let output = child.wait_with_output().unwrap();
+            panic!(
+                "{command:?} did not finish within {PATIENCE:?}; it printed:\n{}",
+                String::from_utf8_lossy(&output.stderr)
+            );
         }
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -518,7 +518,7 @@ fn the_admin_api_stays_on_loopback_and_needs_a_token() {
         all.extend_from_slice(args);
         let mut command = std::process::Command::new(crate::harness::MAYFLY);
         command.args(&all).env_remove("MAYFLY_ADMIN_TOKEN");
-        let output = run_bounded(command);
+        let output = crate::harness::run_bounded(command);
         (
             output.status.code(),
             String::from_utf8_lossy(&output.stderr).into_owned(),
@@ -609,29 +609,6 @@ async fn logs_are_json_on_request_and_carry_the_request_id() {
         "{replaced:?}"
     );
     assert_eq!(reply.header("x-echo-header-x-request-id"), replaced);
-}
-
-/// Runs `command` to completion, its output captured; killed (and the test
-/// failed) if it takes longer than [`PATIENCE`].
-fn run_bounded(mut command: std::process::Command) -> std::process::Output {
-    let mut child = command
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + PATIENCE;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let output = child.wait_with_output().unwrap();
-            panic!(
-                "{command:?} did not finish within {PATIENCE:?}; it printed:\n{}",
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    child.wait_with_output().unwrap()
 }
 
 #[tokio::test]

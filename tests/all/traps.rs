@@ -64,13 +64,7 @@ async fn a_trap_mid_body_cuts_the_response_short_and_never_hangs() {
     );
     // A new connection is served normally, by every component.
     assert_eq!(get(server.addr, "/").await.text(), "Hello from Mayfly!\n");
-    assert!(
-        get(server.addr, "/probe")
-            .await
-            .text()
-            .starts_with("count=1 ")
-    );
-    assert_eq!(get(server.addr, "/slow?ms=1").await.text(), "slept 1 ms\n");
+    probe_and_slow_still_serve(server.addr).await;
     assert!(guests::TRAP.ends_with("trap.wasm"));
 }
 
@@ -111,11 +105,11 @@ async fn requests_beyond_the_instance_limit_get_503_with_retry_after() {
     assert_eq!(slow.text(), "sleeping\nslept 2000 ms\n");
     // The slot is free again, for every component.
     assert_eq!(get(server.addr, "/").await.status, 200);
-    assert!(
-        get(server.addr, "/probe")
-            .await
-            .text()
-            .starts_with("count=1 ")
-    );
-    assert_eq!(get(server.addr, "/slow?ms=1").await.text(), "slept 1 ms\n");
+    probe_and_slow_still_serve(server.addr).await;
+}
+
+/// A fresh probe instance and the slow component both answer normally.
+async fn probe_and_slow_still_serve(addr: std::net::SocketAddr) {
+    assert!(get(addr, "/probe").await.text().starts_with("count=1 "));
+    assert_eq!(get(addr, "/slow?ms=1").await.text(), "slept 1 ms\n");
 }
