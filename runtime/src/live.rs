@@ -419,24 +419,27 @@ fn files_of(spec: &AppSpec) -> Vec<PathBuf> {
 
 /// Watches the manifest and the component files, and reloads the app when
 /// one changes, until `live` drains. Polls every `interval`.
+///
+/// The first look is taken before this returns, so an edit made as soon as
+/// the server is up is seen, however late the thread is scheduled.
 pub fn watch(live: Arc<LiveApp>, manifest: PathBuf, interval: Duration) -> std::io::Result<()> {
+    let mut seen = stamp(&watched_files(&live, &manifest));
     std::thread::Builder::new()
         .name("mayfly-watch".into())
         .spawn(move || {
-            let mut seen = stamp(&live, &manifest);
             while !live.draining() {
                 std::thread::sleep(interval);
-                let now = stamp(&live, &manifest);
+                let now = stamp(&watched_files(&live, &manifest));
                 if now == seen {
                     continue;
                 }
-                seen = now;
                 let spec = match AppSpec::from_manifest(&manifest) {
                     Ok(spec) => spec,
                     Err(err) => {
                         tracing::error!(
                             "reload refused; still serving the previous version: {err}"
                         );
+                        seen = now;
                         continue;
                     }
                 };
@@ -446,15 +449,24 @@ pub fn watch(live: Arc<LiveApp>, manifest: PathBuf, interval: Duration) -> std::
                         "reload refused; still serving the previous version: {err:#}"
                     ),
                 }
-                // What the new manifest names is what to watch now.
-                seen = stamp(&live, &manifest);
+                // What the new manifest names is what to watch now. Files
+                // watched before keep the look taken before the reload read
+                // them, so an edit made during the reload is seen next time.
+                let files = watched_files(&live, &manifest);
+                seen = files
+                    .iter()
+                    .map(|path| match now.iter().find(|(known, _)| known == path) {
+                        Some(before) => before.clone(),
+                        None => (path.clone(), look(path)),
+                    })
+                    .collect();
             }
         })
         .map(|_| ())
 }
 
-/// Modification times and sizes of the manifest and every component file.
-fn stamp(live: &LiveApp, manifest: &Path) -> Vec<Option<(SystemTime, u64)>> {
+/// The manifest and every component file it names.
+fn watched_files(live: &LiveApp, manifest: &Path) -> Vec<PathBuf> {
     let mut files = vec![manifest.to_path_buf()];
     files.extend(
         live.watched
@@ -464,11 +476,21 @@ fn stamp(live: &LiveApp, manifest: &Path) -> Vec<Option<(SystemTime, u64)>> {
             .cloned(),
     );
     files
+}
+
+/// What a poll compares: each file with its modification time and size.
+type Stamp = Vec<(PathBuf, Option<(SystemTime, u64)>)>;
+
+fn stamp(files: &[PathBuf]) -> Stamp {
+    files
         .iter()
-        .map(|path| {
-            std::fs::metadata(path)
-                .ok()
-                .and_then(|meta| Some((meta.modified().ok()?, meta.len())))
-        })
+        .map(|path| (path.clone(), look(path)))
         .collect()
+}
+
+/// A file's modification time and size, or `None` while it is missing.
+fn look(path: &Path) -> Option<(SystemTime, u64)> {
+    std::fs::metadata(path)
+        .ok()
+        .and_then(|meta| Some((meta.modified().ok()?, meta.len())))
 }

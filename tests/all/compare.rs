@@ -1,10 +1,15 @@
 //! `mayfly compare`: every mode runs the same workload correctly, and the
 //! isolation probe's outcomes are what each mode promises.
 
-use std::ffi::OsStr;
+use std::process::Command;
+use std::time::Duration;
 
 use crate::guests;
-use crate::harness::run_mayfly;
+use crate::harness::{MAYFLY, run_bounded_for};
+
+/// How long the whole comparison may take: it runs every mode, runc's
+/// included, and can take a minute on a loaded 2-core machine.
+const COMPARE_PATIENCE: Duration = Duration::from_secs(300);
 
 #[test]
 fn every_mode_runs_and_the_probe_reports_what_each_isolates() {
@@ -16,20 +21,17 @@ fn every_mode_runs_and_the_probe_reports_what_each_isolates() {
 
     let dir = tempfile::tempdir().unwrap();
     let chart = dir.path().join("latency.svg");
-    let output = run_mayfly(&[
-        OsStr::new("compare"),
-        OsStr::new("--svg"),
-        chart.as_os_str(),
-        OsStr::new("--calls"),
-        OsStr::new("6"),
-        OsStr::new("--concurrency"),
-        OsStr::new("2"),
-        OsStr::new("--records"),
-        OsStr::new("50"),
-        OsStr::new("--http-duration"),
-        OsStr::new("300ms"),
-        OsStr::new("--json"),
-    ]);
+    let mut command = Command::new(MAYFLY);
+    command
+        .arg("compare")
+        .arg("--svg")
+        .arg(&chart)
+        .args(["--calls", "6"])
+        .args(["--concurrency", "2"])
+        .args(["--records", "50"])
+        .args(["--http-duration", "300ms"])
+        .arg("--json");
+    let output = run_bounded_for(command, COMPARE_PATIENCE);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();

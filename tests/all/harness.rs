@@ -1,10 +1,11 @@
 //! Starting the real server, talking HTTP to it, and reading what it printed.
 
-use std::io::{BufRead as _, BufReader, Read as _};
+use std::io::{BufRead as _, BufReader, Read};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::{Arc, Mutex, MutexGuard, mpsc};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -62,53 +63,39 @@ impl Server {
         let admin = Arc::new(Mutex::new(None));
         let admin_out = admin.clone();
         std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                out.lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner())
-                    .push_str(&format!("{line}\n"));
+            for_each_line(stdout, |line| {
+                let line = line.trim_end_matches(['\n', '\r']);
+                lock(&out).push_str(&format!("{line}\n"));
                 let addr = |prefix: &str| {
                     line.strip_prefix(prefix)?
                         .split_once(" on http://")
                         .and_then(|(_, addr)| addr.parse::<SocketAddr>().ok())
                 };
                 if let Some(admin) = addr("Admin API") {
-                    *admin_out
-                        .lock()
-                        .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(admin);
+                    *lock(&admin_out) = Some(admin);
                 }
                 if let Some(addr) = addr("Serving app") {
                     let _ = addr_tx.send(addr);
                 }
-            }
+            });
         });
-        let mut stderr = child.stderr.take().unwrap();
+        // Whole lines only, so that a needle found by `wait_for_output` is
+        // on a line that has been read to its end.
+        let stderr = child.stderr.take().unwrap();
         let err = output.clone();
         std::thread::spawn(move || {
-            let mut buf = [0u8; 4096];
-            while let Ok(n) = stderr.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                err.lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner())
-                    .push_str(&String::from_utf8_lossy(&buf[..n]));
-            }
+            for_each_line(stderr, |line| lock(&err).push_str(line));
         });
         let addr = match addr_rx.recv_timeout(PATIENCE) {
             Ok(addr) => addr,
             Err(_) => {
                 let _ = child.kill();
                 let _ = child.wait();
-                let printed = output
-                    .lock()
-                    .unwrap_or_else(|poisoned| poisoned.into_inner())
-                    .clone();
+                let printed = lock(&output).clone();
                 panic!("mayfly serve did not print its address; it printed:\n{printed}");
             }
         };
-        let admin = *admin
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let admin = *lock(&admin);
         Self {
             child,
             addr,
@@ -120,10 +107,7 @@ impl Server {
 
     /// Everything the server has printed so far (stdout and stderr).
     pub fn output(&self) -> String {
-        self.output
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
+        lock(&self.output).clone()
     }
 
     /// Waits up to [`PATIENCE`] for `needle` to appear in the server's
@@ -347,25 +331,130 @@ pub fn run_mayfly(args: &[&std::ffi::OsStr]) -> std::process::Output {
 
 /// Runs `command` to completion, its output captured; killed (and the test
 /// failed) if it takes longer than [`PATIENCE`].
-pub fn run_bounded(mut command: Command) -> std::process::Output {
+pub fn run_bounded(command: Command) -> Output {
+    run_bounded_for(command, PATIENCE)
+}
+
+/// Runs `command` to completion, its output captured; killed (and the test
+/// failed, showing what it printed) if it takes longer than `timeout`.
+///
+/// Both pipes are drained while it runs, so a command that prints more than
+/// a pipe holds does not block and look hung.
+pub fn run_bounded_for(mut command: Command, timeout: Duration) -> Output {
     let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .unwrap();
-    let deadline = Instant::now() + PATIENCE;
-    while child.try_wait().unwrap().is_none() {
+        .unwrap_or_else(|err| panic!("cannot start {command:?}: {err}"));
+    let (stdout, stdout_done) = drain(child.stdout.take().unwrap());
+    let (stderr, stderr_done) = drain(child.stderr.take().unwrap());
+    let printed = || {
+        format!(
+            "---- stdout ----\n{}\n---- stderr ----\n{}",
+            tail(&lock(&stdout)),
+            tail(&lock(&stderr))
+        )
+    };
+    let deadline = Instant::now() + timeout;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
         if Instant::now() > deadline {
             let _ = child.kill();
-            let output = child.wait_with_output().unwrap();
+            let _ = child.wait();
+            // A moment for what is still in the pipes, unless something
+            // the command started holds them open.
+            let grace = Instant::now() + Duration::from_secs(2);
+            while !(stdout_done.is_finished() && stderr_done.is_finished())
+                && Instant::now() < grace
+            {
+                std::thread::sleep(Duration::from_millis(20));
+            }
             panic!(
-                "{command:?} did not finish within {PATIENCE:?}; it printed:\n{}",
-                String::from_utf8_lossy(&output.stderr)
+                "{command:?} did not finish within {timeout:?}; it printed:\n{}",
+                printed()
             );
         }
         std::thread::sleep(Duration::from_millis(20));
+    };
+    // It has exited; the pipes end once everything it printed is read (or
+    // never, if something it started still holds them).
+    let grace = deadline.max(Instant::now() + Duration::from_secs(10));
+    while !(stdout_done.is_finished() && stderr_done.is_finished()) {
+        assert!(
+            Instant::now() < grace,
+            "{command:?} exited ({status}), but its output never ended \
+             (a process it started still holds it?); it printed:\n{}",
+            printed()
+        );
+        std::thread::sleep(Duration::from_millis(20));
     }
-    child.wait_with_output().unwrap()
+    let _ = stdout_done.join();
+    let _ = stderr_done.join();
+    let stdout = std::mem::take(&mut *lock(&stdout));
+    let stderr = std::mem::take(&mut *lock(&stderr));
+    Output {
+        status,
+        stdout,
+        stderr,
+    }
+}
+
+/// Reads `pipe` to its end on a thread of its own, into a shared buffer that
+/// can be looked at while it is being filled.
+fn drain(mut pipe: impl Read + Send + 'static) -> (Arc<Mutex<Vec<u8>>>, JoinHandle<()>) {
+    let buffer = Arc::new(Mutex::new(Vec::new()));
+    let sink = buffer.clone();
+    let reader = std::thread::spawn(move || {
+        let mut chunk = [0u8; 8192];
+        loop {
+            match pipe.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => lock(&sink).extend_from_slice(&chunk[..n]),
+                Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => break,
+            }
+        }
+    });
+    (buffer, reader)
+}
+
+/// Calls `f` with each line read from `pipe`, its line end included, decoded
+/// whole (so no character is split); the last line too, if the pipe ends
+/// without a line end.
+fn for_each_line(pipe: impl Read, mut f: impl FnMut(&str)) {
+    let mut reader = BufReader::new(pipe);
+    let mut line = Vec::new();
+    loop {
+        line.clear();
+        let result = reader.read_until(b'\n', &mut line);
+        // On an error, `line` holds what was read before it.
+        if !line.is_empty() {
+            f(&String::from_utf8_lossy(&line));
+        }
+        if !matches!(result, Ok(n) if n > 0) {
+            break;
+        }
+    }
+}
+
+/// The end of a command's output, at most 16 KiB of it, as text.
+fn tail(bytes: &[u8]) -> String {
+    const MAX: usize = 16 * 1024;
+    let text = String::from_utf8_lossy(&bytes[bytes.len().saturating_sub(MAX)..]);
+    if bytes.len() > MAX {
+        format!("[... {} bytes before this ...]\n{text}", bytes.len() - MAX)
+    } else {
+        text.into_owned()
+    }
+}
+
+/// Locks `mutex`, also after a thread panicked holding it.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// A response read frame by frame: its head, and how its body ended.
@@ -413,4 +502,43 @@ pub async fn get_streamed(addr: SocketAddr, path: &str) -> Streamed {
     tokio::time::timeout(PATIENCE, exchange)
         .await
         .unwrap_or_else(|_| panic!("GET {path} did not end within {PATIENCE:?}"))
+}
+
+/// Sends `path` (a `/slow?...&head_first=1` request) and returns once the
+/// response head is in, with the body still to come.
+pub async fn in_flight(
+    addr: std::net::SocketAddr,
+    path: &str,
+) -> http::Response<hyper::body::Incoming> {
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let request = http::Request::get(path)
+        .header("host", addr.to_string())
+        .body(crate::harness::full(""))
+        .unwrap();
+    let response = tokio::time::timeout(PATIENCE, sender.send_request(request))
+        .await
+        .expect("no response head")
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    response
+}
+
+/// Reads the rest of an [`in_flight`] response's body in the background.
+/// The task panics if the body hangs past [`PATIENCE`] or is cut off.
+pub fn rest_of_body(
+    response: http::Response<hyper::body::Incoming>,
+) -> tokio::task::JoinHandle<bytes::Bytes> {
+    tokio::spawn(async move {
+        use http_body_util::BodyExt as _;
+        tokio::time::timeout(PATIENCE, response.into_body().collect())
+            .await
+            .expect("the in-flight request hung")
+            .expect("the in-flight request was cut off")
+            .to_bytes()
+    })
 }

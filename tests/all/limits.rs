@@ -310,51 +310,26 @@ async fn fuel_runs_out_deterministically() {
 }
 
 #[tokio::test]
-async fn beyond_the_instance_limit_requests_queue_then_get_503() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = app(dir.path(), "", "instances = 1\nqueue = 1", "", &[]);
-    let addr = server.addr;
-    // The first runs, the second waits in the queue...
-    let first = tokio::spawn(async move { get(addr, "/slow?ms=6000").await });
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    let second = tokio::spawn(async move { get(addr, "/slow?ms=10").await });
-    tokio::time::sleep(Duration::from_millis(1000)).await;
-    // ...and the third finds the queue full, and is told so at once, not
-    // after the first has finished.
-    let third = get(addr, "/slow?ms=10").await;
-    assert!(
-        !first.is_finished(),
-        "the 503 waited for the running request"
-    );
-    assert_eq!(third.status, 503);
-    assert_eq!(third.header("retry-after"), "1");
-    assert_eq!(
-        third.text(),
-        "component `slow` is at its limit of 1 concurrent requests; retry shortly\n"
-    );
-    assert_eq!(first.await.unwrap().text(), "slept 6000 ms\n");
-    assert_eq!(second.await.unwrap().text(), "slept 10 ms\n");
-    // Other components were never limited.
-    still_serves(&server).await;
-}
-
-#[tokio::test]
 async fn time_spent_queueing_counts_against_the_deadline() {
     let dir = tempfile::tempdir().unwrap();
-    let server = app(dir.path(), "", "instances = 1\ntimeout = \"2s\"", "", &[]);
-    let addr = server.addr;
-    let first = tokio::spawn(async move { get(addr, "/slow?ms=1800").await });
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    // Needs 1.5 s but gets the slot only after the first is done, with
-    // about 0.5 s of its 2 s left.
-    let second = get(addr, "/slow?ms=1500").await;
+    let server = app(dir.path(), "", "instances = 1\ntimeout = \"6s\"", "", &[]);
+    // The first holds the only instance for 4.5 s (its head is in once it
+    // runs)...
+    let first = crate::harness::in_flight(server.addr, "/slow?ms=4500&head_first=1").await;
+    let first = crate::harness::rest_of_body(first);
+    // ...so the second, which needs 4 s, gets the instance with at most
+    // about 1.5 s of its 6 s left.
+    let second = get(server.addr, "/slow?ms=4000").await;
     assert_eq!(second.status, 504);
     assert_eq!(
         second.text(),
-        "component `slow` exceeded its request deadline of 2s\n"
+        "component `slow` exceeded its request deadline of 6s\n"
     );
-    assert_eq!(first.await.unwrap().text(), "slept 1800 ms\n");
-    assert_eq!(get(addr, "/slow?ms=1500").await.text(), "slept 1500 ms\n");
+    assert_eq!(&first.await.unwrap()[..], b"sleeping\nslept 4500 ms\n");
+    assert_eq!(
+        get(server.addr, "/slow?ms=1500").await.text(),
+        "slept 1500 ms\n"
+    );
 }
 
 /// A `wasi:http/proxy` handler, in WAT, that grows a table of one element

@@ -428,7 +428,7 @@ async fn metrics_count_requests_traps_limits_and_instantiations() {
 #[tokio::test]
 async fn health_and_readiness() {
     let dir = tempfile::tempdir().unwrap();
-    let (mut server, _) = start(dir.path(), &["--shutdown-grace", "10"]);
+    let (mut server, _) = start_app(dir.path(), "60s", &["--shutdown-grace", "30"]);
     let reply = admin(&server, http::Method::GET, "/healthz", None, vec![]).await;
     assert_eq!(
         (reply.status.as_u16(), reply.text().as_str()),
@@ -440,18 +440,30 @@ async fn health_and_readiness() {
         (200, "ready\n")
     );
 
-    // While draining, not ready (a slow request keeps the server draining).
-    let addr = server.addr;
-    let slow = tokio::spawn(async move { get(addr, "/slow?ms=400").await });
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // While draining, not ready (a slow request, running once its head is
+    // in, keeps the server draining).
+    let response = crate::harness::in_flight(server.addr, "/slow?ms=5000&head_first=1").await;
+    let slow = crate::harness::rest_of_body(response);
     server.signal("TERM");
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    let reply = admin(&server, http::Method::GET, "/readyz", None, vec![]).await;
-    assert_eq!(
-        (reply.status.as_u16(), reply.text().as_str()),
-        (503, "draining\n")
-    );
-    assert_eq!(slow.await.unwrap().status, 200);
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        assert!(
+            !slow.is_finished(),
+            "the slow request ended before the server reported draining"
+        );
+        let reply = admin(&server, http::Method::GET, "/readyz", None, vec![]).await;
+        if reply.status == 503 {
+            assert_eq!(reply.text(), "draining\n");
+            break;
+        }
+        assert_eq!(
+            (reply.status.as_u16(), reply.text().as_str()),
+            (200, "ready\n")
+        );
+        assert!(Instant::now() < deadline, "never reported draining");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(&slow.await.unwrap()[..], b"sleeping\nslept 5000 ms\n");
     assert!(server.wait_exit(PATIENCE).is_some_and(|s| s.success()));
 }
 
@@ -475,7 +487,11 @@ async fn watch_reloads_changed_files_and_refuses_broken_ones() {
     assert!(get(server.addr, "/").await.text().starts_with("count=1 "));
 
     // A manifest change (a new route) is picked up too.
-    std::fs::copy(guests::HELLO, dir.path().join("web.wasm")).unwrap();
+    replace(
+        &dir.path().join("web.wasm"),
+        &std::fs::read(guests::HELLO).unwrap(),
+    );
+    wait_for_body(&server, |body| body == V1).await;
     let manifest = std::fs::read_to_string(&app).unwrap();
     replace(
         &app,
@@ -618,7 +634,7 @@ async fn a_version_swapped_in_mid_request_leaves_that_request_on_the_old_one() {
     // v1 of `slow` starts a request that runs for a while...
     let mut client = Client::connect(server.addr).await;
     let running = tokio::spawn(async move {
-        let request = Request::get("/slow?ms=3000&head_first=1")
+        let request = Request::get("/slow?ms=8000&head_first=1")
             .body(full(""))
             .unwrap();
         client.send(request).await.unwrap()
@@ -648,7 +664,7 @@ async fn a_version_swapped_in_mid_request_leaves_that_request_on_the_old_one() {
     let reply = running.await.unwrap();
     assert_eq!(
         (reply.status.as_u16(), reply.text().as_str()),
-        (200, "sleeping\nslept 3000 ms\n")
+        (200, "sleeping\nslept 8000 ms\n")
     );
     assert_eq!(get(server.addr, "/slow").await.text(), V1);
 }

@@ -36,15 +36,20 @@ impl Silent {
     }
 }
 
-/// `caps` may call `upstream` and `silent`; `bare` may call nothing.
+/// `caps` may call `upstream`; `stall` may call `silent` and has a 2 s
+/// deadline; `bare` may call nothing.
 fn app(dir: &Path, upstream: SocketAddr, silent: SocketAddr) -> Server {
     let manifest = format!(
         r#"
 [component.caps]
 source = {caps:?}
-allowed_outbound_hosts = ["http://{upstream}", "http://{silent}"]
+allowed_outbound_hosts = ["http://{upstream}"]
 
-[component.caps.limits]
+[component.stall]
+source = {caps:?}
+allowed_outbound_hosts = ["http://{silent}"]
+
+[component.stall.limits]
 timeout = "2s"
 
 [component.bare]
@@ -53,6 +58,9 @@ source = {caps:?}
 [[route]]
 path = "/caps"
 component = "caps"
+[[route]]
+path = "/stall"
+component = "stall"
 [[route]]
 path = "/bare"
 component = "bare"
@@ -157,7 +165,7 @@ async fn an_upstream_that_never_answers_costs_only_the_deadline() {
     let started = Instant::now();
     let reply = fetch(
         &setup.server,
-        "caps",
+        "stall",
         &format!("http://{}/", setup.silent.addr),
     )
     .await;
@@ -165,7 +173,7 @@ async fn an_upstream_that_never_answers_costs_only_the_deadline() {
     assert_eq!(reply.status, 504);
     assert_eq!(
         reply.text(),
-        "component `caps` exceeded its request deadline of 2s\n"
+        "component `stall` exceeded its request deadline of 2s\n"
     );
     assert!(
         took >= Duration::from_millis(1800),

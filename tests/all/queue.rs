@@ -1,6 +1,7 @@
-//! The admission gate of a component (`instances`, `queue`): a client that
-//! gives up while queued leaves the queue, and the versions of a component
-//! share one gate, so a swap never doubles the instances running.
+//! The admission gate of a component (`instances`, `queue`): beyond its
+//! instances requests queue, beyond the queue they get 503 at once, a client
+//! that gives up while queued leaves the queue, and the versions of a
+//! component share one gate, so a swap never doubles the instances running.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -157,4 +158,30 @@ async fn versions_of_a_component_share_its_instances_and_queue() {
 
     assert_eq!(queued.await.unwrap().text(), "slept 1 ms\n");
     assert_eq!(held.await.unwrap().text(), "slept 8000 ms\n");
+}
+
+#[tokio::test]
+async fn beyond_the_instance_limit_requests_queue_then_get_503() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path());
+    // The first runs, the second waits in the queue...
+    let first = hold(&server, 6_000).await;
+    let addr = server.addr;
+    let second = tokio::spawn(async move { get(addr, "/slow?ms=10").await });
+    wait_gauge(&server, "mayfly_queue_length", 1.0).await;
+    // ...and the third finds the queue full, and is told so at once, not
+    // after the first has finished.
+    let third = get(server.addr, "/slow?ms=10").await;
+    assert!(
+        !first.is_finished(),
+        "the 503 waited for the running request"
+    );
+    assert_eq!(third.status, 503);
+    assert_eq!(third.header("retry-after"), "1");
+    assert_eq!(
+        third.text(),
+        "component `slow` is at its limit of 1 concurrent requests; retry shortly\n"
+    );
+    assert_eq!(first.await.unwrap().text(), "slept 6000 ms\n");
+    assert_eq!(second.await.unwrap().text(), "slept 10 ms\n");
 }

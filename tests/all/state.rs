@@ -2,9 +2,12 @@
 //! backend and on Redis, `wasi:config`, `wasi:logging`; exact atomics under
 //! concurrency, durability across SIGKILL, and two hosts sharing Redis.
 
-use std::net::TcpListener;
+use std::io::{BufRead as _, BufReader, Read as _, Seek as _, Write as _};
+use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use http::Request;
@@ -449,8 +452,10 @@ async fn acknowledged_writes_survive_sigkill() {
     let server = serve(&app, &data, &[]);
     let addr = server.addr;
     // Writers run until the server dies under them.
+    let acked = Arc::new(AtomicUsize::new(0));
     let mut writers = Vec::new();
     for w in 0..8 {
+        let acked = acked.clone();
         writers.push(tokio::spawn(async move {
             let mut acknowledged = Vec::new();
             let Some(mut client) = Client::connect_or_none(addr).await else {
@@ -462,14 +467,31 @@ async fn acknowledged_writes_survive_sigkill() {
                     .body(full(format!("{{\"w\":{w},\"i\":{i}}}")))
                     .unwrap();
                 match client.try_send(request).await {
-                    Some(reply) if reply.status == 200 => acknowledged.push(id),
+                    Some(reply) if reply.status == 200 => {
+                        acknowledged.push(id);
+                        acked.fetch_add(1, Ordering::SeqCst);
+                    }
                     _ => break,
                 }
             }
             acknowledged
         }));
     }
-    tokio::time::sleep(Duration::from_millis(1500)).await;
+    // Kill it once some writes are acknowledged, however slow the disk.
+    let deadline = Instant::now() + PATIENCE;
+    while acked.load(Ordering::SeqCst) < 8 {
+        assert!(
+            !writers.iter().all(|writer| writer.is_finished()),
+            "every writer stopped after {} acknowledged writes, before the kill",
+            acked.load(Ordering::SeqCst)
+        );
+        assert!(
+            Instant::now() < deadline,
+            "only {} writes acknowledged within {PATIENCE:?}",
+            acked.load(Ordering::SeqCst)
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     server.signal("KILL");
     let mut acknowledged = Vec::new();
     for writer in writers {
@@ -521,32 +543,55 @@ struct RedisServer {
 }
 
 impl RedisServer {
+    /// Starts one on a free port; `None` if there is no `redis-server`.
     fn start() -> Option<Self> {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .ok()?
-            .local_addr()
-            .ok()?
-            .port();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-            ])
-            .args(["--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .ok()?;
-        let deadline = Instant::now() + PATIENCE;
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
+        const ATTEMPTS: usize = 5;
+        let mut failures = Vec::new();
+        for _ in 0..ATTEMPTS {
+            // The port is free now, but something else may take it before
+            // Redis binds it: then Redis exits, and another port is tried.
+            let port = TcpListener::bind("127.0.0.1:0")
+                .and_then(|listener| listener.local_addr())
+                .expect("a free loopback port")
+                .port();
+            let mut log = tempfile::tempfile().unwrap();
+            let mut child = match Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
+                .stdout(Stdio::from(log.try_clone().unwrap()))
+                .stderr(Stdio::from(log.try_clone().unwrap()))
+                .spawn()
+            {
+                Ok(child) => child,
+                Err(err) if err.kind() == std::io::ErrorKind::NotFound => return None,
+                Err(err) => panic!("cannot start redis-server: {err}"),
+            };
+            let deadline = Instant::now() + PATIENCE;
+            loop {
+                if let Some(status) = child.try_wait().unwrap() {
+                    let mut printed = String::new();
+                    let _ = log.rewind();
+                    let _ = log.read_to_string(&mut printed);
+                    failures.push(format!("port {port}: exited ({status}):\n{printed}"));
+                    break;
+                }
+                // Ready only when it answers, and it is this one answering
+                // (not another Redis that got the port first).
+                if redis_answers(port, child.id()) {
+                    return Some(Self { child, port });
+                }
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("redis-server on port {port} did not answer within {PATIENCE:?}");
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
-        Some(Self { child, port })
+        panic!(
+            "redis-server did not start in {ATTEMPTS} attempts:\n{}",
+            failures.join("\n")
+        );
     }
 
     fn url(&self) -> String {
@@ -559,6 +604,42 @@ impl Drop for RedisServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Whether the Redis on `port` answers PING with PONG, and is process `pid`.
+fn redis_answers(port: u16, pid: u32) -> bool {
+    let exchange = || -> std::io::Result<bool> {
+        let stream = TcpStream::connect_timeout(
+            &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
+            Duration::from_secs(1),
+        )?;
+        stream.set_read_timeout(Some(Duration::from_secs(5)))?;
+        stream.set_write_timeout(Some(Duration::from_secs(5)))?;
+        let mut reader = BufReader::new(stream.try_clone()?);
+        let mut writer = stream;
+        writer.write_all(b"*1\r\n$4\r\nPING\r\n")?;
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        if line != "+PONG\r\n" {
+            return Ok(false);
+        }
+        writer.write_all(b"*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n")?;
+        line.clear();
+        reader.read_line(&mut line)?;
+        let Some(len) = line
+            .strip_prefix('$')
+            .and_then(|len| len.trim_end().parse::<usize>().ok())
+        else {
+            return Ok(false);
+        };
+        let mut info = vec![0; len];
+        reader.read_exact(&mut info)?;
+        let info = String::from_utf8_lossy(&info);
+        Ok(info
+            .lines()
+            .any(|l| l.trim_end() == format!("process_id:{pid}")))
+    };
+    exchange().unwrap_or(false)
 }
 
 fn redis_config(dir: &Path, url: &str) -> PathBuf {

@@ -74,26 +74,15 @@ async fn requests_beyond_the_instance_limit_get_503_with_retry_after() {
     let app = test_app(dir.path());
     let server = Server::start_with(&[app.to_str().unwrap(), "--max-instances", "1"]);
 
-    // Hold the only instance: the head arrives while the guest still sleeps.
-    let mut holder = Client::connect(server.addr).await;
-    let request = http::Request::get("/slow?ms=2000&head_first=1")
-        .header("host", server.addr.to_string())
-        .body(crate::harness::full(""))
-        .unwrap();
-    let held = tokio::spawn(async move { holder.send(request).await.unwrap() });
-    // Poll until the slot is taken: a request either gets through (the slow
-    // one has not started yet) or is refused (it has).
-    let refused = loop {
-        let reply = get(server.addr, "/").await;
-        if reply.status != 200 {
-            break reply;
-        }
-        assert!(
-            !held.is_finished(),
-            "the slow request finished before the limit was hit"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    };
+    // Hold the only instance: once the head is in, the guest is running
+    // (and sleeping) in the only slot.
+    let response = crate::harness::in_flight(server.addr, "/slow?ms=3000&head_first=1").await;
+    let held = crate::harness::rest_of_body(response);
+    let refused = get(server.addr, "/").await;
+    assert!(
+        !held.is_finished(),
+        "the slow request finished before the limit was checked"
+    );
     assert_eq!(refused.status, 503);
     assert_eq!(refused.header("retry-after"), "1");
     assert_eq!(
@@ -102,9 +91,19 @@ async fn requests_beyond_the_instance_limit_get_503_with_retry_after() {
     );
 
     let slow = held.await.unwrap();
-    assert_eq!(slow.text(), "sleeping\nslept 2000 ms\n");
-    // The slot is free again, for every component.
-    assert_eq!(get(server.addr, "/").await.status, 200);
+    assert_eq!(&slow[..], b"sleeping\nslept 3000 ms\n");
+    // The slot is free again, for every component (once the finished
+    // instance has been torn down, which may lag the end of its body).
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let reply = get(server.addr, "/").await;
+        if reply.status == 200 {
+            break;
+        }
+        assert_eq!(reply.status, 503, "{}", reply.text());
+        assert!(Instant::now() < deadline, "the slot was never freed");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     probe_and_slow_still_serve(server.addr).await;
 }
 
