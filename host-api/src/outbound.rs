@@ -164,7 +164,13 @@ pub struct InternalCall {
 }
 
 /// The sending side of a worker thread's dispatcher.
-pub type Dispatcher = tokio::sync::mpsc::UnboundedSender<InternalCall>;
+pub type Dispatcher = tokio::sync::mpsc::Sender<InternalCall>;
+
+/// How many internal calls may wait for a worker's dispatcher to pick them
+/// up. The dispatcher hands each on at once (the called component's own
+/// instance and queue limits then apply), so this is only reached when the
+/// worker thread is stalled; a call beyond it fails in the calling guest.
+pub const DISPATCH_QUEUE: usize = 1024;
 
 thread_local! {
     static DISPATCHER: std::cell::RefCell<Option<Dispatcher>> = const { std::cell::RefCell::new(None) };
@@ -337,8 +343,17 @@ impl OutboundPolicy {
             deadline: self.deadline,
             reply,
         };
-        if dispatcher.send(call).is_err() {
-            return fail(Error::DestinationNotFound, "the server is shutting down");
+        match dispatcher.try_send(call) {
+            Ok(()) => {}
+            Err(tokio::sync::mpsc::error::TrySendError::Full(_)) => {
+                return fail(
+                    Error::ConnectionLimitReached,
+                    &format!("{DISPATCH_QUEUE} internal calls are already waiting"),
+                );
+            }
+            Err(tokio::sync::mpsc::error::TrySendError::Closed(_)) => {
+                return fail(Error::DestinationNotFound, "the server is shutting down");
+            }
         }
         let caller = self.clone();
         Box::new(async move {
@@ -373,6 +388,59 @@ mod tests {
 
     fn permits(policy: &OutboundPolicy, uri: &str) -> bool {
         policy.permits(&uri.parse().unwrap())
+    }
+
+    /// An internal call to `api`, under a policy that allows it.
+    fn call_api(policy: &mut OutboundPolicy) -> ResponseFuture {
+        use http_body_util::BodyExt as _;
+        let body: WasiBody = http_body_util::Empty::new()
+            .map_err(|never| match never {})
+            .boxed_unsync();
+        let request = http::Request::get("http://api.mayfly.internal/")
+            .body(body)
+            .unwrap();
+        policy.send_request(request, None, Box::new(std::future::ready(Ok(()))))
+    }
+
+    /// The outcome of `future` if it is ready at once.
+    fn ready_now(future: ResponseFuture) -> Option<Result<(), Error>> {
+        let mut future = Box::into_pin(future);
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        match future.as_mut().poll(&mut context) {
+            std::task::Poll::Ready(result) => Some(result.map(|_| ())),
+            std::task::Poll::Pending => None,
+        }
+    }
+
+    #[test]
+    fn internal_calls_waiting_for_the_dispatcher_are_bounded() {
+        let (dispatcher, mut calls) = tokio::sync::mpsc::channel(DISPATCH_QUEUE);
+        set_thread_dispatcher(dispatcher);
+        let mut policy = policy(&["http://api.mayfly.internal"]);
+        // The dispatcher is stalled: calls wait for it, up to the bound...
+        for _ in 0..DISPATCH_QUEUE {
+            assert!(ready_now(call_api(&mut policy)).is_none());
+        }
+        // ...and the next one fails at once, in the guest.
+        assert!(matches!(
+            ready_now(call_api(&mut policy)),
+            Some(Err(Error::ConnectionLimitReached))
+        ));
+        // Every waiting call is still there for the dispatcher, and once it
+        // has picked them up there is room again.
+        let mut waiting = 0;
+        while let Ok(call) = calls.try_recv() {
+            assert_eq!((call.component.as_str(), call.hops), ("api", 1));
+            waiting += 1;
+        }
+        assert_eq!(waiting, DISPATCH_QUEUE);
+        assert!(ready_now(call_api(&mut policy)).is_none());
+        // With no dispatcher left (the server is stopping), calls fail.
+        drop(calls);
+        assert!(matches!(
+            ready_now(call_api(&mut policy)),
+            Some(Err(Error::DestinationNotFound))
+        ));
     }
 
     #[test]

@@ -158,7 +158,8 @@ impl Worker {
     async fn serve(self, listener: std::net::TcpListener) -> std::io::Result<Shutdown> {
         let mut stopped = self.stopped.clone();
         // Calls between components of the app, made by guests on this thread.
-        let (dispatcher, calls) = tokio::sync::mpsc::unbounded_channel();
+        let (dispatcher, calls) =
+            tokio::sync::mpsc::channel(mayfly_host_api::outbound::DISPATCH_QUEUE);
         mayfly_host_api::outbound::set_thread_dispatcher(dispatcher);
         tokio::task::spawn_local(dispatch_internal(self.app.clone(), calls));
         listener.set_nonblocking(true)?;
@@ -200,7 +201,7 @@ impl Worker {
 /// instance of the component called.
 async fn dispatch_internal(
     app: Arc<LiveApp>,
-    mut calls: tokio::sync::mpsc::UnboundedReceiver<InternalCall>,
+    mut calls: tokio::sync::mpsc::Receiver<InternalCall>,
 ) {
     while let Some(call) = calls.recv().await {
         let Some(component) = app.current().component(&call.component).cloned() else {
