@@ -87,7 +87,7 @@ async fn main() -> ExitCode {
             let what = match &err {
                 PluginError::Invalid { .. } => "not a filter plugin",
                 PluginError::DeadlineExceeded { .. } => "too slow",
-                PluginError::MemoryLimit { .. } => "too greedy",
+                PluginError::MemoryLimit { .. } | PluginError::TableLimit { .. } => "too greedy",
                 PluginError::Denied { .. } => "not allowed",
                 PluginError::Trap { .. } => "crashed",
                 _ => "failed",

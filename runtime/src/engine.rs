@@ -23,7 +23,7 @@ use std::hash::{DefaultHasher, Hash, Hasher};
 
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use crate::limits::{MAX_CORE_INSTANCES, MAX_MEMORIES, MAX_TABLES};
+use crate::limits::{MAX_CORE_INSTANCES, MAX_MEMORIES, MAX_TABLE_ELEMENTS, MAX_TABLES};
 
 /// The engine-wide settings. The defaults fit a small server; every value is
 /// a hard cap that the pooling allocator reserves address space for once.
@@ -75,6 +75,7 @@ impl EngineSettings {
             .total_core_instances(instances.saturating_mul(MAX_CORE_INSTANCES))
             .total_memories(instances.saturating_mul(MAX_MEMORIES))
             .total_tables(instances.saturating_mul(MAX_TABLES))
+            .table_elements(MAX_TABLE_ELEMENTS)
             .total_stacks(instances)
             .max_memory_size(self.max_memory_bytes)
             .linear_memory_keep_resident(self.keep_resident)

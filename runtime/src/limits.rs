@@ -20,6 +20,10 @@ use crate::metrics::LimitKind;
 /// yields that keep a busy guest from starving its neighbours.
 pub const EPOCH_TICK: Duration = Duration::from_millis(10);
 
+/// The largest table limit there is: every instance slot of the engine's
+/// pool reserves room for tables of this many elements.
+pub const MAX_TABLE_ELEMENTS: usize = 20_000;
+
 /// The bounds each request to a component runs under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequestLimits {
@@ -55,7 +59,7 @@ impl Default for RequestLimits {
         Self {
             timeout: Duration::from_secs(60),
             max_memory_bytes: 256 << 20,
-            max_table_elements: 20_000,
+            max_table_elements: MAX_TABLE_ELEMENTS,
             max_resources: 1_000,
             instances: 200,
             queue: 1_000,

@@ -38,7 +38,7 @@ use thiserror::Error;
 use mayfly_host_api::outbound::HostPattern;
 
 use crate::engine::EngineSettings;
-use crate::limits::RequestLimits;
+use crate::limits::{MAX_TABLE_ELEMENTS, RequestLimits};
 use crate::router::Pattern;
 use crate::units::{parse_duration, parse_size};
 
@@ -654,7 +654,8 @@ impl LimitsEntry {
             other => Ok(other),
         };
         // Within the pooling allocator's table slots.
-        if let Some(n) = count(self.table_elements, "table_elements", 1, 20_000)? {
+        let most_elements = u32::try_from(MAX_TABLE_ELEMENTS).unwrap_or(u32::MAX);
+        if let Some(n) = count(self.table_elements, "table_elements", 1, most_elements)? {
             limits.max_table_elements = usize::try_from(n).unwrap_or(usize::MAX);
         }
         if let Some(n) = count(self.resources, "resources", 16, 1_000_000)? {

@@ -356,6 +356,13 @@ impl PluginBuilder {
         self
     }
 
+    /// Largest table of an instance, in elements [default and most:
+    /// [`MAX_TABLE_ELEMENTS`](crate::limits::MAX_TABLE_ELEMENTS)].
+    pub fn table_elements(mut self, elements: usize) -> Self {
+        self.limits.max_table_elements = elements.min(crate::limits::MAX_TABLE_ELEMENTS);
+        self
+    }
+
     /// Fuel per call (roughly, WebAssembly instructions); needs an engine
     /// with `consume_fuel` [default: unmetered].
     pub fn fuel(mut self, fuel: u64) -> Self {
@@ -758,6 +765,11 @@ impl Plugin {
             plugin,
             limit: self.limits.max_memory_bytes,
         };
+        let table_refused = host.is_some_and(|host| host.limits.table_refused());
+        let table_limit = |plugin| PluginError::TableLimit {
+            plugin,
+            limit: self.limits.max_table_elements,
+        };
         if let Some(trap) = err.downcast_ref::<Trap>() {
             return match trap {
                 Trap::Interrupt => PluginError::DeadlineExceeded {
@@ -771,6 +783,7 @@ impl Plugin {
                 // A guest that traps after being refused memory has, in all
                 // likelihood, died of it.
                 _ if memory_refused => memory_limit(plugin),
+                _ if table_refused => table_limit(plugin),
                 trap => PluginError::Trap {
                     plugin,
                     message: guest_message(trap, log),
@@ -784,6 +797,9 @@ impl Plugin {
         // For example, an initial memory larger than the cap.
         if memory_refused {
             return memory_limit(plugin);
+        }
+        if table_refused {
+            return table_limit(plugin);
         }
         if matches!(
             err.downcast_ref::<ResourceTableError>(),
@@ -937,6 +953,15 @@ pub enum PluginError {
         /// The plugin.
         plugin: String,
         /// Its cap.
+        limit: usize,
+    },
+    /// The plugin was refused table growth beyond
+    /// [`PluginBuilder::table_elements`] and failed.
+    #[error("plugin `{plugin}` reached its table limit of {limit} elements")]
+    TableLimit {
+        /// The plugin.
+        plugin: String,
+        /// Its cap, in elements.
         limit: usize,
     },
     /// The plugin trapped (a panic, `unreachable`, stack exhaustion...).

@@ -520,6 +520,53 @@ async fn an_initial_memory_above_the_cap_is_the_memory_limit() {
     );
 }
 
+/// A `transform` that grows a table of one element by 10,000 elements,
+/// and traps if the growth was refused.
+const TABLE_GROWER: &str = r#"(component
+    (core module $m
+        (memory (export "mem") 1)
+        (table $t 1 funcref)
+        (func (export "realloc") (param i32 i32 i32 i32) (result i32) i32.const 1024)
+        (func (export "t") (param i32 i32) (result i32)
+            (if (i32.eq (table.grow $t (ref.null func) (i32.const 10000)) (i32.const -1))
+                (then unreachable))
+            (i32.store8 (i32.const 8) (i32.const 0))
+            (i32.store (i32.const 12) (i32.const 0))
+            (i32.store (i32.const 16) (i32.const 0))
+            i32.const 8))
+    (core instance $i (instantiate $m))
+    (func $t (param "input" (list u8)) (result (result (list u8) (error string)))
+        (canon lift (core func $i "t") (memory (core memory $i "mem"))
+            (realloc (core func $i "realloc"))))
+    (export "transform" (func $t))
+)"#;
+
+#[tokio::test]
+async fn table_growth_past_the_cap_is_the_table_limit() {
+    let engine = engine();
+    let grower = wat::parse_str(TABLE_GROWER).unwrap();
+    // Under the cap, the growth succeeds and the call returns.
+    let roomy = builder(&engine).load_bytes(&grower).unwrap();
+    assert_eq!(transform(&roomy, "x").await.unwrap(), Ok(String::new()));
+    // Past it, the plugin is refused the growth and dies of it.
+    let tight = builder(&engine)
+        .table_elements(5_000)
+        .load_bytes(&grower)
+        .unwrap();
+    let err = transform(&tight, "x").await.unwrap_err();
+    assert!(
+        matches!(err, PluginError::TableLimit { limit: 5_000, .. }),
+        "{err:?}"
+    );
+    assert_eq!(
+        err.to_string(),
+        "plugin `plugin` reached its table limit of 5000 elements"
+    );
+    // The next call starts clean, and fails the same way, not worse.
+    let again = transform(&tight, "x").await.unwrap_err();
+    assert!(matches!(again, PluginError::TableLimit { .. }), "{again:?}");
+}
+
 #[tokio::test]
 async fn too_many_resources_is_the_resource_limit() {
     let dir = tempfile::tempdir().unwrap();
