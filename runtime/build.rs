@@ -7,8 +7,9 @@
 //! `include_bytes!`, and writes `$OUT_DIR/guests.rs` with one path constant
 //! per guest plus `ALL`, for tests and benchmarks.
 //!
-//! The guests build in their own target directory beside this one, so they
-//! are built once for every profile and only rebuilt when `guests/` changes.
+//! The guests build in their own target directory beside this one (one per
+//! checkout), so they are built once for every profile and only rebuilt when
+//! `guests/` changes.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -23,11 +24,21 @@ fn main() {
     check_target_installed();
 
     let out_dir = PathBuf::from(env("OUT_DIR"));
-    // OUT_DIR is <target>/<profile>/build/<crate>-<hash>/out.
+    // OUT_DIR is <target>/<profile>/build/<crate>-<hash>/out. Checkouts that
+    // share a target directory get a guest directory each, so that one never
+    // runs the guests another built from other sources.
+    // (`runtime/benches/http_load.sh` spells the name the same way.)
+    let checkout: String = guests_dir
+        .canonicalize()
+        .unwrap_or_else(|_| guests_dir.clone())
+        .to_string_lossy()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
     let target_dir = out_dir
         .ancestors()
         .nth(4)
-        .map(|target| target.join("wasm-guests"))
+        .map(|target| target.join("wasm-guests").join(&checkout))
         .unwrap_or_else(|| out_dir.join("wasm-guests"));
 
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
