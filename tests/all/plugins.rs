@@ -432,23 +432,33 @@ const WRONG_TYPE: &str = r#"(component
     (export "transform" (func $t))
 )"#;
 
-/// A component whose `transform` has the right type but returns a list
-/// outside its memory.
-const BAD_POINTER: &str = r#"(component
+/// A component exporting a `transform` of the right type, whose core
+/// function has `fields` (a table, say) beside its memory and runs `body`,
+/// which leaves a pointer to the result in the memory.
+fn transform_wat(fields: &str, body: &str) -> Vec<u8> {
+    wat::parse_str(format!(
+        r#"(component
     (core module $m
         (memory (export "mem") 1)
+        {fields}
         (func (export "realloc") (param i32 i32 i32 i32) (result i32) i32.const 1024)
-        (func (export "t") (param i32 i32) (result i32)
-            (i32.store8 (i32.const 8) (i32.const 0))
-            (i32.store (i32.const 12) (i32.const 0x7fff0000))
-            (i32.store (i32.const 16) (i32.const 100))
-            i32.const 8))
+        (func (export "t") (param i32 i32) (result i32) {body}))
     (core instance $i (instantiate $m))
     (func $t (param "input" (list u8)) (result (result (list u8) (error string)))
         (canon lift (core func $i "t") (memory (core memory $i "mem"))
             (realloc (core func $i "realloc"))))
     (export "transform" (func $t))
-)"#;
+)"#
+    ))
+    .unwrap()
+}
+
+/// A `transform` that returns a list outside its memory.
+const BAD_POINTER: &str = "
+    (i32.store8 (i32.const 8) (i32.const 0))
+    (i32.store (i32.const 12) (i32.const 0x7fff0000))
+    (i32.store (i32.const 16) (i32.const 100))
+    i32.const 8";
 
 #[tokio::test]
 async fn plugins_that_break_the_contract_are_blamed_not_the_host() {
@@ -477,7 +487,7 @@ async fn plugins_that_break_the_contract_are_blamed_not_the_host() {
 
     // A result that cannot be read.
     let bad_pointer = builder(&engine)
-        .load_bytes(&wat::parse_str(BAD_POINTER).unwrap())
+        .load_bytes(&transform_wat("", BAD_POINTER))
         .unwrap();
     match transform(&bad_pointer, "x").await {
         Err(PluginError::Misbehaved { reason, .. }) => {
@@ -521,30 +531,19 @@ async fn an_initial_memory_above_the_cap_is_the_memory_limit() {
 }
 
 /// A `transform` that grows a table of one element by 10,000 elements,
-/// and traps if the growth was refused.
-const TABLE_GROWER: &str = r#"(component
-    (core module $m
-        (memory (export "mem") 1)
-        (table $t 1 funcref)
-        (func (export "realloc") (param i32 i32 i32 i32) (result i32) i32.const 1024)
-        (func (export "t") (param i32 i32) (result i32)
-            (if (i32.eq (table.grow $t (ref.null func) (i32.const 10000)) (i32.const -1))
-                (then unreachable))
-            (i32.store8 (i32.const 8) (i32.const 0))
-            (i32.store (i32.const 12) (i32.const 0))
-            (i32.store (i32.const 16) (i32.const 0))
-            i32.const 8))
-    (core instance $i (instantiate $m))
-    (func $t (param "input" (list u8)) (result (result (list u8) (error string)))
-        (canon lift (core func $i "t") (memory (core memory $i "mem"))
-            (realloc (core func $i "realloc"))))
-    (export "transform" (func $t))
-)"#;
+/// and traps if the growth was refused; else it returns an empty list.
+const TABLE_GROWER: &str = "
+    (if (i32.eq (table.grow $t (ref.null func) (i32.const 10000)) (i32.const -1))
+        (then unreachable))
+    (i32.store8 (i32.const 8) (i32.const 0))
+    (i32.store (i32.const 12) (i32.const 0))
+    (i32.store (i32.const 16) (i32.const 0))
+    i32.const 8";
 
 #[tokio::test]
 async fn table_growth_past_the_cap_is_the_table_limit() {
     let engine = engine();
-    let grower = wat::parse_str(TABLE_GROWER).unwrap();
+    let grower = transform_wat("(table $t 1 funcref)", TABLE_GROWER);
     // Under the cap, the growth succeeds and the call returns.
     let roomy = builder(&engine).load_bytes(&grower).unwrap();
     assert_eq!(transform(&roomy, "x").await.unwrap(), Ok(String::new()));
