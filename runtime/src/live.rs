@@ -417,13 +417,28 @@ fn files_of(spec: &AppSpec) -> Vec<PathBuf> {
         .collect()
 }
 
+/// What `--watch` saw of an app's files before the app was loaded from
+/// them: an edit made while it loads is then seen as a change.
+pub struct FirstLook(Stamp);
+
+/// Looks at the manifest and the component files `spec` names, before the
+/// app is loaded from them.
+pub fn first_look(spec: &AppSpec, manifest: &Path) -> FirstLook {
+    let mut files = vec![manifest.to_path_buf()];
+    files.extend(files_of(spec));
+    FirstLook(stamp(&files))
+}
+
 /// Watches the manifest and the component files, and reloads the app when
-/// one changes, until `live` drains. Polls every `interval`.
-///
-/// The first look is taken before this returns, so an edit made as soon as
-/// the server is up is seen, however late the thread is scheduled.
-pub fn watch(live: Arc<LiveApp>, manifest: PathBuf, interval: Duration) -> std::io::Result<()> {
-    let mut seen = stamp(&watched_files(&live, &manifest));
+/// one changes from what `first` saw, until `live` drains. Polls every
+/// `interval`.
+pub fn watch(
+    live: Arc<LiveApp>,
+    manifest: PathBuf,
+    interval: Duration,
+    first: FirstLook,
+) -> std::io::Result<()> {
+    let FirstLook(mut seen) = first;
     std::thread::Builder::new()
         .name("mayfly-watch".into())
         .spawn(move || {

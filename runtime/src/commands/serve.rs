@@ -135,12 +135,16 @@ impl Serve {
                     format!("cannot open the key-value stores of app `{}`", spec.name)
                 })?;
             let cache = self.cache.cache();
+            // Before loading: an edit made while the app loads is a change.
+            let first_look = self
+                .app
+                .as_deref()
+                .filter(|_| self.watch)
+                .map(|manifest| live::first_look(&spec, manifest));
             let app = App::load(&engine, &spec, &cache, backend.as_ref())?;
             let live = Arc::new(LiveApp::new(app, spec, &engine, cache, backend)?);
-            if self.watch
-                && let Some(manifest) = &self.app
-            {
-                live::watch(live.clone(), manifest.clone(), WATCH_INTERVAL)
+            if let (Some(manifest), Some(first_look)) = (&self.app, first_look) {
+                live::watch(live.clone(), manifest.clone(), WATCH_INTERVAL, first_look)
                     .context("cannot start watching the app's files")?;
             }
             let admin = match (self.admin_listen, admin_token) {
