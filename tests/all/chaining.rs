@@ -65,24 +65,27 @@ fn encode(text: &str) -> String {
         .collect()
 }
 
-#[tokio::test]
-async fn a_three_component_chain_runs_in_process() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = app(dir.path());
-    let inner = "http://back.mayfly.internal/";
-    let middle = format!(
-        "http://middle.mayfly.internal/m?op=fetch&url={}",
-        encode(inner)
-    );
+/// Asks front to fetch from `middle` (a host name) what middle fetches from
+/// `back`: front's status and body.
+async fn front_middle_back(server: &Server, middle: &str, back: &str) -> (u16, String) {
+    let inner = format!("http://{back}/");
+    let middle = format!("http://{middle}/m?op=fetch&url={}", encode(&inner));
     let reply = get(
         server.addr,
         &format!("/front?op=fetch&url={}", encode(&middle)),
     )
     .await;
+    (reply.status.as_u16(), reply.text())
+}
+
+#[tokio::test]
+async fn a_three_component_chain_runs_in_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = app(dir.path());
     // front got middle's answer (200), which is back's answer (200 hello).
     assert_eq!(
-        (reply.status.as_u16(), reply.text().as_str()),
-        (200, "200 200 Hello from Mayfly!\n")
+        front_middle_back(&server, "middle.mayfly.internal", "back.mayfly.internal").await,
+        (200, "200 200 Hello from Mayfly!\n".to_string())
     );
     // Each hop is its own instance with its own grants: middle's variable
     // is not front's.
@@ -161,19 +164,9 @@ async fn internal_names_are_case_insensitive_and_never_go_to_dns() {
     let server = app(dir.path());
     // The grant matches without regard to case; so must the dispatch, or
     // the call would leave the host for a DNS lookup of the name.
-    let inner = "http://BACK.mayfly.internal/";
-    let middle = format!(
-        "http://Middle.MAYFLY.Internal/m?op=fetch&url={}",
-        encode(inner)
-    );
-    let reply = get(
-        server.addr,
-        &format!("/front?op=fetch&url={}", encode(&middle)),
-    )
-    .await;
     assert_eq!(
-        (reply.status.as_u16(), reply.text().as_str()),
-        (200, "200 200 Hello from Mayfly!\n")
+        front_middle_back(&server, "Middle.MAYFLY.Internal", "BACK.mayfly.internal").await,
+        (200, "200 200 Hello from Mayfly!\n".to_string())
     );
 }
 

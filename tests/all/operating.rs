@@ -244,32 +244,8 @@ async fn rolling_updates_under_load_fail_no_request() {
     );
 
     // The history: version 1 live again, version 2 kept.
-    let list: serde_json::Value = serde_json::from_slice(
-        &admin(
-            &server,
-            http::Method::GET,
-            "/v1/components",
-            Some(TOKEN),
-            vec![],
-        )
-        .await
-        .body,
-    )
-    .unwrap();
-    let web = list["components"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["component"] == "web")
-        .unwrap();
-    assert_eq!(web["live"], 1);
-    let numbers: Vec<u64> = web["versions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v["version"].as_u64().unwrap())
-        .collect();
-    assert_eq!(numbers, [1, 2]);
+    assert_eq!(versions_of(&server, "web").await, (vec![1, 2], 1));
+    let web = listing_of(&server, "web").await;
     assert_eq!(web["versions"][1]["origin"], "deployed");
     server.wait_for_output("mayfly: component `web`: deploy refused: component `web`");
 }
@@ -739,8 +715,8 @@ async fn the_admin_token_can_come_from_the_environment() {
     drop(child);
 }
 
-/// Component `name`'s version numbers and its live one, from the admin API.
-async fn versions_of(server: &Server, name: &str) -> (Vec<u64>, u64) {
+/// Component `name`'s entry in the admin API's list of components.
+async fn listing_of(server: &Server, name: &str) -> serde_json::Value {
     let list: serde_json::Value = serde_json::from_slice(
         &admin(
             server,
@@ -753,12 +729,18 @@ async fn versions_of(server: &Server, name: &str) -> (Vec<u64>, u64) {
         .body,
     )
     .unwrap();
-    let component = list["components"]
+    list["components"]
         .as_array()
         .unwrap()
         .iter()
         .find(|c| c["component"] == name)
-        .unwrap_or_else(|| panic!("no component `{name}` in {list}"));
+        .cloned()
+        .unwrap_or_else(|| panic!("no component `{name}` in {list}"))
+}
+
+/// Component `name`'s version numbers and its live one, from the admin API.
+async fn versions_of(server: &Server, name: &str) -> (Vec<u64>, u64) {
+    let component = listing_of(server, name).await;
     let numbers = component["versions"]
         .as_array()
         .unwrap()
