@@ -12,6 +12,7 @@
 
 pub mod kv;
 pub mod outbound;
+pub mod report;
 pub mod state;
 
 pub use outbound::OutboundPolicy;

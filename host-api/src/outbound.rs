@@ -22,6 +22,8 @@ use std::sync::Arc;
 
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
+use crate::report::Reporter;
+
 /// A `scheme://host:port` pattern from a manifest.
 ///
 /// The host may be `*` (any host) or start with `*.` (any subdomain of the
@@ -187,48 +189,27 @@ pub fn set_thread_dispatcher(dispatcher: Dispatcher) {
 /// Cloning is cheap: the patterns are shared.
 #[derive(Debug, Clone)]
 pub struct OutboundPolicy {
-    component: Arc<str>,
     allowed: Arc<[HostPattern]>,
     /// Internal hops that led to this instance (0 for an outside request).
     hops: u32,
-    /// The request this instance serves, for log lines.
-    request: Option<Arc<str>>,
+    /// The request this instance serves, for hops.
+    request: Arc<str>,
+    /// Denied and failed calls, for the operator; capped per request.
+    reporter: Arc<Reporter>,
     /// When the request this instance serves must be done.
     deadline: Option<std::time::Instant>,
 }
 
 impl OutboundPolicy {
-    /// A policy under which every outbound request is denied.
-    pub fn deny_all(component: Arc<str>) -> Self {
-        Self::allowing(component, Arc::from([]))
-    }
-
-    /// A policy allowing requests that match one of `allowed`.
-    pub fn allowing(component: Arc<str>, allowed: Arc<[HostPattern]>) -> Self {
+    /// The policy of `request` to `component`: requests that match one of
+    /// `allowed` may go out (none, if it is empty).
+    pub fn new(component: Arc<str>, allowed: Arc<[HostPattern]>, request: Arc<str>) -> Self {
         Self {
-            component,
+            reporter: Arc::new(Reporter::new(component, request.clone(), "outbound HTTP")),
             allowed,
             hops: 0,
-            request: None,
+            request,
             deadline: None,
-        }
-    }
-
-    /// The same policy, logging with the id of `request`.
-    #[must_use]
-    pub fn for_request(mut self, request: Arc<str>) -> Self {
-        self.request = Some(request);
-        self
-    }
-
-    fn warn(&self, message: &str) {
-        match &self.request {
-            Some(request) => tracing::warn!(
-                component = %self.component,
-                request_id = %request,
-                "{message}"
-            ),
-            None => tracing::warn!(component = %self.component, "{message}"),
         }
     }
 
@@ -285,7 +266,7 @@ impl WasiHttpHooks for OutboundPolicy {
         _on_response_error: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> ResponseFuture {
         if !self.permits(request.uri()) {
-            self.warn(&format!(
+            self.reporter.report(&format!(
                 "outbound request to {} denied: not in allowed_outbound_hosts",
                 request.uri()
             ));
@@ -314,7 +295,8 @@ impl OutboundPolicy {
     /// Hands `request` to the worker's dispatcher, for component `target`.
     fn internal(&self, target: String, mut request: http::Request<WasiBody>) -> ResponseFuture {
         let fail = |error: Error, why: &str| -> ResponseFuture {
-            self.warn(&format!("internal call to `{target}` failed: {why}"));
+            self.reporter
+                .report(&format!("internal call to `{target}` failed: {why}"));
             Box::new(std::future::ready(Err(error)))
         };
         let hops = self.hops + 1;
@@ -329,9 +311,8 @@ impl OutboundPolicy {
         };
         // The hop is part of the caller's request: it goes by the same id
         // unless the guest chose one.
-        if let Some(id) = &self.request
-            && !request.headers().contains_key(X_REQUEST_ID)
-            && let Ok(value) = http::HeaderValue::from_str(id)
+        if !request.headers().contains_key(X_REQUEST_ID)
+            && let Ok(value) = http::HeaderValue::from_str(&self.request)
         {
             request.headers_mut().insert(X_REQUEST_ID, value);
         }
@@ -364,7 +345,7 @@ impl OutboundPolicy {
                     Ok((response, done))
                 }
                 _ => {
-                    caller.warn(&format!(
+                    caller.reporter.report(&format!(
                         "internal call to `{target}` failed: the app has no such component"
                     ));
                     Err(Error::DestinationNotFound)
@@ -383,7 +364,7 @@ mod tests {
             .iter()
             .map(|p| HostPattern::parse(p).unwrap())
             .collect();
-        OutboundPolicy::allowing("test".into(), allowed.into())
+        OutboundPolicy::new("test".into(), allowed.into(), "1".into())
     }
 
     fn permits(policy: &OutboundPolicy, uri: &str) -> bool {
@@ -445,7 +426,7 @@ mod tests {
 
     #[test]
     fn nothing_is_allowed_by_default() {
-        let deny = OutboundPolicy::deny_all("test".into());
+        let deny = OutboundPolicy::new("test".into(), Arc::from([]), "1".into());
         assert!(!permits(&deny, "http://example.com/"));
         assert!(!permits(&deny, "https://localhost/"));
     }

@@ -17,6 +17,7 @@ use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 use crate::kv::{
     Backend, BackendError, MAX_BATCH, MAX_BATCH_BYTES, MAX_KEY_BYTES, MAX_VALUE_BYTES,
 };
+use crate::report::Reporter;
 
 /// Bindings generated from `wit/service`'s `state` world.
 #[allow(missing_docs)]
@@ -43,9 +44,6 @@ pub const LOG_CAP: usize = 64 << 10;
 const MESSAGE_CAP: usize = 4 << 10;
 /// Longest log context kept, in bytes (after escaping).
 const CONTEXT_CAP: usize = 128;
-/// Host warnings (denied stores, backend failures) logged per request;
-/// beyond it they are counted, and the count is logged once at the end.
-pub const REPORT_CAP: usize = 10;
 /// Most bytes of values that compare-and-swap handles may hold at once in
 /// one request; a handle that would go over it is refused.
 pub const CAS_HELD_CAP: usize = 8 << 20;
@@ -95,9 +93,8 @@ pub struct StateCtx {
     /// Bytes of `wasi:logging` output written, and messages dropped.
     logged: usize,
     dropped: usize,
-    /// Host warnings logged, and warnings suppressed past [`REPORT_CAP`].
-    reported: usize,
-    suppressed: usize,
+    /// Host warnings (denied stores, backend failures), capped.
+    reporter: Reporter,
     /// Bytes held by live compare-and-swap handles.
     held: usize,
 }
@@ -106,33 +103,18 @@ impl StateCtx {
     /// State for request `request` to a component.
     pub fn new(component: Arc<ComponentState>, request: Arc<str>) -> Self {
         Self {
+            reporter: Reporter::new(component.component.clone(), request.clone(), "key-value"),
             component,
             request,
             logged: 0,
             dropped: 0,
-            reported: 0,
-            suppressed: 0,
             held: 0,
         }
     }
 
-    fn warn(&self, message: &str) {
-        tracing::warn!(
-            component = %self.component.component,
-            request_id = %self.request,
-            "{message}"
-        );
-    }
-
-    /// A warning for the operator, up to [`REPORT_CAP`] per request: a
-    /// guest that fails in a loop cannot flood the host's log.
-    fn report(&mut self, message: &str) {
-        if self.reported < REPORT_CAP {
-            self.reported += 1;
-            self.warn(message);
-        } else {
-            self.suppressed += 1;
-        }
+    /// A warning for the operator, capped per request.
+    fn report(&self, message: &str) {
+        self.reporter.report(message);
     }
 
     /// Charges `bytes` to the compare-and-swap budget, if they fit.
@@ -157,15 +139,9 @@ impl StateCtx {
 impl Drop for StateCtx {
     fn drop(&mut self) {
         if self.dropped > 0 {
-            self.warn(&format!(
+            self.reporter.warn(&format!(
                 "{} log messages dropped (cap {LOG_CAP} bytes per request)",
                 self.dropped
-            ));
-        }
-        if self.suppressed > 0 {
-            self.warn(&format!(
-                "{} more key-value warnings suppressed (at most {REPORT_CAP} per request)",
-                self.suppressed
             ));
         }
     }
@@ -303,7 +279,8 @@ impl store::Host for StateView<'_> {
     async fn open(&mut self, identifier: String) -> KvResult<Resource<Bucket>> {
         if !self.ctx.component.stores.contains(&identifier) {
             self.ctx.report(&format!(
-                "key-value store `{identifier}` denied: not in key_value_stores"
+                "key-value store `{}` denied: not in key_value_stores",
+                escape(&identifier, CONTEXT_CAP)
             ));
             return Ok(Err(store::Error::AccessDenied));
         }

@@ -124,11 +124,11 @@ impl Host {
             table,
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
-            outbound: OutboundPolicy::allowing(
+            outbound: OutboundPolicy::new(
                 component.component.clone(),
                 grants.outbound.clone(),
-            )
-            .for_request(request.clone()),
+                request.clone(),
+            ),
             state: StateCtx::new(component.clone(), request.clone()),
             limits: limits.limiter(),
             user: None,

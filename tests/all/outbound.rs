@@ -160,6 +160,29 @@ async fn unlisted_hosts_are_denied_inside_the_guest_and_logged() {
 }
 
 #[tokio::test]
+async fn denials_in_a_loop_cannot_flood_the_log() {
+    let setup = setup();
+    let unlisted = Silent::bind();
+    let url = format!("http://{}/", unlisted.addr);
+    let reply = get(
+        setup.server.addr,
+        &format!("/caps?op=fetch&url={url}&times=50"),
+    )
+    .await;
+    assert_eq!(
+        (reply.status.as_u16(), reply.text().as_str()),
+        (403, DENIED)
+    );
+    // Ten lines, then one that counts the rest.
+    let output = setup
+        .server
+        .wait_for_output("40 more outbound HTTP warnings suppressed (at most 10 per request)");
+    let denied = format!("outbound request to {url} denied: not in allowed_outbound_hosts");
+    assert_eq!(output.matches(&denied).count(), 10, "{output}");
+    allowed_call_works(&setup).await;
+}
+
+#[tokio::test]
 async fn an_upstream_that_never_answers_costs_only_the_deadline() {
     let setup = setup();
     let started = Instant::now();

@@ -6,7 +6,8 @@
 //! - `?op=env`: list the environment, one `KEY=VALUE` per line.
 //! - `?op=getenv&name=N`: one variable (200 with its value, or 404).
 //! - `?op=fetch&url=U`: a GET to U through `wasi:http/outgoing-handler`
-//!   (200 with `STATUS BODY` of the upstream answer).
+//!   (200 with `STATUS BODY` of the upstream answer); with `&times=N`, N
+//!   GETs one after another, answered with the last.
 //! - `?op=connect&addr=A`: a raw TCP connection through `wasi:sockets`
 //!   (200 `connected`).
 //! - `?op=print&bytes=N`: N bytes of `o` lines on stdout and one line on
@@ -44,7 +45,12 @@ impl Guest for Capabilities {
                 Ok(value) => (200, value.into_bytes()),
                 Err(err) => (404, format!("{err}").into_bytes()),
             },
-            "fetch" => fetch(&param("url")),
+            "fetch" => {
+                let times = param("times").parse().unwrap_or(1usize).clamp(1, 1000);
+                let url = param("url");
+                (1..times).for_each(|_| drop(fetch(&url)));
+                fetch(&url)
+            }
             "connect" => match std::net::TcpStream::connect(param("addr")) {
                 Ok(_) => (200, b"connected".to_vec()),
                 Err(err) => denied(err),

@@ -818,7 +818,7 @@ impl OciRunner {
                 .stdin(Stdio::null())
                 .stdout(stdout_writer)
                 .stderr(stderr_writer);
-            create.status().context("cannot run the OCI runtime")?
+            finish_within(&mut create, deadline).context("cannot run the OCI runtime")?
             // `create` drops here, and with it this process's ends of the
             // pipes' write sides.
         };
@@ -828,11 +828,15 @@ impl OciRunner {
         let pid = std::fs::read_to_string(&pid_file)
             .ok()
             .and_then(|pid| pid.trim().parse::<i32>().ok());
-        let (true, Some(pid)) = (created.success(), pid) else {
+        let (Some(true), Some(pid)) = (created.map(|status| status.success()), pid) else {
             let _ = self.runc(&["delete", "--force", &id]);
             let (complaints, ..) = stderr.finish();
+            let why = match created {
+                Some(status) => ended(false, status, &complaints),
+                None => "killed at the deadline".to_string(),
+            };
             return Ok(Err(Call {
-                ended: format!("runc create: {}", ended(false, created, &complaints)),
+                ended: format!("runc create: {why}"),
                 create,
                 ..Call::default()
             }));
@@ -855,7 +859,9 @@ impl OciRunner {
                 Err(_) => break None,
             }
             if !started_ok || started.elapsed() >= deadline {
-                let _ = self.runc(&["kill", &id, "KILL"]);
+                // Directly, not through `runc kill`, which may fail: the
+                // pid cannot be reused before this process reaps it.
+                let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
                 killed = started_ok;
                 let _ = waitpid(pid, None);
                 break None;
@@ -900,14 +906,40 @@ impl OciRunner {
         }))
     }
 
-    /// Runs `runc ARGS` to its end; whether it succeeded.
+    /// Runs `runc ARGS` to its end (killed after [`RUNC_LIMIT`]); whether
+    /// it succeeded.
     fn runc(&self, args: &[&str]) -> bool {
-        Command::new(&self.runtime)
+        let mut command = Command::new(&self.runtime);
+        command
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|status| status.success())
+            .stderr(Stdio::null());
+        finish_within(&mut command, RUNC_LIMIT)
+            .is_ok_and(|status| status.is_some_and(|s| s.success()))
+    }
+}
+
+/// How long a `runc start` or `runc delete` may take before it is killed.
+const RUNC_LIMIT: Duration = Duration::from_secs(30);
+
+/// Runs `command` to its end, or kills it after `limit`: its exit status,
+/// `None` if it was killed.
+fn finish_within(
+    command: &mut Command,
+    limit: Duration,
+) -> std::io::Result<Option<std::process::ExitStatus>> {
+    let started = Instant::now();
+    let mut child = command.spawn()?;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        if started.elapsed() >= limit {
+            let _ = child.kill();
+            child.wait()?;
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_micros(100));
     }
 }
