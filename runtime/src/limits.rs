@@ -98,6 +98,25 @@ impl RequestLimits {
     }
 }
 
+/// The limit a run that failed with `err` died of, if any: running out of
+/// fuel, a refusal by `limiter` (memory, table; a guest that fails after
+/// one has, in all likelihood, died of it), or a full resource table.
+pub fn limit_hit(err: &wasmtime::Error, limiter: Option<&Limiter>) -> Option<LimitKind> {
+    if matches!(err.downcast_ref::<Trap>(), Some(Trap::OutOfFuel)) {
+        return Some(LimitKind::Fuel);
+    }
+    if let Some((kind, _)) = limiter.and_then(Limiter::refusal) {
+        return Some(kind);
+    }
+    if matches!(
+        err.downcast_ref::<wasmtime::component::ResourceTableError>(),
+        Some(wasmtime::component::ResourceTableError::Full)
+    ) {
+        return Some(LimitKind::Resources);
+    }
+    None
+}
+
 /// Core module instances one component instance may be made of. A Rust
 /// `wasm32-wasip2` component has three (the program and the shims that wire
 /// up its imports); toolchains that link several libraries into one

@@ -95,15 +95,16 @@ use std::time::{Duration, Instant};
 use mayfly_host_api::outbound::HostPattern;
 use mayfly_host_api::state::ComponentState;
 use thiserror::Error;
-use wasmtime::component::{Instance, InstancePre, Linker, ResourceTableError};
+use wasmtime::component::{Instance, InstancePre, Linker};
 use wasmtime::{Engine, PoolConcurrencyLimitError, Store, Trap, WasmBacktrace};
 
 use crate::cache::CompileCache;
 use crate::engine::EngineSettings;
 use crate::guest_log::GuestLog;
 use crate::host::{self, Host};
-use crate::limits::{EpochTicker, RequestLimits};
+use crate::limits::{EpochTicker, RequestLimits, limit_hit};
 use crate::manifest::{FileGrant, FilesMode, Grants};
+use crate::metrics::LimitKind;
 
 /// The sandbox plugins run in: one engine with its epoch ticker and
 /// compile cache. Create one per program and share it; it is cheap to clone.
@@ -760,54 +761,49 @@ impl Plugin {
         if err.is::<PoolConcurrencyLimitError>() {
             return PluginError::Overloaded { plugin };
         }
-        let memory_refused = host.is_some_and(|host| host.limits.memory_refused());
-        let memory_limit = |plugin| PluginError::MemoryLimit {
-            plugin,
-            limit: self.limits.max_memory_bytes,
-        };
-        let table_refused = host.is_some_and(|host| host.limits.table_refused());
-        let table_limit = |plugin| PluginError::TableLimit {
-            plugin,
-            limit: self.limits.max_table_elements,
-        };
-        if let Some(trap) = err.downcast_ref::<Trap>() {
-            return match trap {
-                Trap::Interrupt => PluginError::DeadlineExceeded {
-                    plugin,
-                    timeout: self.limits.timeout,
-                },
-                Trap::OutOfFuel => PluginError::FuelExhausted {
-                    plugin,
-                    fuel: self.limits.fuel.unwrap_or(0),
-                },
-                // A guest that traps after being refused memory has, in all
-                // likelihood, died of it.
-                _ if memory_refused => memory_limit(plugin),
-                _ if table_refused => table_limit(plugin),
-                trap => PluginError::Trap {
-                    plugin,
-                    message: guest_message(trap, log),
-                    backtrace: err
-                        .downcast_ref::<WasmBacktrace>()
-                        .map(ToString::to_string)
-                        .filter(|backtrace| !backtrace.trim().is_empty()),
-                },
+        if matches!(err.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
+            return PluginError::DeadlineExceeded {
+                plugin,
+                timeout: self.limits.timeout,
             };
         }
-        // For example, an initial memory larger than the cap.
-        if memory_refused {
-            return memory_limit(plugin);
+        // (A refused memory covers an initial memory larger than the cap,
+        // which fails the instantiation without a trap.)
+        match limit_hit(err, host.map(|host| &host.limits)) {
+            Some(LimitKind::Fuel) => {
+                return PluginError::FuelExhausted {
+                    plugin,
+                    fuel: self.limits.fuel.unwrap_or(0),
+                };
+            }
+            Some(LimitKind::Memory) => {
+                return PluginError::MemoryLimit {
+                    plugin,
+                    limit: self.limits.max_memory_bytes,
+                };
+            }
+            Some(LimitKind::Table) => {
+                return PluginError::TableLimit {
+                    plugin,
+                    limit: self.limits.max_table_elements,
+                };
+            }
+            Some(LimitKind::Resources) => {
+                return PluginError::ResourceLimit {
+                    plugin,
+                    limit: self.limits.max_resources,
+                };
+            }
+            _ => {}
         }
-        if table_refused {
-            return table_limit(plugin);
-        }
-        if matches!(
-            err.downcast_ref::<ResourceTableError>(),
-            Some(ResourceTableError::Full)
-        ) {
-            return PluginError::ResourceLimit {
+        if let Some(trap) = err.downcast_ref::<Trap>() {
+            return PluginError::Trap {
                 plugin,
-                limit: self.limits.max_resources,
+                message: guest_message(trap, log),
+                backtrace: err
+                    .downcast_ref::<WasmBacktrace>()
+                    .map(ToString::to_string)
+                    .filter(|backtrace| !backtrace.trim().is_empty()),
             };
         }
         if instantiating {

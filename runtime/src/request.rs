@@ -30,7 +30,7 @@ use crate::app::App;
 use crate::component::LoadedComponent;
 use crate::guest_log::GuestLog;
 use crate::host::Host;
-use crate::limits::RequestLimits;
+use crate::limits::{Limiter, RequestLimits};
 use crate::metrics::LimitKind;
 
 /// How many internal hops led to a request (absent for outside requests):
@@ -97,12 +97,6 @@ where
         response.headers_mut().insert(X_REQUEST_ID, value);
     }
     let metrics = &component.metrics;
-    match response.status() {
-        StatusCode::PAYLOAD_TOO_LARGE => metrics.limit(LimitKind::RequestBody),
-        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => metrics.limit(LimitKind::RequestHeaders),
-        StatusCode::BAD_GATEWAY => metrics.limit(LimitKind::ResponseHeaders),
-        _ => {}
-    }
     metrics.request(response.status().as_u16(), arrived.elapsed());
     response
 }
@@ -135,6 +129,7 @@ where
         && head_size(&request) > max
     {
         drain_in_background(request.into_body());
+        component.metrics.limit(LimitKind::RequestHeaders);
         return plain(
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             format!("the request head exceeds component `{name}`'s limit of {max} bytes\n"),
@@ -142,6 +137,7 @@ where
     }
     if declared_length(&request).is_some_and(|length| length > limits.max_request_body) {
         drain_in_background(request.into_body());
+        component.metrics.limit(LimitKind::RequestBody);
         return body_too_large(component);
     }
     let Some(permit) = component.gate.enter(deadline).await else {
@@ -228,21 +224,28 @@ where
         let outcome = match tokio::time::timeout_at(deadline.into(), run).await {
             Ok(Ok(())) => Outcome::Finished,
             Ok(Err(err)) => {
-                let mut outcome = Outcome::of(&err);
-                if let Outcome::Trapped(reason) = &outcome {
+                let mut outcome = Outcome::of(&err, store.data().limiter());
+                if let Outcome::Trapped(reason, kind) = &outcome {
                     // The whole chain, with the guest's wasm backtrace.
                     report(&component, &request_id, &format!("trapped: {err:#}"));
                     // A guest that traps after being refused memory (or
                     // table space) has, in all likelihood, died of it.
-                    if let Some((_, limit)) = store.data().limiter().refusal() {
-                        outcome = Outcome::Trapped(format!("{limit} ({reason})"));
+                    if matches!(kind, Some(LimitKind::Memory | LimitKind::Table))
+                        && let Some((_, limit)) = store.data().limiter().refusal()
+                    {
+                        outcome = Outcome::Trapped(format!("{limit} ({reason})"), *kind);
                     }
                 }
                 outcome
             }
             Err(_elapsed) => Outcome::DeadlineExceeded,
         };
-        count(&component, &outcome, &store);
+        count(&component, &outcome);
+        // (Counted once the guest is done: it may read its body after
+        // sending the response head.)
+        if task_shared.body_too_large.load(Ordering::Acquire) {
+            component.metrics.limit(LimitKind::RequestBody);
+        }
         // Before the store (and with it the body's sender) goes away, so the
         // response body sees the failure when it sees its end.
         if !matches!(outcome, Outcome::Finished) {
@@ -252,7 +255,7 @@ where
         drop(permit);
         log.flush(&component.name, &request_id);
         match &outcome {
-            Outcome::Finished | Outcome::Overloaded | Outcome::Trapped(_) => {}
+            Outcome::Finished | Outcome::Overloaded | Outcome::Trapped(..) => {}
             Outcome::DeadlineExceeded => report(
                 &component,
                 &request_id,
@@ -265,6 +268,7 @@ where
 
     match receiver.await {
         Ok(Ok(response)) if response.headers().len() > limits.max_response_headers => {
+            component.metrics.limit(LimitKind::ResponseHeaders);
             report(
                 component,
                 &request_id,
@@ -313,7 +317,7 @@ where
                         format!("component `{name}` sent no response\n"),
                     )
                 }
-                Ok(Outcome::Trapped(reason)) => plain(
+                Ok(Outcome::Trapped(reason, _)) => plain(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     format!("component `{name}` failed: {reason}\n"),
                 ),
@@ -341,20 +345,16 @@ where
 }
 
 /// Counts a run that did not finish cleanly in the component's metrics.
-fn count(component: &LoadedComponent, outcome: &Outcome, store: &Store<Host>) {
+fn count(component: &LoadedComponent, outcome: &Outcome) {
     let metrics = &component.metrics;
     match outcome {
         Outcome::Finished => {}
         Outcome::DeadlineExceeded => metrics.limit(LimitKind::Deadline),
         Outcome::Overloaded => metrics.limit(LimitKind::InstanceSlots),
-        Outcome::Trapped(reason) => {
+        Outcome::Trapped(_, limit) => {
             metrics.trap();
-            if let Some((kind, _)) = store.data().limiter().refusal() {
-                metrics.limit(kind);
-            } else if reason.contains("all fuel consumed") {
-                metrics.limit(LimitKind::Fuel);
-            } else if reason.contains("resource table has no free") {
-                metrics.limit(LimitKind::Resources);
+            if let Some(kind) = limit {
+                metrics.limit(*kind);
             }
         }
     }
@@ -364,20 +364,22 @@ fn count(component: &LoadedComponent, outcome: &Outcome, store: &Store<Host>) {
 /// response may already be on its way to the client.
 enum Outcome {
     Finished,
-    Trapped(String),
+    /// Why, and the limit it hit if it died of one.
+    Trapped(String, Option<LimitKind>),
     DeadlineExceeded,
     /// Every instance slot of the engine was in use.
     Overloaded,
 }
 
 impl Outcome {
-    fn of(err: &wasmtime::Error) -> Self {
+    fn of(err: &wasmtime::Error, limiter: &Limiter) -> Self {
         if err.is::<PoolConcurrencyLimitError>() {
             return Outcome::Overloaded;
         }
+        let limit = crate::limits::limit_hit(err, Some(limiter));
         match err.downcast_ref::<Trap>() {
             Some(Trap::Interrupt) => Outcome::DeadlineExceeded,
-            Some(trap) => Outcome::Trapped(trap.to_string()),
+            Some(trap) => Outcome::Trapped(trap.to_string(), limit),
             // A host call refused the guest (a full resource table, an
             // oversized header block...): the reason, without the backtrace.
             None => {
@@ -387,7 +389,7 @@ impl Outcome {
                     .skip(backtrace)
                     .map(ToString::to_string)
                     .collect();
-                Outcome::Trapped(format!("host error: {}", reasons.join(": ")))
+                Outcome::Trapped(format!("host error: {}", reasons.join(": ")), limit)
             }
         }
     }

@@ -243,7 +243,19 @@ async fn a_bad_max_header_bytes_flag_is_refused() {
 #[tokio::test]
 async fn too_many_response_headers_get_502() {
     let dir = tempfile::tempdir().unwrap();
-    let server = app(dir.path(), "", "", "response_headers = 50", &[]);
+    let token = write_file(dir.path(), "token", "a token of sixteen or more");
+    let server = app(
+        dir.path(),
+        "",
+        "",
+        "response_headers = 50",
+        &[
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--admin-token-file",
+            token.to_str().unwrap(),
+        ],
+    );
     let reply = get(server.addr, "/hostile?attack=headers&count=1000").await;
     assert_eq!(reply.status, 502);
     assert_eq!(
@@ -266,6 +278,28 @@ async fn too_many_response_headers_get_502() {
         reply.text(),
         "component `hostile` failed: host error: total size of fields exceeds limit\n"
     );
+    // A 502 (or 413, 431) the guest chose is its answer, not a limit hit:
+    // the metrics count the two refusals above and nothing else.
+    for status in ["502", "413", "431"] {
+        let reply = get(
+            server.addr,
+            &format!("/hostile?attack=none&status={status}"),
+        )
+        .await;
+        assert_eq!(reply.status.as_str(), status);
+    }
+    let metrics = get(server.admin.expect("the admin API is on"), "/metrics")
+        .await
+        .text();
+    for (kind, hits) in [
+        ("response_headers", 2),
+        ("request_body", 0),
+        ("request_headers", 0),
+    ] {
+        let sample =
+            format!("mayfly_limit_hits_total{{component=\"hostile\",kind=\"{kind}\"}} {hits}\n");
+        assert!(metrics.contains(&sample), "no `{sample}` in:\n{metrics}");
+    }
     still_serves(&server).await;
 }
 

@@ -10,7 +10,8 @@
 //!   host refuses.
 //! - `print`: writes 64 MiB to stdout.
 //! - `panic`: a Rust panic (which aborts the instance with a trap).
-//! - `none`: no attack at all: 200 `ok`, to show the component still serves.
+//! - `none`: no attack at all: 200 `ok`, to show the component still serves
+//!   (or `status`, if given: a guest's own error status is not a limit).
 //!
 //! Each must cost only its own request: the host cuts it off at its limit
 //! and keeps serving everything else.
@@ -29,7 +30,10 @@ impl Guest for Hostile {
     fn handle(request: IncomingRequest, out: ResponseOutparam) {
         match kit::query_param(&request, "attack").as_deref() {
             Some("none") => {
-                kit::respond(out, 200, &[], b"ok\n");
+                let status = kit::query_param(&request, "status")
+                    .and_then(|status| status.parse().ok())
+                    .unwrap_or(200);
+                kit::respond(out, status, &[], b"ok\n");
                 return;
             }
             Some("panic") => panic!("hostile guest: panicking on purpose"),
