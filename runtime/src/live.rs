@@ -115,8 +115,6 @@ pub struct LiveApp {
     /// versions in place of the ones they replaced. Held while an update
     /// is made, so that updates happen one at a time.
     spec: Mutex<AppSpec>,
-    /// The files the manifest names, for `--watch`.
-    watched: Mutex<Vec<PathBuf>>,
     history: Mutex<History>,
     loader: Loader,
     draining: AtomicBool,
@@ -156,7 +154,6 @@ impl LiveApp {
         let linker = host::linker(engine).map_err(anyhow::Error::from)?;
         let live = Self {
             current: ArcSwap::from_pointee(app),
-            watched: Mutex::new(files_of(&spec)),
             spec: Mutex::new(spec),
             history: Mutex::new(History::default()),
             loader: Loader {
@@ -353,7 +350,6 @@ impl LiveApp {
         history
             .declared
             .retain(|name, _| names.contains(&name.as_str()));
-        *self.watched.lock().unwrap_or_else(|p| p.into_inner()) = files_of(&spec);
         *current_spec = served;
         self.current.store(Arc::new(app));
         Ok(())
@@ -424,9 +420,7 @@ pub struct FirstLook(Stamp);
 /// Looks at the manifest and the component files `spec` names, before the
 /// app is loaded from them.
 pub fn first_look(spec: &AppSpec, manifest: &Path) -> FirstLook {
-    let mut files = vec![manifest.to_path_buf()];
-    files.extend(files_of(spec));
-    FirstLook(stamp(&files))
+    FirstLook(stamp(&files_to_watch(spec, manifest)))
 }
 
 /// Watches the manifest and the component files, and reloads the app when
@@ -444,7 +438,8 @@ pub fn watch(
         .spawn(move || {
             while !live.draining() {
                 std::thread::sleep(interval);
-                let now = stamp(&watched_files(&live, &manifest));
+                let files: Vec<PathBuf> = seen.iter().map(|(path, _)| path.clone()).collect();
+                let now = stamp(&files);
                 if now == seen {
                     continue;
                 }
@@ -458,38 +453,37 @@ pub fn watch(
                         continue;
                     }
                 };
+                // What the new manifest names is what to watch from now on,
+                // whether or not the reload succeeds (a component file it
+                // names may not exist yet). Each file is looked at before
+                // the reload reads it, so an edit made during the reload is
+                // seen next time.
+                let next = files_to_watch(&spec, &manifest)
+                    .into_iter()
+                    .map(|path| match now.iter().find(|(known, _)| *known == path) {
+                        Some(before) => before.clone(),
+                        None => {
+                            let look = look(&path);
+                            (path, look)
+                        }
+                    })
+                    .collect();
                 match live.reload(spec) {
                     Ok(()) => tracing::info!("reloaded {} after a change", manifest.display()),
                     Err(err) => tracing::error!(
                         "reload refused; still serving the previous version: {err:#}"
                     ),
                 }
-                // What the new manifest names is what to watch now. Files
-                // watched before keep the look taken before the reload read
-                // them, so an edit made during the reload is seen next time.
-                let files = watched_files(&live, &manifest);
-                seen = files
-                    .iter()
-                    .map(|path| match now.iter().find(|(known, _)| known == path) {
-                        Some(before) => before.clone(),
-                        None => (path.clone(), look(path)),
-                    })
-                    .collect();
+                seen = next;
             }
         })
         .map(|_| ())
 }
 
-/// The manifest and every component file it names.
-fn watched_files(live: &LiveApp, manifest: &Path) -> Vec<PathBuf> {
+/// The manifest and every component file `spec` names.
+fn files_to_watch(spec: &AppSpec, manifest: &Path) -> Vec<PathBuf> {
     let mut files = vec![manifest.to_path_buf()];
-    files.extend(
-        live.watched
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-            .cloned(),
-    );
+    files.extend(files_of(spec));
     files
 }
 

@@ -479,6 +479,36 @@ async fn watch_reloads_changed_files_and_refuses_broken_ones() {
         assert!(Instant::now() < deadline, "the new route never appeared");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+
+    // A component whose file is not there yet: refused, but its file is
+    // watched from then on, and picked up when it appears.
+    let manifest = std::fs::read_to_string(&app).unwrap();
+    replace(
+        &app,
+        format!(
+            "{manifest}\n[component.late]\nsource = \"late.wasm\"\n\
+             [[route]]\npath = \"/late\"\ncomponent = \"late\"\n"
+        )
+        .as_bytes(),
+    );
+    let refusals = |output: &str| output.matches("reload refused").count();
+    let deadline = Instant::now() + PATIENCE;
+    while refusals(&server.output()) < 2 {
+        assert!(
+            Instant::now() < deadline,
+            "the missing file was not refused"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(server.output().contains("late.wasm"), "{}", server.output());
+    replace(
+        &dir.path().join("late.wasm"),
+        &std::fs::read(guests::HELLO).unwrap(),
+    );
+    while get(server.addr, "/late").await.text() != V1 {
+        assert!(Instant::now() < deadline, "the late file was never loaded");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// Replaces `path` atomically (as editors and deploy tools do).
