@@ -144,7 +144,7 @@ impl fmt::Display for HostPattern {
 pub const INTERNAL_DOMAIN: &str = ".mayfly.internal";
 
 /// The header that names a request, in logs and between components.
-const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
+pub const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
 
 /// How many internal hops one external request may make.
 pub const MAX_HOPS: u32 = 8;

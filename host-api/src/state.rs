@@ -9,7 +9,6 @@
 //! backend failure takes the host down (the guest gets `other` with the
 //! reason, and the host logs it).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
@@ -480,35 +479,22 @@ impl batch::Host for StateView<'_> {
             Ok(backend) => backend,
             Err(err) => return Ok(Err(err)),
         };
-        // Each key is read once, however often it is listed; the reply
-        // repeats it, and is what the cap bounds.
-        let mut distinct: Vec<String> = Vec::with_capacity(keys.len());
-        let mut seen: HashMap<&str, usize> = HashMap::with_capacity(keys.len());
-        let mut slots = Vec::with_capacity(keys.len());
-        for key in &keys {
-            let slot = *seen.entry(key.as_str()).or_insert_with(|| {
-                distinct.push(key.clone());
-                distinct.len() - 1
-            });
-            slots.push(slot);
-        }
-        let values = match backend.get_many(&store, &distinct, MAX_BATCH_BYTES).await {
+        // The backend stops at the cap, which counts a key listed twice
+        // twice, as the reply does.
+        let values = match backend.get_many(&store, &keys, MAX_BATCH_BYTES).await {
             Ok(Some(values)) => values,
             Ok(None) => return Ok(Err(batch_too_big())),
             Err(err) => return Ok(Err(self.failed(&store, err))),
         };
-        let total = slots.iter().try_fold(0usize, |total, &slot| {
-            let len = values.get(slot)?.as_ref().map_or(0, Vec::len);
-            total.checked_add(len).filter(|&t| t <= MAX_BATCH_BYTES)
-        });
-        if total.is_none() || values.len() != distinct.len() {
-            return Ok(Err(batch_too_big()));
+        if values.len() != keys.len() {
+            let err = BackendError(format!(
+                "get-many answered {} values for {} keys",
+                values.len(),
+                keys.len()
+            ));
+            return Ok(Err(self.failed(&store, err)));
         }
-        Ok(Ok(keys
-            .into_iter()
-            .zip(slots)
-            .map(|(key, slot)| (key, values[slot].clone()))
-            .collect()))
+        Ok(Ok(keys.into_iter().zip(values).collect()))
     }
 
     async fn set_many(
@@ -631,7 +617,6 @@ fn escape(text: &str, cap: usize) -> String {
     // Where the text may be cut and still leave room for `...`.
     let mut cut = 0;
     for c in text.chars() {
-        let before = out.len();
         let tricky = c.is_control()
             || matches!(c, '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}')
             || ('\u{202a}'..='\u{202e}').contains(&c)
@@ -650,8 +635,6 @@ fn escape(text: &str, cap: usize) -> String {
         }
         if out.len() + 3 <= cap {
             cut = out.len();
-        } else if before + 3 <= cap {
-            cut = before;
         }
     }
     out

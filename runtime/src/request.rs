@@ -26,6 +26,8 @@ use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
+use mayfly_host_api::outbound::X_REQUEST_ID;
+
 use crate::app::App;
 use crate::component::LoadedComponent;
 use crate::guest_log::GuestLog;
@@ -402,9 +404,6 @@ fn report(component: &LoadedComponent, request: &str, message: &str) {
         "{message}"
     );
 }
-
-/// The header that names a request, in logs and between services.
-const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");
 
 /// The request's id: its `x-request-id` if it has a usable one (a load
 /// balancer's, or a calling component's), else the next number, which is

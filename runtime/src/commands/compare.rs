@@ -134,11 +134,6 @@ impl Compare {
             };
             runners.push((*mode, runner));
         }
-        notes.push(if cgroup_v2_writable() {
-            "cgroup v2 with the memory controller is writable here".into()
-        } else {
-            "cgroup v2 has no writable memory controller here (cgroup v1 or hybrid)".into()
-        });
 
         let workloads: [(Vec<String>, String); 2] = [
             (vec!["trivial".into()], "ok".into()),
@@ -428,10 +423,4 @@ impl Drop for ServeChild {
         }
         let _ = self.child.wait();
     }
-}
-
-fn cgroup_v2_writable() -> bool {
-    std::fs::read_to_string("/sys/fs/cgroup/cgroup.controllers")
-        .is_ok_and(|c| c.split_whitespace().any(|c| c == "memory"))
-        && std::fs::metadata("/sys/fs/cgroup").is_ok_and(|meta| !meta.permissions().readonly())
 }

@@ -225,7 +225,10 @@ pub fn load(
         }
         anyhow::Ok((samples, started.elapsed()))
     })?;
-    let mut latencies: Vec<f64> = samples.iter().map(|(l, _)| micros(*l)).collect();
+    let mut latencies: Vec<f64> = samples
+        .iter()
+        .filter_map(|(latency, _)| latency.map(micros))
+        .collect();
     latencies.sort_by(f64::total_cmp);
     let failures: Vec<&String> = samples.iter().filter_map(|(_, f)| f.as_ref()).collect();
     Ok(HttpStats {
@@ -233,22 +236,23 @@ pub fn load(
         server: server.to_string(),
         path: path.to_string(),
         connections,
-        requests: samples.len(),
-        requests_per_second: count(samples.len()) / elapsed.as_secs_f64(),
+        requests: latencies.len(),
+        requests_per_second: count(latencies.len()) / elapsed.as_secs_f64(),
         latency: Latency::of(&latencies),
         errors: failures.len(),
         first_failure: failures.first().map(|f| f.to_string()),
     })
 }
 
-/// One connection's requests until `until`: each one's latency and, if it
-/// failed, how. A broken connection is opened again.
+/// One connection's requests until `until`: each one's latency (`None` if
+/// it got no answer) and, if it failed, how. A broken connection is opened
+/// again.
 async fn connection(
     addr: SocketAddr,
     path: &str,
     expect: &str,
     until: Instant,
-) -> Vec<(Duration, Option<String>)> {
+) -> Vec<(Option<Duration>, Option<String>)> {
     let mut samples = Vec::new();
     let mut sender = None;
     while Instant::now() < until {
@@ -257,7 +261,7 @@ async fn connection(
             match open(addr).await {
                 Ok(opened) => sender = Some(opened),
                 Err(err) => {
-                    samples.push((begun.elapsed(), Some(format!("connect: {err}"))));
+                    samples.push((None, Some(format!("connect: {err}"))));
                     // Do not spin on a server that is gone.
                     tokio::time::sleep(Duration::from_millis(10)).await;
                     continue;
@@ -278,18 +282,23 @@ async fn connection(
             anyhow::Ok((status, body))
         }
         .await;
-        let failure = match outcome {
-            Ok((StatusCode::OK, body)) if body.starts_with(expect.as_bytes()) => None,
-            Ok((status, body)) => Some(format!(
-                "{status}: {}",
-                String::from_utf8_lossy(&body[..body.len().min(200)]).trim()
-            )),
+        let latency = begun.elapsed();
+        samples.push(match outcome {
+            Ok((StatusCode::OK, body)) if body.starts_with(expect.as_bytes()) => {
+                (Some(latency), None)
+            }
+            Ok((status, body)) => (
+                Some(latency),
+                Some(format!(
+                    "{status}: {}",
+                    String::from_utf8_lossy(&body[..body.len().min(200)]).trim()
+                )),
+            ),
             Err(err) => {
                 sender = None;
-                Some(format!("{err:#}"))
+                (None, Some(format!("{err:#}")))
             }
-        };
-        samples.push((begun.elapsed(), failure));
+        });
     }
     samples
 }
