@@ -56,6 +56,7 @@ struct History {
 }
 
 /// What makes two declarations of a component load the same thing.
+#[derive(PartialEq)]
 struct Fingerprint {
     sha256: String,
     limits: RequestLimits,
@@ -71,32 +72,6 @@ impl Fingerprint {
             grants: declared.grants.clone(),
         })
     }
-
-    fn same(&self, other: &Self) -> bool {
-        self.sha256 == other.sha256
-            && self.limits == other.limits
-            && same_grants(&self.grants, &other.grants)
-    }
-}
-
-fn same_grants(a: &Grants, b: &Grants) -> bool {
-    // Spelled out, so that a new kind of grant cannot be forgotten here.
-    let Grants {
-        env,
-        files,
-        outbound,
-        stores,
-        config,
-    } = a;
-    *env == b.env
-        && *outbound == b.outbound
-        && *stores == b.stores
-        && *config == b.config
-        && files.len() == b.files.len()
-        && files
-            .iter()
-            .zip(&b.files)
-            .all(|(x, y)| x.host == y.host && x.guest == y.guest && x.mode == y.mode)
 }
 
 /// What loads new versions: the same engine, linker, cache and backend as
@@ -290,11 +265,11 @@ impl LiveApp {
                         .components
                         .get(name)
                         .map(|(versions, live)| &versions[*live]);
-                    declared_before.is_some_and(|before| before.same(fresh))
+                    declared_before == Some(fresh)
                         || live.is_some_and(|live| {
                             live.sha256 == fresh.sha256
                                 && live.component.limits == fresh.limits
-                                && same_grants(&live.component.grants, &fresh.grants)
+                                && live.component.grants == fresh.grants
                         })
                 });
                 (name, same)

@@ -247,7 +247,7 @@ pub struct ComponentSpec {
 }
 
 /// The capabilities granted to a component; everything else is denied.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Grants {
     /// Environment variables, exactly these.
     pub env: Vec<(String, String)>,
@@ -274,6 +274,9 @@ pub struct FileGrant {
     pub guest: String,
     /// Read-only or read-write.
     pub mode: FilesMode,
+    /// Which directory that is (device and inode): two grants of the same
+    /// path are the same only if it still names the same directory.
+    identity: (u64, u64),
     /// The directory, held open for as long as the grant lives.
     _handle: Arc<std::fs::File>,
     /// What each instance opens: the held handle's `/proc/self/fd` entry
@@ -301,6 +304,7 @@ impl FileGrant {
             host,
             guest,
             mode,
+            identity: (held.dev(), held.ino()),
             _handle: Arc::new(handle),
             open_path,
         })
@@ -309,6 +313,15 @@ impl FileGrant {
     /// The path an instance's preopen is opened from (see [`FileGrant`]).
     pub fn open_path(&self) -> &Path {
         &self.open_path
+    }
+}
+
+impl PartialEq for FileGrant {
+    fn eq(&self, other: &Self) -> bool {
+        self.host == other.host
+            && self.guest == other.guest
+            && self.mode == other.mode
+            && self.identity == other.identity
     }
 }
 

@@ -200,3 +200,44 @@ async fn a_grant_stays_the_directory_that_was_granted() {
         (200, "public data")
     );
 }
+
+#[tokio::test]
+async fn a_reload_grants_the_directory_a_path_names_now() {
+    let dir = tempfile::tempdir().unwrap();
+    for release in ["release-1", "release-2"] {
+        std::fs::create_dir_all(dir.path().join(release)).unwrap();
+        write_file(&dir.path().join(release), "version.txt", release);
+    }
+    std::os::unix::fs::symlink("release-1", dir.path().join("current")).unwrap();
+    let manifest = format!(
+        r#"
+[component.caps]
+source = {:?}
+
+[[component.caps.files]]
+host = "current"
+guest = "/site"
+
+[[route]]
+path = "/caps"
+component = "caps"
+"#,
+        guests::CAPABILITIES,
+    );
+    let app = write_file(dir.path(), "app.toml", &manifest);
+    let server = Server::start_with(&[app.to_str().unwrap(), "--watch"]);
+    let read = "/caps?op=read&path=/site/version.txt";
+    assert_eq!(get(server.addr, read).await.text(), "release-1");
+
+    // The link moves to the next release, and the manifest is touched (the
+    // component's declaration reads the same): the new directory is granted.
+    let next = dir.path().join("next");
+    std::os::unix::fs::symlink("release-2", &next).unwrap();
+    std::fs::rename(&next, dir.path().join("current")).unwrap();
+    write_file(dir.path(), "app.toml", format!("{manifest}\n# deployed\n"));
+    let deadline = Instant::now() + PATIENCE;
+    while get(server.addr, read).await.text() != "release-2" {
+        assert!(Instant::now() < deadline, "still granted the old directory");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
