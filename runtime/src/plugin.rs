@@ -594,6 +594,20 @@ struct Warm {
     calls: u32,
 }
 
+impl Warm {
+    /// Resets what belongs to one call, before the instance waits for the
+    /// next: the host's user state, the limits' refusal flags, and the
+    /// captured output (what a call wrote is not the next call's, and must
+    /// not use up its share of the cap). The memory the instance holds
+    /// stays counted.
+    fn recycle(&mut self) {
+        let host = self.store.data_mut();
+        host.limits.clear_refusals();
+        host.user = None;
+        self.log.clear();
+    }
+}
+
 impl Plugin {
     /// The plugin's name.
     pub fn name(&self) -> &str {
@@ -663,8 +677,7 @@ impl Plugin {
             Ok(Ok((Ok(value), mut warm))) => {
                 warm.calls += 1;
                 if warm.calls < self.reuse {
-                    // Per-call state does not outlive the call.
-                    warm.store.data_mut().user = None;
+                    warm.recycle();
                     let mut idle = self
                         .idle
                         .lock()
@@ -681,24 +694,16 @@ impl Plugin {
         }
     }
 
-    /// An idle instance, reset for a new call, if reuse is on and there is
-    /// one.
+    /// An idle instance (reset when it was put back), if reuse is on and
+    /// there is one.
     fn take_idle(&self) -> Option<Warm> {
         if self.reuse <= 1 {
             return None;
         }
-        let mut warm = self
-            .idle
+        self.idle
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .pop()?;
-        let host = warm.store.data_mut();
-        host.limits.clear_refusals();
-        host.user = None;
-        // Empties the captured output: what the previous call wrote is not
-        // this call's, and must not use up this call's share of the cap.
-        warm.log.clear();
-        Some(warm)
+            .pop()
     }
 
     async fn instantiate(&self, deadline: Instant) -> Result<Warm, PluginError> {

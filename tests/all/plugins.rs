@@ -377,7 +377,10 @@ async fn the_hosts_own_import_is_called_with_per_call_state() {
     assert_eq!(lines.kept, ["upper-casing 5 bytes"]);
     // Every call starts with its own state.
     let (output, lines) = transform_logged(&plugin, "").await.unwrap();
-    assert!(output.is_err());
+    assert_eq!(
+        output,
+        Err("nothing to transform: the input is empty".to_string())
+    );
     assert_eq!(lines.kept, ["refused: empty input"]);
 
     // A plugin calling the import without end is bounded by what the host
@@ -637,6 +640,29 @@ async fn a_reused_instance_starts_each_call_clean() {
     assert_eq!(transform(&plugin, "count").await.unwrap(), Ok("2".into()));
     let err = transform(&plugin, "trap").await.unwrap_err();
     assert!(matches!(err, PluginError::Trap { .. }), "{err:?}");
+
+    // User state a call left behind is gone when the instance is reused.
+    let plugin = builder(&engine)
+        .reuse_instances(10)
+        .load(guests::PLUGIN_HOSTILE)
+        .unwrap();
+    let count = async |leave_state: bool| {
+        plugin
+            .call(async |store, instance| {
+                let leftover = store.data_mut().user_mut::<Lines>().is_some();
+                if leave_state {
+                    store.data_mut().set_user(Lines::default());
+                }
+                let filter = Filter::new(&mut *store, instance)?;
+                let output = filter.call_transform(&mut *store, b"count").await?;
+                Ok((output, leftover))
+            })
+            .await
+            .unwrap()
+    };
+    assert_eq!(count(true).await, (Ok(b"1".to_vec()), false));
+    // The same instance (its count goes on), without the state.
+    assert_eq!(count(false).await, (Ok(b"2".to_vec()), false));
 }
 
 #[tokio::test]
