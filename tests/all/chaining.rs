@@ -258,11 +258,7 @@ component = "hasty"
         );
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     };
-    // Its budget was what was left of the caller's 400 ms.
-    assert!(!stopped.contains("deadline of 60s"), "{stopped}");
-    assert!(
-        started.elapsed() < std::time::Duration::from_secs(15),
-        "the hop ran on: {:?}",
-        started.elapsed()
-    );
+    // Its budget was what was left of the caller's 400 ms (printed in ms),
+    // not its own 60 s.
+    assert!(stopped.ends_with("ms exceeded"), "{stopped}");
 }

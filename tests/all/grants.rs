@@ -73,9 +73,7 @@ async fn granted_files_are_readable_and_everything_else_is_denied() {
         (secret_path.as_str(), ELSEWHERE),
         ("/etc/passwd", ELSEWHERE),
     ] {
-        let started = Instant::now();
         let reply = get(server.addr, &format!("/caps?op=read&path={attempt}")).await;
-        assert!(started.elapsed() < PATIENCE);
         assert_eq!(
             (reply.status.as_u16(), reply.text().as_str()),
             (403, expected),
@@ -101,7 +99,6 @@ async fn read_only_grants_refuse_writes_and_read_write_grants_accept_them() {
     let dir = tempfile::tempdir().unwrap();
     let server = setup(dir.path());
 
-    let started = Instant::now();
     let refused = get(server.addr, "/caps?op=write&path=/public/new.txt").await;
     assert_eq!(
         (refused.status.as_u16(), refused.text().as_str()),
@@ -131,8 +128,6 @@ async fn read_only_grants_refuse_writes_and_read_write_grants_accept_them() {
         (403, "denied: Operation not permitted (os error 63)")
     );
     assert!(!dir.path().join("pwned.txt").exists());
-    let took = started.elapsed();
-    assert!(took < PATIENCE, "took {took:?}");
     still_serves(&server).await;
 }
 
@@ -141,7 +136,6 @@ async fn only_granted_environment_variables_are_visible() {
     let dir = tempfile::tempdir().unwrap();
     let server = setup(dir.path());
 
-    let started = Instant::now();
     let env = get(server.addr, "/caps?op=env").await;
     assert_eq!(
         (env.status.as_u16(), env.text().as_str()),
@@ -173,8 +167,6 @@ async fn only_granted_environment_variables_are_visible() {
         (bare.status.as_u16(), bare.text().as_str()),
         (403, "denied: No such file or directory (os error 44)")
     );
-    let took = started.elapsed();
-    assert!(took < PATIENCE, "took {took:?}");
     still_serves(&server).await;
 }
 

@@ -168,14 +168,13 @@ async fn a_body_that_never_ends_is_cut_off_at_the_deadline() {
 async fn a_panic_gives_500_with_the_trap_and_logs_the_message() {
     let dir = tempfile::tempdir().unwrap();
     let server = hostile_app(dir.path());
-    let (reply, took) = attack(&server, "panic").await;
+    // A 500, not the deadline's 504: a panic ends the instance at once.
+    let (reply, _) = attack(&server, "panic").await;
     assert_eq!(reply.status, 500);
     assert_eq!(
         reply.text(),
         "component `hostile` failed: wasm trap: wasm `unreachable` instruction executed\n"
     );
-    // Well before the 1 s deadline: a panic ends the instance at once.
-    assert!(took < BOUND, "took {took:?}");
     // The guest's own panic message is in the host log, tagged.
     let output = server.wait_for_output("hostile guest: panicking on purpose");
     let line = output

@@ -7,10 +7,10 @@ use std::net::{SocketAddr, TcpListener};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::guests;
-use crate::harness::{MAYFLY, PATIENCE, run_mayfly, write_file};
+use crate::harness::{MAYFLY, run_mayfly, write_file};
 
 /// `mayfly run --no-cache FLAGS... CLI -- ARGS...`: (status, stdout, stderr).
 fn run(flags: &[&str], args: &[&str]) -> (i32, String, String) {
@@ -127,11 +127,9 @@ fn directories_are_granted_read_only_or_read_write() {
 
 #[test]
 fn limits_stop_the_command_with_their_own_status() {
-    let started = Instant::now();
     let (status, _, stderr) = run(&["--timeout", "1s"], &["loop"]);
     assert_eq!(status, 124);
     assert_eq!(stderr, "mayfly: `cli` exceeded its deadline of 1s\n");
-    assert!(started.elapsed() < PATIENCE);
 
     let (status, _, stderr) = run(&["--fuel", "1000000"], &["loop"]);
     assert_eq!(status, 134);
@@ -152,19 +150,21 @@ fn a_trap_exits_134_with_its_message() {
             && stderr.contains("wasm trap: wasm `unreachable` instruction executed"),
         "{stderr}"
     );
-    // Without --stdio, the panic message is in the log.
+    // Without --stdio, the panic message is in the log, on a tagged line.
     let (status, _, stderr) = run(&[], &["panic"]);
     assert_eq!(status, 134);
+    let said = stderr
+        .lines()
+        .find(|line| line.contains("cli: panicking on purpose"))
+        .unwrap_or_else(|| panic!("{stderr}"));
     assert!(
-        stderr.contains("mayfly: component `cli` request 1 stderr: ")
-            && stderr.contains("cli: panicking on purpose"),
-        "{stderr}"
+        said.contains("mayfly: component `cli` request 1 stderr: "),
+        "{said}"
     );
 }
 
 #[test]
 fn memory_past_the_cap_is_refused() {
-    let started = Instant::now();
     let (status, _, stderr) = run(&["--memory", "16MiB"], &["memory"]);
     assert_eq!(status, 134);
     assert!(
@@ -176,7 +176,6 @@ fn memory_past_the_cap_is_refused() {
         stderr.contains("mayfly: component `cli` request 1 stderr: memory allocation of"),
         "{stderr}"
     );
-    assert!(started.elapsed() < PATIENCE);
 }
 
 #[test]

@@ -114,12 +114,19 @@ async fn the_grace_period_bounds_the_wait_for_in_flight_requests() {
     let mut server = Server::start_with(&[app.to_str().unwrap(), "--shutdown-grace", "1"]);
     // A request that would run for 30 s.
     let response = in_flight(server.addr, "/slow?ms=30000&head_first=1").await;
+    let signalled = Instant::now();
     server.signal("TERM");
-    // Well before the request could have finished.
+    // Well before the request could have finished, but not before the
+    // grace period was up.
     let status = server
         .wait_exit(Duration::from_secs(20))
         .expect("the server waited past its grace period");
     assert!(status.success(), "exit status {status:?}");
+    let waited = signalled.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900),
+        "exited after {waited:?}, before its 1 s grace period"
+    );
     server.wait_for_output("mayfly: stopped; the grace period ended with requests in flight\n");
     // The request was cut off, not completed.
     let body = tokio::time::timeout(PATIENCE, response.into_body().collect())

@@ -11,9 +11,7 @@ async fn a_trap_before_the_response_gives_500_and_the_next_request_succeeds() {
     let server = Server::start(&test_app(dir.path()));
     let mut client = Client::connect(server.addr).await;
     for _ in 0..3 {
-        let started = Instant::now();
         let reply = client.get("/trap/now").await;
-        assert!(started.elapsed() < PATIENCE);
         assert_eq!(reply.status, 500);
         assert_eq!(
             reply.text(),
