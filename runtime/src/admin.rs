@@ -40,16 +40,7 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 /// Serves the admin API on `listener` until the process ends.
 pub async fn serve(listener: TcpListener, live: Arc<LiveApp>, token: Arc<str>) {
     loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
-            // Out of file descriptors or similar: back off briefly rather
-            // than spin.
-            Err(err) => {
-                tracing::warn!("admin API: accept failed: {err}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+        let stream = crate::server::accept_or_back_off(&listener, "admin API").await;
         let live = live.clone();
         let token = token.clone();
         tokio::spawn(async move {

@@ -118,6 +118,17 @@ pub fn fingerprint(engine: &Engine) -> u64 {
     hasher.finish()
 }
 
+/// A small engine (4 instance slots) for unit tests.
+#[cfg(test)]
+pub(crate) fn test_engine() -> Engine {
+    EngineSettings {
+        max_instances: 4,
+        ..EngineSettings::default()
+    }
+    .build()
+    .unwrap()
+}
+
 #[cfg(test)]
 mod tests {
     use wasmtime::component::Component;
@@ -129,18 +140,9 @@ mod tests {
         include!(concat!(env!("OUT_DIR"), "/guests.rs"));
     }
 
-    fn small_engine() -> Engine {
-        EngineSettings {
-            max_instances: 4,
-            ..EngineSettings::default()
-        }
-        .build()
-        .unwrap()
-    }
-
     #[test]
     fn every_guest_fits_the_per_component_limits() {
-        let engine = small_engine();
+        let engine = test_engine();
         for (name, path) in guests::ALL {
             if let Err(err) = Component::from_file(&engine, path) {
                 panic!("guest `{name}` does not load: {err:#}");
@@ -150,7 +152,7 @@ mod tests {
 
     #[test]
     fn a_component_needing_more_than_the_limits_is_refused_when_loaded() {
-        let engine = small_engine();
+        let engine = test_engine();
         let memories = wat::parse_str(
             r#"(component
                  (core module $m (memory 1))

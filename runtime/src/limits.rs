@@ -78,6 +78,7 @@ impl RequestLimits {
             memory: self.max_memory_bytes,
             table_elements: self.max_table_elements,
             memory_granted: 0,
+            memory_pending: 0,
             memory_refused: false,
             table_refused: false,
         }
@@ -146,6 +147,8 @@ pub struct Limiter {
     /// Bytes of linear memory granted so far, over all memories. Memories
     /// never shrink, and live as long as the store.
     memory_granted: usize,
+    /// The growth last granted, until it is known to have happened.
+    memory_pending: usize,
     memory_refused: bool,
     table_refused: bool,
 }
@@ -171,11 +174,6 @@ impl Limiter {
     /// Whether a table growth was refused in this store.
     pub fn table_refused(&self) -> bool {
         self.table_refused
-    }
-
-    /// The table cap, in elements.
-    pub fn table_limit(&self) -> usize {
-        self.table_elements
     }
 
     /// Bytes of linear memory the store's instance holds, over all its
@@ -229,10 +227,17 @@ impl ResourceLimiter for Limiter {
         if maximum.is_some_and(|maximum| desired > maximum) {
             return Ok(false);
         }
-        // Counted even if the growth then fails in the allocator: the cap
-        // errs on the side of refusing.
+        // Counted now; given back if the growth then fails in the
+        // allocator (`memory_grow_failed`).
         self.memory_granted = total;
+        self.memory_pending = growth;
         Ok(true)
+    }
+
+    fn memory_grow_failed(&mut self, _error: wasmtime::Error) -> wasmtime::Result<()> {
+        self.memory_granted = self.memory_granted.saturating_sub(self.memory_pending);
+        self.memory_pending = 0;
+        Ok(())
     }
 
     fn table_growing(
@@ -304,16 +309,7 @@ mod tests {
     use wasmtime::component::{Component, Linker};
 
     use super::*;
-    use crate::engine::EngineSettings;
-
-    fn engine() -> Engine {
-        EngineSettings {
-            max_instances: 4,
-            ..EngineSettings::default()
-        }
-        .build()
-        .unwrap()
-    }
+    use crate::engine::{EngineSettings, test_engine as engine};
 
     /// A store with `limits`' limiter, never interrupted.
     fn store(engine: &Engine, limits: &RequestLimits) -> Store<Limiter> {
@@ -453,6 +449,38 @@ mod tests {
                 "memory limit of 256KiB reached".to_string()
             ))
         );
+    }
+
+    #[test]
+    fn a_growth_the_allocator_fails_is_not_counted() {
+        const PAGE: usize = 64 << 10;
+        // Pool slots of 1 MiB, under a 64 MiB cap: the allocator, not the
+        // cap, refuses a growth past 1 MiB.
+        let engine = EngineSettings {
+            max_instances: 1,
+            max_memory_bytes: 16 * PAGE,
+            ..EngineSettings::default()
+        }
+        .build()
+        .unwrap();
+        let component = Component::new(&engine, wat::parse_str(TWO_MEMORIES).unwrap()).unwrap();
+        let limits = RequestLimits {
+            max_memory_bytes: 64 << 20,
+            ..RequestLimits::default()
+        };
+        let mut store = store(&engine, &limits);
+        let instance = Linker::new(&engine)
+            .instantiate(&mut store, &component)
+            .unwrap();
+        let grow = instance
+            .get_typed_func::<(u32,), (i32,)>(&mut store, "grow0")
+            .unwrap();
+        assert_eq!(grow.call(&mut store, (100,)).unwrap(), (-1,));
+        // Not the cap's refusal, and not charged to it.
+        assert_eq!(store.data().refusal(), None);
+        assert_eq!(store.data().memory_used(), 2 * PAGE);
+        assert_eq!(grow.call(&mut store, (1,)).unwrap(), (1,));
+        assert_eq!(store.data().memory_used(), 3 * PAGE);
     }
 
     #[test]

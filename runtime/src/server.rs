@@ -167,24 +167,16 @@ impl Worker {
         let tracker = TaskTracker::new();
         loop {
             tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, _peer)) => {
-                        let connection = Connection {
-                            app: self.app.clone(),
-                            stopped: self.stopped.clone(),
-                            tracker: tracker.clone(),
-                            header_timeout: self.options.header_timeout,
-                            max_header_bytes: self.options.max_header_bytes,
-                        };
-                        tracker.spawn_local(connection.serve(stream));
-                    }
-                    // Out of file descriptors or similar: back off briefly
-                    // rather than spin.
-                    Err(err) => {
-                        tracing::warn!("accept failed: {err}");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                    }
-                },
+                stream = accept_or_back_off(&listener, "server") => {
+                    let connection = Connection {
+                        app: self.app.clone(),
+                        stopped: self.stopped.clone(),
+                        tracker: tracker.clone(),
+                        header_timeout: self.options.header_timeout,
+                        max_header_bytes: self.options.max_header_bytes,
+                    };
+                    tracker.spawn_local(connection.serve(stream));
+                }
                 _ = stopped.wait_for(|stopped| *stopped) => break,
             }
         }
@@ -193,6 +185,24 @@ impl Worker {
         match tokio::time::timeout(self.options.shutdown_grace, tracker.wait()).await {
             Ok(()) => Ok(Shutdown::Drained),
             Err(_) => Ok(Shutdown::GraceExpired),
+        }
+    }
+}
+
+/// The next connection on `listener`. An accept that fails (out of file
+/// descriptors, say) is logged for `what` and retried after a short pause,
+/// rather than in a spin. Cancel-safe.
+pub(crate) async fn accept_or_back_off(
+    listener: &TcpListener,
+    what: &str,
+) -> tokio::net::TcpStream {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _peer)) => return stream,
+            Err(err) => {
+                tracing::warn!("{what}: accept failed: {err}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
         }
     }
 }

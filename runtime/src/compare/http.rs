@@ -117,15 +117,7 @@ async fn accept(
     permits: Arc<Semaphore>,
 ) {
     loop {
-        let stream = match listener.accept().await {
-            Ok((stream, _)) => stream,
-            Err(err) => {
-                // Out of file descriptors, say: do not spin.
-                tracing::warn!("cgi host: cannot accept a connection: {err}");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
+        let stream = crate::server::accept_or_back_off(&listener, "cgi host").await;
         let _ = stream.set_nodelay(true);
         let runner = runner.clone();
         let permits = permits.clone();
