@@ -133,51 +133,50 @@ async fn versioned(
                     );
                 }
             };
-            let deploying = live.clone();
-            let target = name.clone();
             // Compiling takes a while: off the async threads.
-            let outcome =
-                tokio::task::spawn_blocking(move || deploying.deploy(&target, bytes)).await;
-            match outcome {
-                Ok(Ok(version)) => {
-                    tracing::info!(component = %name, "version {version} deployed");
-                    json(
-                        StatusCode::OK,
-                        &serde_json::json!({ "component": name, "version": version }),
-                    )
-                }
-                Ok(Err(err)) => {
-                    tracing::error!(component = %name, "deploy refused: {err}");
-                    update_error(&err)
-                }
-                Err(err) => text(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    &format!("the deploy failed: {err}\n"),
-                ),
-            }
+            update(live, name, "deploy", move |live, name| {
+                live.deploy(name, bytes)
+            })
+            .await
         }
         (Method::POST, [name, "rollback"]) => {
-            let name = (*name).to_string();
-            let rolling = live.clone();
-            let target = name.clone();
-            // It waits for an update in progress (a deploy compiling):
-            // off the async threads.
-            match tokio::task::spawn_blocking(move || rolling.rollback(&target)).await {
-                Ok(Ok(version)) => {
-                    tracing::info!(component = %name, "rolled back to version {version}");
-                    json(
-                        StatusCode::OK,
-                        &serde_json::json!({ "component": name, "version": version }),
-                    )
-                }
-                Ok(Err(err)) => update_error(&err),
-                Err(err) => text(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    &format!("the rollback failed: {err}\n"),
-                ),
-            }
+            // It waits for an update in progress (a deploy compiling): off
+            // the async threads.
+            update(live, (*name).to_string(), "rollback", |live, name| {
+                live.rollback(name)
+            })
+            .await
         }
         _ => text(StatusCode::NOT_FOUND, "no such admin endpoint\n"),
+    }
+}
+
+/// Runs `change` (a deploy or a rollback of component `name`) on a blocking
+/// thread, and answers with the version it made live, or why not.
+async fn update(
+    live: &Arc<LiveApp>,
+    name: String,
+    verb: &str,
+    change: impl FnOnce(&LiveApp, &str) -> Result<u32, UpdateError> + Send + 'static,
+) -> AdminResponse {
+    let changing = live.clone();
+    let target = name.clone();
+    match tokio::task::spawn_blocking(move || change(&changing, &target)).await {
+        Ok(Ok(version)) => {
+            tracing::info!(component = %name, "{verb}: version {version} is live");
+            json(
+                StatusCode::OK,
+                &serde_json::json!({ "component": name, "version": version }),
+            )
+        }
+        Ok(Err(err)) => {
+            tracing::error!(component = %name, "{verb} refused: {err}");
+            update_error(&err)
+        }
+        Err(err) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("the {verb} failed: {err}\n"),
+        ),
     }
 }
 
