@@ -154,6 +154,34 @@ impl Server {
         None
     }
 
+    /// The value of `sample` (a metric's name and labels, as the admin
+    /// API's `/metrics` prints them).
+    pub async fn metric(&self, sample: &str) -> f64 {
+        let scrape = get(self.admin.expect("the admin API is off"), "/metrics")
+            .await
+            .text();
+        scrape
+            .lines()
+            .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or_else(|| panic!("no sample `{sample}` in:\n{scrape}"))
+    }
+
+    /// Waits up to [`PATIENCE`] until `sample` reads `value`.
+    pub async fn wait_metric(&self, sample: &str, value: f64) {
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            let now = self.metric(sample).await;
+            if now == value {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{sample} stayed at {now}, never {value}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// The server's resident memory, from /proc (kB): (current, peak).
     pub fn rss_kib(&self) -> (u64, u64) {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();

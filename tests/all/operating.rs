@@ -646,17 +646,9 @@ async fn a_version_swapped_in_mid_request_leaves_that_request_on_the_old_one() {
         client.send(request).await.unwrap()
     });
     // ...(its head is out once the guest runs; the in-flight gauge says so)...
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let scrape = admin(&server, http::Method::GET, "/metrics", None, vec![])
-            .await
-            .text();
-        if sample(&scrape, "mayfly_instances_in_flight{component=\"slow\"}") == 1.0 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the slow request never started");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    server
+        .wait_metric("mayfly_instances_in_flight{component=\"slow\"}", 1.0)
+        .await;
     // ...when v2 (hello) is deployed.
     let reply = deploy(&server, "slow", std::fs::read(guests::HELLO).unwrap()).await;
     assert_eq!(reply.text(), r#"{"component":"slow","version":2}"#);

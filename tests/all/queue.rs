@@ -5,12 +5,11 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use tokio::io::AsyncWriteExt as _;
 
 use crate::guests;
-use crate::harness::{Client, PATIENCE, Reply, Server, full, get, write_file};
+use crate::harness::{Client, Reply, Server, full, get, write_file};
 
 const TOKEN: &str = "queue-test-admin-token-0123";
 
@@ -48,35 +47,18 @@ async fn admin(server: &Server, request: http::Request<crate::harness::Body>) ->
     client.send(request).await.unwrap()
 }
 
-/// The value of gauge `name` for component `slow`.
+/// Gauge `name` of component `slow`.
 async fn gauge(server: &Server, name: &str) -> f64 {
-    let scrape = admin(
-        server,
-        http::Request::get("/metrics").body(full("")).unwrap(),
-    )
-    .await
-    .text();
-    let sample = format!("{name}{{component=\"slow\"}} ");
-    scrape
-        .lines()
-        .find_map(|line| line.strip_prefix(&sample)?.parse().ok())
-        .unwrap_or_else(|| panic!("no `{sample}` in:\n{scrape}"))
+    server
+        .metric(&format!("{name}{{component=\"slow\"}}"))
+        .await
 }
 
-/// Waits until gauge `name` reads `value`.
+/// Waits until gauge `name` of component `slow` reads `value`.
 async fn wait_gauge(server: &Server, name: &str, value: f64) {
-    let deadline = Instant::now() + PATIENCE;
-    loop {
-        let now = gauge(server, name).await;
-        if now == value {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{name} stayed at {now}, never {value}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    server
+        .wait_metric(&format!("{name}{{component=\"slow\"}}"), value)
+        .await;
 }
 
 /// Holds the only instance of `slow` for `ms` milliseconds.
