@@ -7,9 +7,16 @@
 //! - [`outbound`]: the policy behind `wasi:http/outgoing-handler`. Until a
 //!   component is granted outbound hosts, every outgoing request is refused
 //!   with `HTTP-request-denied`, inside the guest, without a trap.
+//! - [`state`]: `wasi:keyvalue`, `wasi:config` and `wasi:logging`, one file
+//!   per interface.
+//! - [`kv`]: where key-value data lives: the [`kv::Backend`] trait, and the
+//!   embedded (`redb` feature) and Redis (`redis` feature) backends.
+//! - [`report`]: capped warnings for the operator.
+//! - [`escape`]: the one escaping rule for every log line.
 
 #![deny(missing_docs)]
 
+pub mod escape;
 pub mod kv;
 pub mod outbound;
 pub mod report;

@@ -10,11 +10,13 @@
 //!
 //! A request to `http://NAME.mayfly.internal/...` (granted like any other
 //! host) goes to component NAME of the same app, in process, without a
-//! socket: the worker thread's [`InternalCall`] dispatcher runs it in a
-//! fresh instance with NAME's own grants. Each hop counts; past
-//! [`MAX_HOPS`] the call fails with `loop-detected`. NAME is matched
-//! without regard to case, and the call carries the caller's
-//! `x-request-id` unless the guest set one.
+//! socket: the [`Dispatcher`] the caller's store was made with (its
+//! serving worker's) runs it in a fresh instance with NAME's own grants.
+//! Each hop counts; past [`MAX_HOPS`] the call fails with `loop-detected`.
+//! NAME is matched without regard to case, and the call carries the
+//! caller's `x-request-id` unless the guest set one. A store made without
+//! a dispatcher (a plugin's, a command's) has no app to call into: such a
+//! call fails with `destination-not-found`, and the reason is logged.
 
 use std::fmt;
 use std::future::Future;
@@ -174,14 +176,18 @@ pub type Dispatcher = tokio::sync::mpsc::Sender<InternalCall>;
 /// worker thread is stalled; a call beyond it fails in the calling guest.
 pub const DISPATCH_QUEUE: usize = 1024;
 
-thread_local! {
-    static DISPATCHER: std::cell::RefCell<Option<Dispatcher>> = const { std::cell::RefCell::new(None) };
-}
-
-/// Makes `dispatcher` serve the internal calls made by guests on this
-/// thread.
-pub fn set_thread_dispatcher(dispatcher: Dispatcher) {
-    DISPATCHER.with(|slot| *slot.borrow_mut() = Some(dispatcher));
+/// Where one instance stands in a chain of calls: what its internal calls
+/// carry on.
+#[derive(Debug, Clone)]
+pub struct Hop {
+    /// The request the instance serves (its `x-request-id`).
+    pub request: Arc<str>,
+    /// Internal hops that led to the instance (0 for an outside request).
+    pub hops: u32,
+    /// When the request the instance serves must be done.
+    pub deadline: Option<std::time::Instant>,
+    /// Where its internal calls go; `None`: nowhere.
+    pub dispatcher: Option<Dispatcher>,
 }
 
 /// The outbound HTTP grant of one component instance.
@@ -190,40 +196,25 @@ pub fn set_thread_dispatcher(dispatcher: Dispatcher) {
 #[derive(Debug, Clone)]
 pub struct OutboundPolicy {
     allowed: Arc<[HostPattern]>,
-    /// Internal hops that led to this instance (0 for an outside request).
-    hops: u32,
-    /// The request this instance serves, for hops.
-    request: Arc<str>,
+    /// Where this instance stands in its chain of calls.
+    hop: Hop,
     /// Denied and failed calls, for the operator; capped per request.
     reporter: Arc<Reporter>,
-    /// When the request this instance serves must be done.
-    deadline: Option<std::time::Instant>,
 }
 
 impl OutboundPolicy {
-    /// The policy of `request` to `component`: requests that match one of
-    /// `allowed` may go out (none, if it is empty).
-    pub fn new(component: Arc<str>, allowed: Arc<[HostPattern]>, request: Arc<str>) -> Self {
+    /// The policy of an instance of `component` at `hop`: requests that
+    /// match one of `allowed` may go out (none, if it is empty).
+    pub fn new(component: Arc<str>, allowed: Arc<[HostPattern]>, hop: Hop) -> Self {
         Self {
-            reporter: Arc::new(Reporter::new(component, request.clone(), "outbound HTTP")),
+            reporter: Arc::new(Reporter::new(
+                component,
+                hop.request.clone(),
+                "outbound HTTP",
+            )),
             allowed,
-            hops: 0,
-            request,
-            deadline: None,
+            hop,
         }
-    }
-
-    /// The same policy for an instance reached after `hops` internal hops.
-    #[must_use]
-    pub fn after_hops(mut self, hops: u32) -> Self {
-        self.hops = hops;
-        self
-    }
-
-    /// Makes internal calls under this policy carry `deadline`, the
-    /// deadline of the request the instance serves.
-    pub fn set_deadline(&mut self, deadline: std::time::Instant) {
-        self.deadline = Some(deadline);
     }
 
     /// The patterns this policy allows.
@@ -299,20 +290,24 @@ impl OutboundPolicy {
                 .report(&format!("internal call to `{target}` failed: {why}"));
             Box::new(std::future::ready(Err(error)))
         };
-        let hops = self.hops + 1;
+        let hops = self.hop.hops + 1;
         if hops > MAX_HOPS {
             return fail(
                 Error::LoopDetected,
                 &format!("more than {MAX_HOPS} hops (a loop?)"),
             );
         }
-        let Some(dispatcher) = DISPATCHER.with(|slot| slot.borrow().clone()) else {
-            return fail(Error::DestinationNotFound, "this host serves no app");
+        let Some(dispatcher) = &self.hop.dispatcher else {
+            return fail(
+                Error::DestinationNotFound,
+                "internal calls reach only the components of a served app, and this instance \
+                 serves none",
+            );
         };
         // The hop is part of the caller's request: it goes by the same id
         // unless the guest chose one.
         if !request.headers().contains_key(X_REQUEST_ID)
-            && let Ok(value) = http::HeaderValue::from_str(&self.request)
+            && let Ok(value) = http::HeaderValue::from_str(&self.hop.request)
         {
             request.headers_mut().insert(X_REQUEST_ID, value);
         }
@@ -321,7 +316,7 @@ impl OutboundPolicy {
             component: target.clone(),
             request,
             hops,
-            deadline: self.deadline,
+            deadline: self.hop.deadline,
             reply,
         };
         match dispatcher.try_send(call) {
@@ -364,7 +359,17 @@ mod tests {
             .iter()
             .map(|p| HostPattern::parse(p).unwrap())
             .collect();
-        OutboundPolicy::new("test".into(), allowed.into(), "1".into())
+        OutboundPolicy::new("test".into(), allowed.into(), hop(None))
+    }
+
+    /// An outside request's place, with `dispatcher` for its internal calls.
+    fn hop(dispatcher: Option<Dispatcher>) -> Hop {
+        Hop {
+            request: "1".into(),
+            hops: 0,
+            deadline: None,
+            dispatcher,
+        }
     }
 
     fn permits(policy: &OutboundPolicy, uri: &str) -> bool {
@@ -396,8 +401,9 @@ mod tests {
     #[test]
     fn internal_calls_waiting_for_the_dispatcher_are_bounded() {
         let (dispatcher, mut calls) = tokio::sync::mpsc::channel(DISPATCH_QUEUE);
-        set_thread_dispatcher(dispatcher);
-        let mut policy = policy(&["http://api.mayfly.internal"]);
+        let allowed: Arc<[HostPattern]> =
+            Arc::from([HostPattern::parse("http://api.mayfly.internal").unwrap()]);
+        let mut policy = OutboundPolicy::new("test".into(), allowed, hop(Some(dispatcher)));
         // The dispatcher is stalled: calls wait for it, up to the bound...
         for _ in 0..DISPATCH_QUEUE {
             assert!(ready_now(call_api(&mut policy)).is_none());
@@ -425,8 +431,17 @@ mod tests {
     }
 
     #[test]
+    fn an_instance_without_a_dispatcher_cannot_call_into_an_app() {
+        let mut policy = policy(&["http://api.mayfly.internal"]);
+        assert!(matches!(
+            ready_now(call_api(&mut policy)),
+            Some(Err(Error::DestinationNotFound))
+        ));
+    }
+
+    #[test]
     fn nothing_is_allowed_by_default() {
-        let deny = OutboundPolicy::new("test".into(), Arc::from([]), "1".into());
+        let deny = OutboundPolicy::new("test".into(), Arc::from([]), hop(None));
         assert!(!permits(&deny, "http://example.com/"));
         assert!(!permits(&deny, "https://localhost/"));
     }

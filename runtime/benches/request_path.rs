@@ -10,26 +10,21 @@
 //! - `wasmtime-on-demand`: wasmtime's default configuration, which maps and
 //!   unmaps memory for every instance.
 //!
-//! Run with `cargo bench -p mayfly --bench request_path`.
+//! Run with `cargo bench -p mayfly-serve --bench request_path`.
 
 use std::sync::Arc;
 
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http_body_util::{BodyExt, Empty};
-use mayfly::cache::CompileCache;
-use mayfly::component::LoadedComponent;
-use mayfly::engine::EngineSettings;
-use mayfly::host;
-use mayfly::manifest::{ComponentSpec, Source};
+use mayfly_sandbox::{CompileCache, EngineSettings, Grants, RequestLimits};
+use mayfly_serve::component::LoadedComponent;
+use mayfly_serve::loader::Loader;
+use mayfly_serve::manifest::{ComponentSpec, LimitFields, Source};
+use mayfly_serve::metrics::Metrics;
 use tokio::runtime::Runtime;
 use tokio::task::LocalSet;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
-
-#[allow(dead_code, reason = "the benchmark uses only some of the guests")]
-mod guests {
-    include!(concat!(env!("OUT_DIR"), "/guests.rs"));
-}
 
 fn engines() -> Vec<(&'static str, Engine)> {
     let mayfly = EngineSettings::default().build().unwrap();
@@ -53,16 +48,27 @@ fn engines() -> Vec<(&'static str, Engine)> {
     ]
 }
 
-fn load_hello(engine: &Engine) -> Arc<LoadedComponent> {
+/// The `hello` guest on `engine`, and the loader that keeps its engine's
+/// epoch ticking.
+fn load_hello(engine: Engine) -> (Loader, Arc<LoadedComponent>) {
     let spec = ComponentSpec {
         name: "hello".into(),
-        source: Source::File(guests::HELLO.into()),
+        source: Source::File(mayfly_guests::HELLO.into()),
         field: "bench".into(),
-        limits: mayfly::limits::RequestLimits::default(),
-        grants: mayfly::manifest::Grants::default(),
+        limits: RequestLimits::default(),
+        limit_fields: LimitFields::default(),
+        grants: Grants::default(),
     };
-    let linker = host::linker(engine).unwrap();
-    LoadedComponent::load(engine, &linker, &spec, &CompileCache::disabled(), None).unwrap()
+    let loader = Loader::with_engine(
+        engine,
+        EngineSettings::default(),
+        CompileCache::disabled(),
+        None,
+        Arc::new(Metrics::default()),
+    )
+    .unwrap();
+    let component = loader.load(&spec, None).unwrap();
+    (loader, component)
 }
 
 async fn one_request(component: &Arc<LoadedComponent>) -> Bytes {
@@ -72,7 +78,7 @@ async fn one_request(component: &Arc<LoadedComponent>) -> Bytes {
             Empty::<Bytes>::new().map_err(|never| -> wasmtime_wasi_http::Error { match never {} }),
         )
         .unwrap();
-    let response = mayfly::request::handle(component, request, ()).await;
+    let response = mayfly_serve::request::handle(component, request, (), None).await;
     assert_eq!(response.status(), 200);
     response.into_body().collect().await.unwrap().to_bytes()
 }
@@ -84,7 +90,7 @@ fn request_path(c: &mut Criterion) {
         .unwrap();
     let mut group = c.benchmark_group("hello: instantiate + handle + drop");
     for (name, engine) in engines() {
-        let component = load_hello(&engine);
+        let (_loader, component) = load_hello(engine);
         let local = LocalSet::new();
         let body = run(&runtime, &local, &component);
         assert_eq!(&body[..], b"Hello from Mayfly!\n");

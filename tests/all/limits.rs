@@ -498,3 +498,60 @@ async fn a_component_needing_too_many_memories_is_refused_at_load_naming_it() {
         "{stderr}"
     );
 }
+
+/// A component may hold as many requests in flight as the server has
+/// instance slots: `instances` is bounded by `--max-instances`, checked
+/// when the app loads, not by a constant.
+#[tokio::test]
+async fn instances_are_bounded_by_the_servers_max_instances() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = write_file(
+        dir.path(),
+        "app.toml",
+        format!(
+            "[component.hello]\nsource = {:?}\n[component.hello.limits]\ninstances = 10000\n\n\
+             [[route]]\npath = \"/\"\ncomponent = \"hello\"\n",
+            guests::HELLO
+        ),
+    );
+    let manifest = manifest.to_str().unwrap();
+
+    // 10,000 of a server's 20,000 slots: it loads, and serves.
+    let server = Server::start_with(&[manifest, "--max-instances", "20000"]);
+    let reply = get(server.addr, "/").await;
+    assert_eq!(
+        (reply.status.as_u16(), reply.text().as_str()),
+        (200, "Hello from Mayfly!\n")
+    );
+    drop(server);
+
+    // More than the server has: refused at start-up, naming the field and
+    // both numbers, by `serve` and by `check`.
+    let expected = "field `component.hello.limits.instances`: 10000 instances is more than \
+                    this server's --max-instances of 1000";
+    for command in ["serve", "check"] {
+        let mut args = vec![command, manifest, "--no-cache"];
+        if command == "serve" {
+            args.extend(["--listen", "127.0.0.1:0"]);
+        }
+        let args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+        let output = crate::harness::run_mayfly(&args);
+        let printed = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert_eq!(output.status.code(), Some(1), "{command}: {printed}");
+        assert!(printed.contains(expected), "{command}: {printed}");
+    }
+    // ...and `check` with the server's setting agrees that it fits.
+    let args = ["check", manifest, "--no-cache", "--max-instances", "20000"];
+    let args: Vec<&std::ffi::OsStr> = args.iter().map(std::ffi::OsStr::new).collect();
+    let output = crate::harness::run_mayfly(&args);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stdout)
+    );
+}

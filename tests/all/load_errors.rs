@@ -46,7 +46,7 @@ fn check_fails(app: &Path) -> String {
 /// `check`, with the text its `# error:` lines give.
 #[test]
 fn invalid_manifests_are_refused_with_their_expected_errors() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/fixtures/invalid");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/invalid");
     let mut checked = 0;
     for entry in std::fs::read_dir(&dir).unwrap() {
         let path = entry.unwrap().path();

@@ -329,7 +329,10 @@ async fn metrics_count_requests_traps_limits_and_instantiations() {
     assert_eq!(get(server.addr, "/nowhere/at/all").await.status, 404);
 
     let reply = scrape().await;
-    assert_eq!(reply.header("content-type"), "text/plain; version=0.0.4");
+    assert_eq!(
+        reply.header("content-type"),
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
     let text = reply.text();
     assert_eq!(
         sample(
@@ -371,7 +374,7 @@ async fn metrics_count_requests_traps_limits_and_instantiations() {
     assert_eq!(
         sample(
             &text,
-            "mayfly_request_duration_seconds_bucket{component=\"web\",le=\"+Inf\"}"
+            "mayfly_request_duration_seconds_bucket{le=\"+Inf\",component=\"web\"}"
         ),
         5.0
     );

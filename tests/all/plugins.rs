@@ -6,18 +6,17 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mayfly::cache::CompileCache;
-use mayfly::engine::EngineSettings;
-use mayfly::host::Host;
-use mayfly::manifest::FilesMode;
-use mayfly::plugin::{HostError, Plugin, PluginBuilder, PluginEngine, PluginError};
+use mayfly_plugin::{
+    CompileCache, EngineSettings, FilesMode, Host, HostError, Plugin, PluginBuilder, PluginEngine,
+    PluginError,
+};
 use wasmtime::component::HasSelf;
 
 use crate::guests;
 use crate::harness::{PATIENCE, write_file};
 
 wasmtime::component::bindgen!({
-    path: "../wit/plugin",
+    path: "../../wit/plugin",
     world: "filter",
     exports: { default: async },
 });
@@ -329,7 +328,7 @@ async fn invalid_plugins_are_refused_at_load() {
     );
     assert_eq!(
         bad_grant,
-        "granted directory /no/such/dir does not exist or is not a directory"
+        "cannot grant a directory at `/data`: /no/such/dir: No such file or directory (os error 2)"
     );
 }
 

@@ -29,7 +29,7 @@ fn run(flags: &[&str], args: &[&str]) -> (i32, String, String) {
 
 #[test]
 fn arguments_and_exit_status_pass_through() {
-    let (status, stdout, _) = run(&["--stdio"], &["args", "one", "two words"]);
+    let (status, stdout, _) = run(&[], &["args", "one", "two words"]);
     assert_eq!((status, stdout.as_str()), (0, "one\ntwo words\n"));
     for code in ["0", "1", "7", "42"] {
         let (status, _, _) = run(&[], &["exit", code]);
@@ -38,8 +38,15 @@ fn arguments_and_exit_status_pass_through() {
 }
 
 #[test]
-fn without_stdio_output_goes_to_the_log_and_stdin_is_empty() {
+fn output_goes_to_the_terminal_or_the_log_and_stdin_is_opt_in() {
+    // By default, the command's stdout is this process's.
     let (status, stdout, stderr) = run(&[], &["args", "hello"]);
+    assert_eq!(
+        (status, stdout.as_str(), stderr.as_str()),
+        (0, "hello\n", "")
+    );
+    // With --log-output, it is in the log, on a tagged line.
+    let (status, stdout, stderr) = run(&["--log-output"], &["args", "hello"]);
     assert_eq!(status, 0);
     assert_eq!(stdout, "");
     assert!(
@@ -48,7 +55,7 @@ fn without_stdio_output_goes_to_the_log_and_stdin_is_empty() {
     );
 
     let mut child = Command::new(MAYFLY)
-        .args(["run", "--no-cache", "--stdio", guests::CLI, "--", "stdin"])
+        .args(["run", "--no-cache", "--stdin", guests::CLI, "--", "stdin"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
@@ -62,9 +69,16 @@ fn without_stdio_output_goes_to_the_log_and_stdin_is_empty() {
     let output = child.wait_with_output().unwrap();
     assert_eq!(String::from_utf8_lossy(&output.stdout), "PIPED IN\n");
 
-    // Without --stdio, what is piped in never reaches the command.
+    // Without --stdin, what is piped in never reaches the command.
     let mut child = Command::new(MAYFLY)
-        .args(["run", "--no-cache", guests::CLI, "--", "stdin-count"])
+        .args([
+            "run",
+            "--no-cache",
+            "--log-output",
+            guests::CLI,
+            "--",
+            "stdin-count",
+        ])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -85,9 +99,9 @@ fn without_stdio_output_goes_to_the_log_and_stdin_is_empty() {
 
 #[test]
 fn only_granted_variables_are_visible() {
-    let (status, stdout, _) = run(&["--stdio", "--env", "GREETING=hi"], &["env", "GREETING"]);
+    let (status, stdout, _) = run(&["--env", "GREETING=hi"], &["env", "GREETING"]);
     assert_eq!((status, stdout.as_str()), (0, "hi\n"));
-    let (status, _, stderr) = run(&["--stdio"], &["env", "HOME"]);
+    let (status, _, stderr) = run(&[], &["env", "HOME"]);
     assert_eq!(status, 3);
     assert_eq!(stderr, "HOME: environment variable not found\n");
 }
@@ -99,9 +113,9 @@ fn directories_are_granted_read_only_or_read_write() {
     let ro = format!("{}::/data:ro", dir.path().display());
     let rw = format!("{}::/data", dir.path().display());
 
-    let (status, stdout, _) = run(&["--stdio", "--dir", &ro], &["cat", "/data/in.txt"]);
+    let (status, stdout, _) = run(&["--dir", &ro], &["cat", "/data/in.txt"]);
     assert_eq!((status, stdout.as_str()), (0, "file contents"));
-    let (status, _, stderr) = run(&["--stdio", "--dir", &ro], &["write", "/data/out.txt", "x"]);
+    let (status, _, stderr) = run(&["--dir", &ro], &["write", "/data/out.txt", "x"]);
     assert_eq!(status, 4);
     assert_eq!(
         stderr,
@@ -109,7 +123,7 @@ fn directories_are_granted_read_only_or_read_write() {
     );
     assert!(!dir.path().join("out.txt").exists());
 
-    let (status, _, _) = run(&["--stdio", "--dir", &rw], &["write", "/data/out.txt", "x"]);
+    let (status, _, _) = run(&["--dir", &rw], &["write", "/data/out.txt", "x"]);
     assert_eq!(status, 0);
     assert_eq!(
         std::fs::read_to_string(dir.path().join("out.txt")).unwrap(),
@@ -117,7 +131,7 @@ fn directories_are_granted_read_only_or_read_write() {
     );
 
     // Nothing else is there.
-    let (status, _, stderr) = run(&["--stdio", "--dir", &ro], &["cat", "/etc/passwd"]);
+    let (status, _, stderr) = run(&["--dir", &ro], &["cat", "/etc/passwd"]);
     assert_eq!(status, 4);
     assert_eq!(
         stderr,
@@ -142,7 +156,7 @@ fn limits_stop_the_command_with_their_own_status() {
 
 #[test]
 fn a_trap_exits_134_with_its_message() {
-    let (status, _, stderr) = run(&["--stdio"], &["panic"]);
+    let (status, _, stderr) = run(&[], &["panic"]);
     assert_eq!(status, 134);
     assert!(stderr.contains("cli: panicking on purpose"), "{stderr}");
     assert!(
@@ -150,8 +164,8 @@ fn a_trap_exits_134_with_its_message() {
             && stderr.contains("wasm trap: wasm `unreachable` instruction executed"),
         "{stderr}"
     );
-    // Without --stdio, the panic message is in the log, on a tagged line.
-    let (status, _, stderr) = run(&[], &["panic"]);
+    // With --log-output, the panic message is in the log, on a tagged line.
+    let (status, _, stderr) = run(&["--log-output"], &["panic"]);
     assert_eq!(status, 134);
     let said = stderr
         .lines()
@@ -171,7 +185,15 @@ fn memory_past_the_cap_is_refused() {
         stderr.contains("mayfly: `cli` reached its memory limit of 16MiB: "),
         "{stderr}"
     );
-    // What the guest said as it failed is in the log.
+    // What the guest said as it failed went to the terminal, before
+    // mayfly's own line...
+    assert!(
+        stderr.starts_with("memory allocation of 1048576 bytes failed\n"),
+        "{stderr}"
+    );
+    // ...or, with --log-output, to the log.
+    let (status, _, stderr) = run(&["--memory", "16MiB", "--log-output"], &["memory"]);
+    assert_eq!(status, 134);
     assert!(
         stderr.contains("mayfly: component `cli` request 1 stderr: memory allocation of"),
         "{stderr}"
@@ -268,16 +290,13 @@ fn outbound_http_needs_allow_host() {
     let url = format!("http://{}/greeting", upstream.addr);
     let allowed = format!("http://{}", upstream.addr);
 
-    let (status, stdout, stderr) = run(&["--stdio", "--allow-host", &allowed], &["http", &url]);
+    let (status, stdout, stderr) = run(&["--allow-host", &allowed], &["http", &url]);
     assert_eq!((status, stdout.as_str()), (0, "200\nhello"), "{stderr}");
     assert_eq!(upstream.requests.load(Ordering::SeqCst), 1);
 
     // Not granted at all, or another port granted: refused inside the
     // guest, and the server never hears of it.
-    for flags in [
-        vec!["--stdio"],
-        vec!["--stdio", "--allow-host", "http://127.0.0.1:1"],
-    ] {
+    for flags in [vec![], vec!["--allow-host", "http://127.0.0.1:1"]] {
         let (status, stdout, stderr) = run(&flags, &["http", &url]);
         assert_eq!((status, stdout.as_str()), (5, ""), "{flags:?}: {stderr}");
         assert!(
@@ -294,11 +313,18 @@ fn bad_input_is_refused_with_a_clear_error() {
     assert_eq!(status, 1);
     assert_eq!(
         stderr,
-        "error: --dir /no/such/dir::/x: /no/such/dir is not a directory\n"
+        "error: --dir /no/such/dir::/x: /no/such/dir: No such file or directory (os error 2)\n"
     );
     let (status, _, stderr) = run(&["--env", "NOEQUALS"], &[]);
     assert_eq!(status, 1);
     assert_eq!(stderr, "error: --env NOEQUALS: write it as NAME=VALUE\n");
+    // The sandbox's one rule for variable names, as for manifests.
+    let (status, _, stderr) = run(&["--env", "=x"], &[]);
+    assert_eq!(status, 1);
+    assert_eq!(
+        stderr,
+        "error: --env =x: `` is not a valid variable name: it must be non-empty, without `=` or NUL\n"
+    );
 
     // An HTTP component is not a command.
     let output = run_mayfly(&[

@@ -5,12 +5,16 @@
 //! is the default; the Redis backend lets several Mayfly hosts share state.
 //! Both keep counters as decimal text, so `get` on a counter reads `42`.
 
+#[cfg(feature = "redb")]
 mod embedded;
+#[cfg(feature = "redis")]
 mod redis;
 
 use async_trait::async_trait;
 
+#[cfg(feature = "redb")]
 pub use self::embedded::EmbeddedBackend;
+#[cfg(feature = "redis")]
 pub use self::redis::RedisBackend;
 
 /// Longest key a guest may use, in bytes.
@@ -100,6 +104,7 @@ pub trait Backend: Send + Sync + 'static {
 }
 
 /// Parses a stored counter; a value that is not an integer is an error.
+#[cfg(any(feature = "redb", feature = "redis"))]
 fn parse_counter(bytes: &[u8]) -> BackendResult<i64> {
     std::str::from_utf8(bytes)
         .ok()

@@ -1,0 +1,242 @@
+//! `mayfly run`: run a `wasi:cli` command component once.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, Result, bail};
+use clap::Args;
+use mayfly_host_api::outbound::HostPattern;
+use mayfly_sandbox::epoch::EpochTicker;
+use mayfly_sandbox::grants::{self, FileGrant, FilesMode, Grants};
+use mayfly_sandbox::output::GuestLog;
+use mayfly_sandbox::units::{format_size, parse_duration, parse_size};
+use mayfly_sandbox::{CallContext, CompileCache, EngineSettings, RequestLimits, Sandbox, Stdio};
+use wasmtime::Trap;
+use wasmtime::component::Component;
+use wasmtime_wasi::I32Exit;
+use wasmtime_wasi::p2::bindings::Command;
+
+use super::CacheArgs;
+
+/// Exit status when the command runs past its deadline (as `timeout(1)`).
+const EXIT_DEADLINE: u8 = 124;
+/// Exit status when the command traps (as a process killed by SIGABRT).
+const EXIT_TRAP: u8 = 134;
+
+/// Run a `wasi:cli` command component once, in a fresh instance
+///
+/// The command gets only what the flags grant: no directories, no
+/// environment variables and no network unless given. Its stdout and
+/// stderr are this terminal's (or, with --log-output, mayfly's log); its
+/// stdin is empty unless --stdin is given. Its exit status becomes
+/// mayfly's; a deadline exceeded exits 124, a trap 134.
+#[derive(Args)]
+pub struct Run {
+    /// The command component (`wasm32-wasip2` binary)
+    #[arg(value_name = "COMPONENT")]
+    component: PathBuf,
+
+    /// Arguments for the command, after `--`
+    #[arg(last = true, value_name = "ARGS")]
+    args: Vec<String>,
+
+    /// Grant host directory HOST as GUEST, read-write, or read-only with
+    /// `:ro` (repeatable)
+    #[arg(long = "dir", value_name = "HOST::GUEST[:ro]")]
+    dirs: Vec<String>,
+
+    /// Grant environment variable NAME with VALUE (repeatable)
+    #[arg(long = "env", value_name = "NAME=VALUE")]
+    envs: Vec<String>,
+
+    /// Allow outbound HTTP to PATTERN, as `https://api.example.com` or
+    /// `http://*.internal:8080` (repeatable)
+    #[arg(long = "allow-host", value_name = "PATTERN")]
+    allow_hosts: Vec<String>,
+
+    /// Let the command read this process's stdin (without it, stdin is
+    /// empty)
+    #[arg(long)]
+    stdin: bool,
+
+    /// Send the command's stdout and stderr to mayfly's log, capped at 16
+    /// KiB, each line tagged and escaped, instead of to this terminal
+    #[arg(long)]
+    log_output: bool,
+
+    /// Wall-clock budget of the run, as `500ms`, `30s` or `2m`
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    timeout: Duration,
+
+    /// Largest linear memory, as `64MiB`
+    #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
+    memory: u64,
+
+    /// Fuel budget (roughly, WebAssembly instructions) [default: unmetered]
+    #[arg(long, value_name = "UNITS")]
+    fuel: Option<u64>,
+
+    #[command(flatten)]
+    cache: CacheArgs,
+}
+
+impl Run {
+    pub fn execute(self) -> Result<ExitCode> {
+        let grants = self.grants()?;
+        let name: Arc<str> = Arc::from(super::component_name_from_file(&self.component));
+        let limits = RequestLimits {
+            timeout: self.timeout,
+            max_memory_bytes: usize::try_from(self.memory).unwrap_or(usize::MAX),
+            fuel: self.fuel,
+            ..RequestLimits::default()
+        };
+        let settings = EngineSettings {
+            max_instances: 4,
+            consume_fuel: self.fuel.is_some(),
+            ..EngineSettings::default()
+        };
+        let engine = settings
+            .build()
+            .map_err(anyhow::Error::from)
+            .context("cannot create the WebAssembly engine")?;
+        let _ticker = EpochTicker::start(&engine).context("cannot start the epoch ticker")?;
+        let component = self.load(&engine)?;
+        let linker = mayfly_sandbox::host::linker(&engine).map_err(anyhow::Error::from)?;
+        let sandbox = Sandbox::new(&engine, name.clone(), grants, limits, None)?;
+
+        let log = GuestLog::default();
+        let stdio = if self.log_output {
+            Stdio::Captured(log.clone())
+        } else {
+            Stdio::Inherited { stdin: self.stdin }
+        };
+        let mut args = vec![self.component.display().to_string()];
+        args.extend(self.args.iter().cloned());
+        let deadline = Instant::now() + limits.timeout;
+        let call = CallContext::new(Arc::from("1"), deadline);
+
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let outcome = runtime.block_on(async {
+            let mut store = sandbox
+                .store(&engine, call, &stdio, &args)
+                .context("cannot open a granted directory")?;
+            let run = async {
+                let command = Command::instantiate_async(&mut store, &component, &linker).await?;
+                command.wasi_cli_run().call_run(&mut store).await
+            };
+            let outcome = tokio::time::timeout_at(deadline.into(), run).await;
+            let memory_refused = store.data().limiter().memory_refused();
+            Ok::<_, anyhow::Error>((outcome, memory_refused))
+        })?;
+        log.flush(&name, "1");
+
+        let (outcome, memory_refused) = outcome;
+        Ok(match outcome {
+            Ok(Ok(Ok(()))) => ExitCode::SUCCESS,
+            Ok(Ok(Err(()))) => ExitCode::FAILURE,
+            Err(_elapsed) => {
+                eprintln!(
+                    "mayfly: `{name}` exceeded its deadline of {:?}",
+                    limits.timeout
+                );
+                ExitCode::from(EXIT_DEADLINE)
+            }
+            Ok(Err(err)) => {
+                if let Some(exit) = err.downcast_ref::<I32Exit>() {
+                    return Ok(ExitCode::from(u8::try_from(exit.0).unwrap_or(1)));
+                }
+                match err.downcast_ref::<Trap>() {
+                    Some(Trap::Interrupt) => {
+                        eprintln!(
+                            "mayfly: `{name}` exceeded its deadline of {:?}",
+                            limits.timeout
+                        );
+                        ExitCode::from(EXIT_DEADLINE)
+                    }
+                    // Whether it trapped or failed to instantiate (an
+                    // initial memory above the cap), a refusal is why.
+                    _ if memory_refused => {
+                        eprintln!(
+                            "mayfly: `{name}` reached its memory limit of {}: {err:#}",
+                            format_size(self.memory)
+                        );
+                        ExitCode::from(EXIT_TRAP)
+                    }
+                    Some(_) => {
+                        eprintln!("mayfly: `{name}` trapped: {err:#}");
+                        ExitCode::from(EXIT_TRAP)
+                    }
+                    None => bail!("`{name}` could not run: {err:#}"),
+                }
+            }
+        })
+    }
+
+    fn load(&self, engine: &wasmtime::Engine) -> Result<Component> {
+        let path = &self.component;
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+        mayfly_sandbox::binary::check_component(&bytes)
+            .map_err(|err| anyhow::anyhow!("{}: {err}", path.display()))?;
+        let cache: CompileCache = self.cache.cache();
+        let (component, _) = cache
+            .load_or_compile(engine, &bytes)
+            .map_err(|err| anyhow::anyhow!("{}: invalid component: {err:#}", path.display()))?;
+        let exports_run = component
+            .component_type()
+            .exports(engine)
+            .any(|(name, _)| name.starts_with("wasi:cli/run@0.2"));
+        if !exports_run {
+            bail!(
+                "{}: it does not export `wasi:cli/run`, so it is not a command \
+                 (build a binary crate for `wasm32-wasip2`; `mayfly serve` runs HTTP components)",
+                path.display()
+            );
+        }
+        Ok(component)
+    }
+
+    fn grants(&self) -> Result<Grants> {
+        let mut files = Vec::new();
+        for dir in &self.dirs {
+            let Some((host, guest)) = dir.split_once("::") else {
+                bail!("--dir {dir}: write it as HOST::GUEST or HOST::GUEST:ro");
+            };
+            let (guest, mode) = match guest.strip_suffix(":ro") {
+                Some(guest) => (guest, FilesMode::ReadOnly),
+                None => (guest, FilesMode::ReadWrite),
+            };
+            files.push(
+                FileGrant::new(PathBuf::from(host), guest.to_string(), mode)
+                    .map_err(|err| anyhow::anyhow!("--dir {dir}: {err}"))?,
+            );
+        }
+        let mut env = Vec::new();
+        for pair in &self.envs {
+            let Some((name, value)) = pair.split_once('=') else {
+                bail!("--env {pair}: write it as NAME=VALUE");
+            };
+            env.push(
+                grants::env_var(name, value)
+                    .map_err(|err| anyhow::anyhow!("--env {pair}: {err}"))?,
+            );
+        }
+        let outbound = self
+            .allow_hosts
+            .iter()
+            .map(|pattern| {
+                HostPattern::parse(pattern).map_err(|err| anyhow::anyhow!("--allow-host {err}"))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Grants {
+            env,
+            files,
+            outbound: outbound.into(),
+            ..Grants::default()
+        })
+    }
+}

@@ -1,0 +1,159 @@
+//! Running a native executable as a child: its output read to the end on
+//! threads of its own, its memory sampled, and a deadline kept.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+
+use super::Call;
+
+/// Reads a child's output to its end on a thread of its own, noting when
+/// the first byte came and when the output closed.
+pub(crate) struct OutputReader(std::thread::JoinHandle<(String, Option<Instant>, Instant)>);
+
+impl OutputReader {
+    pub(crate) fn start(mut pipe: impl std::io::Read + Send + 'static) -> Self {
+        Self(std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let mut first = None;
+            let mut buffer = [0u8; 8192];
+            loop {
+                match pipe.read(&mut buffer) {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        first.get_or_insert_with(Instant::now);
+                        // The workload prints a line or a few; keep 1 MiB.
+                        if bytes.len() < 1 << 20 {
+                            bytes.extend_from_slice(&buffer[..n]);
+                        }
+                    }
+                    Err(err) if err.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(_) => break,
+                }
+            }
+            (
+                String::from_utf8_lossy(&bytes).into_owned(),
+                first,
+                Instant::now(),
+            )
+        }))
+    }
+
+    /// The text, when the first byte came, and when the output closed.
+    pub(crate) fn finish(self) -> (String, Option<Instant>, Instant) {
+        self.0
+            .join()
+            .unwrap_or_else(|_| (String::new(), None, Instant::now()))
+    }
+}
+
+/// The first line of what a child said on stderr, shortened.
+pub(crate) fn first_complaint(text: &str) -> String {
+    text.lines()
+        .next()
+        .unwrap_or_default()
+        .chars()
+        .take(200)
+        .collect()
+}
+
+/// How a child process ended, in the words the reports use.
+pub(crate) fn ended(killed: bool, status: std::process::ExitStatus, complaints: &str) -> String {
+    let said = first_complaint(complaints);
+    if killed {
+        "killed at the deadline".to_string()
+    } else if status.success() {
+        "ok".to_string()
+    } else {
+        match status.code() {
+            Some(code) => format!("exit {code}: {said}"),
+            None => format!("signal ({status}): {said}"),
+        }
+    }
+}
+
+/// Runs a native executable as a child process and waits for it, killing
+/// it at the deadline.
+pub(crate) fn run_child(mut command: Command, deadline: Duration) -> anyhow::Result<Call> {
+    let started = Instant::now();
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("cannot start the workload")?;
+    // `spawn` returns once the child has exec'd (or failed to).
+    let create = started.elapsed();
+    let stderr = OutputReader::start(child.stderr.take().context("no stderr pipe")?);
+    let stdout = OutputReader::start(child.stdout.take().context("no stdout pipe")?);
+    let mut killed = false;
+    let mut rss_kib = 0;
+    let status = loop {
+        rss_kib = rss_kib.max(tree_rss_kib(child.id()));
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if started.elapsed() >= deadline {
+            let _ = child.kill();
+            killed = true;
+            break child.wait()?;
+        }
+        std::thread::sleep(Duration::from_micros(50));
+    };
+    let reaped = Instant::now();
+    let (stdout, first, closed) = stdout.finish();
+    let (complaints, ..) = stderr.finish();
+    // The output closes when the workload exits; from there to the reaped
+    // process is its teardown (for namespaces: releasing them).
+    let closed = closed.min(reaped);
+    Ok(Call {
+        stdout,
+        ended: ended(killed, status, &complaints),
+        create,
+        start: Duration::ZERO,
+        first_byte: first.map_or(Duration::ZERO, |at| at.saturating_duration_since(started)),
+        run: closed.saturating_duration_since(started + create),
+        teardown: reaped - closed,
+        rss_kib,
+    })
+}
+
+/// Resident memory of process `pid` and its children, in KiB (0 if gone).
+pub(crate) fn tree_rss_kib(pid: u32) -> u64 {
+    let rss = |pid: &str| {
+        std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|status| {
+                status
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmRSS:"))
+                    .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse::<u64>().ok())
+            })
+            .unwrap_or(0)
+    };
+    let children =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    rss(&pid.to_string()) + children.split_whitespace().map(rss).sum::<u64>()
+}
+
+/// Runs `command` to its end, or kills it after `limit`: its exit status,
+/// `None` if it was killed.
+pub(crate) fn finish_within(
+    command: &mut Command,
+    limit: Duration,
+) -> std::io::Result<Option<std::process::ExitStatus>> {
+    let started = Instant::now();
+    let mut child = command.spawn()?;
+    loop {
+        if let Some(status) = child.try_wait()? {
+            return Ok(Some(status));
+        }
+        if started.elapsed() >= limit {
+            let _ = child.kill();
+            child.wait()?;
+            return Ok(None);
+        }
+        std::thread::sleep(Duration::from_micros(100));
+    }
+}

@@ -1,0 +1,279 @@
+//! Calling a loaded plugin: a fresh (or, if allowed, reused) instance under
+//! the plugin's deadline and limits, and what a failure means.
+
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use mayfly_sandbox::limits::limit_hit;
+use mayfly_sandbox::output::GuestLog;
+use mayfly_sandbox::{CallContext, Grants, Host, LimitKind, RequestLimits, Sandbox, Stdio};
+use wasmtime::component::{Instance, InstancePre};
+use wasmtime::{Engine, PoolConcurrencyLimitError, Store, Trap, WasmBacktrace};
+
+use crate::engine::{CapabilityDenied, PluginEngine};
+use crate::error::{HostError, PluginError};
+
+/// Most instances of one plugin kept idle between calls, with
+/// [`PluginBuilder::reuse_instances`](crate::PluginBuilder::reuse_instances); more are dropped after their call.
+pub const MAX_IDLE_INSTANCES: usize = 4;
+
+/// A loaded plugin, ready to call. Share it (in an `Arc`) between threads
+/// and tasks as needed.
+pub struct Plugin {
+    pub(crate) engine: Engine,
+    pub(crate) pre: InstancePre<Host>,
+    /// Its grants and limits; no stores, no configuration.
+    pub(crate) sandbox: Sandbox,
+    pub(crate) reuse: u32,
+    /// Instances that may serve more calls (only with `reuse > 1`), at most
+    /// `MAX_IDLE_INSTANCES`.
+    pub(crate) idle: Mutex<Vec<Warm>>,
+    /// Keeps the epoch ticker running while the plugin lives.
+    pub(crate) _keep: PluginEngine,
+}
+
+impl std::fmt::Debug for Plugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plugin")
+            .field("name", self.sandbox.name())
+            .field("limits", self.sandbox.limits())
+            .field("reuse", &self.reuse)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An instance kept for more calls.
+pub(crate) struct Warm {
+    store: Store<Host>,
+    instance: Instance,
+    log: GuestLog,
+    calls: u32,
+}
+
+impl Warm {
+    /// Resets what belongs to one call, before the instance waits for the
+    /// next: the host's user state, the limits' refusal flags, and the
+    /// captured output (what a call wrote is not the next call's, and must
+    /// not use up its share of the cap). The memory the instance holds
+    /// stays counted.
+    fn recycle(&mut self) {
+        self.store.data_mut().reset_for_next_call();
+        self.log.clear();
+    }
+}
+
+impl Plugin {
+    /// The plugin's name.
+    pub fn name(&self) -> &str {
+        self.sandbox.name()
+    }
+
+    /// The limits each call runs under.
+    pub fn limits(&self) -> &RequestLimits {
+        self.sandbox.limits()
+    }
+
+    /// What the plugin may reach.
+    pub fn grants(&self) -> &Grants {
+        self.sandbox.grants()
+    }
+
+    /// The pre-instantiated component, for hosts that build their own
+    /// bindings' `*Pre` type from it.
+    pub fn instance_pre(&self) -> &InstancePre<Host> {
+        &self.pre
+    }
+
+    /// Calls the plugin: `f` gets the store and the instance (fresh, unless
+    /// reuse was enabled) and calls the plugin's exports through the host's
+    /// bindings. The whole call, instantiation included, runs under the
+    /// plugin's deadline, memory cap and fuel.
+    ///
+    /// `f` may put per-call state for the host's imports in the store with
+    /// [`Host::set_user`] before calling the plugin, and take it back with
+    /// [`Host::take_user`]; the store starts every call without one.
+    ///
+    /// An error `f` returns is taken to be the plugin's doing
+    /// ([`PluginError::Misbehaved`], or the trap or limit it was) unless it
+    /// is a [`HostError`]: wrap the host's own failures in one to have them
+    /// reported as [`PluginError::Host`].
+    ///
+    /// The call must run inside a Tokio runtime with its time driver enabled
+    /// (`#[tokio::main]`, or a runtime built with `enable_time` or
+    /// `enable_all`), which enforces the deadline; elsewhere it panics.
+    pub async fn call<R, F>(&self, f: F) -> Result<R, PluginError>
+    where
+        F: AsyncFnOnce(&mut Store<Host>, &Instance) -> wasmtime::Result<R>,
+    {
+        let deadline = Instant::now() + self.limits().timeout;
+        let reused = self.take_idle();
+        let work = async {
+            let mut warm = match reused {
+                Some(mut warm) => {
+                    self.sandbox.rearm(&mut warm.store, deadline);
+                    warm
+                }
+                None => self.instantiate(deadline).await?,
+            };
+            let result = f(&mut warm.store, &warm.instance).await;
+            Ok::<_, PluginError>((result, warm))
+        };
+        // Past the deadline the whole call, store included, is dropped.
+        match tokio::time::timeout_at(deadline.into(), work).await {
+            Err(_elapsed) => Err(PluginError::DeadlineExceeded {
+                plugin: self.name().to_string(),
+                timeout: self.limits().timeout,
+            }),
+            Ok(Err(err)) => Err(err),
+            Ok(Ok((Ok(value), mut warm))) => {
+                warm.calls += 1;
+                if warm.calls < self.reuse {
+                    warm.recycle();
+                    let mut idle = self
+                        .idle
+                        .lock()
+                        .unwrap_or_else(|poisoned| poisoned.into_inner());
+                    if idle.len() < MAX_IDLE_INSTANCES {
+                        idle.push(warm);
+                    }
+                }
+                Ok(value)
+            }
+            Ok(Ok((Err(err), warm))) => {
+                Err(self.classify(&err, Some(warm.store.data()), Some(&warm.log), false))
+            }
+        }
+    }
+
+    /// An idle instance (reset when it was put back), if reuse is on and
+    /// there is one.
+    fn take_idle(&self) -> Option<Warm> {
+        if self.reuse <= 1 {
+            return None;
+        }
+        self.idle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .pop()
+    }
+
+    async fn instantiate(&self, deadline: Instant) -> Result<Warm, PluginError> {
+        let log = GuestLog::default();
+        let call = CallContext::new(Arc::from("plugin-call"), deadline);
+        let mut store = self
+            .sandbox
+            .store(&self.engine, call, &Stdio::Captured(log.clone()), &[])
+            .map_err(|err| {
+                PluginError::Host(format!(
+                    "plugin `{}`: cannot open a granted directory: {err}",
+                    self.name()
+                ))
+            })?;
+        match self.pre.instantiate_async(&mut store).await {
+            Ok(instance) => Ok(Warm {
+                store,
+                instance,
+                log,
+                calls: 0,
+            }),
+            // The store is still here: whether it refused memory tells a
+            // plugin too big for its cap from other failures.
+            Err(err) => Err(self.classify(&err, Some(store.data()), Some(&log), true)),
+        }
+    }
+
+    fn host_error(&self, err: &wasmtime::Error) -> PluginError {
+        PluginError::Host(format!("plugin `{}`: {err:#}", self.name()))
+    }
+
+    /// What `err`, from a call (or an instantiation) whose store held
+    /// `host` and wrote to `log`, means to the host.
+    fn classify(
+        &self,
+        err: &wasmtime::Error,
+        host: Option<&Host>,
+        log: Option<&GuestLog>,
+        instantiating: bool,
+    ) -> PluginError {
+        let plugin = self.name().to_string();
+        if err.is::<HostError>() {
+            return self.host_error(err);
+        }
+        if let Some(denied) = err.downcast_ref::<CapabilityDenied>() {
+            return PluginError::Denied {
+                plugin,
+                capability: denied.0.to_string(),
+            };
+        }
+        if err.is::<PoolConcurrencyLimitError>() {
+            return PluginError::Overloaded { plugin };
+        }
+        if matches!(err.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
+            return PluginError::DeadlineExceeded {
+                plugin,
+                timeout: self.limits().timeout,
+            };
+        }
+        // (A refused memory covers an initial memory larger than the cap,
+        // which fails the instantiation without a trap.)
+        match limit_hit(err, host.map(Host::limiter)) {
+            Some(LimitKind::Fuel) => {
+                return PluginError::FuelExhausted {
+                    plugin,
+                    fuel: self.limits().fuel.unwrap_or(0),
+                };
+            }
+            Some(LimitKind::Memory) => {
+                return PluginError::MemoryLimit {
+                    plugin,
+                    limit: self.limits().max_memory_bytes,
+                };
+            }
+            Some(LimitKind::Table) => {
+                return PluginError::TableLimit {
+                    plugin,
+                    limit: self.limits().max_table_elements,
+                };
+            }
+            Some(LimitKind::Resources) => {
+                return PluginError::ResourceLimit {
+                    plugin,
+                    limit: self.limits().max_resources,
+                };
+            }
+            _ => {}
+        }
+        if let Some(trap) = err.downcast_ref::<Trap>() {
+            return PluginError::Trap {
+                plugin,
+                message: guest_message(trap, log),
+                backtrace: err
+                    .downcast_ref::<WasmBacktrace>()
+                    .map(ToString::to_string)
+                    .filter(|backtrace| !backtrace.trim().is_empty()),
+            };
+        }
+        if instantiating {
+            return PluginError::Invalid {
+                plugin,
+                reason: format!("it cannot be instantiated: {err:#}"),
+            };
+        }
+        PluginError::Misbehaved {
+            plugin,
+            reason: format!("{err:#}"),
+        }
+    }
+}
+
+/// The trap, with what the guest last said on stderr (a panic message,
+/// usually).
+fn guest_message(trap: &Trap, log: Option<&GuestLog>) -> String {
+    let said = log.map(GuestLog::stderr_text).unwrap_or_default();
+    let said = said.trim();
+    if said.is_empty() {
+        trap.to_string()
+    } else {
+        format!("{trap}: {said}")
+    }
+}

@@ -1,0 +1,54 @@
+//! Telling a component from a core module, or from something that is not
+//! WebAssembly at all, before handing bytes to the compiler: the compiler's
+//! own errors for those are cryptic.
+
+/// Why bytes are not a WebAssembly component.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BinaryError {
+    /// The bytes are not WebAssembly.
+    #[error("not a WebAssembly file (it does not start with the `\\0asm` magic bytes)")]
+    NotWasm,
+    /// The bytes are a core module.
+    #[error(
+        "this is a core WebAssembly module, not a component; Mayfly runs WASI 0.2 components \
+         (build for the `wasm32-wasip2` target, or wrap the module with `wasm-tools component new`)"
+    )]
+    CoreModule,
+    /// The bytes name a binary layer that is neither.
+    #[error("invalid component: unknown WebAssembly binary layer {0:?}")]
+    UnknownLayer([u8; 2]),
+}
+
+/// Checks that `bytes` start as a component does.
+pub fn check_component(bytes: &[u8]) -> Result<(), BinaryError> {
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return Err(BinaryError::NotWasm);
+    }
+    // Bytes 4..6 are the version, 6..8 the layer: 0 for a core module, 1 for a
+    // component.
+    match [bytes[6], bytes[7]] {
+        [1, 0] => Ok(()),
+        [0, 0] => Err(BinaryError::CoreModule),
+        layer => Err(BinaryError::UnknownLayer(layer)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn components_modules_and_other_bytes_are_told_apart() {
+        assert_eq!(check_component(b"\0asm\x0d\0\x01\0rest"), Ok(()));
+        assert_eq!(
+            check_component(b"\0asm\x01\0\0\0"),
+            Err(BinaryError::CoreModule)
+        );
+        assert_eq!(check_component(b"hello world"), Err(BinaryError::NotWasm));
+        assert_eq!(check_component(b"\0asm"), Err(BinaryError::NotWasm));
+        assert_eq!(
+            check_component(b"\0asm\x01\0\x02\0"),
+            Err(BinaryError::UnknownLayer([2, 0]))
+        );
+    }
+}

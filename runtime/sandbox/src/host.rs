@@ -1,0 +1,174 @@
+//! The state of one store: everything a single request's instance can reach.
+//!
+//! A [`Host`] is built fresh for every call (by [`Sandbox::store`](crate::Sandbox::store),
+//! the one way to make a store) and dropped with it. It holds only what the guest
+//! was granted (its `env` and `files`); everything else starts empty: no
+//! other files, no host environment, no sockets, no inherited stdio unless
+//! the caller asks for it (`mayfly run`), and outbound HTTP denied.
+
+use std::any::Any;
+use std::sync::Arc;
+
+use mayfly_host_api::outbound::{Hop, OutboundPolicy};
+use mayfly_host_api::state::{ComponentState, StateCtx, StateView};
+use wasmtime::component::{Linker, ResourceTable};
+use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use crate::call::{CallContext, Stdio};
+use crate::grants::{FilesMode, Grants};
+use crate::limiter::Limiter;
+use crate::limits::RequestLimits;
+
+/// Per-store state of a component instance.
+pub struct Host {
+    table: ResourceTable,
+    wasi: WasiCtx,
+    http: WasiHttpCtx,
+    outbound: OutboundPolicy,
+    state: StateCtx,
+    limits: Limiter,
+    /// The embedding program's own value for this call (see
+    /// [`Host::set_user`]).
+    user: Option<Box<dyn Any + Send>>,
+}
+
+impl Host {
+    /// A host state holding exactly `grants` (and, through `state`, the
+    /// guest's stores and configuration) for `call`, bounded by `limits`,
+    /// with the standard streams set up as `stdio` says. Made only by
+    /// [`Sandbox::store`](crate::Sandbox::store).
+    ///
+    /// Fails only if a granted directory can no longer be opened.
+    pub(crate) fn new(
+        state: &Arc<ComponentState>,
+        grants: &Grants,
+        limits: &RequestLimits,
+        call: CallContext,
+        stdio: &Stdio,
+        args: &[String],
+    ) -> std::io::Result<Self> {
+        let mut wasi = WasiCtx::builder();
+        if !args.is_empty() {
+            wasi.args(args);
+        }
+        match stdio {
+            Stdio::Captured(log) => {
+                wasi.stdout(log.stdout()).stderr(log.stderr());
+            }
+            Stdio::Inherited { stdin } => {
+                wasi.inherit_stdout().inherit_stderr();
+                if *stdin {
+                    wasi.inherit_stdin();
+                }
+            }
+        }
+        if !grants.env.is_empty() {
+            wasi.envs(&grants.env);
+        }
+        for grant in &grants.files {
+            let perms = match grant.mode {
+                FilesMode::ReadOnly => FsPerms::ReadOnly,
+                FilesMode::ReadWrite => FsPerms::ReadWrite,
+            };
+            wasi.preopened_dir(grant.open_path(), &grant.guest, perms)
+                .map_err(|err| std::io::Error::other(format!("{}: {err}", grant.host.display())))?;
+        }
+        let mut table = ResourceTable::new();
+        table.set_max_capacity(limits.max_resources);
+        let outbound = OutboundPolicy::new(
+            state.component.clone(),
+            grants.outbound.clone(),
+            Hop {
+                request: call.request_id.clone(),
+                hops: call.hops,
+                deadline: Some(call.deadline),
+                dispatcher: call.dispatcher,
+            },
+        );
+        Ok(Self {
+            table,
+            wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            outbound,
+            state: StateCtx::new(state.clone(), call.request_id),
+            limits: limits.limiter(),
+            user: None,
+        })
+    }
+
+    /// The store's memory and table caps, for [`wasmtime::Store::limiter`].
+    pub(crate) fn limiter_mut(&mut self) -> &mut Limiter {
+        &mut self.limits
+    }
+
+    /// The store's memory and table caps, and whether one was hit.
+    pub fn limiter(&self) -> &Limiter {
+        &self.limits
+    }
+
+    /// Readies an instance that served a call for the next one: forgets the
+    /// limiter's refusals (the memory it holds still counts) and the
+    /// embedding program's user value.
+    pub fn reset_for_next_call(&mut self) {
+        self.limits.clear_refusals();
+        self.user = None;
+    }
+
+    /// Puts the embedding program's own value in this store, replacing any
+    /// previous one: per-call state for the host's own imports (for
+    /// plugins). Empty until set.
+    pub fn set_user<T: Any + Send>(&mut self, value: T) {
+        self.user = Some(Box::new(value));
+    }
+
+    /// The value set with [`Host::set_user`], if there is one of type `T`.
+    pub fn user_mut<T: Any>(&mut self) -> Option<&mut T> {
+        self.user.as_mut()?.downcast_mut()
+    }
+
+    /// Takes back the value set with [`Host::set_user`], if it is a `T`
+    /// (a value of another type stays in place).
+    pub fn take_user<T: Any>(&mut self) -> Option<T> {
+        match self.user.take()?.downcast::<T>() {
+            Ok(value) => Some(*value),
+            Err(other) => {
+                self.user = Some(other);
+                None
+            }
+        }
+    }
+}
+
+impl WasiView for Host {
+    fn ctx(&mut self) -> WasiCtxView<'_> {
+        WasiCtxView {
+            ctx: &mut self.wasi,
+            table: &mut self.table,
+        }
+    }
+}
+
+impl WasiHttpView for Host {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table: &mut self.table,
+            hooks: &mut self.outbound,
+        }
+    }
+}
+
+/// A linker with every interface Mayfly provides: WASI 0.2 (whose
+/// capabilities each store grants or not), `wasi:http`, and the state
+/// interfaces (`wasi:keyvalue`, `wasi:config`, `wasi:logging`).
+pub fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<Host>> {
+    let mut linker = Linker::new(engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    mayfly_host_api::state::add_to_linker(&mut linker, |host: &mut Host| StateView {
+        ctx: &mut host.state,
+        table: &mut host.table,
+    })?;
+    Ok(linker)
+}

@@ -1,0 +1,158 @@
+//! The bounds a guest runs under, and what it means to hit one.
+//!
+//! [`RequestLimits`] are per call (a request, a plugin call, a command run);
+//! the constants are per instance and checked when a component is loaded.
+//! The store's memory and table caps are enforced by [`Limiter`]; deadlines
+//! by [`epoch`](crate::epoch).
+
+use std::time::Duration;
+
+use wasmtime::Trap;
+
+use crate::limiter::Limiter;
+
+/// The largest table limit there is: every instance slot of the engine's
+/// pool reserves room for tables of this many elements.
+pub const MAX_TABLE_ELEMENTS: usize = 20_000;
+
+/// The bounds each request to a component runs under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestLimits {
+    /// Wall-clock budget of the whole request, guest code and host waits.
+    pub timeout: Duration,
+    /// Most linear memory an instance may hold, in bytes, over all its
+    /// memories.
+    pub max_memory_bytes: usize,
+    /// Largest table an instance may grow to, in elements.
+    pub max_table_elements: usize,
+    /// Most host resources (streams, fields, requests...) an instance may
+    /// hold at once.
+    pub max_resources: usize,
+    /// Most instances of the component running at once.
+    pub instances: u32,
+    /// Most requests waiting for an instance; beyond it, 503.
+    pub queue: u32,
+    /// Largest request body, in bytes; beyond it, 413.
+    pub max_request_body: u64,
+    /// Largest request head (request line and headers), in bytes; beyond
+    /// it, 431. The server's `--max-header-bytes` bounds every request
+    /// before it is routed; this is the component's own, possibly smaller,
+    /// bound (`None`: the server's alone).
+    pub max_request_head: Option<usize>,
+    /// Most headers a response may carry; beyond it, 502.
+    pub max_response_headers: usize,
+    /// Fuel (roughly, WebAssembly instructions) per request, if metered.
+    pub fuel: Option<u64>,
+}
+
+impl Default for RequestLimits {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(60),
+            max_memory_bytes: 256 << 20,
+            max_table_elements: MAX_TABLE_ELEMENTS,
+            max_resources: 1_000,
+            instances: 200,
+            queue: 1_000,
+            max_request_body: 256 << 20,
+            max_request_head: None,
+            max_response_headers: 200,
+            fuel: None,
+        }
+    }
+}
+
+impl RequestLimits {
+    /// The [`Limiter`] to put in a new store's state.
+    pub fn limiter(&self) -> Limiter {
+        Limiter::new(self.max_memory_bytes, self.max_table_elements)
+    }
+}
+
+/// Why a request was cut off by a limit, for `mayfly_limit_hits_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitKind {
+    /// The request deadline.
+    Deadline,
+    /// Linear memory.
+    Memory,
+    /// Table elements.
+    Table,
+    /// Fuel.
+    Fuel,
+    /// The resource table.
+    Resources,
+    /// Request body size.
+    RequestBody,
+    /// Request head size.
+    RequestHeaders,
+    /// Response header count.
+    ResponseHeaders,
+    /// The component's instance limit and queue.
+    Concurrency,
+    /// The server's instance slots.
+    InstanceSlots,
+}
+
+impl LimitKind {
+    /// Every kind, in the order metrics list them.
+    pub const ALL: [LimitKind; 10] = [
+        LimitKind::Deadline,
+        LimitKind::Memory,
+        LimitKind::Table,
+        LimitKind::Fuel,
+        LimitKind::Resources,
+        LimitKind::RequestBody,
+        LimitKind::RequestHeaders,
+        LimitKind::ResponseHeaders,
+        LimitKind::Concurrency,
+        LimitKind::InstanceSlots,
+    ];
+
+    /// The kind's name in metrics (`memory`, `request_body`...).
+    pub fn name(self) -> &'static str {
+        match self {
+            LimitKind::Deadline => "deadline",
+            LimitKind::Memory => "memory",
+            LimitKind::Table => "table_elements",
+            LimitKind::Fuel => "fuel",
+            LimitKind::Resources => "resources",
+            LimitKind::RequestBody => "request_body",
+            LimitKind::RequestHeaders => "request_headers",
+            LimitKind::ResponseHeaders => "response_headers",
+            LimitKind::Concurrency => "concurrency",
+            LimitKind::InstanceSlots => "instance_slots",
+        }
+    }
+}
+
+/// The limit a run that failed with `err` died of, if any: running out of
+/// fuel, a refusal by `limiter` (memory, table; a guest that fails after
+/// one has, in all likelihood, died of it), or a full resource table.
+pub fn limit_hit(err: &wasmtime::Error, limiter: Option<&Limiter>) -> Option<LimitKind> {
+    if matches!(err.downcast_ref::<Trap>(), Some(Trap::OutOfFuel)) {
+        return Some(LimitKind::Fuel);
+    }
+    if let Some((kind, _)) = limiter.and_then(Limiter::refusal) {
+        return Some(kind);
+    }
+    if matches!(
+        err.downcast_ref::<wasmtime::component::ResourceTableError>(),
+        Some(wasmtime::component::ResourceTableError::Full)
+    ) {
+        return Some(LimitKind::Resources);
+    }
+    None
+}
+
+/// Core module instances one component instance may be made of. A Rust
+/// `wasm32-wasip2` component has three (the program and the shims that wire
+/// up its imports); toolchains that link several libraries into one
+/// component have more. A component that needs more is refused when it is
+/// loaded.
+pub const MAX_CORE_INSTANCES: u32 = 32;
+/// Linear memories one component instance may define. A Rust component has
+/// one.
+pub const MAX_MEMORIES: u32 = 2;
+/// Tables one component instance may define.
+pub const MAX_TABLES: u32 = 8;

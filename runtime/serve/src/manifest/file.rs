@@ -1,0 +1,176 @@
+//! The manifest exactly as written: plain serde types, unknown fields
+//! refused. `resolve` turns them into an
+//! [`AppSpec`](super::AppSpec).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use mayfly_sandbox::FilesMode;
+use serde::Deserialize;
+
+/// The manifest exactly as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ManifestFile {
+    /// A name for the app, shown in logs and part of its state's keys and
+    /// file name: 1 to 63 lowercase letters, digits, `-` and `_`. Defaults
+    /// to the file's stem, made to fit
+    /// (lowercased, other characters as `_`).
+    pub name: Option<String>,
+    /// Components by name.
+    #[serde(default)]
+    pub component: BTreeMap<String, ComponentEntry>,
+    /// Routes, in any order: the most specific one matches.
+    #[serde(default)]
+    pub route: Vec<RouteEntry>,
+    /// Limits for every component that does not set its own.
+    pub limits: Option<LimitsEntry>,
+    /// A TOML file of secrets (`name = "value"`), relative to the manifest,
+    /// that config values may name with `{ secret = "name" }`.
+    pub secrets: Option<PathBuf>,
+}
+
+/// A `[limits]` or `[component.NAME.limits]` table. Each field that is left
+/// out keeps the value from the level above (app, then built-in default).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsEntry {
+    /// Wall-clock budget of a request, as `500ms`, `30s` or `2m`.
+    pub timeout: Option<String>,
+    /// Largest linear memory of an instance, as `64MiB`.
+    pub memory: Option<String>,
+    /// Largest table of an instance, in elements.
+    pub table_elements: Option<u32>,
+    /// Most host resources an instance may hold at once.
+    pub resources: Option<u32>,
+    /// Most instances of one component running at once.
+    pub instances: Option<u32>,
+    /// Most requests waiting for an instance.
+    pub queue: Option<u32>,
+    /// Largest request body, as `10MiB`.
+    pub request_body: Option<String>,
+    /// Largest request head (request line and headers), as `16KiB`.
+    pub request_headers: Option<String>,
+    /// Most headers in a response.
+    pub response_headers: Option<u32>,
+    /// Fuel per request (roughly, WebAssembly instructions executed).
+    pub fuel: Option<u64>,
+}
+
+/// One `[component.NAME]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ComponentEntry {
+    /// Path of the `.wasm` component, relative to the manifest.
+    pub source: PathBuf,
+    /// This component's limits.
+    pub limits: Option<LimitsEntry>,
+    /// Environment variables the component sees (nothing is inherited).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Host directories the component may open.
+    #[serde(default)]
+    pub files: Vec<FilesEntry>,
+    /// `scheme://host:port` patterns the component may send HTTP requests to.
+    #[serde(default)]
+    pub allowed_outbound_hosts: Vec<String>,
+    /// Labels of the key-value stores the component may open.
+    #[serde(default)]
+    pub key_value_stores: Vec<String>,
+    /// Configuration values (`wasi:config`), by key.
+    #[serde(default)]
+    pub config: BTreeMap<String, ConfigValue>,
+}
+
+/// Where a configuration value comes from. Nothing is read implicitly: a
+/// value from the host's environment or from the secrets file is named.
+#[derive(Debug, Deserialize)]
+#[serde(try_from = "RawConfigValue")]
+pub enum ConfigValue {
+    /// Written in the manifest.
+    Literal(String),
+    /// The host's environment variable `env`, read at load time.
+    Env {
+        /// The variable's name.
+        env: String,
+    },
+    /// Entry `secret` of the app's secrets file, read at load time.
+    Secret {
+        /// The entry's name.
+        secret: String,
+    },
+}
+
+/// A config value as written, before its form is checked.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawConfigValue {
+    Literal(String),
+    Table(BTreeMap<String, String>),
+}
+
+impl TryFrom<RawConfigValue> for ConfigValue {
+    type Error = String;
+
+    fn try_from(raw: RawConfigValue) -> Result<Self, String> {
+        let table = match raw {
+            RawConfigValue::Literal(value) => return Ok(ConfigValue::Literal(value)),
+            RawConfigValue::Table(table) => table,
+        };
+        let mut entries = table.into_iter();
+        match (entries.next(), entries.next()) {
+            (Some((kind, name)), None) if kind == "env" => Ok(ConfigValue::Env { env: name }),
+            (Some((kind, name)), None) if kind == "secret" => {
+                Ok(ConfigValue::Secret { secret: name })
+            }
+            _ => Err(
+                "a config value is a string, `{ env = \"NAME\" }` (a host environment \
+                 variable) or `{ secret = \"NAME\" }` (an entry of the secrets file)"
+                    .into(),
+            ),
+        }
+    }
+}
+
+/// One `[[component.NAME.files]]` grant.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilesEntry {
+    /// The host directory, relative to the manifest.
+    pub host: PathBuf,
+    /// Where the guest sees it: an absolute path such as `/data`.
+    pub guest: String,
+    /// `read-only` (the default) or `read-write`.
+    #[serde(default)]
+    pub mode: ModeEntry,
+}
+
+/// `mode` of a files grant, as written.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ModeEntry {
+    /// `read-only`: read files and list directories.
+    #[default]
+    ReadOnly,
+    /// `read-write`: also create, write, rename and delete.
+    ReadWrite,
+}
+
+impl From<ModeEntry> for FilesMode {
+    fn from(mode: ModeEntry) -> Self {
+        match mode {
+            ModeEntry::ReadOnly => FilesMode::ReadOnly,
+            ModeEntry::ReadWrite => FilesMode::ReadWrite,
+        }
+    }
+}
+
+/// One `[[route]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteEntry {
+    /// `/exact/path` or `/prefix/...`.
+    pub path: String,
+    /// The name of the component that serves it.
+    pub component: String,
+}

@@ -1,0 +1,405 @@
+//! From the manifest as written to a validated [`AppSpec`]: names checked,
+//! paths resolved, grants made through the sandbox's rules, limits within
+//! range, routes unambiguous. Every error is `(field, message)`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::time::Duration;
+
+use mayfly_host_api::outbound::HostPattern;
+use mayfly_sandbox::grants::{self, FileGrant, FileGrantError};
+use mayfly_sandbox::limits::MAX_TABLE_ELEMENTS;
+use mayfly_sandbox::units::{parse_duration, parse_size};
+use mayfly_sandbox::{Grants, RequestLimits};
+
+use super::file::{ComponentEntry, ConfigValue, LimitsEntry, ManifestFile};
+use super::{AppSpec, ComponentSpec, LimitFields, Source};
+use crate::router::Pattern;
+
+/// Validates a parsed manifest; errors are `(field, message)`.
+pub(super) fn resolve(
+    file: ManifestFile,
+    base: &Path,
+    default_name: String,
+) -> Result<AppSpec, (String, String)> {
+    if file.component.is_empty() {
+        return Err((
+            "component".into(),
+            "the app declares no components; add a `[component.NAME]` table with a `source`".into(),
+        ));
+    }
+    let mut app_fields = LimitFields::default();
+    let app_limits = match &file.limits {
+        Some(entry) => entry.apply(RequestLimits::default(), "limits", &mut app_fields)?,
+        None => RequestLimits::default(),
+    };
+    let secrets = match &file.secrets {
+        Some(path) => Some(read_secrets(&base.join(path))?),
+        None => None,
+    };
+    let mut components = Vec::with_capacity(file.component.len());
+    for (name, entry) in file.component {
+        let field = format!("component.{name}");
+        check_component_name(&name).map_err(|message| (field.clone(), message))?;
+        let mut limit_fields = app_fields.clone();
+        let limits = match &entry.limits {
+            Some(limits) => {
+                limits.apply(app_limits, &format!("{field}.limits"), &mut limit_fields)?
+            }
+            None => app_limits,
+        };
+        let mut grants = resolve_grants(&entry, base, &field)?;
+        grants.stores = resolve_stores(&entry, &field)?;
+        grants.config = resolve_config(&entry, secrets.as_ref(), &field)?;
+        components.push(ComponentSpec {
+            source: Source::File(base.join(&entry.source)),
+            field: format!("{field}.source"),
+            name,
+            limits,
+            limit_fields,
+            grants,
+        });
+    }
+
+    let mut routes = Vec::with_capacity(file.route.len());
+    let mut seen: HashMap<Pattern, usize> = HashMap::new();
+    for (i, route) in file.route.iter().enumerate() {
+        let pattern = Pattern::parse(&route.path).map_err(|m| (format!("route[{i}].path"), m))?;
+        let Some(target) = components.iter().position(|c| c.name == route.component) else {
+            let known: Vec<&str> = components.iter().map(|c| c.name.as_str()).collect();
+            return Err((
+                format!("route[{i}].component"),
+                format!(
+                    "no component named `{}` (declared: {})",
+                    route.component,
+                    known.join(", ")
+                ),
+            ));
+        };
+        if let Some(first) = seen.insert(pattern.clone(), i) {
+            return Err((
+                format!("route[{i}].path"),
+                format!("route `{pattern}` is ambiguous: route[{first}] has the same pattern"),
+            ));
+        }
+        routes.push((pattern, target));
+    }
+    if routes.is_empty() {
+        return Err((
+            "route".into(),
+            "the app has no routes; add a `[[route]]` with a `path` and a `component`".into(),
+        ));
+    }
+    let name = match file.name {
+        Some(name) => {
+            check_app_name(&name).map_err(|message| ("name".to_string(), message))?;
+            name
+        }
+        None => default_name,
+    };
+    Ok(AppSpec {
+        name,
+        components,
+        routes,
+    })
+}
+
+/// Makes a component's grants, each through the sandbox's one rule for its
+/// kind; guest paths must also be distinct.
+fn resolve_grants(
+    entry: &ComponentEntry,
+    base: &Path,
+    field: &str,
+) -> Result<Grants, (String, String)> {
+    let mut env = Vec::with_capacity(entry.env.len());
+    for (key, value) in &entry.env {
+        env.push(grants::env_var(key, value).map_err(|m| (format!("{field}.env.{key}"), m))?);
+    }
+    let mut files: Vec<FileGrant> = Vec::with_capacity(entry.files.len());
+    for (i, grant) in entry.files.iter().enumerate() {
+        let at = |name: &str| format!("{field}.files[{i}].{name}");
+        if files.iter().any(|f| f.guest == grant.guest) {
+            return Err((at("guest"), format!("`{}` is granted twice", grant.guest)));
+        }
+        let granted = FileGrant::new(
+            base.join(&grant.host),
+            grant.guest.clone(),
+            grant.mode.into(),
+        )
+        .map_err(|err| match err {
+            FileGrantError::Host { .. } => (at("host"), err.to_string()),
+            FileGrantError::Guest(message) => (at("guest"), message),
+        })?;
+        files.push(granted);
+    }
+    let mut outbound = Vec::with_capacity(entry.allowed_outbound_hosts.len());
+    for (i, pattern) in entry.allowed_outbound_hosts.iter().enumerate() {
+        outbound.push(
+            HostPattern::parse(pattern)
+                .map_err(|m| (format!("{field}.allowed_outbound_hosts[{i}]"), m))?,
+        );
+    }
+    Ok(Grants {
+        env,
+        files,
+        outbound: outbound.into(),
+        stores: Vec::new(),
+        config: Vec::new(),
+    })
+}
+
+/// Store labels become table names and key prefixes: a restricted alphabet.
+fn resolve_stores(entry: &ComponentEntry, field: &str) -> Result<Vec<String>, (String, String)> {
+    let mut stores: Vec<String> = Vec::with_capacity(entry.key_value_stores.len());
+    for (i, label) in entry.key_value_stores.iter().enumerate() {
+        let at = || format!("{field}.key_value_stores[{i}]");
+        let valid = !label.is_empty()
+            && label.len() <= 63
+            && label
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+        if !valid {
+            return Err((
+                at(),
+                format!(
+                    "`{label}` is not a valid store label: use 1 to 63 lowercase letters, digits, `-` and `_`"
+                ),
+            ));
+        }
+        if stores.contains(label) {
+            return Err((at(), format!("store `{label}` is granted twice")));
+        }
+        stores.push(label.clone());
+    }
+    Ok(stores)
+}
+
+/// The secrets file: a flat TOML table of strings.
+fn read_secrets(path: &Path) -> Result<BTreeMap<String, String>, (String, String)> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|err| ("secrets".to_string(), format!("{}: {err}", path.display())))?;
+    toml::from_str(&text).map_err(|err| {
+        (
+            "secrets".to_string(),
+            format!(
+                "{} is not a table of strings: {}",
+                path.display(),
+                err.to_string().trim_end()
+            ),
+        )
+    })
+}
+
+/// Config values, with `env` and `secret` references read now.
+fn resolve_config(
+    entry: &ComponentEntry,
+    secrets: Option<&BTreeMap<String, String>>,
+    field: &str,
+) -> Result<Vec<(String, String)>, (String, String)> {
+    let mut config = Vec::with_capacity(entry.config.len());
+    for (key, value) in &entry.config {
+        let at = || format!("{field}.config.{key}");
+        let value = match value {
+            ConfigValue::Literal(value) => value.clone(),
+            ConfigValue::Env { env } => std::env::var(env).map_err(|_| {
+                (
+                    at(),
+                    format!("environment variable `{env}` is not set (or not UTF-8)"),
+                )
+            })?,
+            ConfigValue::Secret { secret } => {
+                let Some(secrets) = secrets else {
+                    return Err((
+                        at(),
+                        format!("names secret `{secret}`, but the app has no `secrets` file"),
+                    ));
+                };
+                secrets.get(secret).cloned().ok_or_else(|| {
+                    (
+                        at(),
+                        format!("secret `{secret}` is not in the secrets file"),
+                    )
+                })?
+            }
+        };
+        config.push((key.clone(), value));
+    }
+    Ok(config)
+}
+
+/// The largest timeout a manifest may set.
+const MAX_TIMEOUT: Duration = Duration::from_secs(3600);
+/// The smallest memory limit: one WebAssembly page.
+const MIN_MEMORY: u64 = 64 << 10;
+
+impl LimitsEntry {
+    /// `base` with the fields this entry sets; errors name `field.<name>`.
+    /// The server-bound ones it sets are noted in `set`, to be checked
+    /// against the server's settings when the app loads.
+    fn apply(
+        &self,
+        base: RequestLimits,
+        field: &str,
+        set: &mut LimitFields,
+    ) -> Result<RequestLimits, (String, String)> {
+        let mut limits = base;
+        if let Some(text) = &self.timeout {
+            let at = || format!("{field}.timeout");
+            let timeout = parse_duration(text).map_err(|m| (at(), m))?;
+            if timeout.is_zero() || timeout > MAX_TIMEOUT {
+                return Err((at(), format!("`{text}` is out of range: use 1ms to 60m")));
+            }
+            limits.timeout = timeout;
+        }
+        if let Some(text) = &self.memory {
+            let at = || format!("{field}.memory");
+            let memory = parse_size(text).map_err(|m| (at(), m))?;
+            // The most is the server's to say (checked when the app loads).
+            if memory < MIN_MEMORY {
+                return Err((
+                    at(),
+                    format!("`{text}` is out of range: use at least 64KiB"),
+                ));
+            }
+            limits.max_memory_bytes =
+                usize::try_from(memory).map_err(|_| (at(), format!("`{text}` is too large")))?;
+            set.memory = Some(at());
+        }
+        let count = |value: Option<u32>, name: &str, min: u32, max: u32| match value {
+            Some(value) if !(min..=max).contains(&value) => Err((
+                format!("{field}.{name}"),
+                format!("{value} is out of range: use {min} to {max}"),
+            )),
+            other => Ok(other),
+        };
+        // Within the pooling allocator's table slots.
+        let most_elements = u32::try_from(MAX_TABLE_ELEMENTS).unwrap_or(u32::MAX);
+        if let Some(n) = count(self.table_elements, "table_elements", 1, most_elements)? {
+            limits.max_table_elements = usize::try_from(n).unwrap_or(usize::MAX);
+        }
+        if let Some(n) = count(self.resources, "resources", 16, 1_000_000)? {
+            limits.max_resources = usize::try_from(n).unwrap_or(usize::MAX);
+        }
+        // The most is the server's `--max-instances` (checked when the app
+        // loads).
+        if self.instances == Some(0) {
+            return Err((
+                format!("{field}.instances"),
+                "0 is out of range: use at least 1 (at most the server's --max-instances)".into(),
+            ));
+        }
+        if let Some(n) = self.instances {
+            limits.instances = n;
+            set.instances = Some(format!("{field}.instances"));
+        }
+        if let Some(n) = count(self.queue, "queue", 0, 1_000_000)? {
+            limits.queue = n;
+        }
+        if let Some(n) = count(self.response_headers, "response_headers", 1, 10_000)? {
+            limits.max_response_headers = usize::try_from(n).unwrap_or(usize::MAX);
+        }
+        if let Some(text) = &self.request_body {
+            limits.max_request_body =
+                parse_size(text).map_err(|m| (format!("{field}.request_body"), m))?;
+        }
+        if let Some(text) = &self.request_headers {
+            let at = || format!("{field}.request_headers");
+            let bytes = parse_size(text).map_err(|m| (at(), m))?;
+            // Within what the server reads at most (`--max-header-bytes`
+            // goes up to 16 MiB); the floor leaves room for a request line.
+            if !(1 << 10..=16 << 20).contains(&bytes) {
+                return Err((at(), format!("`{text}` is out of range: use 1KiB to 16MiB")));
+            }
+            limits.max_request_head =
+                Some(usize::try_from(bytes).map_err(|_| (at(), "too large".into()))?);
+        }
+        if let Some(fuel) = self.fuel {
+            if fuel == 0 {
+                return Err((
+                    format!("{field}.fuel"),
+                    "0 is out of range: a request needs some fuel to run".into(),
+                ));
+            }
+            limits.fuel = Some(fuel);
+        }
+        Ok(limits)
+    }
+}
+
+/// The app's name is part of its Redis key prefix (`mayfly:<app>:`), of
+/// SCAN patterns and of its database file name: a restricted alphabet.
+fn check_app_name(name: &str) -> Result<(), String> {
+    let valid = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{name}` is not a valid app name: use 1 to 63 lowercase letters, digits, `-` and `_`"
+        ))
+    }
+}
+
+/// The app name a manifest without `name` gets from its file's stem:
+/// lowercased, with anything but letters, digits, `-` and `_` turned into
+/// `_`, cut to 63 bytes (`app` if nothing is left). Two stems can map to
+/// one name (`My App` and `my_app`); set `name` to tell them apart.
+pub(super) fn app_name_from_stem(stem: &str) -> String {
+    let name: String = stem
+        .chars()
+        .map(|c| {
+            let c = c.to_ascii_lowercase();
+            if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(63)
+        .collect();
+    if name.is_empty() { "app".into() } else { name }
+}
+
+/// Component names become host names for service chaining, so they follow
+/// DNS label rules.
+fn check_component_name(name: &str) -> Result<(), String> {
+    let valid = !name.is_empty()
+        && name.len() <= 63
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !name.starts_with('-')
+        && !name.ends_with('-');
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{name}` is not a valid component name: use 1 to 63 lowercase letters, digits \
+             and `-`, not starting or ending with `-`"
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{app_name_from_stem, check_app_name};
+
+    #[test]
+    fn file_stems_become_valid_app_names() {
+        for (stem, name) in [
+            ("shop", "shop"),
+            ("My Shop.v2", "my_shop_v2"),
+            ("a*b[c]", "a_b_c_"),
+            ("", "app"),
+        ] {
+            assert_eq!(app_name_from_stem(stem), name);
+            assert_eq!(check_app_name(name), Ok(()));
+        }
+        assert_eq!(app_name_from_stem(&"x".repeat(100)).len(), 63);
+        assert!(check_app_name("shop:*").is_err());
+        assert!(check_app_name(&"x".repeat(64)).is_err());
+    }
+}

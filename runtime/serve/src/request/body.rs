@@ -1,0 +1,211 @@
+//! The bodies and short answers of the request path: a request body that
+//! stops at the component's limit, a response body that shows a guest's
+//! failure, and the host's own plain-text responses.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderValue, Response, StatusCode, header};
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Body, Frame, SizeHint};
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+use super::Shared;
+use crate::component::LoadedComponent;
+
+/// 413, naming the component and its limit.
+pub(super) fn body_too_large(component: &LoadedComponent) -> Response<HyperOutgoingBody> {
+    plain(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        format!(
+            "request body exceeds component `{}`'s limit of {} bytes\n",
+            component.name(),
+            component.limits().max_request_body
+        ),
+    )
+}
+
+/// 503 with `Retry-After`.
+pub(super) fn overloaded(message: &str) -> Response<HyperOutgoingBody> {
+    let mut response = plain(StatusCode::SERVICE_UNAVAILABLE, message.to_string());
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
+}
+
+/// How much of a refused request body is still read (and thrown away), and
+/// for how long, so that the client can finish sending and read its 413
+/// instead of having its connection reset under it.
+const DRAIN_BYTES: usize = 8 << 20;
+const DRAIN_TIME: Duration = Duration::from_secs(5);
+
+/// Reads and discards the rest of a refused request body, within
+/// [`DRAIN_BYTES`] and [`DRAIN_TIME`], in a task of its own.
+pub(super) fn drain_in_background<B>(mut body: B)
+where
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+{
+    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+        return;
+    };
+    runtime.spawn(async move {
+        let mut left = DRAIN_BYTES;
+        let drain = async {
+            while let Some(Ok(frame)) = body.frame().await {
+                let len = frame.data_ref().map_or(0, Bytes::len);
+                if len >= left {
+                    break;
+                }
+                left -= len;
+            }
+        };
+        let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
+    });
+}
+
+/// A request body that stops, with an error the guest sees, once it exceeds
+/// the component's limit.
+pub(super) struct LimitedBody<B>
+where
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+{
+    /// Taken only on drop.
+    body: Option<B>,
+    remaining: u64,
+    /// The limit was crossed: what is left is drained on drop.
+    over: bool,
+    shared: Arc<Shared>,
+}
+
+impl<B> LimitedBody<B>
+where
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+{
+    /// `body`, cut off with an error past `limit` bytes (noted in `shared`).
+    pub(super) fn new(body: B, limit: u64, shared: Arc<Shared>) -> Self {
+        Self {
+            body: Some(body),
+            remaining: limit,
+            over: false,
+            shared,
+        }
+    }
+}
+
+impl<B> Drop for LimitedBody<B>
+where
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+{
+    fn drop(&mut self) {
+        if let (true, Some(body)) = (self.over, self.body.take()) {
+            drain_in_background(body);
+        }
+    }
+}
+
+impl<B> Body for LimitedBody<B>
+where
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<wasmtime_wasi_http::Error>,
+{
+    type Data = Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let Some(body) = self.body.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let frame = match Pin::new(body).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => frame,
+            Poll::Ready(Some(Err(err))) => return Poll::Ready(Some(Err(err.into()))),
+            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Pending => return Poll::Pending,
+        };
+        if let Some(data) = frame.data_ref() {
+            let len = u64::try_from(data.len()).unwrap_or(u64::MAX);
+            if len > self.remaining {
+                self.over = true;
+                self.shared.body_too_large.store(true, Ordering::Release);
+                return Poll::Ready(Some(Err(wasmtime_wasi_http::Error::HttpRequestBodySize(
+                    None,
+                ))));
+            }
+            self.remaining -= len;
+        }
+        Poll::Ready(Some(Ok(frame)))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.as_ref().is_none_or(Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.as_ref().map(Body::size_hint).unwrap_or_default()
+    }
+}
+
+/// A guest's response body, which ends in an error rather than cleanly if
+/// the guest failed before finishing it.
+///
+/// wasmtime-wasi-http ends a body normally when its sender is dropped, which
+/// is also what happens when the guest traps halfway: without this, a client
+/// would take a truncated body for a complete one.
+pub(super) struct GuestBody {
+    body: HyperOutgoingBody,
+    shared: Arc<Shared>,
+}
+
+impl GuestBody {
+    /// The guest's `body`, ending in an error if `shared` says it failed.
+    pub(super) fn new(body: HyperOutgoingBody, shared: Arc<Shared>) -> Self {
+        Self { body, shared }
+    }
+}
+
+impl Body for GuestBody {
+    type Data = Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match Pin::new(&mut self.body).poll_frame(cx) {
+            Poll::Ready(None) if self.shared.failed.load(Ordering::Acquire) => {
+                Poll::Ready(Some(Err(wasmtime_wasi_http::Error::HttpResponseIncomplete)))
+            }
+            other => other,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        false
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// A short plain-text response from the host itself.
+pub fn plain(status: StatusCode, body: String) -> Response<HyperOutgoingBody> {
+    let mut response = Response::new(
+        Full::new(Bytes::from(body))
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}

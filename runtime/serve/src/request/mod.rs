@@ -1,0 +1,337 @@
+//! The request path: a fresh instance per request, dropped when it is done.
+//!
+//! For each request: wait for a turn at the component (bounded queue), make
+//! a new store from the component's sandbox (its own host state, limits and
+//! deadline), instantiate from the pre-instantiated component, call
+//! `wasi:http/incoming-handler`, and drop everything. The guest runs in its own local task so it can keep
+//! streaming the body after the response head has gone out; the task is
+//! bounded by the component's deadline.
+//!
+//! Nothing here builds an error value on the success path: errors capture
+//! backtraces, which would cost real throughput.
+
+mod body;
+mod head;
+mod outcome;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode, header};
+use http_body_util::BodyExt;
+use hyper::body::Body;
+use mayfly_host_api::outbound::{Dispatcher, X_REQUEST_ID};
+use mayfly_sandbox::output::GuestLog;
+use mayfly_sandbox::{CallContext, LimitKind, Stdio};
+use tokio::sync::oneshot;
+use wasmtime_wasi_http::WasiHttpView;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+pub use self::body::plain;
+use self::body::{GuestBody, LimitedBody, body_too_large, drain_in_background, overloaded};
+pub use self::head::head_size;
+use self::head::{declared_length, request_id};
+use self::outcome::{Outcome, count, report};
+use crate::app::App;
+use crate::component::LoadedComponent;
+
+/// How many internal hops led to a request (absent for outside requests):
+/// an extension the internal dispatcher puts on the requests it makes.
+#[derive(Debug, Clone, Copy)]
+pub struct Hops(pub u32);
+
+/// The deadline of the request an internal call is part of (a request
+/// extension): the hop's own deadline is the earlier of this and its
+/// component's `timeout`.
+#[derive(Debug, Clone, Copy)]
+pub struct CallerDeadline(pub Instant);
+
+/// Routes `request` to its component and serves it; unmatched paths get 404.
+///
+/// Must run inside a [`tokio::task::LocalSet`]. `guard` is held until the
+/// guest has finished, including any work after its response was sent.
+/// The guest's internal calls go to `dispatcher`.
+pub async fn dispatch<B, G>(
+    app: &App,
+    request: Request<B>,
+    guard: G,
+    dispatcher: Option<&Dispatcher>,
+) -> Response<HyperOutgoingBody>
+where
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<wasmtime_wasi_http::Error>,
+    G: 'static,
+{
+    match app.route(request.uri().path()) {
+        Some(component) => handle(component, request, guard, dispatcher).await,
+        None => {
+            app.metrics().unrouted();
+            plain(StatusCode::NOT_FOUND, "no route matches this path\n".into())
+        }
+    }
+}
+
+/// What the guest task and the response body share.
+#[derive(Default)]
+struct Shared {
+    /// The guest did not finish cleanly.
+    failed: AtomicBool,
+    /// The client sent more body than the component accepts.
+    body_too_large: AtomicBool,
+}
+
+/// Serves one request with a fresh instance of `component`.
+///
+/// Must run inside a [`tokio::task::LocalSet`]. `guard` is held until the
+/// guest has finished. The guest's internal calls go to `dispatcher`
+/// (`None`: they fail inside the guest).
+pub async fn handle<B, G>(
+    component: &Arc<LoadedComponent>,
+    request: Request<B>,
+    guard: G,
+    dispatcher: Option<&Dispatcher>,
+) -> Response<HyperOutgoingBody>
+where
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<wasmtime_wasi_http::Error>,
+    G: 'static,
+{
+    let arrived = Instant::now();
+    let mut request = request;
+    let request_id = request_id(&mut request);
+    let mut response = serve(component, request, guard, arrived, &request_id, dispatcher).await;
+    if let Ok(value) = HeaderValue::from_str(&request_id) {
+        response.headers_mut().insert(X_REQUEST_ID, value);
+    }
+    let metrics = &component.metrics;
+    metrics.request(response.status().as_u16(), arrived.elapsed());
+    response
+}
+
+async fn serve<B, G>(
+    component: &Arc<LoadedComponent>,
+    request: Request<B>,
+    guard: G,
+    arrived: Instant,
+    request_id: &Arc<str>,
+    dispatcher: Option<&Dispatcher>,
+) -> Response<HyperOutgoingBody>
+where
+    B: Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Into<wasmtime_wasi_http::Error>,
+    G: 'static,
+{
+    let limits = *component.limits();
+    // The deadline runs from arrival: time spent queueing counts. A hop of
+    // a chain ends with its caller's request at the latest.
+    let mut deadline = arrived + limits.timeout;
+    if let Some(CallerDeadline(caller)) = request.extensions().get::<CallerDeadline>() {
+        deadline = deadline.min(*caller);
+    }
+    let budget = deadline.saturating_duration_since(arrived);
+    let name = component.name();
+    if request.uri().authority().is_none() && !request.headers().contains_key(header::HOST) {
+        return plain(StatusCode::BAD_REQUEST, "missing Host header\n".into());
+    }
+    if let Some(max) = limits.max_request_head
+        && head_size(&request) > max
+    {
+        drain_in_background(request.into_body());
+        component.metrics.limit(LimitKind::RequestHeaders);
+        return plain(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            format!("the request head exceeds component `{name}`'s limit of {max} bytes\n"),
+        );
+    }
+    if declared_length(&request).is_some_and(|length| length > limits.max_request_body) {
+        drain_in_background(request.into_body());
+        component.metrics.limit(LimitKind::RequestBody);
+        return body_too_large(component);
+    }
+    let Some(permit) = component.gate.enter(deadline).await else {
+        component.metrics.limit(LimitKind::Concurrency);
+        return overloaded(&format!(
+            "component `{name}` is at its limit of {} concurrent requests; retry shortly\n",
+            limits.instances
+        ));
+    };
+
+    let log = GuestLog::default();
+    let call = CallContext {
+        request_id: request_id.clone(),
+        deadline,
+        hops: request
+            .extensions()
+            .get::<Hops>()
+            .map_or(0, |Hops(hops)| *hops),
+        dispatcher: dispatcher.cloned(),
+    };
+    let mut store =
+        match component
+            .sandbox
+            .store(component.engine(), call, &Stdio::Captured(log.clone()), &[])
+        {
+            Ok(store) => store,
+            Err(err) => {
+                report(
+                    component,
+                    request_id,
+                    &format!("cannot set up its grants: {err}"),
+                );
+                return plain(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("component `{name}` could not be given its grants\n"),
+                );
+            }
+        };
+
+    let shared = Arc::new(Shared::default());
+    let request =
+        request.map(|body| LimitedBody::new(body, limits.max_request_body, shared.clone()));
+    let (sender, receiver) = oneshot::channel();
+    let mut http = store.data_mut().http();
+    let resources = http
+        .new_incoming_request(Scheme::Http, request)
+        .and_then(|request| Ok((request, http.new_response_outparam(sender)?)));
+    let (request, outparam) = match resources {
+        Ok(resources) => resources,
+        Err(err) => {
+            return plain(
+                StatusCode::BAD_REQUEST,
+                format!("cannot pass this request to the component: {err}\n"),
+            );
+        }
+    };
+
+    let task_component = component.clone();
+    let task_shared = shared.clone();
+    let task_request_id = request_id.clone();
+    let guest = tokio::task::spawn_local(async move {
+        let request_id = task_request_id;
+        let component = task_component;
+        let run = async {
+            let started = Instant::now();
+            let proxy = component.pre.instantiate_async(&mut store).await?;
+            component.metrics.instantiated(started.elapsed());
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, request, outparam)
+                .await
+        };
+        let outcome = match tokio::time::timeout_at(deadline.into(), run).await {
+            Ok(Ok(())) => Outcome::Finished,
+            Ok(Err(err)) => {
+                let mut outcome = Outcome::of(&err, store.data().limiter());
+                if let Outcome::Trapped(reason, kind) = &outcome {
+                    // The whole chain, with the guest's wasm backtrace.
+                    report(&component, &request_id, &format!("trapped: {err:#}"));
+                    // A guest that traps after being refused memory (or
+                    // table space) has, in all likelihood, died of it.
+                    if matches!(kind, Some(LimitKind::Memory | LimitKind::Table))
+                        && let Some((_, limit)) = store.data().limiter().refusal()
+                    {
+                        outcome = Outcome::Trapped(format!("{limit} ({reason})"), *kind);
+                    }
+                }
+                outcome
+            }
+            Err(_elapsed) => Outcome::DeadlineExceeded,
+        };
+        count(&component, &outcome);
+        // (Counted once the guest is done: it may read its body after
+        // sending the response head.)
+        if task_shared.body_too_large.load(Ordering::Acquire) {
+            component.metrics.limit(LimitKind::RequestBody);
+        }
+        // Before the store (and with it the body's sender) goes away, so the
+        // response body sees the failure when it sees its end.
+        if !matches!(outcome, Outcome::Finished) {
+            task_shared.failed.store(true, Ordering::Release);
+        }
+        drop(store);
+        drop(permit);
+        log.flush(component.name(), &request_id);
+        match &outcome {
+            Outcome::Finished | Outcome::Overloaded | Outcome::Trapped(..) => {}
+            Outcome::DeadlineExceeded => report(
+                &component,
+                &request_id,
+                &format!("request deadline of {budget:?} exceeded"),
+            ),
+        }
+        drop(guard);
+        outcome
+    });
+
+    match receiver.await {
+        Ok(Ok(response)) if response.headers().len() > limits.max_response_headers => {
+            component.metrics.limit(LimitKind::ResponseHeaders);
+            report(
+                component,
+                request_id,
+                &format!("sent {} response headers", response.headers().len()),
+            );
+            plain(
+                StatusCode::BAD_GATEWAY,
+                format!(
+                    "component `{name}` sent {} response headers; the limit is {}\n",
+                    response.headers().len(),
+                    limits.max_response_headers
+                ),
+            )
+        }
+        Ok(Ok(response)) => response.map(|body| GuestBody::new(body, shared).boxed_unsync()),
+        Ok(Err(code)) => {
+            report(
+                component,
+                request_id,
+                &format!("responded with error code {code:?}"),
+            );
+            if shared.body_too_large.load(Ordering::Acquire) {
+                return body_too_large(component);
+            }
+            plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("component `{name}` failed: {code:?}\n"),
+            )
+        }
+        // The guest dropped the response without setting it: it trapped, ran
+        // out of time, or returned without answering.
+        Err(_) => {
+            let outcome = guest.await;
+            if shared.body_too_large.load(Ordering::Acquire) {
+                return body_too_large(component);
+            }
+            match outcome {
+                Ok(Outcome::Finished) => {
+                    report(component, request_id, "returned without sending a response");
+                    plain(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("component `{name}` sent no response\n"),
+                    )
+                }
+                Ok(Outcome::Trapped(reason, _)) => plain(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("component `{name}` failed: {reason}\n"),
+                ),
+                Ok(Outcome::DeadlineExceeded) => plain(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    format!("component `{name}` exceeded its request deadline of {budget:?}\n"),
+                ),
+                Ok(Outcome::Overloaded) => {
+                    overloaded("the server is at its instance limit; retry shortly\n")
+                }
+                Err(join) => {
+                    report(component, request_id, &format!("guest task failed: {join}"));
+                    plain(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        format!("component `{name}` failed\n"),
+                    )
+                }
+            }
+        }
+    }
+}

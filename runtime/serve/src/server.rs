@@ -1,0 +1,289 @@
+//! The HTTP server: one listening socket, a few worker threads, graceful
+//! shutdown.
+//!
+//! Each worker is a single-threaded tokio runtime that accepts from the
+//! shared socket and runs its connections and their guests on its own
+//! thread. Nothing migrates between threads mid-request, so a request's
+//! instance, store and buffers stay in one core's caches, and no
+//! work-stealing scheduler sits between hyper and the guest.
+//!
+//! On shutdown, workers stop accepting and close the listening socket (so
+//! new connections are refused at once), let in-flight requests (and guests
+//! still finishing after their response) complete within the grace period,
+//! then close.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{Request, StatusCode};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::net::TcpListener;
+use tokio::sync::{oneshot, watch};
+use tokio_util::task::TaskTracker;
+
+use mayfly_host_api::outbound::{DISPATCH_QUEUE, Dispatcher, InternalCall};
+
+use crate::live::LiveApp;
+use crate::request;
+
+/// How the server runs.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Worker threads (each with its own event loop).
+    pub workers: usize,
+    /// How long in-flight requests may take to finish after shutdown starts.
+    pub shutdown_grace: Duration,
+    /// How long a client may take to send a request's headers.
+    pub header_timeout: Duration,
+    /// Largest request head (request line and headers) a client may send;
+    /// beyond it, 431. At least 8 KiB.
+    pub max_header_bytes: usize,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        Self {
+            workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            shutdown_grace: Duration::from_secs(30),
+            header_timeout: Duration::from_secs(30),
+            max_header_bytes: 64 << 10,
+        }
+    }
+}
+
+/// How a server run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shutdown {
+    /// Every in-flight request finished within the grace period.
+    Drained,
+    /// The grace period ran out with requests still in flight.
+    GraceExpired,
+}
+
+/// A bound listening socket, not yet serving.
+pub struct Server {
+    listener: std::net::TcpListener,
+    local_addr: SocketAddr,
+}
+
+impl Server {
+    /// Binds `addr` (port 0 picks a free port).
+    pub fn bind(addr: SocketAddr) -> std::io::Result<Self> {
+        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+        // Lets a restarted server rebind while old connections sit in TIME_WAIT.
+        socket.set_reuse_address(true)?;
+        socket.set_tcp_nodelay(true)?;
+        socket.bind(&addr.into())?;
+        socket.listen(1024)?;
+        let listener = std::net::TcpListener::from(socket);
+        let local_addr = listener.local_addr()?;
+        Ok(Self {
+            listener,
+            local_addr,
+        })
+    }
+
+    /// The address the server is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Serves `app` until `shutdown` resolves, then drains: workers stop
+    /// accepting and in-flight requests get `options.shutdown_grace` to finish.
+    pub async fn run(
+        self,
+        app: Arc<LiveApp>,
+        options: &ServeOptions,
+        shutdown: impl Future<Output = ()>,
+    ) -> std::io::Result<Shutdown> {
+        let (stop, stopped) = watch::channel(false);
+        let mut results = Vec::with_capacity(options.workers.max(1));
+        for index in 0..options.workers.max(1) {
+            let listener = self.listener.try_clone()?;
+            let worker = Worker {
+                app: app.clone(),
+                stopped: stopped.clone(),
+                options: options.clone(),
+            };
+            let (result, receiver) = oneshot::channel();
+            std::thread::Builder::new()
+                .name(format!("mayfly-worker-{index}"))
+                .spawn(move || {
+                    let _ = result.send(worker.run(listener));
+                })?;
+            results.push(receiver);
+        }
+        // The workers hold the only handles on the socket now: when they
+        // stop accepting, it closes, and new connections are refused
+        // rather than left in the backlog for nobody.
+        drop(self.listener);
+        shutdown.await;
+        app.drain();
+        let _ = stop.send(true);
+
+        let mut outcome = Shutdown::Drained;
+        for result in results {
+            match result.await {
+                Ok(Ok(Shutdown::Drained)) => {}
+                Ok(Ok(Shutdown::GraceExpired)) => outcome = Shutdown::GraceExpired,
+                Ok(Err(err)) => return Err(err),
+                Err(_) => return Err(std::io::Error::other("a worker thread panicked")),
+            }
+        }
+        Ok(outcome)
+    }
+}
+
+struct Worker {
+    app: Arc<LiveApp>,
+    stopped: watch::Receiver<bool>,
+    options: ServeOptions,
+}
+
+impl Worker {
+    fn run(self, listener: std::net::TcpListener) -> std::io::Result<Shutdown> {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let local = tokio::task::LocalSet::new();
+        local.block_on(&runtime, self.serve(listener))
+    }
+
+    async fn serve(self, listener: std::net::TcpListener) -> std::io::Result<Shutdown> {
+        let mut stopped = self.stopped.clone();
+        // Calls between components of the app, made by guests on this
+        // thread: every store made here gets this dispatcher.
+        let (dispatcher, calls) = tokio::sync::mpsc::channel(DISPATCH_QUEUE);
+        tokio::task::spawn_local(dispatch_internal(
+            self.app.clone(),
+            calls,
+            dispatcher.clone(),
+        ));
+        listener.set_nonblocking(true)?;
+        let listener = TcpListener::from_std(listener)?;
+        let tracker = TaskTracker::new();
+        loop {
+            tokio::select! {
+                stream = accept_or_back_off(&listener, "server") => {
+                    let connection = Connection {
+                        app: self.app.clone(),
+                        dispatcher: dispatcher.clone(),
+                        stopped: self.stopped.clone(),
+                        tracker: tracker.clone(),
+                        header_timeout: self.options.header_timeout,
+                        max_header_bytes: self.options.max_header_bytes,
+                    };
+                    tracker.spawn_local(connection.serve(stream));
+                }
+                _ = stopped.wait_for(|stopped| *stopped) => break,
+            }
+        }
+        drop(listener);
+        tracker.close();
+        match tokio::time::timeout(self.options.shutdown_grace, tracker.wait()).await {
+            Ok(()) => Ok(Shutdown::Drained),
+            Err(_) => Ok(Shutdown::GraceExpired),
+        }
+    }
+}
+
+/// The next connection on `listener`. An accept that fails (out of file
+/// descriptors, say) is logged for `what` and retried after a short pause,
+/// rather than in a spin. Cancel-safe.
+pub async fn accept_or_back_off(listener: &TcpListener, what: &str) -> tokio::net::TcpStream {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _peer)) => return stream,
+            Err(err) => {
+                tracing::warn!("{what}: accept failed: {err}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// Serves the internal calls of this worker's guests, each in a fresh
+/// instance of the component called, whose own calls go to `dispatcher`
+/// (this same dispatcher).
+async fn dispatch_internal(
+    app: Arc<LiveApp>,
+    mut calls: tokio::sync::mpsc::Receiver<InternalCall>,
+    dispatcher: Dispatcher,
+) {
+    while let Some(call) = calls.recv().await {
+        let Some(component) = app.current().component(&call.component).cloned() else {
+            let _ = call.reply.send(None);
+            continue;
+        };
+        let dispatcher = dispatcher.clone();
+        tokio::task::spawn_local(async move {
+            let mut request = call.request;
+            request.extensions_mut().insert(request::Hops(call.hops));
+            if let Some(deadline) = call.deadline {
+                request
+                    .extensions_mut()
+                    .insert(request::CallerDeadline(deadline));
+            }
+            let response = request::handle(&component, request, (), Some(&dispatcher)).await;
+            let _ = call.reply.send(Some(response));
+        });
+    }
+}
+
+struct Connection {
+    app: Arc<LiveApp>,
+    dispatcher: Dispatcher,
+    stopped: watch::Receiver<bool>,
+    tracker: TaskTracker,
+    header_timeout: Duration,
+    max_header_bytes: usize,
+}
+
+impl Connection {
+    async fn serve(mut self, stream: tokio::net::TcpStream) {
+        let _ = stream.set_nodelay(true);
+        let app = self.app;
+        let dispatcher = self.dispatcher;
+        let tracker = self.tracker;
+        let max_header_bytes = self.max_header_bytes;
+        let service = service_fn(move |request: Request<Incoming>| {
+            // The version a request starts with is the one it finishes on.
+            let app = app.current();
+            let guard = tracker.token();
+            let dispatcher = dispatcher.clone();
+            async move {
+                if request::head_size(&request) > max_header_bytes {
+                    return Ok::<_, Infallible>(request::plain(
+                        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                        format!("the request head exceeds the limit of {max_header_bytes} bytes\n"),
+                    ));
+                }
+                Ok(request::dispatch(&app, request, guard, Some(&dispatcher)).await)
+            }
+        });
+        let mut builder = http1::Builder::new();
+        builder
+            .keep_alive(true)
+            .timer(TokioTimer::new())
+            .header_read_timeout(self.header_timeout)
+            // Hyper's floor is 8 KiB. Hyper stops reading a head somewhere
+            // between this and twice this, with 431; `head_size` makes the
+            // limit exact.
+            .max_buf_size(self.max_header_bytes.max(8 << 10));
+        let connection = builder.serve_connection(TokioIo::new(stream), service);
+        tokio::pin!(connection);
+        tokio::select! {
+            _ = connection.as_mut() => {}
+            _ = self.stopped.wait_for(|stopped| *stopped) => {
+                connection.as_mut().graceful_shutdown();
+                let _ = connection.await;
+            }
+        }
+    }
+}
