@@ -22,4 +22,5 @@ pub mod outbound;
 pub mod report;
 pub mod state;
 
+#[cfg(feature = "http")]
 pub use outbound::OutboundPolicy;

@@ -67,6 +67,8 @@ component = "hello"
     for expected in [
         "App `shop` (".to_string(),
         "): 2 components, 2 routes".to_string(),
+        "Checked against a server of 1000 instances, with memory slots of 4GiB (--max-instances)."
+            .to_string(),
         "  routes:    /caps/...".to_string(),
         format!("  files:     /public <- {} (read-only)", public.display()),
         format!(

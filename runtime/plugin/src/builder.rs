@@ -36,10 +36,9 @@ type CheckHook = Box<dyn FnOnce(&InstancePre<Host>) -> wasmtime::Result<()> + Se
 ///     .timeout(Duration::from_secs(2))
 ///     .memory(64 << 20)
 ///     .max_resources(100)
-///     // What it may reach: one directory, read-only; one variable; one host.
+///     // What it may reach: one directory, read-only; one variable.
 ///     .dir("/srv/templates", "/templates", FilesMode::ReadOnly)
 ///     .env("LANG", "en")
-///     .allow_host("https://api.example.com")
 ///     // Stateless: an instance serves up to 100 calls, then a fresh one.
 ///     .reuse_instances(100)
 ///     .require_export("transform")
@@ -194,6 +193,7 @@ impl PluginBuilder {
 
     /// Allows outbound HTTP to `pattern` (`https://api.example.com`,
     /// `http://*.internal:8080`, ...).
+    #[cfg(feature = "http")]
     pub fn allow_host(mut self, pattern: impl Into<String>) -> Self {
         self.outbound.push(pattern.into());
         self

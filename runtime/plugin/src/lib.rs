@@ -79,8 +79,8 @@
 //! ```
 //!
 //! A plugin can do nothing it was not granted. Files, environment variables
-//! and outbound HTTP hosts are granted with the builder; raw sockets and
-//! name lookups never are. A plugin that reaches for a file system without a
+//! and (with the `http` feature) outbound HTTP hosts are granted with the
+//! builder; raw sockets and name lookups never are. A plugin that reaches for a file system without a
 //! directory grant, or for a socket, is stopped, and the call fails with
 //! [`PluginError::Denied`]. Its stdout and stderr are captured, 16 KiB per
 //! call at most, and never printed: what it wrote on stderr is attached to
@@ -88,6 +88,11 @@
 //! memory, panic, recurse without end, return values that break the
 //! component model's rules), the call returns a [`PluginError`] and the host
 //! goes on; calls from many threads and tasks at once are safe.
+//!
+//! The crate depends on the sandbox alone: no HTTP server, no key-value
+//! backend, no command-line parser. Its one feature, `http`, gives plugins
+//! outbound HTTP through `wasi:http` (`PluginBuilder::allow_host`) and
+//! brings wasmtime-wasi-http and hyper with it.
 
 #![deny(missing_docs)]
 

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
+#[cfg(feature = "http")]
 use mayfly_host_api::outbound::Dispatcher;
 
 use crate::output::GuestLog;
@@ -19,6 +20,7 @@ pub struct CallContext {
     /// Where the guest's calls to `NAME.mayfly.internal` go: the serving
     /// worker's dispatcher, or `None` where there is no app to call into
     /// (plugins, commands), and such calls fail inside the guest.
+    #[cfg(feature = "http")]
     pub dispatcher: Option<Dispatcher>,
 }
 
@@ -30,6 +32,7 @@ impl CallContext {
             request_id,
             deadline,
             hops: 0,
+            #[cfg(feature = "http")]
             dispatcher: None,
         }
     }

@@ -9,10 +9,12 @@
 use std::any::Any;
 use std::sync::Arc;
 
+#[cfg(feature = "http")]
 use mayfly_host_api::outbound::{Hop, OutboundPolicy};
 use mayfly_host_api::state::{ComponentState, StateCtx, StateView};
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
+#[cfg(feature = "http")]
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::call::{CallContext, Stdio};
@@ -24,7 +26,9 @@ use crate::limits::RequestLimits;
 pub struct Host {
     table: ResourceTable,
     wasi: WasiCtx,
+    #[cfg(feature = "http")]
     http: WasiHttpCtx,
+    #[cfg(feature = "http")]
     outbound: OutboundPolicy,
     state: StateCtx,
     limits: Limiter,
@@ -76,6 +80,7 @@ impl Host {
         }
         let mut table = ResourceTable::new();
         table.set_max_capacity(limits.max_resources);
+        #[cfg(feature = "http")]
         let outbound = OutboundPolicy::new(
             state.component.clone(),
             grants.outbound.clone(),
@@ -89,7 +94,9 @@ impl Host {
         Ok(Self {
             table,
             wasi: wasi.build(),
+            #[cfg(feature = "http")]
             http: WasiHttpCtx::new(),
+            #[cfg(feature = "http")]
             outbound,
             state: StateCtx::new(state.clone(), call.request_id),
             limits: limits.limiter(),
@@ -149,6 +156,7 @@ impl WasiView for Host {
     }
 }
 
+#[cfg(feature = "http")]
 impl WasiHttpView for Host {
     fn http(&mut self) -> WasiHttpCtxView<'_> {
         WasiHttpCtxView {
@@ -160,11 +168,13 @@ impl WasiHttpView for Host {
 }
 
 /// A linker with every interface Mayfly provides: WASI 0.2 (whose
-/// capabilities each store grants or not), `wasi:http`, and the state
-/// interfaces (`wasi:keyvalue`, `wasi:config`, `wasi:logging`).
+/// capabilities each store grants or not), `wasi:http` (with the `http`
+/// feature), and the state interfaces (`wasi:keyvalue`, `wasi:config`,
+/// `wasi:logging`).
 pub fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<Host>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    #[cfg(feature = "http")]
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
     mayfly_host_api::state::add_to_linker(&mut linker, |host: &mut Host| StateView {
         ctx: &mut host.state,

@@ -39,6 +39,11 @@ impl Check {
     pub fn execute(self) -> Result<()> {
         let spec = super::app_spec(Some(&self.app))?;
         let settings = super::settings_for(self.engine.settings(), &spec);
+        let server = format!(
+            "Checked against a server of {} instances, with memory slots of {}",
+            settings.max_instances,
+            format_size(u64::try_from(settings.largest_memory()).unwrap_or(u64::MAX))
+        );
         let loader = Loader::new(
             settings,
             self.cache.cache(),
@@ -55,6 +60,7 @@ impl Check {
             spec.components.len(),
             spec.routes.len()
         )?;
+        writeln!(out, "{server} (--max-instances).")?;
         let mut problems = 0;
         for (index, component) in spec.components.iter().enumerate() {
             writeln!(out)?;

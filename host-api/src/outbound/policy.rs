@@ -1,146 +1,13 @@
-//! Outbound HTTP from guests: deny by default, allow by pattern.
-//!
-//! [`OutboundPolicy`] is the [`WasiHttpHooks`] of every store. A guest that
-//! calls `wasi:http/outgoing-handler.handle` reaches the network only when
-//! the request's scheme, host and port match one of the component's
-//! `allowed_outbound_hosts` patterns. Anything else gets the standard
-//! `error-code.HTTP-request-denied` back, inside the guest (no trap, so a
-//! well-written guest can report it), and the refusal is logged. Raw
-//! sockets (`wasi:sockets`) are never granted.
-//!
-//! A request to `http://NAME.mayfly.internal/...` (granted like any other
-//! host) goes to component NAME of the same app, in process, without a
-//! socket: the [`Dispatcher`] the caller's store was made with (its
-//! serving worker's) runs it in a fresh instance with NAME's own grants.
-//! Each hop counts; past [`MAX_HOPS`] the call fails with `loop-detected`.
-//! NAME is matched without regard to case, and the call carries the
-//! caller's `x-request-id` unless the guest set one. A store made without
-//! a dispatcher (a plugin's, a command's) has no app to call into: such a
-//! call fails with `destination-not-found`, and the reason is logged.
+//! The outbound policy of one instance: what its `wasi:http` requests may
+//! reach, and where its internal calls go.
 
-use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
 
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
+use super::pattern::HostPattern;
 use crate::report::Reporter;
-
-/// A `scheme://host:port` pattern from a manifest.
-///
-/// The host may be `*` (any host) or start with `*.` (any subdomain of the
-/// rest, not the domain itself); the port may be `*` (any port) or left out
-/// (the scheme's default port).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HostPattern {
-    scheme: Scheme,
-    host: HostMatch,
-    port: Option<u16>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Scheme {
-    Http,
-    Https,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum HostMatch {
-    Any,
-    /// Lowercase, without the leading `*.`.
-    SubdomainOf(String),
-    /// Lowercase.
-    Exactly(String),
-}
-
-impl Scheme {
-    fn default_port(self) -> u16 {
-        match self {
-            Scheme::Http => 80,
-            Scheme::Https => 443,
-        }
-    }
-}
-
-impl HostPattern {
-    /// Parses `http://host`, `https://*.example.com`, `http://127.0.0.1:*`...
-    pub fn parse(pattern: &str) -> Result<Self, String> {
-        let (scheme, rest) = match pattern.split_once("://") {
-            Some(("http", rest)) => (Scheme::Http, rest),
-            Some(("https", rest)) => (Scheme::Https, rest),
-            _ => {
-                return Err(format!(
-                    "`{pattern}` must start with `http://` or `https://`"
-                ));
-            }
-        };
-        if rest.is_empty() || rest.contains(['/', '?', '#', '@']) {
-            return Err(format!(
-                "`{pattern}` must be `scheme://host` or `scheme://host:port`, with no path"
-            ));
-        }
-        let (host, port) = match rest.rsplit_once(':') {
-            Some((host, "*")) => (host, None),
-            Some((host, port)) => {
-                let port = port
-                    .parse::<u16>()
-                    .map_err(|_| format!("`{pattern}` has an invalid port `{port}`"))?;
-                (host, Some(port))
-            }
-            None => (rest, Some(scheme.default_port())),
-        };
-        let host = host.to_ascii_lowercase();
-        let host = if host == "*" {
-            HostMatch::Any
-        } else if let Some(domain) = host.strip_prefix("*.") {
-            if domain.is_empty() || domain.contains('*') {
-                return Err(format!("`{pattern}` has an invalid wildcard"));
-            }
-            HostMatch::SubdomainOf(domain.to_string())
-        } else if host.is_empty() || host.contains('*') {
-            return Err(format!(
-                "`{pattern}`: `*` is allowed only as the whole host or as a leading `*.`"
-            ));
-        } else {
-            HostMatch::Exactly(host)
-        };
-        Ok(Self { scheme, host, port })
-    }
-
-    fn matches(&self, scheme: Scheme, host: &str, port: u16) -> bool {
-        if self.scheme != scheme || self.port.is_some_and(|p| p != port) {
-            return false;
-        }
-        match &self.host {
-            HostMatch::Any => true,
-            HostMatch::Exactly(expected) => host.eq_ignore_ascii_case(expected),
-            HostMatch::SubdomainOf(domain) => {
-                host.len() > domain.len() + 1 && {
-                    let (sub, rest) = host.split_at(host.len() - domain.len());
-                    sub.ends_with('.') && rest.eq_ignore_ascii_case(domain)
-                }
-            }
-        }
-    }
-}
-
-impl fmt::Display for HostPattern {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let scheme = match self.scheme {
-            Scheme::Http => "http",
-            Scheme::Https => "https",
-        };
-        let host = match &self.host {
-            HostMatch::Any => "*".to_string(),
-            HostMatch::SubdomainOf(domain) => format!("*.{domain}"),
-            HostMatch::Exactly(host) => host.clone(),
-        };
-        match self.port {
-            Some(port) => write!(f, "{scheme}://{host}:{port}"),
-            None => write!(f, "{scheme}://{host}:*"),
-        }
-    }
-}
 
 /// The domain under which an app's components call each other.
 pub const INTERNAL_DOMAIN: &str = ".mayfly.internal";
@@ -224,15 +91,10 @@ impl OutboundPolicy {
 
     /// Whether a request to this URI may go out.
     pub fn permits(&self, uri: &http::Uri) -> bool {
-        let scheme = match uri.scheme_str() {
-            Some("http") => Scheme::Http,
-            Some("https") => Scheme::Https,
-            _ => return false,
-        };
-        let Some(host) = uri.host() else {
+        let (Some(scheme), Some(host)) = (uri.scheme_str(), uri.host()) else {
             return false;
         };
-        let port = uri.port_u16().unwrap_or(scheme.default_port());
+        let port = uri.port_u16();
         self.allowed.iter().any(|p| p.matches(scheme, host, port))
     }
 }
@@ -469,31 +331,5 @@ mod tests {
         assert!(permits(&p, "http://localhost:1/"));
         assert!(permits(&p, "http://localhost:65535/"));
         assert!(!permits(&p, "https://localhost:443/"));
-    }
-
-    #[test]
-    fn malformed_patterns_are_explained() {
-        for (pattern, needle) in [
-            ("example.com", "must start with"),
-            ("ftp://example.com", "must start with"),
-            ("https://example.com/path", "no path"),
-            ("https://example.com:http", "invalid port"),
-            ("https://ex*ample.com", "`*` is allowed only"),
-            ("https://*.", "invalid wildcard"),
-            ("https://", "no path"),
-        ] {
-            let err = HostPattern::parse(pattern).unwrap_err();
-            assert!(err.contains(needle), "{pattern}: {err}");
-        }
-        assert_eq!(
-            HostPattern::parse("HTTP://Example.COM").unwrap_err(),
-            "`HTTP://Example.COM` must start with `http://` or `https://`"
-        );
-        assert_eq!(
-            HostPattern::parse("https://*.Example.com:*")
-                .unwrap()
-                .to_string(),
-            "https://*.example.com:*"
-        );
     }
 }

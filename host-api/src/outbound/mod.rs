@@ -1,0 +1,34 @@
+//! Outbound HTTP from guests: deny by default, allow by pattern.
+//!
+//! `OutboundPolicy` is the `WasiHttpHooks` of every store. A guest that
+//! calls `wasi:http/outgoing-handler.handle` reaches the network only when
+//! the request's scheme, host and port match one of the component's
+//! `allowed_outbound_hosts` patterns. Anything else gets the standard
+//! `error-code.HTTP-request-denied` back, inside the guest (no trap, so a
+//! well-written guest can report it), and the refusal is logged. Raw
+//! sockets (`wasi:sockets`) are never granted.
+//!
+//! A request to `http://NAME.mayfly.internal/...` (granted like any other
+//! host) goes to component NAME of the same app, in process, without a
+//! socket: the `Dispatcher` the caller's store was made with (its
+//! serving worker's) runs it in a fresh instance with NAME's own grants.
+//! Each hop counts; past `MAX_HOPS` the call fails with `loop-detected`.
+//! NAME is matched without regard to case, and the call carries the
+//! caller's `x-request-id` unless the guest set one. A store made without
+//! a dispatcher (a plugin's, a command's) has no app to call into: such a
+//! call fails with `destination-not-found`, and the reason is logged.
+//!
+//! [`HostPattern`] is always here; the policy itself, which needs
+//! `wasmtime-wasi-http` (and with it hyper), comes with the `http`
+//! feature.
+
+mod pattern;
+#[cfg(feature = "http")]
+mod policy;
+
+pub use self::pattern::HostPattern;
+#[cfg(feature = "http")]
+pub use self::policy::{
+    DISPATCH_QUEUE, Dispatcher, Hop, INTERNAL_DOMAIN, InternalCall, MAX_HOPS, OutboundPolicy,
+    X_REQUEST_ID,
+};
