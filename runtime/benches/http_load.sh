@@ -40,7 +40,7 @@ echo "Building mayfly (release)..." >&2
 target_dir=$(cd "$repo" && cargo metadata --format-version 1 --no-deps |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 mayfly=$target_dir/release/mayfly
-# runtime/build.rs builds this checkout's guests in a directory named after it.
+# runtime/guests/build.rs builds this checkout's guests in a directory named after it.
 checkout=$(realpath "$repo/guests" | sed 's/[^A-Za-z0-9]/-/g')
 hello=$target_dir/wasm-guests/$checkout/wasm32-wasip2/release/hello.wasm
 [ -f "$hello" ] || { echo "missing $hello" >&2; exit 1; }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition, TableError};
 
-use super::{Backend, BackendError, BackendResult, KeyPage, PAGE_SIZE, parse_counter};
+use super::backend::{Backend, BackendError, BackendResult, KeyPage, PAGE_SIZE, parse_counter};
 
 /// redb, in a file.
 #[derive(Clone)]

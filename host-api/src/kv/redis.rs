@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script, Value};
 
-use super::{Backend, BackendError, BackendResult, KeyPage, PAGE_SIZE};
+use super::backend::{Backend, BackendError, BackendResult, KeyPage, PAGE_SIZE};
 
 /// Sets KEYS[1] to ARGV[3] if it holds ARGV[2] (ARGV[1] = "1") or is not set
 /// (ARGV[1] = "0"). Returns {1}, or {0} / {0, current} on a conflict.

@@ -6,24 +6,12 @@ use std::sync::Arc;
 
 use wasmtime::component::Resource;
 
-use super::StateView;
 use super::bindings::wasi::keyvalue::{atomics, batch, store};
+use super::{Bucket, Cas, StateView};
 use crate::escape::escape_capped;
 use crate::kv::{
     Backend, BackendError, MAX_BATCH, MAX_BATCH_BYTES, MAX_KEY_BYTES, MAX_VALUE_BYTES,
 };
-
-/// A bucket a guest opened: a granted store's label.
-pub struct Bucket {
-    store: String,
-}
-
-/// A compare-and-swap handle: a key and the value read from it.
-pub struct Cas {
-    store: String,
-    key: String,
-    current: Option<Vec<u8>>,
-}
 
 impl Cas {
     /// The bytes it holds, charged to the request's budget.

@@ -22,8 +22,6 @@ mod config;
 mod keyvalue;
 mod logging;
 
-pub use self::keyvalue::{Bucket, Cas};
-
 /// Bindings generated from `wit/service`'s `state` world.
 #[allow(missing_docs)]
 pub mod bindings {
@@ -32,8 +30,8 @@ pub mod bindings {
         world: "mayfly:service/state",
         imports: { default: async | trappable },
         with: {
-            "wasi:keyvalue/store.bucket": super::keyvalue::Bucket,
-            "wasi:keyvalue/atomics.cas": super::keyvalue::Cas,
+            "wasi:keyvalue/store.bucket": super::Bucket,
+            "wasi:keyvalue/atomics.cas": super::Cas,
         },
     });
 }
@@ -142,6 +140,18 @@ impl Drop for StateCtx {
             ));
         }
     }
+}
+
+/// A bucket a guest opened: a granted store's label.
+pub struct Bucket {
+    store: String,
+}
+
+/// A compare-and-swap handle: a key and the value read from it.
+pub struct Cas {
+    store: String,
+    key: String,
+    current: Option<Vec<u8>>,
 }
 
 /// What the state interfaces' host functions work on.

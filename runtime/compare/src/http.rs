@@ -18,7 +18,7 @@ use hyper_util::rt::TokioIo;
 use serde::Serialize;
 use tokio::sync::{Semaphore, oneshot};
 
-use crate::Mode;
+use crate::mode::Mode;
 use crate::runners::Runner;
 use crate::stats::{Latency, count, micros};
 

@@ -1,45 +1,26 @@
+//! # mayfly-compare
+//!
 //! `mayfly compare`: the same workload as a fresh Wasm instance, as a plain
-//! process and as a fresh set of Linux namespaces per call, measured side
-//! by side, and an isolation matrix from a probe run in every mode.
+//! process, as a fresh set of Linux namespaces and as an OCI container per
+//! call, measured side by side, and an isolation matrix from a probe run in
+//! every mode.
+//!
+//! - [`runners`]: one file per way of running the workload ([`Mode`]).
+//! - [`stats`]: calls in threads; latency, throughput, memory, start-up.
+//! - [`probe`]: what each mode can reach.
+//! - [`http`]: the HTTP variant: a CGI-style host and a load generator.
+//! - [`chart`]: the latency distributions as SVG.
+
+#![deny(missing_docs)]
 
 pub mod chart;
 pub mod http;
+mod mode;
 pub mod probe;
 pub mod runners;
 pub mod stats;
 
-use serde::Serialize;
-
 pub use self::chart::svg;
+pub use self::mode::Mode;
 pub use self::probe::{CHECKS, Cell, probe};
 pub use self::stats::{Latency, Stats, measure};
-
-/// The modes, in the order they are reported.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Mode {
-    /// A fresh Mayfly instance per call, in process.
-    Wasm,
-    /// fork/exec of the native executable: no isolation (the baseline).
-    Process,
-    /// Fresh user, pid, mount, network, ipc and uts namespaces per call,
-    /// in a read-only root file system.
-    Namespaces,
-    /// A real OCI runtime (runc) running a generated bundle per call.
-    Oci,
-}
-
-impl Mode {
-    /// Every mode, in the order they are reported.
-    pub const ALL: [Mode; 4] = [Mode::Wasm, Mode::Process, Mode::Namespaces, Mode::Oci];
-
-    /// The mode's name, as reports and the command line spell it.
-    pub fn name(self) -> &'static str {
-        match self {
-            Mode::Wasm => "wasm",
-            Mode::Process => "process",
-            Mode::Namespaces => "namespaces",
-            Mode::Oci => "oci",
-        }
-    }
-}

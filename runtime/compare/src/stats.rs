@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::Mode;
+use crate::mode::Mode;
 use crate::runners::{self, Runner};
 
 /// Timing and memory of one mode at one concurrency.

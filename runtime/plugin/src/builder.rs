@@ -77,6 +77,13 @@ impl std::fmt::Debug for PluginBuilder {
     }
 }
 
+impl PluginEngine {
+    /// Starts declaring a plugin: nothing granted, Mayfly's default limits.
+    pub fn plugin(&self) -> PluginBuilder {
+        PluginBuilder::new(self.clone())
+    }
+}
+
 impl PluginBuilder {
     /// Nothing granted, Mayfly's default limits.
     pub(crate) fn new(engine: PluginEngine) -> Self {

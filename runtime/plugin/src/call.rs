@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use mayfly_sandbox::limits::limit_hit;
+use mayfly_sandbox::limiter::limit_hit;
 use mayfly_sandbox::output::GuestLog;
 use mayfly_sandbox::{CallContext, Grants, Host, LimitKind, RequestLimits, Sandbox, Stdio};
 use wasmtime::component::{Instance, InstancePre};

@@ -9,7 +9,6 @@ use thiserror::Error;
 use wasmtime::Engine;
 use wasmtime::component::Linker;
 
-use crate::builder::PluginBuilder;
 use crate::error::PluginError;
 
 /// The sandbox plugins run in: one engine with its epoch ticker and
@@ -71,11 +70,6 @@ impl PluginEngine {
     /// other components).
     pub fn engine(&self) -> &Engine {
         &self.engine
-    }
-
-    /// Starts declaring a plugin: nothing granted, Mayfly's default limits.
-    pub fn plugin(&self) -> PluginBuilder {
-        PluginBuilder::new(self.clone())
     }
 }
 

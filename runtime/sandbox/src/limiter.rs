@@ -1,9 +1,9 @@
 //! A store's memory and table caps: wasmtime's [`ResourceLimiter`] for
 //! every store Mayfly makes.
 
-use wasmtime::ResourceLimiter;
+use wasmtime::{ResourceLimiter, Trap};
 
-use crate::limits::{LimitKind, MAX_CORE_INSTANCES, MAX_MEMORIES, MAX_TABLES};
+use crate::limits::{LimitKind, MAX_CORE_INSTANCES, MAX_MEMORIES, MAX_TABLES, RequestLimits};
 
 /// A store's memory and table caps. Growth past a cap fails inside the
 /// guest (as running out of memory would); the limiter remembers that it
@@ -26,6 +26,32 @@ pub struct Limiter {
     memory_pending: usize,
     memory_refused: bool,
     table_refused: bool,
+}
+
+impl RequestLimits {
+    /// The [`Limiter`] to put in a new store's state.
+    pub fn limiter(&self) -> Limiter {
+        Limiter::new(self.max_memory_bytes, self.max_table_elements)
+    }
+}
+
+/// The limit a run that failed with `err` died of, if any: running out of
+/// fuel, a refusal by `limiter` (memory, table; a guest that fails after
+/// one has, in all likelihood, died of it), or a full resource table.
+pub fn limit_hit(err: &wasmtime::Error, limiter: Option<&Limiter>) -> Option<LimitKind> {
+    if matches!(err.downcast_ref::<Trap>(), Some(Trap::OutOfFuel)) {
+        return Some(LimitKind::Fuel);
+    }
+    if let Some((kind, _)) = limiter.and_then(Limiter::refusal) {
+        return Some(kind);
+    }
+    if matches!(
+        err.downcast_ref::<wasmtime::component::ResourceTableError>(),
+        Some(wasmtime::component::ResourceTableError::Full)
+    ) {
+        return Some(LimitKind::Resources);
+    }
+    None
 }
 
 impl Limiter {
@@ -161,7 +187,6 @@ mod tests {
 
     use super::*;
     use crate::engine::{EngineSettings, test_engine as engine};
-    use crate::limits::RequestLimits;
 
     /// A store with `limits`' limiter, never interrupted.
     fn store(engine: &Engine, limits: &RequestLimits) -> Store<Limiter> {

@@ -2,14 +2,10 @@
 //!
 //! [`RequestLimits`] are per call (a request, a plugin call, a command run);
 //! the constants are per instance and checked when a component is loaded.
-//! The store's memory and table caps are enforced by [`Limiter`]; deadlines
-//! by [`epoch`](crate::epoch).
+//! The store's memory and table caps are enforced by the `limiter` module,
+//! deadlines by the `epoch` module.
 
 use std::time::Duration;
-
-use wasmtime::Trap;
-
-use crate::limiter::Limiter;
 
 /// The largest table limit there is: every instance slot of the engine's
 /// pool reserves room for tables of this many elements.
@@ -59,13 +55,6 @@ impl Default for RequestLimits {
             max_response_headers: 200,
             fuel: None,
         }
-    }
-}
-
-impl RequestLimits {
-    /// The [`Limiter`] to put in a new store's state.
-    pub fn limiter(&self) -> Limiter {
-        Limiter::new(self.max_memory_bytes, self.max_table_elements)
     }
 }
 
@@ -124,25 +113,6 @@ impl LimitKind {
             LimitKind::InstanceSlots => "instance_slots",
         }
     }
-}
-
-/// The limit a run that failed with `err` died of, if any: running out of
-/// fuel, a refusal by `limiter` (memory, table; a guest that fails after
-/// one has, in all likelihood, died of it), or a full resource table.
-pub fn limit_hit(err: &wasmtime::Error, limiter: Option<&Limiter>) -> Option<LimitKind> {
-    if matches!(err.downcast_ref::<Trap>(), Some(Trap::OutOfFuel)) {
-        return Some(LimitKind::Fuel);
-    }
-    if let Some((kind, _)) = limiter.and_then(Limiter::refusal) {
-        return Some(kind);
-    }
-    if matches!(
-        err.downcast_ref::<wasmtime::component::ResourceTableError>(),
-        Some(wasmtime::component::ResourceTableError::Full)
-    ) {
-        return Some(LimitKind::Resources);
-    }
-    None
 }
 
 /// Core module instances one component instance may be made of. A Rust

@@ -12,7 +12,7 @@ use mayfly_serve::loader::Loader;
 use mayfly_serve::manifest::AppSpec;
 use mayfly_serve::metrics::Metrics;
 
-use super::{CacheArgs, EngineArgs};
+use super::shared::{self, CacheArgs, EngineArgs};
 
 /// Validate an app without serving it, and print what each component can
 /// reach
@@ -37,8 +37,8 @@ pub struct Check {
 
 impl Check {
     pub fn execute(self) -> Result<()> {
-        let spec = super::app_spec(Some(&self.app))?;
-        let settings = super::settings_for(self.engine.settings(), &spec);
+        let spec = shared::app_spec(Some(&self.app))?;
+        let settings = shared::settings_for(self.engine.settings(), &spec);
         let server = format!(
             "Checked against a server of {} instances, with memory slots of {}",
             settings.max_instances,

@@ -11,7 +11,7 @@ use mayfly_serve::app::App;
 use mayfly_serve::loader::Loader;
 use mayfly_serve::metrics::Metrics;
 
-use super::{CacheArgs, EngineArgs};
+use super::shared::{self, CacheArgs, EngineArgs};
 
 /// Compile an app's components into the compile cache
 ///
@@ -38,8 +38,8 @@ impl Compile {
             bail!("there is no compile cache to fill: pass --cache-dir DIR (and not --no-cache)");
         };
         println!("Compile cache: {}", dir.display());
-        let spec = super::app_spec(Some(&self.app))?;
-        let settings = super::settings_for(self.engine.settings(), &spec);
+        let spec = shared::app_spec(Some(&self.app))?;
+        let settings = shared::settings_for(self.engine.settings(), &spec);
         let loader = Loader::new(settings, cache, None, Arc::new(Metrics::default()))?;
         let app = App::load(&loader, &spec)?;
         for component in app.components() {

@@ -10,14 +10,15 @@ use anyhow::{Context as _, Result};
 use clap::Args;
 use mayfly_serve::admin;
 use mayfly_serve::app::App;
-use mayfly_serve::live::{self, LiveApp};
+use mayfly_serve::live::LiveApp;
+use mayfly_serve::live::watch;
 use mayfly_serve::loader::Loader;
 use mayfly_serve::metrics::Metrics;
 use mayfly_serve::server::{ServeOptions, Server, Shutdown};
 use mayfly_serve::state::{RuntimeConfig, default_data_dir, open_backend};
 use tokio::signal::unix::{SignalKind, signal};
 
-use super::{CacheArgs, EngineArgs};
+use super::shared::{self, CacheArgs, EngineArgs};
 
 /// Serve an app over HTTP, with a fresh component instance for every request
 ///
@@ -83,8 +84,8 @@ pub struct Serve {
 
 impl Serve {
     pub fn execute(self) -> Result<()> {
-        let spec = super::app_spec(self.app.as_deref())?;
-        let settings = super::settings_for(self.engine.settings(), &spec);
+        let spec = shared::app_spec(self.app.as_deref())?;
+        let settings = shared::settings_for(self.engine.settings(), &spec);
         let runtime_config = match &self.runtime_config {
             Some(path) => RuntimeConfig::load(path)?,
             None => RuntimeConfig::default(),
@@ -132,12 +133,12 @@ impl Serve {
                 .app
                 .as_deref()
                 .filter(|_| self.watch)
-                .map(|manifest| live::first_look(&spec, manifest));
+                .map(|manifest| watch::first_look(&spec, manifest));
             let loader = Loader::new(settings, cache, backend, Arc::new(Metrics::default()))?;
             let app = App::load(&loader, &spec)?;
             let live = Arc::new(LiveApp::new(app, spec, loader));
             if let (Some(manifest), Some(first_look)) = (&self.app, first_look) {
-                live::watch(live.clone(), manifest.clone(), WATCH_INTERVAL, first_look)
+                watch::watch(live.clone(), manifest.clone(), WATCH_INTERVAL, first_look)
                     .context("cannot start watching the app's files")?;
             }
             let admin = match (self.admin_listen, admin_token) {

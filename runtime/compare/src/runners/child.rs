@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
-use super::Call;
+use super::runner::Call;
 
 /// Reads a child's output to its end on a thread of its own, noting when
 /// the first byte came and when the output closed.

@@ -11,7 +11,7 @@ use anyhow::{Context as _, bail};
 
 use super::cgroups::MemoryCgroups;
 use super::child::run_child;
-use super::{Call, Runner};
+use super::runner::{Call, Runner};
 
 /// A fresh set of Linux namespaces per call (user, pid, mount, network,
 /// ipc, uts), a read-only root file system holding only the executable

@@ -5,7 +5,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use super::child::run_child;
-use super::{Call, Runner};
+use super::runner::{Call, Runner};
 
 /// A plain fork/exec of the native executable: the baseline, with no
 /// isolation at all.

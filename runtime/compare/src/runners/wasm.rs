@@ -11,7 +11,7 @@ use wasmtime::component::Component;
 use wasmtime::{Engine, Trap};
 use wasmtime_wasi::p2::bindings::CommandPre;
 
-use super::{Call, Runner};
+use super::runner::{Call, Runner};
 
 /// A fresh Mayfly instance per call, in process, from the pre-instantiated
 /// component; no grants, `memory` of linear memory.

@@ -8,7 +8,7 @@
 //! one, and no request ever sees a half-updated app. A version that fails
 //! to load is refused with its error, and the old one keeps serving.
 
-mod watch;
+pub mod watch;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -19,7 +19,6 @@ use arc_swap::ArcSwap;
 use mayfly_sandbox::cache::sha256_hex;
 use mayfly_sandbox::{Grants, RequestLimits};
 
-pub use self::watch::{FirstLook, first_look, watch};
 use crate::app::App;
 use crate::component::LoadedComponent;
 use crate::loader::Loader;

@@ -12,12 +12,37 @@ use mayfly_sandbox::limits::MAX_TABLE_ELEMENTS;
 use mayfly_sandbox::units::{parse_duration, parse_size};
 use mayfly_sandbox::{Grants, RequestLimits};
 
+use super::error::ManifestError;
 use super::file::{ComponentEntry, ConfigValue, LimitsEntry, ManifestFile};
-use super::{AppSpec, ComponentSpec, LimitFields, Source};
+use super::spec::{AppSpec, ComponentSpec, LimitFields, Source};
 use crate::router::Pattern;
 
+impl AppSpec {
+    /// Reads and validates the manifest at `path`.
+    pub fn from_manifest(path: &Path) -> Result<Self, ManifestError> {
+        let text = std::fs::read_to_string(path).map_err(|reason| ManifestError::Read {
+            path: path.to_path_buf(),
+            reason,
+        })?;
+        let file: ManifestFile = toml::from_str(&text).map_err(|err| ManifestError::Parse {
+            path: path.to_path_buf(),
+            message: err.to_string().trim_end().to_string(),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let default_name = path
+            .file_stem()
+            .map(|s| app_name_from_stem(&s.to_string_lossy()))
+            .unwrap_or_else(|| "app".into());
+        resolve(file, base, default_name).map_err(|(field, message)| ManifestError::Field {
+            path: path.to_path_buf(),
+            field,
+            message,
+        })
+    }
+}
+
 /// Validates a parsed manifest; errors are `(field, message)`.
-pub(super) fn resolve(
+fn resolve(
     file: ManifestFile,
     base: &Path,
     default_name: String,
@@ -347,7 +372,7 @@ fn check_app_name(name: &str) -> Result<(), String> {
 /// lowercased, with anything but letters, digits, `-` and `_` turned into
 /// `_`, cut to 63 bytes (`app` if nothing is left). Two stems can map to
 /// one name (`My App` and `my_app`); set `name` to tell them apart.
-pub(super) fn app_name_from_stem(stem: &str) -> String {
+fn app_name_from_stem(stem: &str) -> String {
     let name: String = stem
         .chars()
         .map(|c| {

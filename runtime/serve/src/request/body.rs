@@ -4,7 +4,7 @@
 
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -14,8 +14,16 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Frame, SizeHint};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
-use super::Shared;
 use crate::component::LoadedComponent;
+
+/// What the guest task and the response body share.
+#[derive(Default)]
+pub(super) struct Shared {
+    /// The guest did not finish cleanly.
+    pub(super) failed: AtomicBool,
+    /// The client sent more body than the component accepts.
+    pub(super) body_too_large: AtomicBool,
+}
 
 /// 413, naming the component and its limit.
 pub(super) fn body_too_large(component: &LoadedComponent) -> Response<HyperOutgoingBody> {

@@ -15,7 +15,7 @@ mod head;
 mod outcome;
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -31,7 +31,7 @@ use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 pub use self::body::plain;
-use self::body::{GuestBody, LimitedBody, body_too_large, drain_in_background, overloaded};
+use self::body::{GuestBody, LimitedBody, Shared, body_too_large, drain_in_background, overloaded};
 pub use self::head::head_size;
 use self::head::{declared_length, request_id};
 use self::outcome::{Outcome, count, report};
@@ -72,15 +72,6 @@ where
             plain(StatusCode::NOT_FOUND, "no route matches this path\n".into())
         }
     }
-}
-
-/// What the guest task and the response body share.
-#[derive(Default)]
-struct Shared {
-    /// The guest did not finish cleanly.
-    failed: AtomicBool,
-    /// The client sent more body than the component accepts.
-    body_too_large: AtomicBool,
 }
 
 /// Serves one request with a fresh instance of `component`.

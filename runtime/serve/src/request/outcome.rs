@@ -39,7 +39,7 @@ impl Outcome {
         if err.is::<PoolConcurrencyLimitError>() {
             return Outcome::Overloaded;
         }
-        let limit = mayfly_sandbox::limits::limit_hit(err, Some(limiter));
+        let limit = mayfly_sandbox::limiter::limit_hit(err, Some(limiter));
         match err.downcast_ref::<Trap>() {
             Some(Trap::Interrupt) => Outcome::DeadlineExceeded,
             Some(trap) => Outcome::Trapped(trap.to_string(), limit),

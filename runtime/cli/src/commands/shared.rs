@@ -1,0 +1,95 @@
+//! What the subcommands share: engine and cache flags, and how an app is
+//! named on the command line.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context as _, Result};
+use clap::Args;
+use mayfly_sandbox::{CompileCache, EngineSettings};
+use mayfly_serve::manifest::{AppSpec, Source};
+
+/// The engine's server-wide bounds: what a component's limits are checked
+/// against when the app loads.
+#[derive(Args)]
+pub(super) struct EngineArgs {
+    /// Most component instances alive at once, across all components; a
+    /// request beyond it gets 503 with Retry-After. A component's
+    /// `instances` may not exceed it
+    #[arg(long, value_name = "N", default_value_t = EngineSettings::default().max_instances,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    max_instances: u32,
+}
+
+impl EngineArgs {
+    pub(super) fn settings(&self) -> EngineSettings {
+        EngineSettings {
+            max_instances: self.max_instances,
+            ..EngineSettings::default()
+        }
+    }
+}
+
+/// Where compiled components are cached.
+#[derive(Args)]
+pub(super) struct CacheArgs {
+    /// Directory of the compile cache [default: $MAYFLY_CACHE_DIR, else
+    /// $XDG_CACHE_HOME/mayfly, else ~/.cache/mayfly]
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+
+    /// Compile every component at start-up and keep nothing on disk
+    #[arg(long, conflicts_with = "cache_dir")]
+    no_cache: bool,
+}
+
+impl CacheArgs {
+    pub(super) fn cache(&self) -> CompileCache {
+        if self.no_cache {
+            return CompileCache::disabled();
+        }
+        match self.cache_dir.clone().or_else(CompileCache::default_dir) {
+            Some(dir) => CompileCache::at(dir),
+            None => CompileCache::disabled(),
+        }
+    }
+}
+
+/// `settings` as `spec` needs them (fuel metering if a component has a fuel
+/// limit), for every subcommand that loads an app.
+pub(super) fn settings_for(settings: EngineSettings, spec: &AppSpec) -> EngineSettings {
+    EngineSettings {
+        consume_fuel: spec.needs_fuel(),
+        ..settings
+    }
+}
+
+/// An app from the command line: a manifest, a single component, or (with
+/// nothing given) the built-in demo.
+pub(super) fn app_spec(app: Option<&Path>) -> Result<AppSpec> {
+    let Some(path) = app else {
+        return Ok(crate::demo::app());
+    };
+    if path.extension().is_some_and(|ext| ext == "wasm") {
+        let name = component_name_from_file(path);
+        return Ok(AppSpec::single(name, Source::File(path.to_path_buf())));
+    }
+    AppSpec::from_manifest(path).context("cannot load the app")
+}
+
+/// `My_Service.v2.wasm` becomes `my-service-v2`.
+pub(super) fn component_name_from_file(path: &Path) -> String {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    let name: String = stem
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let name = name.trim_matches('-');
+    if name.is_empty() {
+        "component".into()
+    } else {
+        name.chars().take(63).collect()
+    }
+}

@@ -1,0 +1,103 @@
+//! A validated app: its components (each with its source, limits and
+//! grants) and its routes.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use mayfly_sandbox::{Grants, RequestLimits};
+
+use crate::router::Pattern;
+
+/// Where a component's bytes come from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A file on disk.
+    File(PathBuf),
+    /// Bytes built into the binary (the demo app), with a label for messages.
+    Embedded {
+        /// Shown where a file path would be.
+        label: &'static str,
+        /// The component.
+        bytes: &'static [u8],
+    },
+    /// Bytes deployed through the admin API.
+    Deployed {
+        /// Shown where a file path would be.
+        label: String,
+        /// The component.
+        bytes: Arc<[u8]>,
+    },
+}
+
+impl std::fmt::Display for Source {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Source::File(path) => write!(f, "{}", path.display()),
+            Source::Embedded { label, .. } => write!(f, "{label} (built in)"),
+            Source::Deployed { label, .. } => write!(f, "{label} (deployed)"),
+        }
+    }
+}
+
+/// A component as the app declares it.
+#[derive(Debug, Clone)]
+pub struct ComponentSpec {
+    /// Its name in the manifest.
+    pub name: String,
+    /// Its bytes.
+    pub source: Source,
+    /// The manifest field it came from, for error messages.
+    pub field: String,
+    /// The bounds each of its requests runs under.
+    pub limits: RequestLimits,
+    /// Where the limits that depend on the server were set, if they were:
+    /// checked against the server's settings when the app loads.
+    pub limit_fields: LimitFields,
+    /// What each of its instances may reach.
+    pub grants: Grants,
+}
+
+/// Where a component's server-bound limits were set (`limits.instances`,
+/// `component.api.limits.memory`...); `None` where the default applies.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LimitFields {
+    /// The field that set `instances`.
+    pub instances: Option<String>,
+    /// The field that set `memory`.
+    pub memory: Option<String>,
+}
+
+/// A validated app: components and an unambiguous route table.
+#[derive(Debug, Clone)]
+pub struct AppSpec {
+    /// The app's name.
+    pub name: String,
+    /// The components, in name order.
+    pub components: Vec<ComponentSpec>,
+    /// Route patterns and the index of the component each one serves.
+    pub routes: Vec<(Pattern, usize)>,
+}
+
+impl AppSpec {
+    /// An app of one component, serving every path.
+    pub fn single(name: String, source: Source) -> Self {
+        Self {
+            name: name.clone(),
+            components: vec![ComponentSpec {
+                field: "(command line)".into(),
+                name,
+                source,
+                limits: RequestLimits::default(),
+                limit_fields: LimitFields::default(),
+                grants: Grants::default(),
+            }],
+            routes: vec![(Pattern::Prefix(String::new()), 0)],
+        }
+    }
+
+    /// Whether any component has a fuel limit: the engine must then meter
+    /// fuel.
+    pub fn needs_fuel(&self) -> bool {
+        self.components.iter().any(|c| c.limits.fuel.is_some())
+    }
+}
