@@ -7,7 +7,7 @@
 //!
 //! - [`runners`]: one file per way of running the workload ([`Mode`]).
 //! - [`stats`]: calls in threads; latency, throughput, memory, start-up.
-//! - [`probe`]: what each mode can reach.
+//! - [`probe`](mod@probe): what each mode can reach.
 //! - [`http`]: the HTTP variant: a CGI-style host and a load generator.
 //! - [`chart`]: the latency distributions as SVG.
 
