@@ -197,3 +197,33 @@ fn a_port_that_is_taken_is_reported() {
         "{stderr}"
     );
 }
+
+/// A malformed secrets file is refused without a word of its contents:
+/// the parser's own message would quote the line, and with it a secret.
+#[test]
+fn a_malformed_secrets_file_is_refused_without_showing_a_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    for secrets in [
+        "token = \"fine\"\npassword = 31337424242\n",
+        "token = \"fine\"\npassword = \"31337424242\n",
+    ] {
+        write_file(dir.path(), "secrets.toml", secrets);
+        let app = write_file(
+            dir.path(),
+            "app.toml",
+            format!(
+                "secrets = \"secrets.toml\"\n[component.hello]\nsource = {:?}\n\
+                 [component.hello.config]\npassword = {{ secret = \"password\" }}\n\
+                 [[route]]\npath = \"/\"\ncomponent = \"hello\"\n",
+                guests::HELLO
+            ),
+        );
+        let stderr = serve_fails(&app);
+        assert!(
+            stderr.contains("field `secrets`: ")
+                && stderr.contains("is not a table of `name = \"value\"` strings (see line 2;"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains("31337424242"), "{stderr}");
+    }
+}

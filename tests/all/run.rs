@@ -69,6 +69,36 @@ fn output_goes_to_the_terminal_or_the_log_and_stdin_is_opt_in() {
     let output = child.wait_with_output().unwrap();
     assert_eq!(String::from_utf8_lossy(&output.stdout), "PIPED IN\n");
 
+    // Both at once: the input reaches the command, its output the log.
+    let mut child = Command::new(MAYFLY)
+        .args([
+            "run",
+            "--no-cache",
+            "--stdin",
+            "--log-output",
+            guests::CLI,
+            "--",
+            "stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"piped in\n")
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&output.stdout), "");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("mayfly: component `cli` request 1 stdout: PIPED IN"),
+        "{stderr}"
+    );
+
     // Without --stdin, what is piped in never reaches the command.
     let mut child = Command::new(MAYFLY)
         .args([
@@ -309,6 +339,9 @@ fn outbound_http_needs_allow_host() {
 
 #[test]
 fn bad_input_is_refused_with_a_clear_error() {
+    let (status, _, stderr) = run(&["--dir", "/tmp::/x", "--dir", "/tmp::/x:ro"], &[]);
+    assert_eq!(status, 1);
+    assert_eq!(stderr, "error: --dir /tmp::/x:ro: `/x` is granted twice\n");
     let (status, _, stderr) = run(&["--dir", "/no/such/dir::/x"], &[]);
     assert_eq!(status, 1);
     assert_eq!(
@@ -323,7 +356,7 @@ fn bad_input_is_refused_with_a_clear_error() {
     assert_eq!(status, 1);
     assert_eq!(
         stderr,
-        "error: --env =x: `` is not a valid variable name: it must be non-empty, without `=` or NUL\n"
+        "error: --env =...: `` is not a valid variable name: it must be non-empty, without `=` or NUL\n"
     );
 
     // An HTTP component is not a command.

@@ -26,7 +26,7 @@ mod logging;
 #[allow(missing_docs)]
 pub mod bindings {
     wasmtime::component::bindgen!({
-        path: "../wit/service",
+        path: "wit",
         world: "mayfly:service/state",
         imports: { default: async | trappable },
         with: {

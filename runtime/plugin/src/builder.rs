@@ -66,7 +66,10 @@ impl std::fmt::Debug for PluginBuilder {
         f.debug_struct("PluginBuilder")
             .field("name", &self.name)
             .field("limits", &self.limits)
-            .field("env", &self.env)
+            .field(
+                "env",
+                &self.env.iter().map(|(name, _)| name).collect::<Vec<_>>(),
+            )
             .field("files", &self.files)
             .field("outbound", &self.outbound)
             .field("exports", &self.exports)
@@ -114,8 +117,9 @@ impl PluginBuilder {
     /// `add_to_linker` that `bindgen!` generated for the host's world, as
     /// `.link(|linker| Filter::add_to_linker::<_, HasSelf<Host>>(linker, |host| host))`,
     /// with the world's `*Imports` trait implemented on [`Host`] (see the
-    /// [crate example](crate)). The linker already holds WASI, `wasi:http`
-    /// and Mayfly's state interfaces, none of which can be redefined. A
+    /// [crate example](crate)). The linker already holds WASI, Mayfly's
+    /// state interfaces and (with the `http` feature) `wasi:http`, none of
+    /// which can be redefined. A
     /// plugin that imports something neither Mayfly nor the host provides
     /// is refused at load with [`PluginError::Invalid`], naming the import;
     /// a failure of `link` itself is a [`PluginError::Host`].
@@ -314,7 +318,6 @@ impl PluginBuilder {
             })?;
         }
         Ok(Plugin {
-            engine: engine.engine.clone(),
             pre,
             sandbox,
             reuse: self.reuse,
@@ -325,13 +328,13 @@ impl PluginBuilder {
 
     /// The grants, each checked by the sandbox's rules.
     fn grants(&self) -> Result<Grants, String> {
-        let mut files = Vec::with_capacity(self.files.len());
+        let mut granted = Grants::default();
         for (host, guest, mode) in &self.files {
             let grant = FileGrant::new(host.clone(), guest.clone(), *mode)
                 .map_err(|err| format!("cannot grant a directory at `{guest}`: {err}"))?;
-            files.push(grant);
+            granted.add_dir(grant)?;
         }
-        let env = self
+        granted.env = self
             .env
             .iter()
             .map(|(name, value)| grants::env_var(name, value))
@@ -341,11 +344,7 @@ impl PluginBuilder {
             .iter()
             .map(|pattern| HostPattern::parse(pattern))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(Grants {
-            env,
-            files,
-            outbound: outbound.into(),
-            ..Grants::default()
-        })
+        granted.outbound = outbound.into();
+        Ok(granted)
     }
 }

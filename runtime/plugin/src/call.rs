@@ -8,7 +8,7 @@ use mayfly_sandbox::limiter::limit_hit;
 use mayfly_sandbox::output::GuestLog;
 use mayfly_sandbox::{CallContext, Grants, Host, LimitKind, RequestLimits, Sandbox, Stdio};
 use wasmtime::component::{Instance, InstancePre};
-use wasmtime::{Engine, PoolConcurrencyLimitError, Store, Trap, WasmBacktrace};
+use wasmtime::{PoolConcurrencyLimitError, Store, Trap, WasmBacktrace};
 
 use crate::engine::{CapabilityDenied, PluginEngine};
 use crate::error::{HostError, PluginError};
@@ -20,7 +20,6 @@ pub const MAX_IDLE_INSTANCES: usize = 4;
 /// A loaded plugin, ready to call. Share it (in an `Arc`) between threads
 /// and tasks as needed.
 pub struct Plugin {
-    pub(crate) engine: Engine,
     pub(crate) pre: InstancePre<Host>,
     /// Its grants and limits; no stores, no configuration.
     pub(crate) sandbox: Sandbox,
@@ -162,7 +161,7 @@ impl Plugin {
         let call = CallContext::new(Arc::from("plugin-call"), deadline);
         let mut store = self
             .sandbox
-            .store(&self.engine, call, &Stdio::Captured(log.clone()), &[])
+            .store(call, &Stdio::captured(&log), &[])
             .map_err(|err| {
                 PluginError::Host(format!(
                     "plugin `{}`: cannot open a granted directory: {err}",

@@ -40,13 +40,29 @@ impl CallContext {
 
 /// Where a guest's standard streams go.
 #[derive(Clone)]
-pub enum Stdio {
-    /// stdout and stderr into `log`, capped; stdin is empty.
+pub struct Stdio {
+    /// Where stdout and stderr go.
+    pub output: Output,
+    /// Whether the guest reads this process's stdin (else it is empty).
+    pub stdin: bool,
+}
+
+/// Where a guest's stdout and stderr go.
+#[derive(Clone)]
+pub enum Output {
+    /// Into a capped log (see [`GuestLog`]).
     Captured(GuestLog),
-    /// This process's stdout and stderr, and its stdin if `stdin` (for a
-    /// command run from a terminal).
-    Inherited {
-        /// Whether the guest reads this process's stdin.
-        stdin: bool,
-    },
+    /// This process's stdout and stderr (for a command run from a
+    /// terminal).
+    Inherited,
+}
+
+impl Stdio {
+    /// stdout and stderr into `log`, capped; an empty stdin.
+    pub fn captured(log: &GuestLog) -> Self {
+        Self {
+            output: Output::Captured(log.clone()),
+            stdin: false,
+        }
+    }
 }

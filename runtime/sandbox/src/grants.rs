@@ -11,8 +11,9 @@ use std::sync::Arc;
 
 use mayfly_host_api::outbound::HostPattern;
 
-/// The capabilities granted to a guest; everything else is denied.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// The capabilities granted to a guest; everything else is denied. Its
+/// `Debug` shows variable names and config keys, never their values.
+#[derive(Clone, Default, PartialEq)]
 pub struct Grants {
     /// Environment variables, exactly these (see [`env_var`]).
     pub env: Vec<(String, String)>,
@@ -24,6 +25,33 @@ pub struct Grants {
     pub stores: Vec<String>,
     /// Its configuration values, resolved at load time.
     pub config: Vec<(String, String)>,
+}
+
+impl Grants {
+    /// Adds a directory grant, unless its guest path is granted already
+    /// (the one rule every way of granting directories follows).
+    pub fn add_dir(&mut self, grant: FileGrant) -> Result<(), String> {
+        if self.files.iter().any(|f| f.guest == grant.guest) {
+            return Err(format!("`{}` is granted twice", grant.guest.escape_debug()));
+        }
+        self.files.push(grant);
+        Ok(())
+    }
+}
+
+impl std::fmt::Debug for Grants {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names = |pairs: &[(String, String)]| -> Vec<String> {
+            pairs.iter().map(|(name, _)| name.clone()).collect()
+        };
+        f.debug_struct("Grants")
+            .field("env", &names(&self.env))
+            .field("files", &self.files)
+            .field("outbound", &self.outbound)
+            .field("stores", &self.stores)
+            .field("config", &names(&self.config))
+            .finish()
+    }
 }
 
 /// Checks one environment variable grant: a name that is non-empty and has
@@ -190,6 +218,28 @@ mod tests {
             "the guest path `data` must be absolute, without `..`"
         );
         assert!(guest_path("/data/../etc").is_err_and(|e| e.contains("without `..`")));
+    }
+
+    #[test]
+    fn a_guest_path_is_granted_once_and_values_are_never_shown() {
+        let dir = std::env::temp_dir();
+        let mut grants = Grants::default();
+        let grant = || FileGrant::new(dir.clone(), "/data".into(), FilesMode::ReadOnly).unwrap();
+        grants.add_dir(grant()).unwrap();
+        assert_eq!(
+            grants.add_dir(grant()).unwrap_err(),
+            "`/data` is granted twice"
+        );
+        grants.env.push(("TOKEN".into(), "do-not-print-me".into()));
+        grants
+            .config
+            .push(("password".into(), "do-not-print-me".into()));
+        let shown = format!("{grants:?}");
+        assert!(
+            shown.contains("TOKEN") && shown.contains("password"),
+            "{shown}"
+        );
+        assert!(!shown.contains("do-not-print-me"), "{shown}");
     }
 
     #[test]

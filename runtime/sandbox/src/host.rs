@@ -17,7 +17,7 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 #[cfg(feature = "http")]
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::call::{CallContext, Stdio};
+use crate::call::{CallContext, Output, Stdio};
 use crate::grants::{FilesMode, Grants};
 use crate::limiter::Limiter;
 use crate::limits::RequestLimits;
@@ -56,16 +56,16 @@ impl Host {
         if !args.is_empty() {
             wasi.args(args);
         }
-        match stdio {
-            Stdio::Captured(log) => {
+        match &stdio.output {
+            Output::Captured(log) => {
                 wasi.stdout(log.stdout()).stderr(log.stderr());
             }
-            Stdio::Inherited { stdin } => {
+            Output::Inherited => {
                 wasi.inherit_stdout().inherit_stderr();
-                if *stdin {
-                    wasi.inherit_stdin();
-                }
             }
+        }
+        if stdio.stdin {
+            wasi.inherit_stdin();
         }
         if !grants.env.is_empty() {
             wasi.envs(&grants.env);

@@ -35,7 +35,7 @@
 //!     RequestLimits::default(), None)?;
 //! let log = GuestLog::default();
 //! let call = CallContext::new(Arc::from("1"), Instant::now() + Duration::from_secs(1));
-//! let store = sandbox.store(&engine, call, &Stdio::Captured(log.clone()), &[])?;
+//! let store = sandbox.store(call, &Stdio::captured(&log), &[])?;
 //! // ...instantiate a component in `store`, call it, drop the store.
 //! # drop(store);
 //! # Ok(())
@@ -58,7 +58,7 @@ pub mod sandbox;
 pub mod units;
 
 pub use cache::CompileCache;
-pub use call::{CallContext, Stdio};
+pub use call::{CallContext, Output, Stdio};
 pub use engine::EngineSettings;
 pub use grants::{FileGrant, FilesMode, Grants};
 pub use host::Host;

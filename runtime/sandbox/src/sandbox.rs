@@ -19,9 +19,10 @@ use crate::grants::Grants;
 use crate::host::Host;
 use crate::limits::RequestLimits;
 
-/// What one guest may reach and use, for every call.
+/// What one guest may reach and use, for every call, on one engine.
 #[derive(Debug, Clone)]
 pub struct Sandbox {
+    engine: Engine,
     state: Arc<ComponentState>,
     grants: Grants,
     limits: RequestLimits,
@@ -62,11 +63,17 @@ impl Sandbox {
             backend: backend.filter(|_| !grants.stores.is_empty()),
         });
         Ok(Self {
+            engine: engine.clone(),
             state,
             grants,
             limits,
             fuel,
         })
+    }
+
+    /// The engine its stores are made on.
+    pub fn engine(&self) -> &Engine {
+        &self.engine
     }
 
     /// The guest's name.
@@ -91,14 +98,13 @@ impl Sandbox {
     /// Fails only if a granted directory can no longer be opened.
     pub fn store(
         &self,
-        engine: &Engine,
         call: CallContext,
         stdio: &Stdio,
         args: &[String],
     ) -> std::io::Result<Store<Host>> {
         let deadline = call.deadline;
         let host = Host::new(&self.state, &self.grants, &self.limits, call, stdio, args)?;
-        let mut store = Store::new(engine, host);
+        let mut store = Store::new(&self.engine, host);
         store.limiter(|host| host.limiter_mut());
         self.rearm(&mut store, deadline);
         Ok(store)

@@ -12,7 +12,9 @@ use mayfly_sandbox::epoch::EpochTicker;
 use mayfly_sandbox::grants::{self, FileGrant, FilesMode, Grants};
 use mayfly_sandbox::output::GuestLog;
 use mayfly_sandbox::units::{format_size, parse_duration, parse_size};
-use mayfly_sandbox::{CallContext, CompileCache, EngineSettings, RequestLimits, Sandbox, Stdio};
+use mayfly_sandbox::{
+    CallContext, CompileCache, EngineSettings, Output, RequestLimits, Sandbox, Stdio,
+};
 use wasmtime::Trap;
 use wasmtime::component::Component;
 use wasmtime_wasi::I32Exit;
@@ -58,7 +60,7 @@ pub struct Run {
 
     /// Let the command read this process's stdin (without it, stdin is
     /// empty)
-    #[arg(long)]
+    #[arg(long, alias = "stdio")]
     stdin: bool,
 
     /// Send the command's stdout and stderr to mayfly's log, capped at 16
@@ -107,10 +109,13 @@ impl Run {
         let sandbox = Sandbox::new(&engine, name.clone(), grants, limits, None)?;
 
         let log = GuestLog::default();
-        let stdio = if self.log_output {
-            Stdio::Captured(log.clone())
-        } else {
-            Stdio::Inherited { stdin: self.stdin }
+        let stdio = Stdio {
+            output: if self.log_output {
+                Output::Captured(log.clone())
+            } else {
+                Output::Inherited
+            },
+            stdin: self.stdin,
         };
         let mut args = vec![self.component.display().to_string()];
         args.extend(self.args.iter().cloned());
@@ -122,7 +127,7 @@ impl Run {
             .build()?;
         let outcome = runtime.block_on(async {
             let mut store = sandbox
-                .store(&engine, call, &stdio, &args)
+                .store(call, &stdio, &args)
                 .context("cannot open a granted directory")?;
             let run = async {
                 let command = Command::instantiate_async(&mut store, &component, &linker).await?;
@@ -201,7 +206,7 @@ impl Run {
     }
 
     fn grants(&self) -> Result<Grants> {
-        let mut files = Vec::new();
+        let mut granted = Grants::default();
         for dir in &self.dirs {
             let Some((host, guest)) = dir.split_once("::") else {
                 bail!("--dir {dir}: write it as HOST::GUEST or HOST::GUEST:ro");
@@ -210,19 +215,20 @@ impl Run {
                 Some(guest) => (guest, FilesMode::ReadOnly),
                 None => (guest, FilesMode::ReadWrite),
             };
-            files.push(
-                FileGrant::new(PathBuf::from(host), guest.to_string(), mode)
-                    .map_err(|err| anyhow::anyhow!("--dir {dir}: {err}"))?,
-            );
+            let grant = FileGrant::new(PathBuf::from(host), guest.to_string(), mode)
+                .map_err(|err| anyhow::anyhow!("--dir {dir}: {err}"))?;
+            granted
+                .add_dir(grant)
+                .map_err(|err| anyhow::anyhow!("--dir {dir}: {err}"))?;
         }
-        let mut env = Vec::new();
         for pair in &self.envs {
             let Some((name, value)) = pair.split_once('=') else {
                 bail!("--env {pair}: write it as NAME=VALUE");
             };
-            env.push(
+            // The variable's name, never its value, in errors.
+            granted.env.push(
                 grants::env_var(name, value)
-                    .map_err(|err| anyhow::anyhow!("--env {pair}: {err}"))?,
+                    .map_err(|err| anyhow::anyhow!("--env {name}=...: {err}"))?,
             );
         }
         let outbound = self
@@ -232,11 +238,7 @@ impl Run {
                 HostPattern::parse(pattern).map_err(|err| anyhow::anyhow!("--allow-host {err}"))
             })
             .collect::<Result<Vec<_>>>()?;
-        Ok(Grants {
-            env,
-            files,
-            outbound: outbound.into(),
-            ..Grants::default()
-        })
+        granted.outbound = outbound.into();
+        Ok(granted)
     }
 }

@@ -14,7 +14,9 @@ use mayfly_serve::manifest::{AppSpec, Source};
 pub(super) struct EngineArgs {
     /// Most component instances alive at once, across all components; a
     /// request beyond it gets 503 with Retry-After. A component's
-    /// `instances` may not exceed it
+    /// `instances` may not exceed it. Past about 8000, memory slots shrink
+    /// to fit and compiled code changes with them: give `compile` and
+    /// `check` the value `serve` will run with
     #[arg(long, value_name = "N", default_value_t = EngineSettings::default().max_instances,
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     max_instances: u32,

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use mayfly_sandbox::epoch::EpochTicker;
 use mayfly_sandbox::output::GuestLog;
 use mayfly_sandbox::{CallContext, EngineSettings, Grants, Host, RequestLimits, Sandbox, Stdio};
+use wasmtime::Trap;
 use wasmtime::component::Component;
-use wasmtime::{Engine, Trap};
 use wasmtime_wasi::p2::bindings::CommandPre;
 
 use super::runner::{Call, Runner};
@@ -16,7 +16,6 @@ use super::runner::{Call, Runner};
 /// A fresh Mayfly instance per call, in process, from the pre-instantiated
 /// component; no grants, `memory` of linear memory.
 pub struct WasmRunner {
-    engine: Engine,
     pre: CommandPre<Host>,
     sandbox: Sandbox,
     _ticker: EpochTicker,
@@ -50,7 +49,6 @@ impl WasmRunner {
             None,
         )?;
         Ok(Self {
-            engine,
             pre,
             sandbox,
             _ticker: ticker,
@@ -73,9 +71,7 @@ impl Runner for WasmRunner {
         argv.extend(args.iter().cloned());
         let started = Instant::now();
         let call = CallContext::new(Arc::from("compare"), started + deadline);
-        let mut store =
-            self.sandbox
-                .store(&self.engine, call, &Stdio::Captured(log.clone()), &argv)?;
+        let mut store = self.sandbox.store(call, &Stdio::captured(&log), &argv)?;
         let (outcome, create) = RUNTIME.with(|runtime| {
             let Some(runtime) = runtime else {
                 return (

@@ -140,12 +140,12 @@ fn resolve_grants(
     for (key, value) in &entry.env {
         env.push(grants::env_var(key, value).map_err(|m| (format!("{field}.env.{key}"), m))?);
     }
-    let mut files: Vec<FileGrant> = Vec::with_capacity(entry.files.len());
+    let mut grants = Grants {
+        env,
+        ..Grants::default()
+    };
     for (i, grant) in entry.files.iter().enumerate() {
         let at = |name: &str| format!("{field}.files[{i}].{name}");
-        if files.iter().any(|f| f.guest == grant.guest) {
-            return Err((at("guest"), format!("`{}` is granted twice", grant.guest)));
-        }
         let granted = FileGrant::new(
             base.join(&grant.host),
             grant.guest.clone(),
@@ -155,7 +155,7 @@ fn resolve_grants(
             FileGrantError::Host { .. } => (at("host"), err.to_string()),
             FileGrantError::Guest(message) => (at("guest"), message),
         })?;
-        files.push(granted);
+        grants.add_dir(granted).map_err(|m| (at("guest"), m))?;
     }
     let mut outbound = Vec::with_capacity(entry.allowed_outbound_hosts.len());
     for (i, pattern) in entry.allowed_outbound_hosts.iter().enumerate() {
@@ -164,13 +164,8 @@ fn resolve_grants(
                 .map_err(|m| (format!("{field}.allowed_outbound_hosts[{i}]"), m))?,
         );
     }
-    Ok(Grants {
-        env,
-        files,
-        outbound: outbound.into(),
-        stores: Vec::new(),
-        config: Vec::new(),
-    })
+    grants.outbound = outbound.into();
+    Ok(grants)
 }
 
 /// Store labels become table names and key prefixes: a restricted alphabet.
@@ -203,13 +198,19 @@ fn resolve_stores(entry: &ComponentEntry, field: &str) -> Result<Vec<String>, (S
 fn read_secrets(path: &Path) -> Result<BTreeMap<String, String>, (String, String)> {
     let text = std::fs::read_to_string(path)
         .map_err(|err| ("secrets".to_string(), format!("{}: {err}", path.display())))?;
-    toml::from_str(&text).map_err(|err| {
+    // The parser's message quotes the offending line or value: a secret.
+    // Only where it is is shown.
+    toml::from_str(&text).map_err(|err: toml::de::Error| {
+        let line = err.span().map_or(0, |span| {
+            let before = &text.as_bytes()[..span.start.min(text.len())];
+            before.iter().filter(|byte| **byte == b'\n').count() + 1
+        });
         (
             "secrets".to_string(),
             format!(
-                "{} is not a table of strings: {}",
-                path.display(),
-                err.to_string().trim_end()
+                "{} is not a table of `name = \"value\"` strings (see line {line}; \
+                 its text is not shown, as it may hold a secret)",
+                path.display()
             ),
         )
     })

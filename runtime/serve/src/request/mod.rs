@@ -160,24 +160,20 @@ where
             .map_or(0, |Hops(hops)| *hops),
         dispatcher: dispatcher.cloned(),
     };
-    let mut store =
-        match component
-            .sandbox
-            .store(component.engine(), call, &Stdio::Captured(log.clone()), &[])
-        {
-            Ok(store) => store,
-            Err(err) => {
-                report(
-                    component,
-                    request_id,
-                    &format!("cannot set up its grants: {err}"),
-                );
-                return plain(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("component `{name}` could not be given its grants\n"),
-                );
-            }
-        };
+    let mut store = match component.sandbox.store(call, &Stdio::captured(&log), &[]) {
+        Ok(store) => store,
+        Err(err) => {
+            report(
+                component,
+                request_id,
+                &format!("cannot set up its grants: {err}"),
+            );
+            return plain(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("component `{name}` could not be given its grants\n"),
+            );
+        }
+    };
 
     let shared = Arc::new(Shared::default());
     let request =
