@@ -6,15 +6,16 @@
 //! by all its versions (they are counted by name). Recording a request is a
 //! few relaxed atomic adds; nothing is allocated on the request path.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use mayfly_sandbox::LimitKind;
-use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::metrics::{MetricType, TypedMetric};
 use prometheus_client::registry::Registry;
 
 /// The `Content-Type` of [`Metrics::render`]'s text.
@@ -25,8 +26,59 @@ const BUCKETS: [f64; 14] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0, 30.0,
 ];
 
-fn latency_histogram() -> Histogram {
-    Histogram::new(BUCKETS)
+/// A latency histogram of [`BUCKETS`], kept in atomics: `prometheus-client`'s
+/// own takes a lock for every observation, which the workers serving one
+/// component would contend for.
+#[derive(Clone, Debug, Default)]
+pub struct Histogram(Arc<HistogramCells>);
+
+#[derive(Debug, Default)]
+struct HistogramCells {
+    /// Observations per bucket (not cumulative), and above the last bound.
+    buckets: [AtomicU64; BUCKETS.len() + 1],
+    sum_nanos: AtomicU64,
+}
+
+impl Histogram {
+    /// Records one observation.
+    pub fn observe(&self, elapsed: Duration) {
+        let seconds = elapsed.as_secs_f64();
+        let bucket = BUCKETS
+            .iter()
+            .position(|bound| seconds <= *bound)
+            .unwrap_or(BUCKETS.len());
+        self.0.buckets[bucket].fetch_add(1, Ordering::Relaxed);
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        self.0.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+}
+
+impl TypedMetric for Histogram {
+    const TYPE: MetricType = MetricType::Histogram;
+}
+
+impl EncodeMetric for Histogram {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let counts: Vec<u64> = self
+            .0
+            .buckets
+            .iter()
+            .map(|count| count.load(Ordering::Relaxed))
+            .collect();
+        let buckets: Vec<(f64, u64)> = BUCKETS
+            .iter()
+            .copied()
+            .chain([f64::INFINITY])
+            .zip(counts.iter().copied())
+            .collect();
+        let count = counts.iter().sum();
+        let sum = Duration::from_nanos(self.0.sum_nanos.load(Ordering::Relaxed)).as_secs_f64();
+        encoder.encode_histogram::<NoLabelSet>(sum, count, &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        Self::TYPE
+    }
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -51,8 +103,8 @@ pub struct Metrics {
     registry: Registry,
     requests: Family<StatusLabels, Counter>,
     unrouted: Counter,
-    latency: Family<ComponentLabels, Histogram, fn() -> Histogram>,
-    instantiation: Family<ComponentLabels, Histogram, fn() -> Histogram>,
+    latency: Family<ComponentLabels, Histogram>,
+    instantiation: Family<ComponentLabels, Histogram>,
     traps: Family<ComponentLabels, Counter>,
     limits: Family<LimitLabels, Counter>,
     in_flight: Family<ComponentLabels, Gauge>,
@@ -80,14 +132,13 @@ impl Default for Metrics {
             "Requests no route matched (404)",
             unrouted.clone(),
         );
-        let constructor: fn() -> Histogram = latency_histogram;
-        let latency = Family::new_with_constructor(constructor);
+        let latency = Family::<ComponentLabels, Histogram>::default();
         registry.register(
             "mayfly_request_duration_seconds",
             "Time from a request's arrival to its response head",
             latency.clone(),
         );
-        let instantiation = Family::new_with_constructor(constructor);
+        let instantiation = Family::<ComponentLabels, Histogram>::default();
         registry.register(
             "mayfly_instantiation_duration_seconds",
             "Time to create a component instance",
@@ -203,12 +254,12 @@ impl ComponentMetrics {
                 })
             })
             .inc();
-        self.latency.observe(elapsed.as_secs_f64());
+        self.latency.observe(elapsed);
     }
 
     /// Counts the time to create an instance.
     pub fn instantiated(&self, elapsed: Duration) {
-        self.instantiation.observe(elapsed.as_secs_f64());
+        self.instantiation.observe(elapsed);
     }
 
     /// Counts a trap.
@@ -265,6 +316,23 @@ mod tests {
         assert_eq!(
             at("mayfly_request_duration_seconds_count{component=\"web\"}"),
             Some(3.0)
+        );
+        // Cumulative buckets, the last one +Inf, and the sum in seconds.
+        assert_eq!(
+            at("mayfly_request_duration_seconds_bucket{le=\"0.0005\",component=\"web\"}"),
+            Some(0.0)
+        );
+        assert_eq!(
+            at("mayfly_request_duration_seconds_bucket{le=\"0.001\",component=\"web\"}"),
+            Some(3.0)
+        );
+        assert_eq!(
+            at("mayfly_request_duration_seconds_bucket{le=\"+Inf\",component=\"web\"}"),
+            Some(3.0)
+        );
+        assert_eq!(
+            at("mayfly_request_duration_seconds_sum{component=\"web\"}"),
+            Some(0.003)
         );
         assert_eq!(
             at("mayfly_instances_in_flight{component=\"web\"}"),
