@@ -5,6 +5,12 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+/// What one log event a guest causes (a line of its output, a
+/// `wasi:logging` message) costs against its per-request cap besides its
+/// own text: about what the log line around it takes (level, component,
+/// request id, stream). An empty line is not free.
+pub const LINE_COST: usize = 64;
+
 /// Warnings of one kind logged per request; past it, they are counted and
 /// summed up in one line when the request ends.
 pub const REPORT_CAP: usize = 10;

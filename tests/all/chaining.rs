@@ -36,6 +36,10 @@ allowed_outbound_hosts = ["http://looper.mayfly.internal", "http://nobody.mayfly
 [component.bare]
 source = {caps:?}
 
+[component.wild]
+source = {caps:?}
+allowed_outbound_hosts = ["http://*", "http://*.internal", "http://*.mayfly.internal"]
+
 [[route]]
 path = "/front"
 component = "front"
@@ -45,6 +49,9 @@ component = "looper"
 [[route]]
 path = "/bare"
 component = "bare"
+[[route]]
+path = "/wild"
+component = "wild"
 "#,
         caps = guests::CAPABILITIES,
         hello = guests::HELLO,
@@ -100,10 +107,13 @@ async fn a_three_component_chain_runs_in_process() {
 async fn calls_need_a_grant() {
     let dir = tempfile::tempdir().unwrap();
     let server = app(dir.path());
-    // bare has no grant; front may call middle but not back directly.
+    // bare has no grant; front may call middle but not back directly;
+    // wild's wildcards reach every host but the app's components.
     for (component, url) in [
         ("bare", "http://back.mayfly.internal/"),
         ("front", "http://back.mayfly.internal/"),
+        ("wild", "http://back.mayfly.internal/"),
+        ("wild", "http://middle.mayfly.internal/m?op=getenv&name=WHO"),
     ] {
         let reply = get(
             server.addr,

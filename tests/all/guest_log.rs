@@ -65,6 +65,31 @@ async fn output_is_tagged_with_component_and_request() {
     server.wait_for_output(&format!("component `caps` request {} stderr", first + 1));
 }
 
+/// Every line the host logs costs its framing too: a megabyte of empty
+/// lines adds at most about twice the cap to the log.
+#[tokio::test]
+async fn a_flood_of_empty_lines_costs_its_framing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = app(dir.path());
+    let before = server.output().len();
+    let reply = get(server.addr, "/hostile?attack=newlines").await;
+    assert_eq!(
+        (reply.status.as_u16(), reply.text().as_str()),
+        (200, "survived\n")
+    );
+    let dropped = "more bytes of output dropped (cap 16384 bytes per request)";
+    let output = server.wait_for_output(dropped)[before..].to_string();
+    assert!(
+        output.contains("component `hostile` request"),
+        "{output:.2000}"
+    );
+    assert!(
+        output.len() <= 2 * 16384,
+        "{} bytes of log for 1 MiB of empty lines",
+        output.len()
+    );
+}
+
 #[tokio::test]
 async fn a_flood_of_output_is_capped_per_request() {
     let dir = tempfile::tempdir().unwrap();

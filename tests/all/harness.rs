@@ -250,12 +250,14 @@ impl Client {
         Self { sender, addr }
     }
 
-    /// Sends a request; the Host header is filled in. Panics if the whole
-    /// exchange takes longer than [`PATIENCE`]: no request may hang.
+    /// Sends a request; the Host header is filled in unless it has one.
+    /// Panics if the whole exchange takes longer than [`PATIENCE`]: no
+    /// request may hang.
     pub async fn send(&mut self, mut request: Request<Body>) -> Result<Reply, hyper::Error> {
         request
             .headers_mut()
-            .insert(http::header::HOST, self.addr.to_string().parse().unwrap());
+            .entry(http::header::HOST)
+            .or_insert(self.addr.to_string().parse().unwrap());
         let what = format!("{} {}", request.method(), request.uri());
         let exchange = async {
             self.sender.ready().await?;

@@ -845,3 +845,66 @@ async fn a_multi_line_message_stays_on_its_log_line() {
         );
     }
 }
+
+/// The admin API answers only requests addressed to a loopback name (a
+/// DNS-rebinding page sends its own), and a wrong token waits for its 401,
+/// one attempt at a time.
+#[tokio::test]
+async fn the_admin_api_refuses_other_hosts_and_slows_token_guessing() {
+    let dir = tempfile::tempdir().unwrap();
+    let (server, _) = start(dir.path(), &[]);
+    let admin_addr = server.admin.expect("the admin API is on");
+    let ask = |host: &'static str, authorization: Option<String>| async move {
+        let mut request = Request::get("/metrics").header("host", host);
+        if let Some(authorization) = authorization {
+            request = request.header("authorization", authorization);
+        }
+        let mut client = Client::connect(admin_addr).await;
+        client.send(request.body(full("")).unwrap()).await.unwrap()
+    };
+    let refused = ask("attacker.example:9100", None).await;
+    assert_eq!(
+        (refused.status.as_u16(), refused.text().as_str()),
+        (
+            421,
+            "the admin API answers requests addressed to localhost, 127.0.0.1 or [::1] only\n"
+        )
+    );
+    for host in ["localhost:9100", "127.0.0.1", "[::1]:9100"] {
+        assert_eq!(ask(host, None).await.status, 200, "{host}");
+    }
+
+    // Three wrong tokens at once are answered one after another, each after
+    // its pause: together, no sooner than three pauses.
+    let started = Instant::now();
+    let guesses: Vec<_> = (0..3)
+        .map(|i| {
+            tokio::spawn(async move {
+                let request = Request::get("/v1/components")
+                    .header("authorization", format!("Bearer wrong-{i}"))
+                    .body(full(""))
+                    .unwrap();
+                let mut client = Client::connect(admin_addr).await;
+                client.send(request).await.unwrap().status
+            })
+        })
+        .collect();
+    for guess in guesses {
+        assert_eq!(guess.await.unwrap(), 401);
+    }
+    assert!(
+        started.elapsed() >= Duration::from_millis(750),
+        "{:?}",
+        started.elapsed()
+    );
+    // The right token is not held up by them.
+    let listing = admin(
+        &server,
+        http::Method::GET,
+        "/v1/components",
+        Some(TOKEN),
+        vec![],
+    )
+    .await;
+    assert_eq!(listing.status, 200);
+}

@@ -330,6 +330,17 @@ async fn invalid_plugins_are_refused_at_load() {
         bad_grant,
         "cannot grant a directory at `/data`: /no/such/dir: No such file or directory (os error 2)"
     );
+    let forever = invalid(
+        builder(&engine)
+            .timeout(Duration::MAX)
+            .load(guests::PLUGIN_UPPER)
+            .unwrap_err(),
+    );
+    assert!(
+        forever.starts_with("its timeout of ")
+            && forever.ends_with(" is too long to be a deadline"),
+        "{forever}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

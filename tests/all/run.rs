@@ -140,8 +140,10 @@ fn only_granted_variables_are_visible() {
 fn directories_are_granted_read_only_or_read_write() {
     let dir = tempfile::tempdir().unwrap();
     write_file(dir.path(), "in.txt", "file contents");
-    let ro = format!("{}::/data:ro", dir.path().display());
-    let rw = format!("{}::/data", dir.path().display());
+    // Read-only by default, as in a manifest; `:ro` says so out loud.
+    let ro = format!("{}::/data", dir.path().display());
+    let ro_said = format!("{}::/data:ro", dir.path().display());
+    let rw = format!("{}::/data:rw", dir.path().display());
 
     let (status, stdout, _) = run(&["--dir", &ro], &["cat", "/data/in.txt"]);
     assert_eq!((status, stdout.as_str()), (0, "file contents"));
@@ -151,6 +153,9 @@ fn directories_are_granted_read_only_or_read_write() {
         stderr,
         "cannot write /data/out.txt: Operation not permitted (os error 63)\n"
     );
+    assert!(!dir.path().join("out.txt").exists());
+    let (status, _, _) = run(&["--dir", &ro_said], &["write", "/data/out.txt", "x"]);
+    assert_eq!(status, 4);
     assert!(!dir.path().join("out.txt").exists());
 
     let (status, _, _) = run(&["--dir", &rw], &["write", "/data/out.txt", "x"]);
@@ -339,9 +344,12 @@ fn outbound_http_needs_allow_host() {
 
 #[test]
 fn bad_input_is_refused_with_a_clear_error() {
-    let (status, _, stderr) = run(&["--dir", "/tmp::/x", "--dir", "/tmp::/x:ro"], &[]);
+    let (status, _, stderr) = run(&["--dir", "/tmp::/x", "--dir", "/tmp::/x:rw"], &[]);
     assert_eq!(status, 1);
-    assert_eq!(stderr, "error: --dir /tmp::/x:ro: `/x` is granted twice\n");
+    assert_eq!(stderr, "error: --dir /tmp::/x:rw: `/x` is granted twice\n");
+    // The longest timeout there is works (no overflow, no panic).
+    let (status, stdout, _) = run(&["--timeout", "18446744073709551615ms"], &["args", "x"]);
+    assert_eq!((status, stdout.as_str()), (0, "x\n"));
     let (status, _, stderr) = run(&["--dir", "/no/such/dir::/x"], &[]);
     assert_eq!(status, 1);
     assert_eq!(

@@ -9,6 +9,7 @@
 //! - `resources`: creates host resources, never dropping one, until the
 //!   host refuses.
 //! - `print`: writes 64 MiB to stdout.
+//! - `newlines`: writes 1 MiB of empty lines to stdout.
 //! - `panic`: a Rust panic (which aborts the instance with a trap).
 //! - `none`: no attack at all: 200 `ok`, to show the component still serves
 //!   (or `status`, if given: a guest's own error status is not a limit).
@@ -57,6 +58,9 @@ impl Guest for Hostile {
                     let _ = stdout.write_all(&line);
                     let _ = stdout.write_all(b"\n");
                 }
+            }
+            Some("newlines") => {
+                let _ = std::io::stdout().lock().write_all(&[b'\n'; 1 << 20]);
             }
             _ => {
                 kit::respond(out, 400, &[], b"unknown attack\n");

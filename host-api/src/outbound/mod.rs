@@ -13,6 +13,9 @@
 //! socket: the `Dispatcher` the caller's store was made with (its
 //! serving worker's) runs it in a fresh instance with NAME's own grants.
 //! Each hop counts; past `MAX_HOPS` the call fails with `loop-detected`.
+//! Only a pattern that names the component exactly grants the call: no
+//! wildcard reaches an app's components, which may hold more grants than
+//! the caller (an unrouted one, say).
 //! NAME is matched without regard to case, and the call carries the
 //! caller's `x-request-id` unless the guest set one. A store made without
 //! a dispatcher (a plugin's, a command's) has no app to call into: such a
@@ -26,9 +29,8 @@ mod pattern;
 #[cfg(feature = "http")]
 mod policy;
 
-pub use self::pattern::HostPattern;
+pub use self::pattern::{HostPattern, INTERNAL_DOMAIN};
 #[cfg(feature = "http")]
 pub use self::policy::{
-    DISPATCH_QUEUE, Dispatcher, Hop, INTERNAL_DOMAIN, InternalCall, MAX_HOPS, OutboundPolicy,
-    X_REQUEST_ID,
+    DISPATCH_QUEUE, Dispatcher, Hop, InternalCall, MAX_HOPS, OutboundPolicy, X_REQUEST_ID,
 };

@@ -2,6 +2,11 @@
 
 use std::fmt;
 
+/// The domain under which an app's components call each other. A host
+/// under it matches only a pattern that names it exactly: no wildcard
+/// (`http://*`, `http://*.internal`) reaches an app's components.
+pub const INTERNAL_DOMAIN: &str = ".mayfly.internal";
+
 /// A `scheme://host:port` pattern from a manifest.
 ///
 /// The host may be `*` (any host) or start with `*.` (any subdomain of the
@@ -96,6 +101,7 @@ impl HostPattern {
             return false;
         }
         match &self.host {
+            _ if is_internal(host) && !matches!(self.host, HostMatch::Exactly(_)) => false,
             HostMatch::Any => true,
             HostMatch::Exactly(expected) => host.eq_ignore_ascii_case(expected),
             HostMatch::SubdomainOf(domain) => {
@@ -106,6 +112,17 @@ impl HostPattern {
             }
         }
     }
+}
+
+/// Whether `host` is under [`INTERNAL_DOMAIN`] (or is the domain itself).
+fn is_internal(host: &str) -> bool {
+    let domain = &INTERNAL_DOMAIN[1..];
+    let Some(at) = host.len().checked_sub(domain.len()) else {
+        return false;
+    };
+    host.is_char_boundary(at)
+        && host[at..].eq_ignore_ascii_case(domain)
+        && (at == 0 || host[..at].ends_with('.'))
 }
 
 impl fmt::Display for HostPattern {
@@ -129,6 +146,38 @@ impl fmt::Display for HostPattern {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_a_pattern_naming_a_component_reaches_it() {
+        let internal = "api.mayfly.internal";
+        for wildcard in [
+            "http://*",
+            "http://*:*",
+            "http://*.internal",
+            "http://*.mayfly.internal",
+            "http://*.Mayfly.Internal",
+        ] {
+            let pattern = HostPattern::parse(wildcard).unwrap();
+            assert!(!pattern.matches("http", internal, None), "{wildcard}");
+            assert!(
+                !pattern.matches("http", "API.MAYFLY.INTERNAL", None),
+                "{wildcard}"
+            );
+            assert!(
+                !pattern.matches("http", "mayfly.internal", None),
+                "{wildcard}"
+            );
+        }
+        // Wildcards still match everything else...
+        let any = HostPattern::parse("http://*").unwrap();
+        assert!(any.matches("http", "example.com", None));
+        assert!(any.matches("http", "db.internal", None));
+        // ...and a component named exactly is reached, in any case.
+        let exact = HostPattern::parse("http://api.mayfly.internal").unwrap();
+        assert!(exact.matches("http", internal, None));
+        assert!(exact.matches("http", "Api.Mayfly.Internal", None));
+        assert!(!exact.matches("http", "web.mayfly.internal", None));
+    }
 
     #[test]
     fn malformed_patterns_are_explained() {

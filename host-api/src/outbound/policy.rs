@@ -6,11 +6,8 @@ use std::sync::Arc;
 
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
-use super::pattern::HostPattern;
+use super::pattern::{HostPattern, INTERNAL_DOMAIN};
 use crate::report::Reporter;
-
-/// The domain under which an app's components call each other.
-pub const INTERNAL_DOMAIN: &str = ".mayfly.internal";
 
 /// The header that names a request, in logs and between components.
 pub const X_REQUEST_ID: http::HeaderName = http::HeaderName::from_static("x-request-id");

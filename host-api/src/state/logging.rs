@@ -5,6 +5,7 @@ use super::LOG_CAP;
 use super::StateView;
 use super::bindings::wasi::logging::logging;
 use crate::escape::escape_capped;
+use crate::report::LINE_COST;
 
 /// Longest single log message kept, in bytes (after escaping).
 const MESSAGE_CAP: usize = 4 << 10;
@@ -22,7 +23,7 @@ impl logging::Host for StateView<'_> {
         // terminal escapes, whatever formatter prints them.
         let context = escape_capped(&context, CONTEXT_CAP);
         let message = escape_capped(&message, MESSAGE_CAP);
-        let cost = context.len() + message.len();
+        let cost = context.len() + message.len() + LINE_COST;
         if self.ctx.logged + cost > LOG_CAP {
             self.ctx.dropped += 1;
             return Ok(());

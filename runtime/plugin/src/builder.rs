@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mayfly_host_api::outbound::HostPattern;
 use mayfly_sandbox::grants::{self, FileGrant, FilesMode, Grants};
@@ -25,7 +25,7 @@ type CheckHook = Box<dyn FnOnce(&InstancePre<Host>) -> wasmtime::Result<()> + Se
 /// instance:
 ///
 /// ```no_run
-/// use std::time::Duration;
+/// use std::time::{Duration, Instant};
 /// use mayfly_plugin::{FilesMode, PluginEngine, PluginError};
 ///
 /// # fn main() -> Result<(), PluginError> {
@@ -253,6 +253,12 @@ impl PluginBuilder {
                  (build the PluginEngine with `consume_fuel: true`)"
                     .into(),
             ));
+        }
+        if Instant::now().checked_add(self.limits.timeout).is_none() {
+            return Err(invalid(format!(
+                "its timeout of {:?} is too long to be a deadline",
+                self.limits.timeout
+            )));
         }
         let grants = self.grants().map_err(invalid)?;
         let sandbox = Sandbox::new(

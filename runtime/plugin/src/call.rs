@@ -104,7 +104,9 @@ impl Plugin {
     where
         F: AsyncFnOnce(&mut Store<Host>, &Instance) -> wasmtime::Result<R>,
     {
-        let deadline = Instant::now() + self.limits().timeout;
+        // (The builder refused a timeout this far off; keep the far future.)
+        let now = Instant::now();
+        let deadline = now.checked_add(self.limits().timeout).unwrap_or(now);
         let reused = self.take_idle();
         let work = async {
             let mut warm = match reused {

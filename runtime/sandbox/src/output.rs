@@ -14,6 +14,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use mayfly_host_api::escape::escape;
+use mayfly_host_api::report::LINE_COST;
 use tokio::io::AsyncWrite;
 use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
@@ -110,20 +111,33 @@ impl GuestLog {
 
     /// Writes what the guest printed to the host's log, one event per
     /// guest line, tagged with `component` and `request`.
+    ///
+    /// Every event costs its framing ([`LINE_COST`]) as well as its text,
+    /// against the same [`GUEST_LOG_CAP`]: a flood of empty lines is not
+    /// free. What does not fit is counted in the one warning at the end.
     pub fn flush(&self, component: &str, request: &str) {
         let buffers = std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut budget = GUEST_LOG_CAP;
+        let mut dropped = buffers.dropped;
         for (stream, bytes) in [("stdout", &buffers.stdout), ("stderr", &buffers.stderr)] {
             for line in String::from_utf8_lossy(bytes).lines() {
+                let cost = line.len().saturating_add(LINE_COST);
+                if cost > budget {
+                    // With its line break.
+                    dropped = dropped.saturating_add(line.len() + 1);
+                    budget = 0;
+                    continue;
+                }
+                budget -= cost;
                 let line = escape(line);
                 tracing::info!(component, request_id = request, stream, "{line}");
             }
         }
-        if buffers.dropped > 0 {
+        if dropped > 0 {
             tracing::warn!(
                 component,
                 request_id = request,
-                "{} more bytes of output dropped (cap {GUEST_LOG_CAP} bytes per request)",
-                buffers.dropped
+                "{dropped} more bytes of output dropped (cap {GUEST_LOG_CAP} bytes per request)",
             );
         }
     }

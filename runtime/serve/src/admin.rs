@@ -71,9 +71,51 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
         .map_err(|err| anyhow::anyhow!("cannot listen on {addr} for the admin API: {err}"))
 }
 
+/// How long a request with a wrong or missing token waits for its 401,
+/// one at a time across the whole admin API: guessing the token goes at
+/// this pace at most, however many connections try.
+const FAILED_TOKEN_PAUSE: Duration = Duration::from_millis(250);
+
+/// Held while a failed token attempt waits out its pause.
+static FAILED_TOKEN: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Whether `request` is addressed to a loopback name (`localhost`,
+/// `127.0.0.1`, `[::1]`, with any port): a page on another site that
+/// rebinds its own name to 127.0.0.1 sends its own name as `Host`, and is
+/// turned away.
+fn addressed_to_loopback<B>(request: &Request<B>) -> bool {
+    let host = request
+        .headers()
+        .get(header::HOST)
+        .and_then(|value| value.to_str().ok())
+        .or_else(|| {
+            request
+                .uri()
+                .authority()
+                .map(|authority| authority.as_str())
+        });
+    let Some(host) = host else {
+        return false;
+    };
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, _port)| name),
+    };
+    name.eq_ignore_ascii_case("localhost")
+        || name
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback())
+}
+
 async fn route(request: Request<Incoming>, live: &Arc<LiveApp>, token: &str) -> AdminResponse {
     let path = request.uri().path().to_string();
     let method = request.method().clone();
+    if !addressed_to_loopback(&request) {
+        return text(
+            StatusCode::MISDIRECTED_REQUEST,
+            "the admin API answers requests addressed to localhost, 127.0.0.1 or [::1] only\n",
+        );
+    }
     match (&method, path.as_str()) {
         (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
         (&Method::GET, "/readyz") if live.draining() => {
@@ -90,6 +132,9 @@ async fn route(request: Request<Incoming>, live: &Arc<LiveApp>, token: &str) -> 
         }
         _ if path.starts_with("/v1/") => {
             if !authorized(&request, token) {
+                let pause = FAILED_TOKEN.lock().await;
+                tokio::time::sleep(FAILED_TOKEN_PAUSE).await;
+                drop(pause);
                 let mut response = text(
                     StatusCode::UNAUTHORIZED,
                     "this needs `Authorization: Bearer TOKEN` with the admin token\n",

@@ -26,7 +26,7 @@ const BUCKETS: [f64; 14] = [
     0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0, 30.0,
 ];
 
-/// A latency histogram of [`BUCKETS`], kept in atomics: `prometheus-client`'s
+/// A latency histogram of the buckets above, kept in atomics: `prometheus-client`'s
 /// own takes a lock for every observation, which the workers serving one
 /// component would contend for.
 #[derive(Clone, Debug, Default)]

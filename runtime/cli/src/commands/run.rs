@@ -44,9 +44,9 @@ pub struct Run {
     #[arg(last = true, value_name = "ARGS")]
     args: Vec<String>,
 
-    /// Grant host directory HOST as GUEST, read-write, or read-only with
-    /// `:ro` (repeatable)
-    #[arg(long = "dir", value_name = "HOST::GUEST[:ro]")]
+    /// Grant host directory HOST as GUEST, read-only, or read-write with
+    /// `:rw` (repeatable)
+    #[arg(long = "dir", value_name = "HOST::GUEST[:rw]")]
     dirs: Vec<String>,
 
     /// Grant environment variable NAME with VALUE (repeatable)
@@ -119,7 +119,12 @@ impl Run {
         };
         let mut args = vec![self.component.display().to_string()];
         args.extend(self.args.iter().cloned());
-        let deadline = Instant::now() + limits.timeout;
+        let Some(deadline) = Instant::now().checked_add(limits.timeout) else {
+            bail!(
+                "--timeout {}: too long to be a deadline",
+                mayfly_sandbox::units::format_duration(limits.timeout)
+            );
+        };
         let call = CallContext::new(Arc::from("1"), deadline);
 
         let runtime = tokio::runtime::Builder::new_current_thread()
@@ -209,11 +214,16 @@ impl Run {
         let mut granted = Grants::default();
         for dir in &self.dirs {
             let Some((host, guest)) = dir.split_once("::") else {
-                bail!("--dir {dir}: write it as HOST::GUEST or HOST::GUEST:ro");
+                bail!("--dir {dir}: write it as HOST::GUEST or HOST::GUEST:rw");
             };
-            let (guest, mode) = match guest.strip_suffix(":ro") {
-                Some(guest) => (guest, FilesMode::ReadOnly),
-                None => (guest, FilesMode::ReadWrite),
+            // Read-only unless asked for, as in a manifest (`:ro` is taken
+            // too, for the same thing said out loud).
+            let (guest, mode) = match guest.strip_suffix(":rw") {
+                Some(guest) => (guest, FilesMode::ReadWrite),
+                None => (
+                    guest.strip_suffix(":ro").unwrap_or(guest),
+                    FilesMode::ReadOnly,
+                ),
             };
             let grant = FileGrant::new(PathBuf::from(host), guest.to_string(), mode)
                 .map_err(|err| anyhow::anyhow!("--dir {dir}: {err}"))?;
