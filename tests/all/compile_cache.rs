@@ -57,6 +57,13 @@ fn compile_fills_the_cache_and_a_second_run_reuses_it() {
         assert!(line_for(&first, name).ends_with(" compiled"), "{first}");
     }
     assert_eq!(entries(&cache).len(), 5);
+    // Native code: the directory and every entry are this user's alone.
+    use std::os::unix::fs::PermissionsExt as _;
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&cache), 0o700);
+    for entry in entries(&cache) {
+        assert_eq!(mode(&entry), 0o600, "{}", entry.display());
+    }
 
     let second = compile(&app, &cache);
     for name in ["hello", "echo", "probe", "trap", "slow"] {

@@ -787,3 +787,20 @@ fn a_bad_runtime_config_is_refused() {
         "{stderr}"
     );
 }
+
+/// The data directory and the database files Mayfly makes are this user's
+/// alone.
+#[tokio::test]
+async fn the_data_directory_and_its_database_are_private() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let app = manifest(dir.path(), "private");
+    let data = dir.path().join("data").join("nested");
+    let server = serve(&app, &data, &[]);
+    let reply = get(server.addr, "/count").await;
+    assert_eq!(reply.text(), "visits: 1\n");
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&dir.path().join("data")), 0o700);
+    assert_eq!(mode(&data.join("private.redb")), 0o600);
+}

@@ -30,6 +30,25 @@ fn fail(err: impl std::fmt::Display) -> BackendError {
 impl EmbeddedBackend {
     /// Opens (or creates) the database at `path`.
     pub fn open(path: &Path) -> BackendResult<Self> {
+        // A new database file is this user's alone.
+        {
+            use std::os::unix::fs::OpenOptionsExt as _;
+            let created = std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(path);
+            match created {
+                Ok(_) => {}
+                Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(err) => {
+                    return Err(BackendError(format!(
+                        "cannot create the key-value database {}: {err}",
+                        path.display()
+                    )));
+                }
+            }
+        }
         let db = Database::create(path).map_err(|err| {
             BackendError(format!(
                 "cannot open the key-value database {}: {err}",

@@ -144,17 +144,31 @@ fn load_entry(engine: &Engine, bytes: &[u8]) -> Result<Component, String> {
 
 /// Writes an entry atomically: a reader sees the old entry, or the whole new one.
 fn store_entry(dir: &Path, entry: &Path, component: &Component) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT_TEMP: AtomicU64 = AtomicU64::new(0);
+
     let payload = component.serialize()?;
-    fs::create_dir_all(dir)?;
+    // Native code: readable and writable by this user alone.
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
     let temp = dir.join(format!(
-        ".{}.{}.tmp",
+        ".{}.{}.{}.tmp",
         entry
             .file_name()
             .and_then(|n| n.to_str())
             .unwrap_or("entry"),
-        std::process::id()
+        std::process::id(),
+        NEXT_TEMP.fetch_add(1, Ordering::Relaxed)
     ));
-    let mut file = fs::File::create(&temp)?;
+    // A new file, never one planted there (nor a link to one).
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&temp)?;
     file.write_all(MAGIC)?;
     file.write_all(&Sha256::digest(&payload))?;
     file.write_all(&payload)?;

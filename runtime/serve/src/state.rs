@@ -114,7 +114,12 @@ async fn open_redis(_url: &str, _app: &str) -> anyhow::Result<Arc<dyn Backend>> 
 
 #[cfg(feature = "redb")]
 fn open_embedded(data_dir: &Path, app: &str) -> anyhow::Result<Arc<dyn Backend>> {
-    std::fs::create_dir_all(data_dir)
+    use std::os::unix::fs::DirBuilderExt as _;
+    // The app's state: this user's alone.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(data_dir)
         .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
     let path = data_dir.join(format!("{}.redb", file_name(app)));
     let backend = mayfly_host_api::kv::EmbeddedBackend::open(&path)
