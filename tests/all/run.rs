@@ -27,6 +27,23 @@ fn run(flags: &[&str], args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// `mayfly run --no-cache FLAGS... CLI -- OP` with `piped in` written to
+/// its stdin. (The command need not read it, and may have exited already,
+/// a broken pipe: what it did is in the output.)
+fn piped(flags: &[&str], op: &str) -> std::process::Output {
+    let mut child = Command::new(MAYFLY)
+        .args(["run", "--no-cache"])
+        .args(flags)
+        .args([guests::CLI, "--", op])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let _ = child.stdin.take().unwrap().write_all(b"piped in\n");
+    child.wait_with_output().unwrap()
+}
+
 #[test]
 fn arguments_and_exit_status_pass_through() {
     let (status, stdout, _) = run(&[], &["args", "one", "two words"]);
@@ -54,44 +71,11 @@ fn output_goes_to_the_terminal_or_the_log_and_stdin_is_opt_in() {
         "{stderr}"
     );
 
-    let mut child = Command::new(MAYFLY)
-        .args(["run", "--no-cache", "--stdin", guests::CLI, "--", "stdin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"piped in\n")
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
+    let output = piped(&["--stdin"], "stdin");
     assert_eq!(String::from_utf8_lossy(&output.stdout), "PIPED IN\n");
 
     // Both at once: the input reaches the command, its output the log.
-    let mut child = Command::new(MAYFLY)
-        .args([
-            "run",
-            "--no-cache",
-            "--stdin",
-            "--log-output",
-            guests::CLI,
-            "--",
-            "stdin",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"piped in\n")
-        .unwrap();
-    let output = child.wait_with_output().unwrap();
+    let output = piped(&["--stdin", "--log-output"], "stdin");
     assert_eq!(String::from_utf8_lossy(&output.stdout), "");
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
@@ -100,24 +84,7 @@ fn output_goes_to_the_terminal_or_the_log_and_stdin_is_opt_in() {
     );
 
     // Without --stdin, what is piped in never reaches the command.
-    let mut child = Command::new(MAYFLY)
-        .args([
-            "run",
-            "--no-cache",
-            "--log-output",
-            guests::CLI,
-            "--",
-            "stdin-count",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // It need not read this, and may have exited already (a broken pipe):
-    // what it did is asserted below.
-    let _ = child.stdin.take().unwrap().write_all(b"piped in\n");
-    let output = child.wait_with_output().unwrap();
+    let output = piped(&["--log-output"], "stdin-count");
     assert_eq!(output.status.code(), Some(0));
     assert_eq!(String::from_utf8_lossy(&output.stdout), "");
     let stderr = String::from_utf8_lossy(&output.stderr);
