@@ -120,16 +120,9 @@ impl GuestLog {
         let mut budget = GUEST_LOG_CAP;
         let mut dropped = buffers.dropped;
         for (stream, bytes) in [("stdout", &buffers.stdout), ("stderr", &buffers.stderr)] {
-            for line in String::from_utf8_lossy(bytes).lines() {
-                let cost = line.len().saturating_add(LINE_COST);
-                if cost > budget {
-                    // With its line break.
-                    dropped = dropped.saturating_add(line.len() + 1);
-                    budget = 0;
-                    continue;
-                }
-                budget -= cost;
-                let line = escape(line);
+            let (lines, left_out) = fitting_lines(&String::from_utf8_lossy(bytes), &mut budget);
+            dropped = dropped.saturating_add(left_out);
+            for line in lines {
                 tracing::info!(component, request_id = request, stream, "{line}");
             }
         }
@@ -141,6 +134,28 @@ impl GuestLog {
             );
         }
     }
+}
+
+/// The lines of `text`, escaped, that fit in `budget` (which they use up),
+/// each costing what it takes in the log, escaped, plus [`LINE_COST`]; and
+/// how many bytes of `text` were left out. Once a line does not fit, none
+/// after it is logged, so what the log shows is a prefix of the output.
+fn fitting_lines(text: &str, budget: &mut usize) -> (Vec<String>, usize) {
+    let mut lines = Vec::new();
+    let mut left_out = 0usize;
+    for line in text.lines() {
+        let escaped = escape(line);
+        let cost = escaped.len().saturating_add(LINE_COST);
+        if cost > *budget {
+            // With its line break.
+            left_out = left_out.saturating_add(line.len() + 1);
+            *budget = 0;
+            continue;
+        }
+        *budget -= cost;
+        lines.push(escaped.into_owned());
+    }
+    (lines, left_out)
 }
 
 impl IsTerminal for GuestStream {
@@ -195,5 +210,32 @@ impl AsyncWrite for GuestStream {
 
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_line_costs_its_escaped_length_and_its_framing() {
+        // The capped buffer full of empty lines: a line per LINE_COST bytes.
+        let mut budget = GUEST_LOG_CAP;
+        let (lines, left_out) = fitting_lines(&"\n".repeat(GUEST_LOG_CAP), &mut budget);
+        assert_eq!(lines.len(), GUEST_LOG_CAP / LINE_COST);
+        assert_eq!(left_out, GUEST_LOG_CAP - GUEST_LOG_CAP / LINE_COST);
+        // Control characters cost what they take escaped (`\u{1}`, six
+        // bytes each), not the one byte the guest wrote.
+        let mut budget = GUEST_LOG_CAP;
+        let raw = "\u{1}".repeat(GUEST_LOG_CAP / 2);
+        let (lines, left_out) = fitting_lines(&raw, &mut budget);
+        assert!(lines.is_empty());
+        assert_eq!(left_out, raw.len() + 1);
+        // What fits is escaped, and what follows a line that did not fit is
+        // left out too.
+        let mut budget = 100;
+        let (lines, left_out) = fitting_lines("a\u{1b}[2J\nbig line\nc", &mut budget);
+        assert_eq!(lines, ["a\\u{1b}[2J"]);
+        assert_eq!(left_out, "big line\nc\n".len());
     }
 }
