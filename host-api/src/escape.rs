@@ -32,7 +32,7 @@ pub fn escape(text: &str) -> Cow<'_, str> {
 }
 
 /// `text`, escaped, and cut to at most `cap` bytes at a character boundary
-/// (ending in `...` if cut).
+/// (ending in `...` if cut, or in as much of it as a cap under 3 holds).
 pub fn escape_capped(text: &str, cap: usize) -> String {
     let mut out = String::with_capacity(text.len().min(cap));
     // Where the text may be cut and still leave room for `...`.
@@ -47,7 +47,8 @@ pub fn escape_capped(text: &str, cap: usize) -> String {
         }
         if out.len() > cap {
             out.truncate(cut);
-            out.push_str("...");
+            // All of `...` unless the cap is smaller than that.
+            out.push_str(&"..."[..cap.min(3)]);
             return out;
         }
         if out.len().saturating_add(3) <= cap {

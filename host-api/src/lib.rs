@@ -11,11 +11,14 @@
 //!   per interface.
 //! - [`kv`]: where key-value data lives: the [`kv::Backend`] trait, and the
 //!   embedded (`redb` feature) and Redis (`redis` feature) backends.
+//! - [`budget`]: what guests hold on the host (descriptors, header
+//!   memory), per instance and per process.
 //! - [`report`]: capped warnings for the operator.
 //! - [`escape`]: the one escaping rule for every log line.
 
 #![deny(missing_docs)]
 
+pub mod budget;
 pub mod escape;
 pub mod kv;
 pub mod outbound;

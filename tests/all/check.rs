@@ -81,7 +81,7 @@ component = "hello"
         "  stores:    sessions, carts".to_string(),
         "  config:    api_url, password".to_string(),
         "  limits:    timeout 5s, memory 32MiB, table elements 20000, resources 1000, \
-         instances 4 (queue 1000), request body 256MiB, request head as the server's, response headers 200, fuel 1000000"
+         descriptors 128, host memory 1MiB, instances 4 (queue 1000), request body 256MiB, request head as the server's, response headers 200, fuel 1000000"
             .to_string(),
         "component `hello` (".to_string(),
         "  routes:    /\n  files:     none\n  env:       none\n  outbound:  none".to_string(),

@@ -5,7 +5,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::guests;
-use crate::harness::{MAYFLY, run_bounded_for};
+use crate::harness::{MAYFLY, PATIENCE, run_bounded_for};
 
 /// How long the whole comparison may take: it runs every mode, runc's
 /// included, and can take a minute on a loaded 2-core machine.
@@ -167,4 +167,530 @@ fn every_mode_runs_and_the_probe_reports_what_each_isolates() {
     assert!(svg.starts_with("<svg "), "{svg:.200}");
     assert_eq!(svg.matches("<polyline").count(), stats.len());
     assert!(svg.contains("workload: json 50"), "{svg:.500}");
+}
+
+/// A `mayfly compare` running in the background, with a directory of the
+/// test's own for its temporary files (its `TMPDIR`) and any path it is
+/// given, and its progress (stderr) collected. Killed on drop; what it
+/// printed is shown if the test failed.
+struct Running {
+    child: std::process::Child,
+    pid: u32,
+    dir: tempfile::TempDir,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl Running {
+    /// `mayfly compare ARGS...`, its `TMPDIR` in a fresh directory, its
+    /// latency chart (never written if it is stopped) named there too, so
+    /// that its command line names the directory.
+    /// `mayfly compare` in `modes`, one call of five records, then `rest`.
+    fn one_call(modes: &str, rest: &[&str]) -> Self {
+        let mut args = vec![
+            "--modes",
+            modes,
+            "--calls",
+            "1",
+            "--concurrency",
+            "1",
+            "--records",
+            "5",
+        ];
+        args.extend_from_slice(rest);
+        Self::start(&args)
+    }
+
+    fn start(args: &[&str]) -> Self {
+        use std::io::Read as _;
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("tmp")).unwrap();
+        let mut child = Command::new(MAYFLY)
+            .arg("compare")
+            .args(args)
+            .arg("--svg")
+            .arg(dir.path().join("latency.svg"))
+            .env("TMPDIR", dir.path().join("tmp"))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let mut pipe = child.stderr.take().unwrap();
+        let sink = stderr.clone();
+        // As it comes, not by lines: a progress line ends only when its
+        // measurement does.
+        std::thread::spawn(move || {
+            let mut chunk = [0u8; 4096];
+            while let Ok(n @ 1..) = pipe.read(&mut chunk) {
+                let mut text = sink.lock().unwrap_or_else(|p| p.into_inner());
+                text.push_str(&String::from_utf8_lossy(&chunk[..n]));
+            }
+        });
+        Self {
+            pid: child.id(),
+            child,
+            dir,
+            stderr,
+        }
+    }
+
+    /// What it has printed on stderr so far.
+    fn stderr(&self) -> String {
+        self.stderr
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Its `TMPDIR`.
+    fn tmp(&self) -> std::path::PathBuf {
+        self.dir.path().join("tmp")
+    }
+
+    /// Polls `found` until it gives a value, for up to `patience` (failing
+    /// the test if that runs out); `None` if the command exits first.
+    fn poll_for<T>(
+        &mut self,
+        what: &str,
+        patience: Duration,
+        mut found: impl FnMut(&Self) -> Option<T>,
+    ) -> Option<T> {
+        let deadline = std::time::Instant::now() + patience;
+        loop {
+            if let Some(value) = found(self) {
+                return Some(value);
+            }
+            if self.child.try_wait().unwrap().is_some() {
+                return None;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {what} within {patience:?}"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Polls `found` until it gives a value, for up to `patience`; fails the
+    /// test if that runs out or the command exits first.
+    fn wait_for<T>(
+        &mut self,
+        what: &str,
+        patience: Duration,
+        found: impl FnMut(&Self) -> Option<T>,
+    ) -> T {
+        self.poll_for(what, patience, found)
+            .unwrap_or_else(|| panic!("mayfly compare exited before {what}"))
+    }
+
+    /// Waits for `text` on stderr.
+    fn wait_for_text(&mut self, text: &str, patience: Duration) {
+        self.wait_for(&format!("`{text}` on stderr"), patience, |run| {
+            run.stderr().contains(text).then_some(())
+        });
+    }
+
+    /// Waits for a whole line on stderr that starts with `prefix`, and
+    /// returns the rest of it.
+    fn wait_for_line(&mut self, prefix: &str, patience: Duration) -> String {
+        self.wait_for(
+            &format!("a line `{prefix}...` on stderr"),
+            patience,
+            |run| {
+                run.stderr()
+                    .split_inclusive('\n')
+                    .filter_map(|line| line.strip_suffix('\n'))
+                    .find_map(|line| line.strip_prefix(prefix).map(str::to_string))
+            },
+        )
+    }
+
+    /// Sends it `signal` (a name `kill` knows).
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.pid.to_string())
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -{signal} {}", self.pid);
+    }
+
+    /// Waits for it to exit.
+    fn wait_exit(&mut self) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + PATIENCE;
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "mayfly compare did not exit within {PATIENCE:?} of being stopped"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Its live processes: any (but this test's own) whose command line
+    /// names its directory or one of its containers, or that is in one of
+    /// its cgroups (which holds the sandboxed workloads).
+    fn processes(&self) -> Vec<String> {
+        let me = std::process::id();
+        let dir = self.dir.path().display().to_string();
+        let container = format!("mayfly-{}-", self.pid);
+        let cgroups = [
+            format!("/mayfly-{}-", self.pid),
+            format!("/mayfly-compare-{}", self.pid),
+        ];
+        let mut found = Vec::new();
+        for (pid, process) in live_processes() {
+            if pid == me {
+                continue;
+            }
+            let cgroup = std::fs::read_to_string(format!("/proc/{pid}/cgroup")).unwrap_or_default();
+            if process.cmdline.contains(&dir)
+                || process.cmdline.contains(&container)
+                || cgroups.iter().any(|c| cgroup.contains(c.as_str()))
+            {
+                found.push(format!("{pid} ({}): {}", process.state, process.cmdline));
+            }
+        }
+        found
+    }
+
+    /// Its cgroup directories, in any hierarchy: the namespaces runner's
+    /// (`mayfly-compare-PID`) and its containers' (`mayfly-PID-N`).
+    fn cgroups(&self) -> Vec<std::path::PathBuf> {
+        let container = format!("mayfly-{}-", self.pid);
+        let ours = format!("mayfly-compare-{}", self.pid);
+        let mut found = Vec::new();
+        let mut dirs = vec![std::path::PathBuf::from("/sys/fs/cgroup")];
+        while let Some(dir) = dirs.pop() {
+            let Ok(entries) = std::fs::read_dir(&dir) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                if !entry.file_type().is_ok_and(|t| t.is_dir()) {
+                    continue;
+                }
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if name.starts_with(&container) || name == ours {
+                    found.push(entry.path());
+                }
+                dirs.push(entry.path());
+            }
+        }
+        found
+    }
+
+    /// Asserts that, soon after it exited, nothing it started is left: no
+    /// process, no container in `runc_root`, no cgroup, no temporary file.
+    fn assert_nothing_left(&self, runc_root: Option<&std::path::Path>) {
+        let deadline = std::time::Instant::now() + PATIENCE;
+        loop {
+            let processes = self.processes();
+            // (`runc list` would make its root again.)
+            let containers = runc_root
+                .filter(|root| root.exists())
+                .map(runc_list)
+                .unwrap_or_default();
+            let cgroups = self.cgroups();
+            let files: Vec<_> = std::fs::read_dir(self.tmp())
+                .unwrap()
+                .map(|entry| entry.unwrap().path())
+                .collect();
+            if processes.is_empty()
+                && containers.is_empty()
+                && cgroups.is_empty()
+                && files.is_empty()
+            {
+                return;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "mayfly compare left behind processes {processes:#?}, containers {containers:?}, \
+                 cgroups {cgroups:#?} and files {files:#?}; it printed:\n{}",
+                self.stderr()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("---- mayfly compare stderr ----\n{}", self.stderr());
+        }
+        // Killed, it could not remove its cgroups: remove what is left,
+        // children first, once their processes are gone.
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while !self.cgroups().is_empty() && std::time::Instant::now() < deadline {
+            self.cgroups().iter().for_each(remove_cgroup_tree);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Removes the cgroup `dir` and those under it, deepest first (each only
+/// once its processes are gone).
+fn remove_cgroup_tree(dir: &std::path::PathBuf) {
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            remove_cgroup_tree(&entry.path());
+        }
+    }
+    let _ = std::fs::remove_dir(dir);
+}
+
+/// A process as /proc shows it.
+struct Process {
+    /// R, S, D, T...; never Z (a zombie has ended).
+    state: char,
+    ppid: u32,
+    /// Its arguments, joined by spaces.
+    cmdline: String,
+}
+
+/// Every process that has not ended, by pid.
+fn live_processes() -> Vec<(u32, Process)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Some(process) = process(pid) else {
+            continue;
+        };
+        found.push((pid, process));
+    }
+    found
+}
+
+/// Process `pid`, unless it is gone or a zombie.
+fn process(pid: u32) -> Option<Process> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may hold anything, parentheses too: fields follow
+    // the last `)`.
+    let mut fields = stat.get(stat.rfind(')')? + 1..)?.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    let ppid = fields.next()?.parse().ok()?;
+    if matches!(state, 'Z' | 'X' | 'x') {
+        return None;
+    }
+    let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+    let cmdline = String::from_utf8_lossy(&cmdline)
+        .trim_end_matches('\0')
+        .replace('\0', " ");
+    Some(Process {
+        state,
+        ppid,
+        cmdline,
+    })
+}
+
+/// Whether the `oci` mode runs here: `runc` on PATH and root (as the
+/// command itself decides).
+fn runc_usable() -> bool {
+    nix::unistd::geteuid().is_root()
+        && Command::new("runc")
+            .arg("--version")
+            .stdout(std::process::Stdio::null())
+            .status()
+            .is_ok_and(|status| status.success())
+}
+
+/// The containers `runc --root ROOT list` shows.
+fn runc_list(root: &std::path::Path) -> Vec<String> {
+    let output = Command::new("runc")
+        .arg("--root")
+        .arg(root)
+        .args(["list", "--quiet"])
+        .stderr(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "runc list: {output:?}");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// The state directory the `oci` mode gives runc, once it exists.
+fn runc_root(run: &Running) -> Option<std::path::PathBuf> {
+    std::fs::read_dir(run.tmp())
+        .ok()?
+        .flatten()
+        .map(|entry| entry.path().join("runc"))
+        .find(|root| root.is_dir())
+}
+
+#[test]
+fn sigterm_mid_run_kills_and_deletes_everything_it_started() {
+    let oci = runc_usable();
+    // Enough calls that it is still at it when stopped.
+    let modes = if oci { "oci,namespaces" } else { "namespaces" };
+    let mut run = Running::start(&["--modes", modes, "--calls", "1000000", "--no-http"]);
+    let root = if oci {
+        // Stopped while a container of its own exists.
+        let root = run.wait_for("a container in its runc root", PATIENCE, |run| {
+            runc_root(run).filter(|root| !runc_list(root).is_empty())
+        });
+        // Containers have cgroups of their own.
+        assert!(!run.cgroups().is_empty(), "{}", run.stderr());
+        Some(root)
+    } else {
+        run.wait_for_text("compare: namespaces", PATIENCE);
+        None
+    };
+    // The workloads and root file systems it made are there.
+    assert!(std::fs::read_dir(run.tmp()).unwrap().count() >= 2);
+    run.signal("TERM");
+    let status = run.wait_exit();
+    let stderr = run.stderr();
+    assert_eq!(status.code(), Some(143), "{stderr}");
+    assert!(
+        stderr.contains("compare: stopped by SIGTERM; cleaning up"),
+        "{stderr}"
+    );
+    run.assert_nothing_left(root.as_deref());
+}
+
+#[test]
+fn sigint_during_a_namespaces_call_kills_it_and_removes_its_cgroup() {
+    let mut run = Running::start(&["--modes", "namespaces", "--calls", "1000000", "--no-http"]);
+    run.wait_for_text("compare: namespaces", PATIENCE);
+    // Stopped while a call runs: its cgroup exists (call-0 was the trial),
+    // where this machine lets it make cgroups.
+    let call_cgroup = |run: &Running| {
+        run.cgroups().into_iter().find_map(|parent| {
+            std::fs::read_dir(parent)
+                .ok()?
+                .flatten()
+                .map(|entry| entry.file_name().to_string_lossy().into_owned())
+                .find(|name| name.starts_with("call-") && name != "call-0")
+        })
+    };
+    if !run.cgroups().is_empty() {
+        run.wait_for("a call's cgroup", PATIENCE, call_cgroup);
+    }
+    run.signal("INT");
+    let status = run.wait_exit();
+    let stderr = run.stderr();
+    assert_eq!(status.code(), Some(130), "{stderr}");
+    assert!(
+        stderr.contains("compare: stopped by SIGINT; cleaning up"),
+        "{stderr}"
+    );
+    run.assert_nothing_left(None);
+}
+
+#[test]
+fn sigint_during_the_http_variant_stops_mayfly_serve_too() {
+    let mut run = Running::one_call("wasm", &["--http-duration", "10m"]);
+    run.wait_for_line("compare: http mayfly serve on http://", COMPARE_PATIENCE);
+    let serving = run
+        .processes()
+        .into_iter()
+        .any(|process| process.contains(" serve "));
+    assert!(serving, "no `mayfly serve` among {:#?}", run.processes());
+    run.signal("INT");
+    let status = run.wait_exit();
+    assert_eq!(status.code(), Some(130), "{}", run.stderr());
+    run.assert_nothing_left(None);
+}
+
+#[test]
+fn a_killed_harness_takes_the_namespaces_sandbox_with_it() {
+    // The probe's `spin` call runs until the 1 s deadline; caught then, the
+    // harness is frozen so that it cannot end the call itself, checked to
+    // be still running, and killed. A spin that ends before the freeze is
+    // tried again.
+    for _attempt in 0..5 {
+        let mut run = Running::one_call("namespaces", &["--no-http"]);
+        let harness = run.pid;
+        // The process it forked (which made the namespaces) and, inside
+        // them, the workload.
+        let spinning = run.poll_for("the sandboxed `spin`", COMPARE_PATIENCE, |_| {
+            let processes = live_processes();
+            processes.iter().find_map(|(pid, process)| {
+                let outer = process.ppid;
+                let forked_by_harness = processes
+                    .iter()
+                    .any(|(p, parent)| *p == outer && parent.ppid == harness);
+                (process.cmdline == "/workload spin" && forked_by_harness).then_some((outer, *pid))
+            })
+        });
+        // Missed: it ended, and the harness with it.
+        let Some((outer, workload)) = spinning else {
+            continue;
+        };
+        run.signal("STOP");
+        // Frozen: only its death can end the workload now.
+        if process(workload).is_none() {
+            continue;
+        }
+        run.signal("KILL");
+        run.wait_exit();
+        let deadline = std::time::Instant::now() + PATIENCE;
+        while process(outer).is_some() || process(workload).is_some() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the sandbox outlived the harness by {PATIENCE:?}: {:?} {:?}",
+                process(outer).map(|p| p.cmdline),
+                process(workload).map(|p| p.cmdline),
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // Nothing of it runs. (Its cgroups are left, with nobody to
+        // remove them but the test.)
+        assert_eq!(run.processes(), Vec::<String>::new());
+        return;
+    }
+    panic!("the `spin` call always ended before the harness could be frozen");
+}
+
+#[tokio::test]
+async fn the_cgi_host_refuses_requests_without_its_token() {
+    let mut run = Running::one_call("process", &["--http-duration", "10m"]);
+    let addr: std::net::SocketAddr = run
+        .wait_for_line("compare: http cgi process on http://", COMPARE_PATIENCE)
+        .trim()
+        .parse()
+        .unwrap();
+    // Without a token, or with a wrong one: refused (that nothing runs
+    // then is checked in mayfly-compare's own tests).
+    let reply = crate::harness::get(addr, "/trivial").await;
+    assert_eq!(
+        reply.status,
+        http::StatusCode::FORBIDDEN,
+        "{}",
+        reply.text()
+    );
+    assert!(reply.text().contains("serves only"), "{}", reply.text());
+    for token in ["Bearer ", "Bearer 00000000000000000000000000000000", "x"] {
+        let request = http::Request::get("/json/5")
+            .header(http::header::AUTHORIZATION, token)
+            .body(crate::harness::full(""))
+            .unwrap();
+        let reply = crate::harness::Client::connect(addr)
+            .await
+            .send(request)
+            .await
+            .unwrap();
+        assert_eq!(
+            reply.status,
+            http::StatusCode::FORBIDDEN,
+            "{token}: {}",
+            reply.text()
+        );
+    }
+    // Its own load, which has the token, is being served meanwhile (the
+    // first test checks every answer); stopped, it leaves nothing.
+    run.signal("TERM");
+    let status = run.wait_exit();
+    assert_eq!(status.code(), Some(143), "{}", run.stderr());
+    run.assert_nothing_left(None);
 }

@@ -1,6 +1,7 @@
-//! `mayfly compile` and the on-disk compile cache: hits are reused, and
-//! entries that are corrupt, truncated or from another engine are rebuilt,
-//! never trusted.
+//! `mayfly compile` and the on-disk compile cache: hits are reused; entries
+//! that are corrupt, truncated, planted or from another cache are rebuilt,
+//! never loaded; a cache directory or key that others could have written
+//! is refused.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
@@ -9,6 +10,11 @@ use crate::guests;
 use crate::harness::{Server, get, run_mayfly, test_app};
 
 fn compile(app: &Path, cache: &Path) -> String {
+    compile_logged(app, cache).0
+}
+
+/// `mayfly compile`'s stdout and its log (stderr).
+fn compile_logged(app: &Path, cache: &Path) -> (String, String) {
     let output = run_mayfly(&[
         OsStr::new("compile"),
         app.as_os_str(),
@@ -16,12 +22,26 @@ fn compile(app: &Path, cache: &Path) -> String {
         cache.as_os_str(),
     ]);
     let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
     assert!(
         output.status.success(),
         "compile failed:\n{stdout}\n{stderr}"
     );
-    stdout
+    (stdout, stderr)
+}
+
+/// A manifest serving `source` at `/`, as component `name`.
+fn one_component_app(dir: &Path, name: &str, source: &str) -> PathBuf {
+    let app = dir.join(format!("{name}.toml"));
+    std::fs::write(
+        &app,
+        format!(
+            "[component.{name}]\nsource = {source:?}\n\
+             [[route]]\npath = \"/\"\ncomponent = \"{name}\"\n"
+        ),
+    )
+    .unwrap();
+    app
 }
 
 fn entries(cache: &Path) -> Vec<PathBuf> {
@@ -79,15 +99,7 @@ fn compile_fills_the_cache_and_a_second_run_reuses_it() {
 fn corrupt_truncated_and_foreign_entries_are_rebuilt() {
     let dir = tempfile::tempdir().unwrap();
     let cache = dir.path().join("cache");
-    let app = dir.path().join("hello.toml");
-    std::fs::write(
-        &app,
-        format!(
-            "[component.hello]\nsource = {:?}\n[[route]]\npath = \"/\"\ncomponent = \"hello\"\n",
-            guests::HELLO
-        ),
-    )
-    .unwrap();
+    let app = one_component_app(dir.path(), "hello", guests::HELLO);
     compile(&app, &cache);
     let entry = entries(&cache).pop().unwrap();
     let good = std::fs::read(&entry).unwrap();
@@ -97,10 +109,17 @@ fn corrupt_truncated_and_foreign_entries_are_rebuilt() {
     let middle = flipped.len() / 2;
     flipped[middle] ^= 0x01;
     std::fs::write(&entry, &flipped).unwrap();
-    let out = compile(&app, &cache);
+    let (out, log) = compile_logged(&app, &cache);
     assert!(
-        line_for(&out, "hello").contains("replaced an entry: checksum mismatch (corrupt entry)"),
+        line_for(&out, "hello").contains("replaced an entry: its tag is wrong"),
         "{out}"
+    );
+    assert!(
+        log.contains(&format!(
+            "compile cache entry {} rejected, compiling the component again: its tag is wrong",
+            entry.display()
+        )),
+        "{log}"
     );
     assert_eq!(
         std::fs::read(&entry).unwrap(),
@@ -116,16 +135,16 @@ fn corrupt_truncated_and_foreign_entries_are_rebuilt() {
         "{out}"
     );
 
-    // A well-framed entry whose payload wasmtime did not produce (as from
-    // another engine): the checksum matches, wasmtime refuses it.
+    // A well-framed entry made without the cache's key: a checksum where
+    // the tag goes, over code of the planter's choosing.
     let payload = b"\x7fELF not really compiled code".to_vec();
-    let mut foreign = b"MAYFLY\x00\x01".to_vec();
-    foreign.extend_from_slice(&sha256(&payload));
-    foreign.extend_from_slice(&payload);
-    std::fs::write(&entry, &foreign).unwrap();
+    let mut forged = good[..8].to_vec();
+    forged.extend_from_slice(&sha256(&payload));
+    forged.extend_from_slice(&payload);
+    std::fs::write(&entry, &forged).unwrap();
     let out = compile(&app, &cache);
     assert!(
-        line_for(&out, "hello").contains("rejected by wasmtime"),
+        line_for(&out, "hello").contains("its tag is wrong"),
         "{out}"
     );
 
@@ -181,4 +200,163 @@ fn compile_without_a_cache_is_an_error() {
 fn sha256(bytes: &[u8]) -> Vec<u8> {
     use sha2::Digest as _;
     sha2::Sha256::digest(bytes).to_vec()
+}
+
+/// An entry planted under a component's name (here, the real compiled code
+/// of another component) is refused by its tag: the server compiles the
+/// right component, serves it, says so in its log, and replaces the entry.
+#[tokio::test]
+async fn a_planted_entry_is_compiled_again_and_never_loaded() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let hello = one_component_app(dir.path(), "hello", guests::HELLO);
+    compile(&hello, &cache);
+    let entry = entries(&cache).pop().unwrap();
+    let good = std::fs::read(&entry).unwrap();
+    let echo = one_component_app(dir.path(), "echo", guests::ECHO);
+    compile(&echo, &cache);
+    let echo_entry = entries(&cache).into_iter().find(|e| *e != entry).unwrap();
+    let planted = std::fs::read(&echo_entry).unwrap();
+    std::fs::write(&entry, &planted).unwrap();
+
+    let server = Server::start_with(&[
+        hello.to_str().unwrap(),
+        "--cache-dir",
+        cache.to_str().unwrap(),
+    ]);
+    let reply = get(server.addr, "/").await;
+    assert_eq!(reply.text(), "Hello from Mayfly!\n");
+    assert!(!reply.headers.contains_key("x-echo-path"));
+    server.wait_for_output(&format!(
+        "compile cache entry {} rejected, compiling the component again: its tag is wrong",
+        entry.display()
+    ));
+    let now = std::fs::read(&entry).unwrap();
+    assert_ne!(now, planted, "the planted entry was kept");
+    assert_eq!(now, good, "the entry was not rewritten with hello's code");
+}
+
+/// What `mayfly ARGS` printed on stderr, asserting it failed with status 1
+/// before serving anything.
+fn refused(args: &[&OsStr]) -> String {
+    let output = run_mayfly(args);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert_eq!(output.status.code(), Some(1), "{stdout}\n{stderr}");
+    assert!(!stdout.contains("Serving app"), "{stdout}");
+    stderr
+}
+
+fn serve_refused(app: &Path, cache: &Path) -> String {
+    refused(&[
+        OsStr::new("serve"),
+        app.as_os_str(),
+        OsStr::new("--listen"),
+        OsStr::new("127.0.0.1:0"),
+        OsStr::new("--cache-dir"),
+        cache.as_os_str(),
+    ])
+}
+
+fn compile_refused(app: &Path, cache: &Path) -> String {
+    refused(&[
+        OsStr::new("compile"),
+        app.as_os_str(),
+        OsStr::new("--cache-dir"),
+        cache.as_os_str(),
+    ])
+}
+
+#[test]
+fn a_cache_directory_others_may_write_to_is_refused() {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let app = one_component_app(dir.path(), "hello", guests::HELLO);
+    let cache = dir.path().join("cache");
+    std::fs::create_dir(&cache).unwrap();
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o775)).unwrap();
+    let expected = format!(
+        "error: compile cache {0} is writable by group or others (mode 0775), so its code \
+         cannot be trusted; fix with `chmod 700 {0}` (or pass --cache-dir DIR to use another \
+         cache, --no-cache for none)\n",
+        cache.display()
+    );
+    assert_eq!(serve_refused(&app, &cache), expected);
+    assert_eq!(compile_refused(&app, &cache), expected);
+    assert_eq!(
+        std::fs::read_dir(&cache).unwrap().count(),
+        0,
+        "something was written to the refused cache"
+    );
+}
+
+#[test]
+fn a_cache_directory_of_another_user_is_refused() {
+    use std::os::unix::fs::MetadataExt as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let app = one_component_app(dir.path(), "hello", guests::HELLO);
+    let cache = dir.path().join("cache");
+    std::fs::create_dir(&cache).unwrap();
+    // Root (as in CI) can give the directory away; anyone else is refused
+    // the root directory, which is someone else's.
+    let (cache, user) = match std::os::unix::fs::chown(&cache, Some(65534), None) {
+        Ok(()) => (cache, 0),
+        Err(_) => (PathBuf::from("/"), dir.path().metadata().unwrap().uid()),
+    };
+    let owner = cache.metadata().unwrap().uid();
+    assert_ne!(owner, user);
+    let stderr = serve_refused(&app, &cache);
+    assert!(
+        stderr.starts_with(&format!(
+            "error: compile cache {} is owned by uid {owner}, not by this user (uid {user}), \
+             so its code cannot be trusted",
+            cache.display()
+        )),
+        "{stderr}"
+    );
+}
+
+/// A key file others may read may be known to them: it is refused, not
+/// quietly replaced. Deleting it is the fix, and every entry is then
+/// compiled again under the new key.
+#[test]
+fn a_cache_key_others_may_read_is_refused_until_deleted() {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let cache = dir.path().join("cache");
+    let app = test_app(dir.path());
+    compile(&app, &cache);
+    let key = cache.join("key");
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&key), 0o600);
+    let secret = std::fs::read(&key).unwrap();
+    assert_eq!(secret.len(), 32);
+
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let stderr = compile_refused(&app, &cache);
+    assert!(
+        stderr.starts_with(&format!(
+            "error: compile cache key {} is readable or writable by group or others \
+             (mode 0644); delete it and a new one is made (every entry is then compiled again)",
+            key.display()
+        )),
+        "{stderr}"
+    );
+    let shown: String = secret.iter().map(|byte| format!("{byte:02x}")).collect();
+    assert!(!stderr.contains(&shown), "{stderr}");
+    assert_eq!(std::fs::read(&key).unwrap(), secret, "the key was changed");
+
+    std::fs::remove_file(&key).unwrap();
+    let out = compile(&app, &cache);
+    for name in ["hello", "echo", "probe", "trap", "slow"] {
+        assert!(
+            line_for(&out, name).contains("replaced an entry: its tag is wrong"),
+            "{out}"
+        );
+    }
+    assert_eq!(mode(&key), 0o600);
+    assert_ne!(std::fs::read(&key).unwrap(), secret);
 }

@@ -39,8 +39,36 @@ impl Server {
 
     /// `mayfly serve ARGS...` on a free loopback port, with a private cache.
     pub fn start_with(args: &[&str]) -> Self {
+        Self::launch(Command::new(MAYFLY), args)
+    }
+
+    /// [`Server::start_with`], in a process started with `soft` and `hard`
+    /// limits on open files.
+    pub fn start_with_fd_limit(args: &[&str], soft: u32, hard: u32) -> Self {
+        let mut command = Command::new("prlimit");
+        command
+            .arg(format!("--nofile={soft}:{hard}"))
+            .arg("--")
+            .arg(MAYFLY);
+        Self::launch(command, args)
+    }
+
+    /// The server's limit on open files now: (soft, hard).
+    pub fn fd_limits(&self) -> (u64, u64) {
+        let limits = std::fs::read_to_string(format!("/proc/{}/limits", self.child.id())).unwrap();
+        let line = limits
+            .lines()
+            .find(|line| line.starts_with("Max open files"))
+            .unwrap();
+        let numbers: Vec<u64> = line
+            .split_whitespace()
+            .filter_map(|word| word.parse().ok())
+            .collect();
+        (numbers[0], numbers[1])
+    }
+
+    fn launch(mut command: Command, args: &[&str]) -> Self {
         let cache = tempfile::tempdir().unwrap();
-        let mut command = Command::new(MAYFLY);
         command
             .arg("serve")
             .args(args)

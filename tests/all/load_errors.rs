@@ -227,3 +227,75 @@ fn a_malformed_secrets_file_is_refused_without_showing_a_secret() {
         assert!(!stderr.contains("31337424242"), "{stderr}");
     }
 }
+
+/// A malformed `env` value is refused naming the file, line, column and
+/// field, but showing neither the line nor the value: the parser's own
+/// message would quote the line, and with it a secret.
+#[test]
+fn a_malformed_env_value_is_refused_without_showing_a_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    for (env, expected) in [
+        (
+            "env = { TOKEN = 31337424242, PASS = \"hunter2-SECRET\" }",
+            ":3:17: field `component.hello.env.TOKEN`: expected a string, found an integer",
+        ),
+        (
+            "env = { TOKEN = \"hunter2-SECRET\\q\" }",
+            ":3:33: missing escaped value",
+        ),
+        // Unterminated: the parser notices on the next line.
+        (
+            "env = { TOKEN = \"hunter2-SECRET }",
+            ":4:1: missing key for inline table element",
+        ),
+        (
+            "[component.hello.env]\nPASS = \"hunter2-SECRET\"\nTOKEN = [\"31337424242\"]",
+            ":5:9: field `component.hello.env.TOKEN`: expected a string, found an array",
+        ),
+    ] {
+        let app = write_file(
+            dir.path(),
+            "app.toml",
+            format!(
+                "[component.hello]\nsource = {:?}\n{env}\n\
+                 [[route]]\npath = \"/\"\ncomponent = \"hello\"\n",
+                guests::HELLO
+            ),
+        );
+        for stderr in [serve_fails(&app), check_fails(&app)] {
+            assert!(
+                stderr.contains(&format!("invalid manifest {}{expected}", app.display())),
+                "{stderr}"
+            );
+            for secret in ["hunter2", "31337424242"] {
+                assert!(!stderr.contains(secret), "{stderr}");
+            }
+        }
+    }
+}
+
+#[test]
+fn a_malformed_runtime_config_is_refused_without_showing_its_redis_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_file(
+        dir.path(),
+        "runtime.toml",
+        "[key_value]\nbackend = \"redis\"\nurl = \"redis://:hunter2-SECRET@127.0.0.1:6379\" junk\n",
+    );
+    let output = run_mayfly(&[
+        OsStr::new("serve"),
+        OsStr::new(guests::HELLO),
+        OsStr::new("--runtime-config"),
+        config.as_os_str(),
+        OsStr::new("--listen"),
+        OsStr::new("127.0.0.1:0"),
+        OsStr::new("--no-cache"),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!("invalid runtime config {}:3:", config.display())),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("hunter2"), "{stderr}");
+}

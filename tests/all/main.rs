@@ -8,9 +8,11 @@ use mayfly_guests as guests;
 
 mod harness;
 
+mod budgets;
 mod chaining;
 mod check;
 mod cli;
+mod clients;
 mod compare;
 mod compile_cache;
 mod fresh_instances;
@@ -19,6 +21,7 @@ mod guest_log;
 mod hostile;
 mod limits;
 mod load_errors;
+mod network_fuzz;
 mod operating;
 mod outbound;
 mod plugins;

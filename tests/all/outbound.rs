@@ -223,3 +223,97 @@ async fn raw_sockets_are_denied_even_to_allowed_hosts() {
     }
     allowed_call_works(&setup).await;
 }
+
+/// A name other than `localhost` that resolves to a loopback address on
+/// this machine (its own host name, as a rule), if there is one.
+fn loopback_name() -> Option<String> {
+    use std::net::ToSocketAddrs as _;
+    let hosts = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+    let names = hosts
+        .lines()
+        .filter(|line| line.trim_start().starts_with("127."))
+        .flat_map(|line| line.split_whitespace().skip(1).map(str::to_string))
+        .take_while(|name| !name.starts_with('#'));
+    names
+        .filter(|name| !name.eq_ignore_ascii_case("localhost"))
+        .find(|name| {
+            (name.as_str(), 80)
+                .to_socket_addrs()
+                .is_ok_and(|mut addrs| addrs.all(|a| a.ip().is_loopback()))
+        })
+}
+
+#[tokio::test]
+async fn names_resolving_to_loopback_reach_it_only_when_granted_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = Server::start(Path::new(guests::HELLO));
+    let port = upstream.addr.port();
+    let name = loopback_name();
+    let named = name.as_deref().unwrap_or("localhost");
+    let manifest = format!(
+        r#"
+[component.wild]
+source = {caps:?}
+allowed_outbound_hosts = ["http://*:{port}"]
+
+[component.named]
+source = {caps:?}
+allowed_outbound_hosts = ["http://{named}:{port}"]
+
+[component.opened]
+source = {caps:?}
+allowed_outbound_hosts = ["http://*:{port}"]
+allow_private_networks = true
+
+[component.local]
+source = {caps:?}
+allowed_outbound_hosts = ["http://localhost:{port}"]
+
+[[route]]
+path = "/wild"
+component = "wild"
+[[route]]
+path = "/named"
+component = "named"
+[[route]]
+path = "/opened"
+component = "opened"
+[[route]]
+path = "/local"
+component = "local"
+"#,
+        caps = guests::CAPABILITIES,
+    );
+    let server = Server::start(&write_file(dir.path(), "app.toml", manifest));
+    let hello = (200, "200 Hello from Mayfly!\n".to_string());
+    let prohibited = (
+        502,
+        "denied: ErrorCode::DestinationIpProhibited".to_string(),
+    );
+    let outcome = |reply: crate::harness::Reply| (reply.status.as_u16(), reply.text());
+
+    // A wildcard matches `localhost`, but grants only public addresses.
+    let url = format!("http://localhost:{port}/");
+    assert_eq!(outcome(fetch(&server, "wild", &url).await), prohibited);
+    server.wait_for_output(&format!(
+        "outbound request to {url} refused: `localhost` resolves to 127.0.0.1, a loopback \
+         address, which only a grant naming it reaches"
+    ));
+    // So does a name granted by name that resolves to 127.0.0.1.
+    if let Some(name) = &name {
+        let url = format!("http://{name}:{port}/");
+        assert_eq!(outcome(fetch(&server, "named", &url).await), prohibited);
+        server.wait_for_output(&format!("`{name}` resolves to 127."));
+        assert_eq!(outcome(fetch(&server, "opened", &url).await), hello);
+    } else {
+        eprintln!("no name but localhost resolves to loopback here: the named case is skipped");
+    }
+    // `allow_private_networks` opens them; `localhost` and IP literals,
+    // named in the grant, reach themselves.
+    assert_eq!(outcome(fetch(&server, "opened", &url).await), hello);
+    assert_eq!(outcome(fetch(&server, "local", &url).await), hello);
+    assert_eq!(
+        outcome(fetch(&server, "wild", &format!("http://127.0.0.1:{port}/")).await),
+        prohibited
+    );
+}

@@ -10,6 +10,14 @@
 //!   host refuses.
 //! - `print`: writes 64 MiB to stdout.
 //! - `newlines`: writes 1 MiB of empty lines to stdout.
+//! - `files`: opens the file at `path` over and over, closing none, until
+//!   the host refuses; streams `opened N: ERROR`, then holds every file
+//!   until the request body ends.
+//! - `connections`: sends `count` GETs to `url` at once and holds them;
+//!   streams a line each time more of them are settled (`refused` by the
+//!   host's budget, `failed` otherwise, `answered`), until all are.
+//! - `fields`: builds a 64 KiB header map, then clones and changes it
+//!   until the host refuses (each change copies the whole map).
 //! - `panic`: a Rust panic (which aborts the instance with a trap).
 //! - `none`: no attack at all: 200 `ok`, to show the component still serves
 //!   (or `status`, if given: a guest's own error status is not a limit).
@@ -59,6 +67,18 @@ impl Guest for Hostile {
                     let _ = stdout.write_all(b"\n");
                 }
             }
+            Some("files") => {
+                let path = kit::query_param(&request, "path").unwrap_or_default();
+                hoard_files(&request, out, &path);
+                return;
+            }
+            Some("connections") => {
+                let url = kit::query_param(&request, "url").unwrap_or_default();
+                let count = kit::query_param(&request, "count").and_then(|c| c.parse().ok());
+                hold_connections(out, &url, count.unwrap_or(100));
+                return;
+            }
+            Some("fields") => grow_fields(),
             Some("newlines") => {
                 let _ = std::io::stdout().lock().write_all(&[b'\n'; 1 << 20]);
             }
@@ -98,6 +118,92 @@ fn header_flood(out: ResponseOutparam, count: u32) {
 fn hoard_resources() -> ! {
     loop {
         std::mem::forget(black_box(Fields::new()));
+    }
+}
+
+fn hoard_files(request: &IncomingRequest, out: ResponseOutparam, path: &str) {
+    let mut opened = 0u32;
+    let error = loop {
+        match std::fs::File::open(path) {
+            Ok(file) => {
+                std::mem::forget(file);
+                opened += 1;
+            }
+            Err(err) => break err.to_string(),
+        }
+        if opened == 100_000 {
+            break "nothing refused".to_string();
+        }
+    };
+    let (response, body) = kit::response_head(200, &[]);
+    ResponseOutparam::set(out, Ok(response));
+    let mut stream = body.write().expect("response body stream");
+    let _ = stream.write_all(format!("opened {opened}: {error}\n").as_bytes());
+    let _ = stream.flush();
+    // Every file stays open until the client ends its request body.
+    kit::read_body(request);
+    let _ = stream.write_all(b"released\n");
+    drop(stream);
+    let _ = OutgoingBody::finish(body, None);
+}
+
+fn hold_connections(out: ResponseOutparam, url: &str, count: u32) {
+    use wasip2::http::types::ErrorCode;
+
+    let mut pending = Vec::new();
+    let (mut refused, mut failed, mut answered) = (0u32, 0u32, 0u32);
+    let mut first_failure = String::new();
+    for _ in 0..count {
+        match kit::start_get(url) {
+            Ok(future) => pending.push(future),
+            Err(err) => {
+                failed += 1;
+                first_failure = format!("{err:?}");
+            }
+        }
+    }
+    let (response, body) = kit::response_head(200, &[]);
+    ResponseOutparam::set(out, Ok(response));
+    let mut stream = body.write().expect("response body stream");
+    while !pending.is_empty() {
+        let pollables: Vec<_> = pending.iter().map(|f| f.subscribe()).collect();
+        let ready = wasip2::io::poll::poll(&pollables.iter().collect::<Vec<_>>());
+        drop(pollables);
+        let mut ready: Vec<usize> = ready.into_iter().map(|i| i as usize).collect();
+        ready.sort_unstable_by(|a, b| b.cmp(a));
+        for index in ready {
+            match pending.swap_remove(index).get() {
+                Some(Ok(Ok(_))) => answered += 1,
+                Some(Ok(Err(ErrorCode::ConnectionLimitReached))) => refused += 1,
+                other => {
+                    failed += 1;
+                    if first_failure.is_empty() {
+                        first_failure = format!("{other:?}");
+                    }
+                }
+            }
+        }
+        let line = format!("refused {refused} failed {failed} answered {answered} {first_failure}\n");
+        if stream.write_all(line.as_bytes()).is_err() {
+            return;
+        }
+        let _ = stream.flush();
+    }
+    drop(stream);
+    let _ = OutgoingBody::finish(body, None);
+}
+
+fn grow_fields() {
+    let fields = Fields::new();
+    for i in 0..64 {
+        let _ = fields.append(&format!("x-big-{i}"), &[b'v'; 1000]);
+    }
+    let mut copies = Vec::new();
+    loop {
+        let copy = fields.clone();
+        // Changing a copy copies the whole map on the host.
+        let _ = copy.append("x-more", b"1");
+        copies.push(black_box(copy));
     }
 }
 

@@ -91,6 +91,32 @@ pub enum GetError {
 /// A GET to `url` through `wasi:http/outgoing-handler`: the response's
 /// status and whole body.
 pub fn http_get(url: &str) -> Result<(u16, Vec<u8>), GetError> {
+    let broken = |what: &str| GetError::Broken(what.to_string());
+    let future = start_get(url)?;
+    future.subscribe().block();
+    let response = match future.get() {
+        Some(Ok(Ok(response))) => response,
+        Some(Ok(Err(code))) => return Err(GetError::Refused(code)),
+        _ => return Err(broken("the response future was ready but empty")),
+    };
+    let status = response.status();
+    let body = response
+        .consume()
+        .map_err(|()| broken("the response body was taken"))?;
+    let mut stream = body
+        .stream()
+        .map_err(|()| broken("the response body stream was taken"))?;
+    let mut contents = Vec::new();
+    std::io::Read::read_to_end(&mut stream, &mut contents)
+        .map_err(|err| GetError::Broken(format!("reading the body: {err}")))?;
+    drop(stream);
+    wasip2::http::types::IncomingBody::finish(body);
+    Ok((status, contents))
+}
+
+/// Sends a GET to `url` through `wasi:http/outgoing-handler`, without
+/// waiting for the response.
+pub fn start_get(url: &str) -> Result<wasip2::http::types::FutureIncomingResponse, GetError> {
     use wasip2::http::outgoing_handler;
     use wasip2::http::types::{OutgoingRequest, Scheme};
 
@@ -113,31 +139,12 @@ pub fn http_get(url: &str) -> Result<(u16, Vec<u8>), GetError> {
     if !valid {
         return Err(GetError::Url("invalid url"));
     }
-    let broken = |what: &str| GetError::Broken(what.to_string());
     let body = request
         .body()
-        .map_err(|()| broken("the request body was taken"))?;
+        .map_err(|()| GetError::Broken("the request body was taken".into()))?;
     let future = outgoing_handler::handle(request, None).map_err(GetError::Refused)?;
     OutgoingBody::finish(body, None).map_err(GetError::Refused)?;
-    future.subscribe().block();
-    let response = match future.get() {
-        Some(Ok(Ok(response))) => response,
-        Some(Ok(Err(code))) => return Err(GetError::Refused(code)),
-        _ => return Err(broken("the response future was ready but empty")),
-    };
-    let status = response.status();
-    let body = response
-        .consume()
-        .map_err(|()| broken("the response body was taken"))?;
-    let mut stream = body
-        .stream()
-        .map_err(|()| broken("the response body stream was taken"))?;
-    let mut contents = Vec::new();
-    std::io::Read::read_to_end(&mut stream, &mut contents)
-        .map_err(|err| GetError::Broken(format!("reading the body: {err}")))?;
-    drop(stream);
-    wasip2::http::types::IncomingBody::finish(body);
-    Ok((status, contents))
+    Ok(future)
 }
 
 /// Blocks the guest for `ms` milliseconds through `wasi:clocks`.

@@ -21,10 +21,23 @@
 //! a dispatcher (a plugin's, a command's) has no app to call into: such a
 //! call fails with `destination-not-found`, and the reason is logged.
 //!
+//! A granted name is resolved by the host, and the request goes only to an
+//! address the grant may reach: public addresses, unless a pattern names
+//! the address (an IP literal, `localhost`) or the component has
+//! `allow_private_networks`. Loopback, private, link-local and other
+//! non-public answers are refused with `destination-IP-prohibited`, so a
+//! public name pointed at 127.0.0.1 or 169.254.169.254 reaches nothing.
+//! Each connection holds one of the instance's descriptors (see
+//! [`crate::budget`]).
+//!
 //! [`HostPattern`] is always here; the policy itself, which needs
 //! `wasmtime-wasi-http` (and with it hyper), comes with the `http`
 //! feature.
 
+#[cfg(feature = "http")]
+mod address;
+#[cfg(feature = "http")]
+mod connect;
 mod pattern;
 #[cfg(feature = "http")]
 mod policy;

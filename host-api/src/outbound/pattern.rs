@@ -105,12 +105,29 @@ impl HostPattern {
             HostMatch::Any => true,
             HostMatch::Exactly(expected) => host.eq_ignore_ascii_case(expected),
             HostMatch::SubdomainOf(domain) => {
-                host.len() > domain.len() + 1 && {
-                    let (sub, rest) = host.split_at(host.len() - domain.len());
-                    sub.ends_with('.') && rest.eq_ignore_ascii_case(domain)
-                }
+                host.len() > domain.len() + 1
+                    // Not at a character boundary: `rest` cannot be `domain`.
+                    && host
+                        .split_at_checked(host.len() - domain.len())
+                        .is_some_and(|(sub, rest)| {
+                            sub.ends_with('.') && rest.eq_ignore_ascii_case(domain)
+                        })
             }
         }
+    }
+
+    /// Whether the pattern names an address itself (an IP literal, or
+    /// `localhost`), which grants reaching it even where it is loopback or
+    /// private. A name or wildcard grants public addresses only.
+    pub fn names_address(&self) -> bool {
+        let HostMatch::Exactly(host) = &self.host else {
+            return false;
+        };
+        let bare = host
+            .strip_prefix('[')
+            .and_then(|h| h.strip_suffix(']'))
+            .unwrap_or(host);
+        host == "localhost" || bare.parse::<std::net::IpAddr>().is_ok()
     }
 }
 

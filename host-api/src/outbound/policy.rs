@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
+use super::connect;
 use super::pattern::{HostPattern, INTERNAL_DOMAIN};
+use crate::budget::InstanceBudget;
 use crate::report::Reporter;
 
 /// The header that names a request, in logs and between components.
@@ -60,6 +62,11 @@ pub struct Hop {
 #[derive(Debug, Clone)]
 pub struct OutboundPolicy {
     allowed: Arc<[HostPattern]>,
+    /// Private, loopback and link-local addresses are granted whatever the
+    /// pattern (`allow_private_networks`).
+    private_networks: bool,
+    /// What the instance's connections count against.
+    budget: Arc<InstanceBudget>,
     /// Where this instance stands in its chain of calls.
     hop: Hop,
     /// Denied and failed calls, for the operator; capped per request.
@@ -68,8 +75,16 @@ pub struct OutboundPolicy {
 
 impl OutboundPolicy {
     /// The policy of an instance of `component` at `hop`: requests that
-    /// match one of `allowed` may go out (none, if it is empty).
-    pub fn new(component: Arc<str>, allowed: Arc<[HostPattern]>, hop: Hop) -> Self {
+    /// match one of `allowed` may go out (none, if it is empty), to public
+    /// addresses, or to any if `private_networks`. Each connection counts
+    /// against `budget`.
+    pub fn new(
+        component: Arc<str>,
+        allowed: Arc<[HostPattern]>,
+        private_networks: bool,
+        hop: Hop,
+        budget: Arc<InstanceBudget>,
+    ) -> Self {
         Self {
             reporter: Arc::new(Reporter::new(
                 component,
@@ -77,6 +92,8 @@ impl OutboundPolicy {
                 "outbound HTTP",
             )),
             allowed,
+            private_networks,
+            budget,
             hop,
         }
     }
@@ -88,11 +105,25 @@ impl OutboundPolicy {
 
     /// Whether a request to this URI may go out.
     pub fn permits(&self, uri: &http::Uri) -> bool {
+        self.reach(uri).is_some()
+    }
+
+    /// Whether a request to this URI may go out (`None`: no), and if so,
+    /// whether to non-public addresses too: only when a matching pattern
+    /// names the address (an IP literal, `localhost`) or the grant opens
+    /// private networks.
+    fn reach(&self, uri: &http::Uri) -> Option<bool> {
         let (Some(scheme), Some(host)) = (uri.scheme_str(), uri.host()) else {
-            return false;
+            return None;
         };
         let port = uri.port_u16();
-        self.allowed.iter().any(|p| p.matches(scheme, host, port))
+        let mut matching = self
+            .allowed
+            .iter()
+            .filter(|p| p.matches(scheme, host, port))
+            .peekable();
+        matching.peek()?;
+        Some(self.private_networks || matching.any(HostPattern::names_address))
     }
 }
 
@@ -115,13 +146,13 @@ impl WasiHttpHooks for OutboundPolicy {
         options: Option<RequestOptions>,
         _on_response_error: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> ResponseFuture {
-        if !self.permits(request.uri()) {
+        let Some(private_ok) = self.reach(request.uri()) else {
             self.reporter.report(&format!(
                 "outbound request to {} denied: not in allowed_outbound_hosts",
                 request.uri()
             ));
             return Box::new(std::future::ready(Err(Error::HttpRequestDenied)));
-        }
+        };
         // Host names are case-insensitive, like the grant check above:
         // `Api.Mayfly.Internal` is component `api`, never a DNS name.
         if let Some(target) = request
@@ -132,11 +163,27 @@ impl WasiHttpHooks for OutboundPolicy {
         {
             return self.internal(target, request);
         }
+        let ticket = match self.budget.descriptor() {
+            Ok(ticket) => ticket,
+            Err(exhausted) => {
+                self.reporter.report(&format!(
+                    "outbound request to {} refused: {exhausted}",
+                    request.uri()
+                ));
+                return Box::new(std::future::ready(Err(Error::ConnectionLimitReached)));
+            }
+        };
+        let reporter = self.reporter.clone();
+        let uri = request.uri().to_string();
         Box::new(async move {
-            use http_body_util::BodyExt;
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-            let io: Box<dyn Future<Output = Result<(), Error>> + Send> = Box::new(io);
-            Ok((response.map(BodyExt::boxed_unsync), io))
+            connect::send(request, options, private_ok, ticket)
+                .await
+                .map_err(|refusal| {
+                    if let Some(reason) = refusal.reason {
+                        reporter.report(&format!("outbound request to {uri} refused: {reason}"));
+                    }
+                    refusal.error
+                })
         })
     }
 }
@@ -218,7 +265,11 @@ mod tests {
             .iter()
             .map(|p| HostPattern::parse(p).unwrap())
             .collect();
-        OutboundPolicy::new("test".into(), allowed.into(), hop(None))
+        OutboundPolicy::new("test".into(), allowed.into(), false, hop(None), budget())
+    }
+
+    fn budget() -> Arc<InstanceBudget> {
+        InstanceBudget::new(16, 1 << 20)
     }
 
     /// An outside request's place, with `dispatcher` for its internal calls.
@@ -262,7 +313,13 @@ mod tests {
         let (dispatcher, mut calls) = tokio::sync::mpsc::channel(DISPATCH_QUEUE);
         let allowed: Arc<[HostPattern]> =
             Arc::from([HostPattern::parse("http://api.mayfly.internal").unwrap()]);
-        let mut policy = OutboundPolicy::new("test".into(), allowed, hop(Some(dispatcher)));
+        let mut policy = OutboundPolicy::new(
+            "test".into(),
+            allowed,
+            false,
+            hop(Some(dispatcher)),
+            budget(),
+        );
         // The dispatcher is stalled: calls wait for it, up to the bound...
         for _ in 0..DISPATCH_QUEUE {
             assert!(ready_now(call_api(&mut policy)).is_none());
@@ -300,7 +357,7 @@ mod tests {
 
     #[test]
     fn nothing_is_allowed_by_default() {
-        let deny = OutboundPolicy::new("test".into(), Arc::from([]), hop(None));
+        let deny = OutboundPolicy::new("test".into(), Arc::from([]), false, hop(None), budget());
         assert!(!permits(&deny, "http://example.com/"));
         assert!(!permits(&deny, "https://localhost/"));
     }

@@ -11,6 +11,11 @@ use clap::Parser as _;
 
 fn main() -> ExitCode {
     let cli = commands::Cli::parse();
+    // Connections and guests' files need descriptors, and guests' share is
+    // sized from this limit: take all the system allows, before anything
+    // is counted. (A failure leaves the soft limit, which is still
+    // enforced.)
+    let _ = mayfly_host_api::budget::raise_fd_limit();
     match cli.execute() {
         Ok(code) => code,
         Err(err) => {

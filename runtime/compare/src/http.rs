@@ -2,7 +2,8 @@
 //! `mayfly serve` (a fresh component instance per request) and by a small
 //! CGI-style host that starts a fresh isolate (process, namespaces or OCI
 //! container) per request, both driven by the same built-in load generator
-//! over keep-alive connections on loopback.
+//! over keep-alive connections on loopback. The CGI host answers only the
+//! harness: every request must carry its random [`Token`].
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -21,6 +22,7 @@ use tokio::sync::{Semaphore, oneshot};
 use crate::mode::Mode;
 use crate::runners::Runner;
 use crate::stats::{Latency, count, micros};
+use crate::token::Token;
 
 /// How long one call may run inside the CGI host before it is stopped.
 const CGI_DEADLINE: Duration = Duration::from_secs(30);
@@ -53,9 +55,12 @@ pub struct HttpStats {
 
 /// A CGI-style HTTP host: every request runs the workload once in a fresh
 /// isolate from `runner` and answers with what it printed. `GET /trivial`
-/// runs `trivial`; `GET /json/N` runs `json N`. Stopped on drop.
+/// runs `trivial`; `GET /json/N` runs `json N`. A request without the
+/// host's token (`Authorization: Bearer TOKEN`) gets `403` and runs
+/// nothing: any local process can reach a loopback port. Stopped on drop.
 pub struct CgiHost {
     addr: SocketAddr,
+    token: Token,
     stop: Option<oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -74,15 +79,17 @@ impl CgiHost {
             .build()?;
         let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
         let addr = listener.local_addr()?;
+        let token = Token::random().context("cannot make the CGI host's token")?;
         let (stop, stopped) = oneshot::channel();
         let permits = Arc::new(Semaphore::new(in_flight.max(1)));
+        let accepted = token.clone();
         let thread = std::thread::Builder::new()
             .name("cgi-host".into())
             .spawn(move || {
                 runtime.block_on(async move {
                     tokio::select! {
                         _ = stopped => {}
-                        () = accept(listener, runner, permits) => {}
+                        () = accept(listener, runner, permits, accepted) => {}
                     }
                 });
                 // Connections still open are dropped with the runtime.
@@ -90,6 +97,7 @@ impl CgiHost {
             })?;
         Ok(Self {
             addr,
+            token,
             stop: Some(stop),
             thread: Some(thread),
         })
@@ -98,6 +106,11 @@ impl CgiHost {
     /// Where it listens.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The token every request must carry.
+    pub fn token(&self) -> &Token {
+        &self.token
     }
 }
 
@@ -116,17 +129,27 @@ async fn accept(
     listener: tokio::net::TcpListener,
     runner: Arc<dyn Runner>,
     permits: Arc<Semaphore>,
+    token: Token,
 ) {
+    let token = Arc::new(token);
     loop {
         let stream = mayfly_serve::server::accept_or_back_off(&listener, "cgi host").await;
         let _ = stream.set_nodelay(true);
         let runner = runner.clone();
         let permits = permits.clone();
+        let token = token.clone();
         tokio::spawn(async move {
             let service = hyper::service::service_fn(move |request: Request<Incoming>| {
                 let runner = runner.clone();
                 let permits = permits.clone();
-                async move { Ok::<_, Infallible>(cgi(request.uri().path(), runner, permits).await) }
+                let allowed = token.is_in(request.headers());
+                async move {
+                    Ok::<_, Infallible>(if allowed {
+                        cgi(request.uri().path(), runner, permits).await
+                    } else {
+                        refuse()
+                    })
+                }
             });
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
@@ -146,16 +169,26 @@ pub fn workload_args(path: &str) -> Option<Vec<String>> {
     }
 }
 
+/// A plain-text answer.
+fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response
+}
+
+/// The answer to a request without the token: it runs nothing.
+fn refuse() -> Response<Full<Bytes>> {
+    text(
+        StatusCode::FORBIDDEN,
+        "this host serves only the `mayfly compare` that started it\n".into(),
+    )
+}
+
 async fn cgi(
     path: &str,
     runner: Arc<dyn Runner>,
     permits: Arc<Semaphore>,
 ) -> Response<Full<Bytes>> {
-    let text = |status: StatusCode, body: String| {
-        let mut response = Response::new(Full::new(Bytes::from(body)));
-        *response.status_mut() = status;
-        response
-    };
     let Some(args) = workload_args(path) else {
         return text(StatusCode::NOT_FOUND, "try /trivial or /json/N\n".into());
     };
@@ -186,18 +219,30 @@ async fn cgi(
     }
 }
 
-/// Drives `addr` with `connections` keep-alive connections, each sending
+/// A server for [`load`] to drive.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    /// The isolate each request gets.
+    pub mode: Mode,
+    /// Who serves: `mayfly serve` or `cgi <mode>`.
+    pub server: &'a str,
+    /// Where it listens.
+    pub addr: SocketAddr,
+    /// The token every request carries, for a server that needs one.
+    pub token: Option<&'a Token>,
+}
+
+/// Drives `target` with `connections` keep-alive connections, each sending
 /// `GET path` one after another for `duration`, and checks that every
 /// answer is `200` with a body that starts with `expect`.
 pub fn load(
-    mode: Mode,
-    server: &str,
-    addr: SocketAddr,
+    target: &Target<'_>,
     path: &str,
     expect: &str,
     connections: usize,
     duration: Duration,
 ) -> anyhow::Result<HttpStats> {
+    let addr = target.addr;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -205,11 +250,13 @@ pub fn load(
     let (samples, elapsed) = runtime.block_on(async {
         let started = Instant::now();
         let until = started + duration;
+        let authorization = target.token.map(Token::header_value);
         let mut tasks = Vec::with_capacity(connections);
         for _ in 0..connections {
             let (path, expect) = (path.to_string(), expect.to_string());
+            let authorization = authorization.clone();
             tasks.push(tokio::spawn(async move {
-                connection(addr, &path, &expect, until).await
+                connection(addr, authorization.as_deref(), &path, &expect, until).await
             }));
         }
         let mut samples = Vec::new();
@@ -225,8 +272,8 @@ pub fn load(
     latencies.sort_by(f64::total_cmp);
     let failures: Vec<&String> = samples.iter().filter_map(|(_, f)| f.as_ref()).collect();
     Ok(HttpStats {
-        mode,
-        server: server.to_string(),
+        mode: target.mode,
+        server: target.server.to_string(),
         path: path.to_string(),
         connections,
         requests: latencies.len(),
@@ -242,6 +289,7 @@ pub fn load(
 /// again.
 async fn connection(
     addr: SocketAddr,
+    authorization: Option<&str>,
     path: &str,
     expect: &str,
     until: Instant,
@@ -264,10 +312,13 @@ async fn connection(
         let Some(send) = sender.as_mut() else {
             continue;
         };
-        let request = Request::get(path)
-            .header(http::header::HOST, addr.to_string())
+        let mut request = Request::get(path).header(http::header::HOST, addr.to_string());
+        if let Some(authorization) = authorization {
+            request = request.header(http::header::AUTHORIZATION, authorization);
+        }
+        let request = request
             .body(Empty::<Bytes>::new())
-            .expect("a GET with a valid path");
+            .expect("a GET with a valid path and token");
         let outcome = async {
             let response = send.send_request(request).await?;
             let status = response.status();
@@ -308,7 +359,62 @@ async fn open(
 
 #[cfg(test)]
 mod tests {
-    use super::workload_args;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use super::{CgiHost, Target, load, workload_args};
+    use crate::Mode;
+    use crate::runners::{Call, Runner};
+    use crate::token::Token;
+
+    /// Counts its calls, and answers each with `ok`.
+    #[derive(Default)]
+    struct Counting(AtomicUsize);
+
+    impl Runner for Counting {
+        fn call(&self, _: &[String], _: Duration) -> anyhow::Result<Call> {
+            self.0.fetch_add(1, Ordering::SeqCst);
+            Ok(Call {
+                stdout: "ok\n".into(),
+                ended: "ok".into(),
+                ..Call::default()
+            })
+        }
+    }
+
+    #[test]
+    fn the_cgi_host_runs_nothing_for_a_request_without_its_token() {
+        let runner = Arc::new(Counting::default());
+        let host = CgiHost::start(runner.clone(), 1, 1).unwrap();
+        let drive = |token: Option<&Token>| {
+            let target = Target {
+                mode: Mode::Process,
+                server: "cgi",
+                addr: host.addr(),
+                token,
+            };
+            load(&target, "/trivial", "ok", 1, Duration::from_millis(50)).unwrap()
+        };
+        // With its token, every request is served by a call.
+        let served = drive(Some(host.token()));
+        assert!(served.requests > 0, "{served:?}");
+        assert_eq!(served.errors, 0, "{served:?}");
+        assert_eq!(runner.0.load(Ordering::SeqCst), served.requests);
+        // Without it, or with another, every request is refused and no
+        // call is made.
+        let other = Token::random().unwrap();
+        for refused in [drive(None), drive(Some(&other))] {
+            assert!(refused.requests > 0, "{refused:?}");
+            assert_eq!(refused.errors, refused.requests, "{refused:?}");
+            let failure = refused.first_failure.unwrap_or_default();
+            assert!(
+                failure.starts_with("403 Forbidden: this host serves only"),
+                "{failure}"
+            );
+        }
+        assert_eq!(runner.0.load(Ordering::SeqCst), served.requests);
+    }
 
     #[test]
     fn paths_map_to_the_workload_arguments() {

@@ -8,7 +8,10 @@
 //! - [`runners`]: one file per way of running the workload ([`Mode`]).
 //! - [`stats`]: calls in threads; latency, throughput, memory, start-up.
 //! - [`probe`](mod@probe): what each mode can reach.
-//! - [`http`]: the HTTP variant: a CGI-style host and a load generator.
+//! - [`http`]: the HTTP variant: a CGI-style host and a load generator;
+//!   the host's [`Token`].
+//! - [`runners::cleanup`]: what the runners made, undone when the command
+//!   stops.
 //! - [`chart`]: the latency distributions as SVG.
 
 #![deny(missing_docs)]
@@ -19,8 +22,10 @@ mod mode;
 pub mod probe;
 pub mod runners;
 pub mod stats;
+mod token;
 
 pub use self::chart::svg;
 pub use self::mode::Mode;
 pub use self::probe::{CHECKS, Cell, probe};
 pub use self::stats::{Latency, Stats, measure};
+pub use self::token::Token;

@@ -55,6 +55,7 @@ pub struct PluginBuilder {
     env: Vec<(String, String)>,
     files: Vec<(PathBuf, String, FilesMode)>,
     outbound: Vec<String>,
+    private_networks: bool,
     exports: Vec<String>,
     links: Vec<LinkHook>,
     checks: Vec<CheckHook>,
@@ -97,6 +98,7 @@ impl PluginBuilder {
             env: Vec::new(),
             files: Vec::new(),
             outbound: Vec::new(),
+            private_networks: false,
             exports: Vec::new(),
             links: Vec::new(),
             checks: Vec::new(),
@@ -207,6 +209,23 @@ impl PluginBuilder {
     #[cfg(feature = "http")]
     pub fn allow_host(mut self, pattern: impl Into<String>) -> Self {
         self.outbound.push(pattern.into());
+        self
+    }
+
+    /// Lets the allowed hosts reach loopback, private and link-local
+    /// addresses. Without it, a name that resolves to one is refused, and
+    /// only a pattern naming the address (an IP literal, `localhost`)
+    /// reaches it.
+    #[cfg(feature = "http")]
+    pub fn allow_private_networks(mut self) -> Self {
+        self.private_networks = true;
+        self
+    }
+
+    /// Most open files and outbound connections one call may hold at once
+    /// [default: 128].
+    pub fn max_descriptors(mut self, descriptors: usize) -> Self {
+        self.limits.max_descriptors = descriptors;
         self
     }
 
@@ -351,6 +370,7 @@ impl PluginBuilder {
             .map(|pattern| HostPattern::parse(pattern))
             .collect::<Result<Vec<_>, _>>()?;
         granted.outbound = outbound.into();
+        granted.private_networks = self.private_networks;
         Ok(granted)
     }
 }

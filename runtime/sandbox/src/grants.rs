@@ -21,6 +21,10 @@ pub struct Grants {
     pub files: Vec<FileGrant>,
     /// Where outbound HTTP requests may go.
     pub outbound: Arc<[HostPattern]>,
+    /// Outbound requests may reach loopback, private and link-local
+    /// addresses whatever pattern allowed them (otherwise only a pattern
+    /// naming the address does: an IP literal, `localhost`).
+    pub private_networks: bool,
     /// Labels of the key-value stores it may open.
     pub stores: Vec<String>,
     /// Its configuration values, resolved at load time.
@@ -48,6 +52,7 @@ impl std::fmt::Debug for Grants {
             .field("env", &names(&self.env))
             .field("files", &self.files)
             .field("outbound", &self.outbound)
+            .field("private_networks", &self.private_networks)
             .field("stores", &self.stores)
             .field("config", &names(&self.config))
             .finish()

@@ -9,8 +9,10 @@
 use std::any::Any;
 use std::sync::Arc;
 
+use mayfly_host_api::budget::InstanceBudget;
 #[cfg(feature = "http")]
 use mayfly_host_api::outbound::{Hop, OutboundPolicy};
+use mayfly_host_api::report::Reporter;
 use mayfly_host_api::state::{ComponentState, StateCtx, StateView};
 use wasmtime::component::{Linker, ResourceTable};
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
@@ -21,6 +23,7 @@ use crate::call::{CallContext, Output, Stdio};
 use crate::grants::{FilesMode, Grants};
 use crate::limiter::Limiter;
 use crate::limits::RequestLimits;
+use crate::metered::{self, Holdings};
 
 /// Per-store state of a component instance.
 pub struct Host {
@@ -32,6 +35,8 @@ pub struct Host {
     outbound: OutboundPolicy,
     state: StateCtx,
     limits: Limiter,
+    /// Descriptors and host memory the instance holds, and their budget.
+    holdings: Holdings,
     /// The embedding program's own value for this call (see
     /// [`Host::set_user`]).
     user: Option<Box<dyn Any + Send>>,
@@ -80,16 +85,27 @@ impl Host {
         }
         let mut table = ResourceTable::new();
         table.set_max_capacity(limits.max_resources);
+        let budget = InstanceBudget::new(limits.max_descriptors, limits.max_host_memory);
+        let holdings = Holdings::new(
+            budget.clone(),
+            Reporter::new(
+                state.component.clone(),
+                call.request_id.clone(),
+                "host resources",
+            ),
+        );
         #[cfg(feature = "http")]
         let outbound = OutboundPolicy::new(
             state.component.clone(),
             grants.outbound.clone(),
+            grants.private_networks,
             Hop {
                 request: call.request_id.clone(),
                 hops: call.hops,
                 deadline: Some(call.deadline),
                 dispatcher: call.dispatcher,
             },
+            budget,
         );
         Ok(Self {
             table,
@@ -100,6 +116,7 @@ impl Host {
             outbound,
             state: StateCtx::new(state.clone(), call.request_id),
             limits: limits.limiter(),
+            holdings,
             user: None,
         })
     }
@@ -107,6 +124,11 @@ impl Host {
     /// The store's memory and table caps, for [`wasmtime::Store::limiter`].
     pub(crate) fn limiter_mut(&mut self) -> &mut Limiter {
         &mut self.limits
+    }
+
+    /// What the instance holds on the host, and its budget.
+    pub(crate) fn holdings(&mut self) -> &mut Holdings {
+        &mut self.holdings
     }
 
     /// The store's memory and table caps, and whether one was hit.
@@ -170,7 +192,8 @@ impl WasiHttpView for Host {
 /// A linker with every interface Mayfly provides: WASI 0.2 (whose
 /// capabilities each store grants or not), `wasi:http` (with the `http`
 /// feature), and the state interfaces (`wasi:keyvalue`, `wasi:config`,
-/// `wasi:logging`).
+/// `wasi:logging`). Opening files and building headers are counted (in the
+/// `metered` module).
 pub fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<Host>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
@@ -180,5 +203,6 @@ pub fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<Host>> {
         ctx: &mut host.state,
         table: &mut host.table,
     })?;
+    metered::add_to_linker(&mut linker)?;
     Ok(linker)
 }

@@ -18,6 +18,8 @@
 //! - [`output`]: guest stdout and stderr, captured and capped.
 //! - [`call`]: what a store is made for: one call's id, deadline, hops and
 //!   internal-call dispatcher, and where its standard streams go.
+//! - `metered`: the imports whose host resources (descriptors, header
+//!   memory) are counted against the instance's budget.
 //! - [`host`]: the per-store state, which holds only what was granted, and
 //!   the linker with every interface Mayfly provides.
 //! - [`sandbox`]: one guest's sandbox, and the one way to make a store.
@@ -53,6 +55,7 @@ pub mod grants;
 pub mod host;
 pub mod limiter;
 pub mod limits;
+mod metered;
 pub mod output;
 pub mod sandbox;
 pub mod units;

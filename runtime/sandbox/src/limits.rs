@@ -24,6 +24,15 @@ pub struct RequestLimits {
     /// Most host resources (streams, fields, requests...) an instance may
     /// hold at once.
     pub max_resources: usize,
+    /// Most open files and outbound connections an instance may hold at
+    /// once (each is a host file descriptor); past it, the open or request
+    /// fails in the guest. Every guest of the process also shares one
+    /// budget, half of the process's descriptor limit.
+    pub max_descriptors: usize,
+    /// Most bytes of header data an instance may build on the host
+    /// (`wasi:http` fields), added up over the call; past it, the guest
+    /// traps.
+    pub max_host_memory: usize,
     /// Most instances of the component running at once.
     pub instances: u32,
     /// Most requests waiting for an instance; beyond it, 503.
@@ -48,6 +57,8 @@ impl Default for RequestLimits {
             max_memory_bytes: 256 << 20,
             max_table_elements: MAX_TABLE_ELEMENTS,
             max_resources: 1_000,
+            max_descriptors: 128,
+            max_host_memory: 1 << 20,
             instances: 200,
             queue: 1_000,
             max_request_body: 256 << 20,

@@ -114,7 +114,7 @@ impl App {
     }
 
     /// The server's metrics.
-    pub fn metrics(&self) -> &Metrics {
+    pub fn metrics(&self) -> &Arc<Metrics> {
         &self.metrics
     }
 

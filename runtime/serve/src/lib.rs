@@ -20,7 +20,9 @@
 //! - [`live`]: the app being served, swapped atomically on a deploy, a
 //!   rollback or a file change (`--watch`).
 //! - [`request`]: the per-request path (store, instantiate, handle, drop).
-//! - [`server`]: sockets, worker threads and graceful shutdown.
+//! - [`server`]: sockets, worker threads and graceful shutdown; in
+//!   `connections`, the connection cap, and in `socket`, the client
+//!   socket's write timeout.
 //! - [`admin`]: the admin API that drives [`live`], with health and metrics.
 //! - [`state`]: which key-value backend holds the stores.
 //!
@@ -51,6 +53,7 @@
 pub mod admin;
 pub mod app;
 pub mod component;
+mod connections;
 pub mod gate;
 pub mod live;
 pub mod loader;
@@ -59,4 +62,5 @@ pub mod metrics;
 pub mod request;
 pub mod router;
 pub mod server;
+mod socket;
 pub mod state;

@@ -98,11 +98,39 @@ struct LimitLabels {
     kind: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TimeoutLabels {
+    kind: &'static str,
+}
+
+/// A client too slow for one of the server's timeouts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientTimeout {
+    /// It took too long to send a request head (or sat idle too long).
+    Head,
+    /// It paused its request body too long.
+    Body,
+    /// It did not read its response for too long.
+    Write,
+}
+
+impl ClientTimeout {
+    fn name(self) -> &'static str {
+        match self {
+            ClientTimeout::Head => "head",
+            ClientTimeout::Body => "body",
+            ClientTimeout::Write => "write",
+        }
+    }
+}
+
 /// Every metric of one server.
 pub struct Metrics {
     registry: Registry,
     requests: Family<StatusLabels, Counter>,
     unrouted: Counter,
+    connections: Gauge,
+    client_timeouts: Family<TimeoutLabels, Counter>,
     latency: Family<ComponentLabels, Histogram>,
     instantiation: Family<ComponentLabels, Histogram>,
     traps: Family<ComponentLabels, Counter>,
@@ -131,6 +159,28 @@ impl Default for Metrics {
             "mayfly_unrouted_requests",
             "Requests no route matched (404)",
             unrouted.clone(),
+        );
+        let connections = Gauge::default();
+        registry.register(
+            "mayfly_open_connections",
+            "Client connections open now",
+            connections.clone(),
+        );
+        let client_timeouts = Family::<TimeoutLabels, Counter>::default();
+        // Every kind is shown from the start, at 0.
+        for timeout in [
+            ClientTimeout::Head,
+            ClientTimeout::Body,
+            ClientTimeout::Write,
+        ] {
+            let _ = client_timeouts.get_or_create(&TimeoutLabels {
+                kind: timeout.name(),
+            });
+        }
+        registry.register(
+            "mayfly_client_timeouts",
+            "Connections and requests ended because the client was too slow, by timeout",
+            client_timeouts.clone(),
         );
         let latency = Family::<ComponentLabels, Histogram>::default();
         registry.register(
@@ -168,6 +218,8 @@ impl Default for Metrics {
             registry,
             requests,
             unrouted,
+            connections,
+            client_timeouts,
             latency,
             instantiation,
             traps,
@@ -205,6 +257,20 @@ impl Metrics {
     /// Counts a request that no route matched.
     pub fn unrouted(&self) {
         self.unrouted.inc();
+    }
+
+    /// The gauge of open client connections.
+    pub fn connections(&self) -> &Gauge {
+        &self.connections
+    }
+
+    /// Counts a client cut off by `timeout`.
+    pub fn client_timeout(&self, timeout: ClientTimeout) {
+        self.client_timeouts
+            .get_or_create(&TimeoutLabels {
+                kind: timeout.name(),
+            })
+            .inc();
     }
 
     /// Every metric, in the OpenMetrics text format ([`CONTENT_TYPE`]).
@@ -265,6 +331,11 @@ impl ComponentMetrics {
     /// Counts a trap.
     pub fn trap(&self) {
         self.traps.inc();
+    }
+
+    /// The server's metrics, which this component's are part of.
+    pub fn server(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// Counts a limit hit.

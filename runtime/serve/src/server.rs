@@ -7,6 +7,14 @@
 //! instance, store and buffers stay in one core's caches, and no
 //! work-stealing scheduler sits between hyper and the guest.
 //!
+//! Connections are capped across workers: at the cap, workers stop
+//! accepting (the kernel's backlog holds the rest) and ask the oldest idle
+//! connection to close (see `connections`), so a flood of connections
+//! delays new ones instead of failing work in flight. Clients are bounded in time at every step: the request head
+//! (`header_timeout`, which also ends idle keep-alive connections), each
+//! pause in a request body (`body_timeout`), and each wait for the client
+//! to read the response (`write_timeout`).
+//!
 //! On shutdown, workers stop accepting and close the listening socket (so
 //! new connections are refused at once), let in-flight requests (and guests
 //! still finishing after their response) complete within the grace period,
@@ -29,8 +37,11 @@ use tokio_util::task::TaskTracker;
 
 use mayfly_host_api::outbound::{DISPATCH_QUEUE, Dispatcher, InternalCall};
 
+use crate::connections::{Connections, Place};
 use crate::live::LiveApp;
+use crate::metrics::{ClientTimeout, Metrics};
 use crate::request;
+use crate::socket::ClientSocket;
 
 /// How the server runs.
 #[derive(Debug, Clone)]
@@ -39,11 +50,29 @@ pub struct ServeOptions {
     pub workers: usize,
     /// How long in-flight requests may take to finish after shutdown starts.
     pub shutdown_grace: Duration,
-    /// How long a client may take to send a request's headers.
+    /// How long a client may take to send a request's headers, and how
+    /// long a keep-alive connection may sit idle.
     pub header_timeout: Duration,
+    /// Longest pause in a request body; past it, the body fails in the
+    /// guest and the client gets 408.
+    pub body_timeout: Duration,
+    /// Longest a response may wait for the client to read it; past it, the
+    /// connection is closed.
+    pub write_timeout: Duration,
+    /// Most client connections open at once, over all workers; past it,
+    /// no more are accepted until one closes.
+    pub max_connections: usize,
     /// Largest request head (request line and headers) a client may send;
     /// beyond it, 431. At least 8 KiB.
     pub max_header_bytes: usize,
+}
+
+/// The default connection cap: the host's half of the descriptors (guests
+/// get the other half, see `mayfly_host_api::budget`), less some for
+/// listeners, stores and the compile cache.
+pub fn default_max_connections() -> usize {
+    let host_share = mayfly_host_api::budget::ProcessBudget::get().limit();
+    host_share.saturating_sub(256).max(64)
 }
 
 impl Default for ServeOptions {
@@ -52,6 +81,9 @@ impl Default for ServeOptions {
             workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
             shutdown_grace: Duration::from_secs(30),
             header_timeout: Duration::from_secs(30),
+            body_timeout: Duration::from_secs(30),
+            write_timeout: Duration::from_secs(30),
+            max_connections: default_max_connections(),
             max_header_bytes: 64 << 10,
         }
     }
@@ -103,6 +135,7 @@ impl Server {
         shutdown: impl Future<Output = ()>,
     ) -> std::io::Result<Shutdown> {
         let (stop, stopped) = watch::channel(false);
+        let connections = Arc::new(Connections::new(options.max_connections));
         let mut results = Vec::with_capacity(options.workers.max(1));
         for index in 0..options.workers.max(1) {
             let listener = self.listener.try_clone()?;
@@ -110,6 +143,7 @@ impl Server {
                 app: app.clone(),
                 stopped: stopped.clone(),
                 options: options.clone(),
+                connections: connections.clone(),
             };
             let (result, receiver) = oneshot::channel();
             std::thread::Builder::new()
@@ -144,6 +178,8 @@ struct Worker {
     app: Arc<LiveApp>,
     stopped: watch::Receiver<bool>,
     options: ServeOptions,
+    /// The cap on client connections, shared by every worker.
+    connections: Arc<Connections>,
 }
 
 impl Worker {
@@ -169,15 +205,23 @@ impl Worker {
         let listener = TcpListener::from_std(listener)?;
         let tracker = TaskTracker::new();
         loop {
+            // At the cap, a client that arrives waits (and this worker
+            // accepts no other) until a connection makes room.
+            let accepted = async {
+                let stream = accept_or_back_off(&listener, "server").await;
+                let place = self.connections.place().await;
+                (place, stream)
+            };
             tokio::select! {
-                stream = accept_or_back_off(&listener, "server") => {
+                (place, stream) = accepted => {
+                    let Some(place) = place else { break };
                     let connection = Connection {
                         app: self.app.clone(),
                         dispatcher: dispatcher.clone(),
                         stopped: self.stopped.clone(),
                         tracker: tracker.clone(),
-                        header_timeout: self.options.header_timeout,
-                        max_header_bytes: self.options.max_header_bytes,
+                        options: self.options.clone(),
+                        place: Arc::new(place),
                     };
                     tracker.spawn_local(connection.serve(stream));
                 }
@@ -241,18 +285,25 @@ struct Connection {
     dispatcher: Dispatcher,
     stopped: watch::Receiver<bool>,
     tracker: TaskTracker,
-    header_timeout: Duration,
-    max_header_bytes: usize,
+    options: ServeOptions,
+    /// This connection's place under the cap, given back when it closes.
+    place: Arc<Place>,
 }
 
 impl Connection {
     async fn serve(mut self, stream: tokio::net::TcpStream) {
         let _ = stream.set_nodelay(true);
+        let metrics = self.app.current().metrics().clone();
+        let _open = OpenConnection::count(&metrics);
         let app = self.app;
         let dispatcher = self.dispatcher;
         let tracker = self.tracker;
-        let max_header_bytes = self.max_header_bytes;
-        let service = service_fn(move |request: Request<Incoming>| {
+        let max_header_bytes = self.options.max_header_bytes;
+        let body_timeout = request::BodyTimeout(self.options.body_timeout);
+        let place = self.place.clone();
+        let service = service_fn(move |mut request: Request<Incoming>| {
+            request.extensions_mut().insert(body_timeout);
+            let busy = place.busy();
             // The version a request starts with is the one it finishes on.
             let app = app.current();
             let guard = tracker.token();
@@ -264,6 +315,8 @@ impl Connection {
                         format!("the request head exceeds the limit of {max_header_bytes} bytes\n"),
                     ));
                 }
+                // Busy until the guest is done, body and all.
+                let guard = (guard, busy);
                 Ok(request::dispatch(&app, request, guard, Some(&dispatcher)).await)
             }
         });
@@ -271,19 +324,65 @@ impl Connection {
         builder
             .keep_alive(true)
             .timer(TokioTimer::new())
-            .header_read_timeout(self.header_timeout)
+            .header_read_timeout(self.options.header_timeout)
             // Hyper's floor is 8 KiB. Hyper stops reading a head somewhere
             // between this and twice this, with 431; `head_size` makes the
             // limit exact.
-            .max_buf_size(self.max_header_bytes.max(8 << 10));
-        let connection = builder.serve_connection(TokioIo::new(stream), service);
+            .max_buf_size(self.options.max_header_bytes.max(8 << 10));
+        let socket = ClientSocket::new(stream, self.options.write_timeout);
+        let connection = builder.serve_connection(TokioIo::new(socket), service);
         tokio::pin!(connection);
-        tokio::select! {
-            _ = connection.as_mut() => {}
+        // Shutdown, or the cap needing room: the request in flight (if
+        // any) is finished, then the connection closes.
+        let ended = tokio::select! {
+            ended = connection.as_mut() => ended,
             _ = self.stopped.wait_for(|stopped| *stopped) => {
                 connection.as_mut().graceful_shutdown();
-                let _ = connection.await;
+                connection.await
             }
+            _ = self.place.asked_to_close() => {
+                connection.as_mut().graceful_shutdown();
+                connection.await
+            }
+        };
+        if let Err(err) = ended
+            && let Some(timeout) = client_timeout(&err)
+        {
+            metrics.client_timeout(timeout);
         }
     }
+}
+
+/// A connection counted in `mayfly_open_connections` while it lives.
+struct OpenConnection(Arc<Metrics>);
+
+impl OpenConnection {
+    fn count(metrics: &Arc<Metrics>) -> Self {
+        metrics.connections().inc();
+        Self(metrics.clone())
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.0.connections().dec();
+    }
+}
+
+/// Which client timeout ended a connection, if one did: hyper's own for
+/// the request head, or the socket's write timeout.
+fn client_timeout(err: &hyper::Error) -> Option<ClientTimeout> {
+    if err.is_timeout() {
+        return Some(ClientTimeout::Head);
+    }
+    let mut source = std::error::Error::source(err);
+    while let Some(err) = source {
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && io.kind() == std::io::ErrorKind::TimedOut
+        {
+            return Some(ClientTimeout::Write);
+        }
+        source = err.source();
+    }
+    None
 }

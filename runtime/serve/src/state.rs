@@ -41,11 +41,11 @@ impl RuntimeConfig {
     pub fn load(path: &Path) -> anyhow::Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read runtime config {}", path.display()))?;
+        // Without the line toml would quote: it may hold a Redis password.
         let config: Self = toml::from_str(&text).map_err(|err| {
             anyhow::anyhow!(
-                "invalid runtime config {}: {}",
-                path.display(),
-                err.to_string().trim_end()
+                "invalid runtime config {}",
+                crate::manifest::toml_error(path, &text, &err)
             )
         })?;
         match (config.key_value.backend.as_deref(), &config.key_value.url) {

@@ -46,7 +46,7 @@ impl Check {
         );
         let loader = Loader::new(
             settings,
-            self.cache.cache(),
+            self.cache.cache()?,
             None,
             Arc::new(Metrics::default()),
         )?;
@@ -145,12 +145,14 @@ fn report(
     writeln!(
         out,
         "  limits:    timeout {}, memory {}, table elements {}, resources {}, \
-         instances {} (queue {}), request body {}, request head {}, response headers {}, \
+         descriptors {}, host memory {}, instances {} (queue {}), request body {}, request head {}, response headers {}, \
          fuel {fuel}",
         format_duration(limits.timeout),
         format_size(u64::try_from(limits.max_memory_bytes).unwrap_or(u64::MAX)),
         limits.max_table_elements,
         limits.max_resources,
+        limits.max_descriptors,
+        format_size(u64::try_from(limits.max_host_memory).unwrap_or(u64::MAX)),
         limits.instances,
         limits.queue,
         format_size(limits.max_request_body),

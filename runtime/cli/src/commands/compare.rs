@@ -3,11 +3,13 @@
 
 use std::io::Write as _;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use clap::Args;
-use mayfly_compare::http::{CgiHost, HttpStats};
+use mayfly_compare::http::{CgiHost, HttpStats, Target};
+use mayfly_compare::runners::cleanup::{self, Registered};
 use mayfly_compare::runners::{NamespacesRunner, OciRunner, ProcessRunner, Runner, WasmRunner};
 use mayfly_compare::{CHECKS, Cell, Mode, Stats, measure, probe};
 
@@ -28,6 +30,9 @@ use mayfly_guests::bytes::{
 /// a CGI-style host that starts a fresh process or container per request,
 /// under a built-in load generator. Last, an isolation probe in every mode,
 /// and what it could reach.
+///
+/// On SIGINT or SIGTERM it kills the processes and containers it started,
+/// deletes its cgroups and temporary files, and exits 130 or 143.
 #[derive(Args)]
 pub struct Compare {
     /// Modes to run
@@ -90,7 +95,11 @@ fn mode_parser() -> impl clap::builder::TypedValueParser<Value = Mode> {
 
 impl Compare {
     pub fn execute(self) -> Result<()> {
+        // Declared first, so dropped last: after every runner.
+        let _clean_up = CleanUpAtEnd;
+        stop_on_signals()?;
         let dir = tempfile::tempdir()?;
+        let _dir_registered = cleanup::making()?.dir(dir.path());
         let wasm = dir.path().join("workload.wasm");
         let native = dir.path().join("workload");
         std::fs::write(&wasm, WORKLOAD_WASM)?;
@@ -342,7 +351,7 @@ impl Compare {
         for (mode, runner) in runners {
             let name = format!("{mode:?}").to_lowercase();
             // Keep whichever server this is alive while it is measured.
-            let (server, addr, _serve, _cgi) = match mode {
+            let (server, addr, _serve, cgi) = match mode {
                 Mode::Wasm => {
                     let serve = ServeChild::start(component, workers)?;
                     ("mayfly serve".to_string(), serve.addr, Some(serve), None)
@@ -353,15 +362,20 @@ impl Compare {
                     (format!("cgi {name}"), cgi.addr(), None, Some(cgi))
                 }
             };
+            eprintln!("compare: http {server} on http://{addr}");
+            let target = Target {
+                mode: *mode,
+                server: &server,
+                addr,
+                token: cgi.as_ref().map(CgiHost::token),
+            };
             for (args, expect) in workloads {
                 let path = format!("/{}", args.join("/"));
                 for connections in [1, self.concurrency] {
                     let connections = usize::try_from(connections)?;
                     eprint!("compare: http {server:<16} {path:<12} conns={connections:<4} ");
                     let result = mayfly_compare::http::load(
-                        *mode,
-                        &server,
-                        addr,
+                        &target,
                         &path,
                         expect,
                         connections,
@@ -376,18 +390,80 @@ impl Compare {
     }
 }
 
+/// Set once a signal is stopping the command.
+static STOPPING: AtomicBool = AtomicBool::new(false);
+
+/// On SIGINT or SIGTERM, kills, deletes and removes everything the runners
+/// made, then exits 130 or 143 (128 + the signal's number).
+fn stop_on_signals() -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()?;
+    // The handlers are in place once these exist, before anything starts.
+    let (mut interrupt, mut terminate) = runtime.block_on(async {
+        anyhow::Ok((
+            signal(SignalKind::interrupt())?,
+            signal(SignalKind::terminate())?,
+        ))
+    })?;
+    std::thread::Builder::new()
+        .name("compare-signals".into())
+        .spawn(move || {
+            let (name, code) = runtime.block_on(async {
+                tokio::select! {
+                    _ = interrupt.recv() => ("SIGINT", 130),
+                    _ = terminate.recv() => ("SIGTERM", 143),
+                }
+            });
+            STOPPING.store(true, Ordering::SeqCst);
+            eprintln!("\ncompare: stopped by {name}; cleaning up");
+            let cleaned = cleanup::clean_up_everything();
+            eprintln!(
+                "compare: killed {} processes, deleted {} containers, removed {} cgroups and {} \
+                 directories",
+                cleaned.processes, cleaned.containers, cleaned.cgroups, cleaned.dirs
+            );
+            std::process::exit(code);
+        })
+        .context("cannot watch for signals")?;
+    Ok(())
+}
+
+/// Undoes whatever the runners left behind when the command ends, however
+/// it ends (an error or a panic included). While a signal stops the
+/// command, it leaves the exit to that.
+struct CleanUpAtEnd;
+
+impl Drop for CleanUpAtEnd {
+    fn drop(&mut self) {
+        // Waits for a cleaning up that a signal began.
+        cleanup::clean_up_everything();
+        if STOPPING.load(Ordering::SeqCst) {
+            loop {
+                std::thread::park();
+            }
+        }
+    }
+}
+
 /// `mayfly serve` with the HTTP workload, as its own process, as it would
-/// be deployed; stopped (SIGTERM) on drop.
+/// be deployed; stopped (SIGTERM) on drop, killed if this process is
+/// stopped or killed.
 struct ServeChild {
     child: std::process::Child,
     addr: std::net::SocketAddr,
+    registered: Option<Registered>,
 }
 
 impl ServeChild {
     fn start(component: &std::path::Path, workers: usize) -> Result<Self> {
         use std::io::BufRead as _;
         let exe = std::env::current_exe().context("cannot find the mayfly executable")?;
-        let mut child = std::process::Command::new(exe)
+        let making = cleanup::making()?;
+        let mut command = std::process::Command::new(exe);
+        mayfly_compare::runners::child::die_with_parent(&mut command);
+        let mut child = command
             .arg("serve")
             .arg(component)
             .args(["--listen", "127.0.0.1:0", "--no-cache", "--workers"])
@@ -397,6 +473,8 @@ impl ServeChild {
             .stderr(std::process::Stdio::inherit())
             .spawn()
             .context("cannot start `mayfly serve`")?;
+        let registered = making.process(child.id());
+        drop(making);
         let stdout = child.stdout.take().context("no stdout pipe")?;
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -416,6 +494,7 @@ impl ServeChild {
         let mut serve = Self {
             child,
             addr: ([127, 0, 0, 1], 0).into(),
+            registered: Some(registered),
         };
         serve.addr = rx
             .recv_timeout(Duration::from_secs(120))
@@ -431,6 +510,10 @@ impl Drop for ServeChild {
                 nix::unistd::Pid::from_raw(pid),
                 nix::sys::signal::Signal::SIGTERM,
             );
+        }
+        // Forgotten before it is reaped, and its pid freed.
+        if let Some(registered) = self.registered.take() {
+            registered.forget();
         }
         let _ = self.child.wait();
     }

@@ -33,7 +33,7 @@ pub struct Compile {
 
 impl Compile {
     pub fn execute(self) -> Result<()> {
-        let cache = self.cache.cache();
+        let cache = self.cache.cache()?;
         let Some(dir) = cache.dir() else {
             bail!("there is no compile cache to fill: pass --cache-dir DIR (and not --no-cache)");
         };

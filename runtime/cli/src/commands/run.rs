@@ -58,6 +58,12 @@ pub struct Run {
     #[arg(long = "allow-host", value_name = "PATTERN")]
     allow_hosts: Vec<String>,
 
+    /// Let allowed hosts reach loopback, private and link-local addresses
+    /// (otherwise only a pattern naming the address does: an IP literal or
+    /// `localhost`)
+    #[arg(long)]
+    allow_private_networks: bool,
+
     /// Let the command read this process's stdin (without it, stdin is
     /// empty)
     #[arg(long, alias = "stdio")]
@@ -192,7 +198,7 @@ impl Run {
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         mayfly_sandbox::binary::check_component(&bytes)
             .map_err(|err| anyhow::anyhow!("{}: {err}", path.display()))?;
-        let cache: CompileCache = self.cache.cache();
+        let cache: CompileCache = self.cache.cache()?;
         let (component, _) = cache
             .load_or_compile(engine, &bytes)
             .map_err(|err| anyhow::anyhow!("{}: invalid component: {err:#}", path.display()))?;
@@ -249,6 +255,7 @@ impl Run {
             })
             .collect::<Result<Vec<_>>>()?;
         granted.outbound = outbound.into();
+        granted.private_networks = self.allow_private_networks;
         Ok(granted)
     }
 }

@@ -48,6 +48,26 @@ pub struct Serve {
     #[arg(long, value_name = "SIZE", default_value = "64KiB", value_parser = parse_header_bytes)]
     max_header_bytes: usize,
 
+    /// Longest a client may take to send a request head, and longest a
+    /// keep-alive connection may sit idle [suffixes: ms, s, m]
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_client_timeout)]
+    header_timeout: Duration,
+
+    /// Longest pause in a request body; past it the body fails in the guest
+    /// and the client gets 408 [suffixes: ms, s, m]
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_client_timeout)]
+    body_timeout: Duration,
+
+    /// Longest a response may wait for the client to read it; past it the
+    /// connection is closed [suffixes: ms, s, m]
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_client_timeout)]
+    write_timeout: Duration,
+
+    /// Most client connections open at once; past it, no more are accepted
+    /// until one closes [default: half the open-file limit, less 256]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    max_connections: Option<u32>,
+
     /// Seconds that in-flight requests get to finish after SIGINT or SIGTERM
     #[arg(long, value_name = "SECONDS", default_value_t = 30)]
     shutdown_grace: u64,
@@ -95,6 +115,8 @@ impl Serve {
             .clone()
             .or_else(default_data_dir)
             .context("no data directory: pass --data-dir DIR")?;
+        // Refused before anything starts if its directory cannot be trusted.
+        let cache = self.cache.cache()?;
 
         let admin_token = match self.admin_listen {
             Some(_) => Some(self.admin_token()?),
@@ -111,8 +133,14 @@ impl Serve {
         let mut options = ServeOptions {
             shutdown_grace: Duration::from_secs(self.shutdown_grace),
             max_header_bytes: self.max_header_bytes,
+            header_timeout: self.header_timeout,
+            body_timeout: self.body_timeout,
+            write_timeout: self.write_timeout,
             ..ServeOptions::default()
         };
+        if let Some(max) = self.max_connections {
+            options.max_connections = usize::try_from(max).unwrap_or(usize::MAX);
+        }
         if let Some(workers) = self.workers {
             options.workers = usize::from(workers);
         }
@@ -127,7 +155,6 @@ impl Serve {
                 .with_context(|| {
                     format!("cannot open the key-value stores of app `{}`", spec.name)
                 })?;
-            let cache = self.cache.cache();
             // Before loading: an edit made while the app loads is a change.
             let first_look = self
                 .app
@@ -214,6 +241,14 @@ fn print_banner(app: &App, admin: Option<SocketAddr>, addr: SocketAddr) {
     // Last, so whoever waits for this line has the whole banner.
     let _ = writeln!(out, "Serving app `{}` on http://{addr}", app.name());
     let _ = out.flush();
+}
+
+fn parse_client_timeout(text: &str) -> Result<Duration, String> {
+    let timeout = mayfly_sandbox::units::parse_duration(text)?;
+    if timeout < Duration::from_millis(10) || timeout > Duration::from_secs(3600) {
+        return Err("must be between 10ms and 60m".into());
+    }
+    Ok(timeout)
 }
 
 fn parse_header_bytes(text: &str) -> Result<usize, String> {

@@ -45,14 +45,20 @@ pub(super) struct CacheArgs {
 }
 
 impl CacheArgs {
-    pub(super) fn cache(&self) -> CompileCache {
+    /// The cache these flags ask for; an error, saying why, if its
+    /// directory cannot be trusted (see [`CompileCache::open`]).
+    pub(super) fn cache(&self) -> Result<CompileCache> {
         if self.no_cache {
-            return CompileCache::disabled();
+            return Ok(CompileCache::disabled());
         }
-        match self.cache_dir.clone().or_else(CompileCache::default_dir) {
-            Some(dir) => CompileCache::at(dir),
-            None => CompileCache::disabled(),
-        }
+        let Some(dir) = self.cache_dir.clone().or_else(CompileCache::default_dir) else {
+            return Ok(CompileCache::disabled());
+        };
+        CompileCache::open(dir).map_err(|err| {
+            anyhow::anyhow!(
+                "{err} (or pass --cache-dir DIR to use another cache, --no-cache for none)"
+            )
+        })
     }
 }
 

@@ -2,22 +2,31 @@
 
 use std::ffi::CString;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
+use super::cleanup::{Making, Registered};
+
 /// Where fresh memory cgroups can be made: a directory of ours under this
 /// process's own cgroup, in the unified (v2) hierarchy when it has the
-/// memory controller, else in the v1 memory hierarchy.
+/// memory controller, else in the v1 memory hierarchy. Removed on drop.
 pub struct MemoryCgroups {
     parent: PathBuf,
     v2: bool,
     next: std::sync::atomic::AtomicU64,
+    _registered: Registered,
+}
+
+/// A call's cgroup, removed on drop (its processes killed if any are left).
+pub(crate) struct CallCgroup {
+    /// Its `cgroup.procs` file, for the child to join.
+    pub(crate) procs: CString,
+    _registered: Registered,
 }
 
 impl MemoryCgroups {
     /// A parent cgroup for this run, if memory cgroups are writable here.
-    pub fn create() -> Option<Self> {
+    pub fn create(making: &Making) -> Option<Self> {
         let own = std::fs::read_to_string("/proc/self/cgroup").ok()?;
         let path_of = |wanted: &dyn Fn(&str) -> bool| {
             own.lines().find_map(|line| {
@@ -37,6 +46,7 @@ impl MemoryCgroups {
         };
         let parent = base.join(format!("mayfly-compare-{}", std::process::id()));
         std::fs::create_dir(&parent).ok()?;
+        let registered = making.cgroup(&parent);
         if v2 {
             // Children of ours need the memory controller handed down.
             let _ = std::fs::write(parent.join("cgroup.subtree_control"), "+memory");
@@ -45,14 +55,13 @@ impl MemoryCgroups {
             parent,
             v2,
             next: Default::default(),
+            _registered: registered,
         };
         // Making the directory is not enough (a delegated scope may refuse
         // the controller): try a limit once before relying on it.
-        match cgroups.fresh(1 << 30) {
-            Ok((trial, _)) => {
-                Self::remove(&trial);
-                Some(cgroups)
-            }
+        match cgroups.fresh(1 << 30, making) {
+            // Dropping the trial removes it.
+            Ok(_trial) => Some(cgroups),
             // Dropping `cgroups` removes the parent.
             Err(_) => None,
         }
@@ -72,56 +81,30 @@ impl MemoryCgroups {
     }
 
     /// A fresh cgroup limited to `memory` bytes (swap included where the
-    /// kernel accounts it), and its `cgroup.procs` file for the child to
-    /// join.
-    pub(crate) fn fresh(&self, memory: u64) -> anyhow::Result<(PathBuf, CString)> {
+    /// kernel accounts it), registered for cleaning up under `making`.
+    pub(crate) fn fresh(&self, memory: u64, making: &Making) -> anyhow::Result<CallCgroup> {
         let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let dir = self.parent.join(format!("call-{n}"));
         std::fs::create_dir(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        // Dropped on an error below, it removes the directory.
+        let registered = making.cgroup(&dir);
         let limits: &[&str] = if self.v2 {
             &["memory.max", "memory.swap.max"]
         } else {
             &["memory.limit_in_bytes", "memory.memsw.limit_in_bytes"]
         };
-        let set = || -> anyhow::Result<CString> {
-            for (i, file) in limits.iter().enumerate() {
-                let value = if self.v2 && i == 1 { 0 } else { memory };
-                let written = std::fs::write(dir.join(file), value.to_string());
-                // The first is the limit; the swap one exists only where the
-                // kernel accounts swap.
-                if i == 0 {
-                    written.with_context(|| format!("cannot set {}", dir.join(file).display()))?;
-                }
-            }
-            Ok(CString::new(
-                dir.join("cgroup.procs").as_os_str().as_encoded_bytes(),
-            )?)
-        };
-        match set() {
-            Ok(procs) => Ok((dir, procs)),
-            Err(err) => {
-                let _ = std::fs::remove_dir(&dir);
-                Err(err)
+        for (i, file) in limits.iter().enumerate() {
+            let value = if self.v2 && i == 1 { 0 } else { memory };
+            let written = std::fs::write(dir.join(file), value.to_string());
+            // The first is the limit; the swap one exists only where the
+            // kernel accounts swap.
+            if i == 0 {
+                written.with_context(|| format!("cannot set {}", dir.join(file).display()))?;
             }
         }
-    }
-
-    /// Removes a call's cgroup once its processes are gone.
-    pub(crate) fn remove(dir: &Path) {
-        let until = Instant::now() + Duration::from_secs(2);
-        while std::fs::remove_dir(dir).is_err() {
-            if Instant::now() >= until {
-                tracing::warn!("cannot remove the cgroup {}", dir.display());
-                return;
-            }
-            // The last process may still be leaving.
-            std::thread::sleep(Duration::from_micros(200));
-        }
-    }
-}
-
-impl Drop for MemoryCgroups {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir(&self.parent);
+        Ok(CallCgroup {
+            procs: CString::new(dir.join("cgroup.procs").as_os_str().as_encoded_bytes())?,
+            _registered: registered,
+        })
     }
 }

@@ -1,11 +1,16 @@
 //! Running a native executable as a child: its output read to the end on
-//! threads of its own, its memory sampled, and a deadline kept.
+//! threads of its own, its memory sampled, a deadline kept, and a parent-death
+//! signal for the children that must not outlive this process.
 
+use std::os::unix::process::CommandExt as _;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
+use nix::unistd::Pid;
 
+use super::cleanup::Making;
 use super::runner::Call;
 
 /// Reads a child's output to its end on a thread of its own, noting when
@@ -74,8 +79,13 @@ pub(crate) fn ended(killed: bool, status: std::process::ExitStatus, complaints: 
 }
 
 /// Runs a native executable as a child process and waits for it, killing
-/// it at the deadline.
-pub(crate) fn run_child(mut command: Command, deadline: Duration) -> anyhow::Result<Call> {
+/// it at the deadline. The child is registered for cleaning up under
+/// `making`, which is let go once it is.
+pub(crate) fn run_child(
+    mut command: Command,
+    deadline: Duration,
+    making: Making,
+) -> anyhow::Result<Call> {
     let started = Instant::now();
     let mut child = command
         .stdin(Stdio::null())
@@ -83,20 +93,31 @@ pub(crate) fn run_child(mut command: Command, deadline: Duration) -> anyhow::Res
         .stderr(Stdio::piped())
         .spawn()
         .context("cannot start the workload")?;
+    let registered = making.process(child.id());
+    drop(making);
     // `spawn` returns once the child has exec'd (or failed to).
     let create = started.elapsed();
     let stderr = OutputReader::start(child.stderr.take().context("no stderr pipe")?);
     let stdout = OutputReader::start(child.stdout.take().context("no stdout pipe")?);
+    let pid = Pid::from_raw(i32::try_from(child.id())?);
     let mut killed = false;
     let mut rss_kib = 0;
     let status = loop {
         rss_kib = rss_kib.max(tree_rss_kib(child.id()));
-        if let Some(status) = child.try_wait()? {
-            break status;
+        // Seen to have ended, but not reaped: its pid stays ours until it
+        // is forgotten by the cleanup registry.
+        let ended = waitid(
+            Id::Pid(pid),
+            WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT,
+        )?;
+        if ended != WaitStatus::StillAlive {
+            registered.forget();
+            break child.wait()?;
         }
         if started.elapsed() >= deadline {
             let _ = child.kill();
             killed = true;
+            registered.forget();
             break child.wait()?;
         }
         std::thread::sleep(Duration::from_micros(50));
@@ -117,6 +138,27 @@ pub(crate) fn run_child(mut command: Command, deadline: Duration) -> anyhow::Res
         teardown: reaped - closed,
         rss_kib,
     })
+}
+
+/// Has `command`'s process killed (SIGKILL) when the thread that starts it
+/// ends, so that it cannot outlive this process, even one killed with
+/// SIGKILL. That thread must outlive the child (as one that waits for it
+/// does).
+pub fn die_with_parent(command: &mut Command) -> &mut Command {
+    let parent = nix::unistd::getpid();
+    // SAFETY: only system calls run in the child, nothing that allocates.
+    unsafe { command.pre_exec(move || parent_death_signal(parent)) }
+}
+
+/// In a child between fork and exec: asks for SIGKILL when its parent
+/// ends, and fails if `parent` has ended already (the child was handed to
+/// another process before it asked).
+pub(crate) fn parent_death_signal(parent: Pid) -> std::io::Result<()> {
+    nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)?;
+    if nix::unistd::getppid() != parent {
+        return Err(nix::errno::Errno::ESRCH.into());
+    }
+    Ok(())
 }
 
 /// Resident memory of process `pid` and its children, in KiB (0 if gone).

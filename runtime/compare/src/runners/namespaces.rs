@@ -1,5 +1,11 @@
 //! A fresh set of Linux namespaces per call, in a read-only root file
 //! system holding only the workload.
+//!
+//! Two processes per call, each with a parent-death signal: the one this
+//! process forks (which makes the namespaces and waits), and the workload,
+//! PID 1 of the new PID namespace, which it forks. Killing this process,
+//! even with SIGKILL, kills the first, which kills the workload, whose end
+//! kills whatever else runs in its PID namespace.
 
 use std::ffi::CString;
 use std::os::unix::process::CommandExt as _;
@@ -10,7 +16,8 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 
 use super::cgroups::MemoryCgroups;
-use super::child::run_child;
+use super::child::{parent_death_signal, run_child};
+use super::cleanup::{Registered, making};
 use super::runner::{Call, Runner};
 
 /// A fresh set of Linux namespaces per call (user, pid, mount, network,
@@ -25,14 +32,18 @@ pub struct NamespacesRunner {
     /// A memory cgroup per call, where this machine lets us make one;
     /// otherwise the address-space limit is all there is.
     cgroups: Option<MemoryCgroups>,
+    /// Removes the root file system if the command is stopped.
+    _rootfs_registered: Registered,
 }
 
 impl NamespacesRunner {
     /// Prepares a root file system with `binary` as `/workload`.
     pub fn new(binary: &Path, memory: u64) -> anyhow::Result<Self> {
+        let making = making()?;
         let rootfs = tempfile::Builder::new()
             .prefix("mayfly-rootfs-")
             .tempdir()?;
+        let rootfs_registered = making.dir(rootfs.path());
         std::fs::copy(binary, rootfs.path().join("workload"))
             .context("cannot copy the workload into the root file system")?;
         std::fs::create_dir(rootfs.path().join("old-root"))?;
@@ -43,7 +54,8 @@ impl NamespacesRunner {
             memory,
             uid_map: CString::new(format!("0 {uid} 1\n"))?,
             gid_map: CString::new(format!("0 {gid} 1\n"))?,
-            cgroups: MemoryCgroups::create(),
+            cgroups: MemoryCgroups::create(&making),
+            _rootfs_registered: rootfs_registered,
         })
     }
 
@@ -96,11 +108,13 @@ fn write_file(path: &std::ffi::CStr, text: &std::ffi::CStr) -> nix::Result<()> {
 
 impl Runner for NamespacesRunner {
     fn call(&self, args: &[String], deadline: Duration) -> anyhow::Result<Call> {
+        use nix::fcntl::OFlag;
         use nix::mount::{MntFlags, MsFlags, mount, umount2};
         use nix::sched::{CloneFlags, unshare};
         use nix::sys::resource::{Resource, setrlimit};
+        use nix::sys::signal::{SigHandler, Signal, signal};
         use nix::sys::wait::{WaitStatus, waitpid};
-        use nix::unistd::{ForkResult, chdir, fork, pivot_root};
+        use nix::unistd::{ForkResult, chdir, fork, getpid, pipe2, pivot_root, read};
 
         let root = CString::new(self.rootfs.path().as_os_str().as_encoded_bytes())?;
         let old = CString::new(
@@ -113,11 +127,13 @@ impl Runner for NamespacesRunner {
         let uid_map = self.uid_map.clone();
         let gid_map = self.gid_map.clone();
         let memory = self.memory;
+        let parent = getpid();
+        let making = making()?;
         let cgroup = match &self.cgroups {
-            Some(cgroups) => Some(cgroups.fresh(memory)?),
+            Some(cgroups) => Some(cgroups.fresh(memory, &making)?),
             None => None,
         };
-        let join = cgroup.as_ref().map(|(_, procs)| procs.clone());
+        let join = cgroup.as_ref().map(|cgroup| cgroup.procs.clone());
         let mut command = Command::new("/workload");
         command.args(args).env_clear();
         // SAFETY: between fork and exec the child makes only system calls;
@@ -142,19 +158,42 @@ impl Runner for NamespacesRunner {
                 write_file(c"/proc/self/setgroups", c"deny").map_err(io)?;
                 write_file(c"/proc/self/uid_map", &uid_map).map_err(io)?;
                 write_file(c"/proc/self/gid_map", &gid_map).map_err(io)?;
+                // This process never execs, so it still has the harness's
+                // signal handlers: SIGINT and SIGTERM end it, as they would
+                // any child.
+                signal(Signal::SIGINT, SigHandler::SigDfl).map_err(io)?;
+                signal(Signal::SIGTERM, SigHandler::SigDfl).map_err(io)?;
+                // Dies with the harness (with the thread that forked it,
+                // which waits for it), after the credentials changed above.
+                parent_death_signal(parent)?;
+                // The workload learns through this pipe whether this
+                // process still lives: it cannot see its parent's pid from
+                // inside the new PID namespace.
+                let (alive, alive_writer) =
+                    pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).map_err(io)?;
                 // The new PID namespace takes effect for children: fork, so
                 // that the workload is its PID 1, and pass its status on.
                 match fork().map_err(io)? {
                     // Dies with its parent, which is what the harness
-                    // kills at the deadline.
+                    // kills at the deadline (and when it is stopped).
                     ForkResult::Child => {
-                        nix::sys::prctl::set_pdeathsig(nix::sys::signal::Signal::SIGKILL)
-                            .map_err(io)?;
+                        drop(alive_writer);
+                        nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(io)?;
+                        // No writer left: the parent ended before the
+                        // signal was asked for, and will never send it.
+                        let mut byte = [0u8];
+                        if read(&alive, &mut byte) == Ok(0) {
+                            return Err(nix::errno::Errno::ESRCH.into());
+                        }
+                        drop(alive);
                     }
                     ForkResult::Parent { child } => {
                         // Close the pipe through which std learns that the
                         // exec happened: the workload's exec will tell it.
-                        for fd in 3..1024 {
+                        // The other pipe stays open until this process ends.
+                        use std::os::fd::AsRawFd as _;
+                        let keep = alive_writer.as_raw_fd();
+                        for fd in (3..1024).filter(|fd| *fd != keep) {
                             let _ = nix::unistd::close(fd);
                         }
                         let code = match waitpid(child, None) {
@@ -200,10 +239,9 @@ impl Runner for NamespacesRunner {
                 Ok(())
             });
         }
-        let call = run_child(command, deadline);
-        if let Some((dir, _)) = &cgroup {
-            MemoryCgroups::remove(dir);
-        }
+        let call = run_child(command, deadline, making);
+        // Removes the call's cgroup.
+        drop(cgroup);
         call
     }
 }

@@ -7,22 +7,29 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 
 use super::child::{OutputReader, ended, finish_within, first_complaint, tree_rss_kib};
+use super::cleanup::{Registered, making};
 use super::runner::{Call, Runner};
 
 /// A real OCI runtime (runc) running a bundle generated here: the workload
 /// alone in a read-only root file system, fresh pid, network, ipc, uts and
 /// mount namespaces, no capabilities, and a memory limit. Each call is
 /// `runc create`, `runc start`, a wait, `runc delete`: the sequence
-/// container engines use, which also gives the start-up breakdown.
+/// container engines use, which also gives the start-up breakdown. runc
+/// keeps the containers' state in a directory of ours (`runc --root`), so
+/// that they are listed apart from any other.
 pub struct OciRunner {
     runtime: PathBuf,
     dir: tempfile::TempDir,
+    /// runc's state directory, inside `dir`.
+    root: PathBuf,
     memory: u64,
     bundles: std::sync::Mutex<std::collections::HashMap<Vec<String>, PathBuf>>,
     next: std::sync::atomic::AtomicU64,
     /// Calls started again because the runtime failed to start the
     /// container (reported in the notes).
     pub retries: std::sync::atomic::AtomicU64,
+    /// Removes `dir` if the command is stopped.
+    _dir_registered: Registered,
 }
 
 impl OciRunner {
@@ -32,7 +39,11 @@ impl OciRunner {
         // containers run, this process is a child subreaper and adopts
         // them, so it can wait for them and reap them.
         drop(Subreaper::enter()?);
+        let making = making()?;
         let dir = tempfile::Builder::new().prefix("mayfly-oci-").tempdir()?;
+        let dir_registered = making.dir(dir.path());
+        let root = dir.path().join("runc");
+        std::fs::create_dir(&root)?;
         let rootfs = dir.path().join("rootfs");
         std::fs::create_dir_all(rootfs.join("proc"))?;
         std::fs::create_dir_all(rootfs.join("dev"))?;
@@ -41,10 +52,12 @@ impl OciRunner {
         Ok(Self {
             runtime: runtime.to_path_buf(),
             dir,
+            root,
             memory,
             bundles: Default::default(),
             next: Default::default(),
             retries: Default::default(),
+            _dir_registered: dir_registered,
         })
     }
 
@@ -165,6 +178,10 @@ impl OciRunner {
         let pid_file = self.dir.path().join(format!("{id}.pid"));
         // Until the container is reaped.
         let _subreaper = Subreaper::enter()?;
+        // Held until the container runs: cleaning up never meets one
+        // half made. The container is registered before it exists.
+        let making = making()?;
+        let container = making.container(&self.runtime, &self.root, &id);
         let started = Instant::now();
         // The container's stdout and stderr: runc hands its own to the
         // container's process, which keeps them after `runc create` exits.
@@ -173,6 +190,8 @@ impl OciRunner {
         let created = {
             let mut create = Command::new(&self.runtime);
             create
+                .arg("--root")
+                .arg(&self.root)
                 .arg("create")
                 .arg("--bundle")
                 .arg(&bundle)
@@ -194,6 +213,9 @@ impl OciRunner {
             .and_then(|pid| pid.trim().parse::<i32>().ok());
         let (Some(true), Some(pid)) = (created.map(|status| status.success()), pid) else {
             let _ = self.runc(&["delete", "--force", &id]);
+            if self.gone(&id) {
+                container.forget();
+            }
             let (complaints, ..) = stderr.finish();
             let why = match created {
                 Some(status) => ended(false, status, &complaints),
@@ -208,6 +230,7 @@ impl OciRunner {
         let pid = nix::unistd::Pid::from_raw(pid);
         let started_ok = self.runc(&["start", &id]);
         let start = started.elapsed() - create;
+        drop(making);
 
         // The container's process was `runc create`'s child; now that
         // runc has exited it is ours (this process is a child subreaper).
@@ -235,6 +258,9 @@ impl OciRunner {
         let exited = Instant::now();
         let deleted = self.runc(&["delete", "--force", &id]);
         let gone = Instant::now();
+        if deleted || self.gone(&id) {
+            container.forget();
+        }
         let _ = std::fs::remove_file(&pid_file);
         let (stdout, first, closed) = stdout.finish();
         let (complaints, ..) = stderr.finish();
@@ -256,6 +282,7 @@ impl OciRunner {
             ),
         };
         if !deleted {
+            // Dropping `container` tries once more.
             tracing::warn!("runc delete {id} failed");
         }
         Ok(Ok(Call {
@@ -270,11 +297,19 @@ impl OciRunner {
         }))
     }
 
-    /// Runs `runc ARGS` to its end (killed after [`RUNC_LIMIT`]); whether
-    /// it succeeded.
+    /// Whether runc has no container `id` (deleted, or never made): it
+    /// keeps a container's state in a directory of that name under its root.
+    fn gone(&self, id: &str) -> bool {
+        !self.root.join(id).exists()
+    }
+
+    /// Runs `runc --root ROOT ARGS` to its end (killed after
+    /// [`RUNC_LIMIT`]); whether it succeeded.
     fn runc(&self, args: &[&str]) -> bool {
         let mut command = Command::new(&self.runtime);
         command
+            .arg("--root")
+            .arg(&self.root)
             .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -5,10 +5,13 @@ use std::process::Command;
 use std::time::Duration;
 
 use super::child::run_child;
+use super::cleanup::making;
 use super::runner::{Call, Runner};
 
 /// A plain fork/exec of the native executable: the baseline, with no
-/// isolation at all.
+/// isolation at all (and no parent-death signal, which would make std fork
+/// where it now spawns: the child is killed when the command is stopped,
+/// not when it is killed with SIGKILL).
 pub struct ProcessRunner {
     binary: PathBuf,
 }
@@ -26,6 +29,6 @@ impl Runner for ProcessRunner {
     fn call(&self, args: &[String], deadline: Duration) -> anyhow::Result<Call> {
         let mut command = Command::new(&self.binary);
         command.args(args);
-        run_child(command, deadline)
+        run_child(command, deadline, making()?)
     }
 }

@@ -43,6 +43,11 @@ pub struct LimitsEntry {
     pub table_elements: Option<u32>,
     /// Most host resources an instance may hold at once.
     pub resources: Option<u32>,
+    /// Most open files and outbound connections an instance may hold at
+    /// once.
+    pub descriptors: Option<u32>,
+    /// Most header data an instance may build on the host, as `1MiB`.
+    pub host_memory: Option<String>,
     /// Most instances of one component running at once.
     pub instances: Option<u32>,
     /// Most requests waiting for an instance.
@@ -66,7 +71,9 @@ pub struct ComponentEntry {
     /// This component's limits.
     pub limits: Option<LimitsEntry>,
     /// Environment variables the component sees (nothing is inherited).
-    #[serde(default)]
+    /// A value that is not a string is refused by its kind alone, never
+    /// shown: it may be a secret.
+    #[serde(default, deserialize_with = "unshown_strings")]
     pub env: BTreeMap<String, String>,
     /// Host directories the component may open.
     #[serde(default)]
@@ -74,6 +81,11 @@ pub struct ComponentEntry {
     /// `scheme://host:port` patterns the component may send HTTP requests to.
     #[serde(default)]
     pub allowed_outbound_hosts: Vec<String>,
+    /// Outbound requests may reach loopback, private and link-local
+    /// addresses through any allowed host (by default, only through a
+    /// pattern naming the address: an IP literal or `localhost`).
+    #[serde(default)]
+    pub allow_private_networks: bool,
     /// Labels of the key-value stores the component may open.
     #[serde(default)]
     pub key_value_stores: Vec<String>,
@@ -173,4 +185,90 @@ pub struct RouteEntry {
     pub path: String,
     /// The name of the component that serves it.
     pub component: String,
+}
+
+/// A table of strings whose errors never quote a value (serde's own
+/// messages do, as ``invalid type: integer `1234` ``).
+fn unshown_strings<'de, D>(deserializer: D) -> Result<BTreeMap<String, String>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    let table = BTreeMap::<String, UnshownString>::deserialize(deserializer)?;
+    Ok(table
+        .into_iter()
+        .map(|(name, UnshownString(value))| (name, value))
+        .collect())
+}
+
+/// A string; anything else is refused by its kind, as `expected a string,
+/// found an integer`.
+struct UnshownString(String);
+
+impl<'de> Deserialize<'de> for UnshownString {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer
+            .deserialize_string(UnshownStringVisitor)
+            .map(Self)
+    }
+}
+
+struct UnshownStringVisitor;
+
+impl UnshownStringVisitor {
+    fn found<E: serde::de::Error>(kind: &str) -> E {
+        E::custom(format_args!("expected a string, found {kind}"))
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for UnshownStringVisitor {
+    type Value = String;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, value: &str) -> Result<String, E> {
+        Ok(value.to_owned())
+    }
+
+    fn visit_string<E: serde::de::Error>(self, value: String) -> Result<String, E> {
+        Ok(value)
+    }
+
+    fn visit_bool<E: serde::de::Error>(self, _: bool) -> Result<String, E> {
+        Err(Self::found("a boolean"))
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, _: i64) -> Result<String, E> {
+        Err(Self::found("an integer"))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, _: u64) -> Result<String, E> {
+        Err(Self::found("an integer"))
+    }
+
+    fn visit_i128<E: serde::de::Error>(self, _: i128) -> Result<String, E> {
+        Err(Self::found("an integer"))
+    }
+
+    fn visit_u128<E: serde::de::Error>(self, _: u128) -> Result<String, E> {
+        Err(Self::found("an integer"))
+    }
+
+    fn visit_f64<E: serde::de::Error>(self, _: f64) -> Result<String, E> {
+        Err(Self::found("a float"))
+    }
+
+    fn visit_bytes<E: serde::de::Error>(self, _: &[u8]) -> Result<String, E> {
+        Err(Self::found("bytes"))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, _: A) -> Result<String, A::Error> {
+        Err(Self::found("an array"))
+    }
+
+    // toml hands a date-time over as a table too.
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, _: A) -> Result<String, A::Error> {
+        Err(Self::found("a table"))
+    }
 }

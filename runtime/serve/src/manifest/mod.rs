@@ -38,6 +38,6 @@ pub mod file;
 mod resolve;
 pub mod spec;
 
-pub use self::error::ManifestError;
+pub use self::error::{ManifestError, toml_error};
 pub use self::file::ManifestFile;
 pub use self::spec::{AppSpec, ComponentSpec, LimitFields, Source};

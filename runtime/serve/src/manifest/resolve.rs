@@ -24,10 +24,8 @@ impl AppSpec {
             path: path.to_path_buf(),
             reason,
         })?;
-        let file: ManifestFile = toml::from_str(&text).map_err(|err| ManifestError::Parse {
-            path: path.to_path_buf(),
-            message: err.to_string().trim_end().to_string(),
-        })?;
+        let file: ManifestFile =
+            toml::from_str(&text).map_err(|err| ManifestError::from_toml(path, &text, &err))?;
         let base = path.parent().unwrap_or(Path::new("."));
         let default_name = path
             .file_stem()
@@ -165,6 +163,7 @@ fn resolve_grants(
         );
     }
     grants.outbound = outbound.into();
+    grants.private_networks = entry.allow_private_networks;
     Ok(grants)
 }
 
@@ -305,6 +304,18 @@ impl LimitsEntry {
         }
         if let Some(n) = count(self.resources, "resources", 16, 1_000_000)? {
             limits.max_resources = usize::try_from(n).unwrap_or(usize::MAX);
+        }
+        if let Some(n) = count(self.descriptors, "descriptors", 1, 100_000)? {
+            limits.max_descriptors = usize::try_from(n).unwrap_or(usize::MAX);
+        }
+        if let Some(text) = &self.host_memory {
+            let at = || format!("{field}.host_memory");
+            let bytes = parse_size(text).map_err(|m| (at(), m))?;
+            if !(64 << 10..=1 << 30).contains(&bytes) {
+                return Err((at(), format!("`{text}` is out of range: use 64KiB to 1GiB")));
+            }
+            limits.max_host_memory =
+                usize::try_from(bytes).map_err(|_| (at(), "too large".into()))?;
         }
         // The most is the server's `--max-instances` (checked when the app
         // loads).

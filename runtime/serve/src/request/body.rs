@@ -12,6 +12,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Frame, SizeHint};
+use wasmtime_wasi_http::Error;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::component::LoadedComponent;
@@ -23,6 +24,8 @@ pub(super) struct Shared {
     pub(super) failed: AtomicBool,
     /// The client sent more body than the component accepts.
     pub(super) body_too_large: AtomicBool,
+    /// The client paused its body longer than the body timeout.
+    pub(super) body_stalled: AtomicBool,
 }
 
 /// 413, naming the component and its limit.
@@ -35,6 +38,18 @@ pub(super) fn body_too_large(component: &LoadedComponent) -> Response<HyperOutgo
             component.limits().max_request_body
         ),
     )
+}
+
+/// 408: the client stopped sending its body.
+pub(super) fn body_stalled(timeout: Duration) -> Response<HyperOutgoingBody> {
+    let mut response = plain(
+        StatusCode::REQUEST_TIMEOUT,
+        format!("the request body paused for more than {timeout:?}\n"),
+    );
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }
 
 /// 503 with `Retry-After`.
@@ -77,7 +92,8 @@ where
 }
 
 /// A request body that stops, with an error the guest sees, once it exceeds
-/// the component's limit.
+/// the component's limit, or once the client pauses it for longer than the
+/// body timeout.
 pub(super) struct LimitedBody<B>
 where
     B: Body<Data = Bytes> + Send + Unpin + 'static,
@@ -87,6 +103,10 @@ where
     remaining: u64,
     /// The limit was crossed: what is left is drained on drop.
     over: bool,
+    /// The longest pause allowed between frames (`None`: no bound but
+    /// the deadline), and the pause under way while the guest waits.
+    timeout: Option<Duration>,
+    paused: Option<Pin<Box<tokio::time::Sleep>>>,
     shared: Arc<Shared>,
 }
 
@@ -94,13 +114,36 @@ impl<B> LimitedBody<B>
 where
     B: Body<Data = Bytes> + Send + Unpin + 'static,
 {
-    /// `body`, cut off with an error past `limit` bytes (noted in `shared`).
-    pub(super) fn new(body: B, limit: u64, shared: Arc<Shared>) -> Self {
+    /// `body`, cut off with an error past `limit` bytes or after a pause
+    /// longer than `timeout` (each noted in `shared`).
+    pub(super) fn new(body: B, limit: u64, timeout: Option<Duration>, shared: Arc<Shared>) -> Self {
         Self {
             body: Some(body),
             remaining: limit,
             over: false,
+            timeout,
+            paused: None,
             shared,
+        }
+    }
+
+    /// The client has sent nothing since the guest asked: `Pending` while
+    /// the pause is within the timeout, an error once it is not.
+    fn paused(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        let Some(timeout) = self.timeout else {
+            return Poll::Pending;
+        };
+        let paused = self
+            .paused
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        match paused.as_mut().poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(()) => {
+                self.shared.body_stalled.store(true, Ordering::Release);
+                // Nothing more is read from this client.
+                self.body = None;
+                Poll::Ready(Some(Err(Error::ConnectionReadTimeout)))
+            }
         }
     }
 }
@@ -119,10 +162,10 @@ where
 impl<B> Body for LimitedBody<B>
 where
     B: Body<Data = Bytes> + Send + Unpin + 'static,
-    B::Error: Into<wasmtime_wasi_http::Error>,
+    B::Error: Into<Error>,
 {
     type Data = Bytes;
-    type Error = wasmtime_wasi_http::Error;
+    type Error = Error;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
@@ -135,16 +178,15 @@ where
             Poll::Ready(Some(Ok(frame))) => frame,
             Poll::Ready(Some(Err(err))) => return Poll::Ready(Some(Err(err.into()))),
             Poll::Ready(None) => return Poll::Ready(None),
-            Poll::Pending => return Poll::Pending,
+            Poll::Pending => return self.paused(cx),
         };
+        self.paused = None;
         if let Some(data) = frame.data_ref() {
             let len = u64::try_from(data.len()).unwrap_or(u64::MAX);
             if len > self.remaining {
                 self.over = true;
                 self.shared.body_too_large.store(true, Ordering::Release);
-                return Poll::Ready(Some(Err(wasmtime_wasi_http::Error::HttpRequestBodySize(
-                    None,
-                ))));
+                return Poll::Ready(Some(Err(Error::HttpRequestBodySize(None))));
             }
             self.remaining -= len;
         }
@@ -180,7 +222,7 @@ impl GuestBody {
 
 impl Body for GuestBody {
     type Data = Bytes;
-    type Error = wasmtime_wasi_http::Error;
+    type Error = Error;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
@@ -188,7 +230,7 @@ impl Body for GuestBody {
     ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         match Pin::new(&mut self.body).poll_frame(cx) {
             Poll::Ready(None) if self.shared.failed.load(Ordering::Acquire) => {
-                Poll::Ready(Some(Err(wasmtime_wasi_http::Error::HttpResponseIncomplete)))
+                Poll::Ready(Some(Err(Error::HttpResponseIncomplete)))
             }
             other => other,
         }

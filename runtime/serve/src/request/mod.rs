@@ -31,17 +31,26 @@ use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 pub use self::body::plain;
-use self::body::{GuestBody, LimitedBody, Shared, body_too_large, drain_in_background, overloaded};
+use self::body::{
+    GuestBody, LimitedBody, Shared, body_stalled, body_too_large, drain_in_background, overloaded,
+};
 pub use self::head::head_size;
 use self::head::{declared_length, request_id};
 use self::outcome::{Outcome, count, report};
 use crate::app::App;
 use crate::component::LoadedComponent;
+use crate::metrics::ClientTimeout;
 
 /// How many internal hops led to a request (absent for outside requests):
 /// an extension the internal dispatcher puts on the requests it makes.
 #[derive(Debug, Clone, Copy)]
 pub struct Hops(pub u32);
+
+/// The longest pause allowed in a client's request body (a request
+/// extension the server adds; requests without it, such as internal
+/// calls, are bounded by their deadline alone).
+#[derive(Debug, Clone, Copy)]
+pub struct BodyTimeout(pub std::time::Duration);
 
 /// The deadline of the request an internal call is part of (a request
 /// extension): the hop's own deadline is the earlier of this and its
@@ -176,8 +185,9 @@ where
     };
 
     let shared = Arc::new(Shared::default());
-    let request =
-        request.map(|body| LimitedBody::new(body, limits.max_request_body, shared.clone()));
+    let body_timeout = request.extensions().get::<BodyTimeout>().map(|t| t.0);
+    let request = request
+        .map(|body| LimitedBody::new(body, limits.max_request_body, body_timeout, shared.clone()));
     let (sender, receiver) = oneshot::channel();
     let mut http = store.data_mut().http();
     let resources = http
@@ -233,6 +243,20 @@ where
         if task_shared.body_too_large.load(Ordering::Acquire) {
             component.metrics.limit(LimitKind::RequestBody);
         }
+        if task_shared.body_stalled.load(Ordering::Acquire) {
+            component
+                .metrics
+                .server()
+                .client_timeout(ClientTimeout::Body);
+            report(
+                &component,
+                &request_id,
+                &format!(
+                    "the client paused its request body for more than {:?}",
+                    body_timeout.unwrap_or_default()
+                ),
+            );
+        }
         // Before the store (and with it the body's sender) goes away, so the
         // response body sees the failure when it sees its end.
         if !matches!(outcome, Outcome::Finished) {
@@ -277,8 +301,8 @@ where
                 request_id,
                 &format!("responded with error code {code:?}"),
             );
-            if shared.body_too_large.load(Ordering::Acquire) {
-                return body_too_large(component);
+            if let Some(refusal) = client_fault(component, &shared, body_timeout) {
+                return refusal;
             }
             plain(
                 StatusCode::INTERNAL_SERVER_ERROR,
@@ -289,8 +313,8 @@ where
         // out of time, or returned without answering.
         Err(_) => {
             let outcome = guest.await;
-            if shared.body_too_large.load(Ordering::Acquire) {
-                return body_too_large(component);
+            if let Some(refusal) = client_fault(component, &shared, body_timeout) {
+                return refusal;
             }
             match outcome {
                 Ok(Outcome::Finished) => {
@@ -320,5 +344,21 @@ where
                 }
             }
         }
+    }
+}
+
+/// The answer for a request whose guest failed because of its client (a
+/// body over the limit, or one that stalled), if that is what happened.
+fn client_fault(
+    component: &LoadedComponent,
+    shared: &Shared,
+    body_timeout: Option<std::time::Duration>,
+) -> Option<Response<HyperOutgoingBody>> {
+    if shared.body_too_large.load(Ordering::Acquire) {
+        return Some(body_too_large(component));
+    }
+    match body_timeout {
+        Some(timeout) if shared.body_stalled.load(Ordering::Acquire) => Some(body_stalled(timeout)),
+        _ => None,
     }
 }

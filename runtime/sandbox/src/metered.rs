@@ -1,0 +1,232 @@
+//! The imports whose host resources are counted: opening a file holds a
+//! descriptor, building `wasi:http` headers holds host memory. Each is
+//! defined over wasmtime-wasi's own, charges the instance's
+//! [`InstanceBudget`], then does what the original does.
+//!
+//! A file's descriptor is held for as long as anything holds the file (the
+//! descriptor handle, or a stream read from it), so each open keeps a weak
+//! reference to the file with its ticket; tickets of files nothing holds
+//! any more are given back before the next open is counted.
+
+use std::sync::{Arc, Weak};
+
+use mayfly_host_api::budget::{FdTicket, InstanceBudget};
+use mayfly_host_api::report::Reporter;
+use wasmtime::StoreContextMut;
+use wasmtime::component::{Linker, Resource};
+use wasmtime_wasi::filesystem::{Descriptor, WasiFilesystemView as _};
+use wasmtime_wasi::p2::bindings::filesystem::types::{
+    DescriptorFlags, ErrorCode, HostDescriptor, OpenFlags, PathFlags,
+};
+
+use crate::host::Host;
+
+/// The `wasi:filesystem` and `wasi:http` versions wasmtime-wasi defines
+/// (imports of any 0.2 version link to them).
+const FILESYSTEM_TYPES: &str = "wasi:filesystem/types@0.2.12";
+#[cfg(feature = "http")]
+const HTTP_TYPES: &str = "wasi:http/types@0.2.12";
+
+/// What one instance holds on the host, with what it is charged to.
+pub(crate) struct Holdings {
+    budget: Arc<InstanceBudget>,
+    /// Open files, each with the ticket for its descriptor.
+    files: Vec<(Weak<std::fs::File>, FdTicket)>,
+    /// `fields` handles that may share their map with another (after a
+    /// `clone`): the first change to one copies the whole map.
+    #[cfg(feature = "http")]
+    shared_fields: std::collections::HashSet<u32>,
+    reporter: Reporter,
+}
+
+impl Holdings {
+    pub(crate) fn new(budget: Arc<InstanceBudget>, reporter: Reporter) -> Self {
+        Self {
+            budget,
+            files: Vec::new(),
+            #[cfg(feature = "http")]
+            shared_fields: Default::default(),
+            reporter,
+        }
+    }
+
+    /// The instance's budget.
+    pub(crate) fn budget(&self) -> &Arc<InstanceBudget> {
+        &self.budget
+    }
+
+    /// A ticket for one more open file, after giving back those of files
+    /// nothing holds any more.
+    fn file_ticket(&mut self) -> Option<FdTicket> {
+        self.files.retain(|(file, _)| file.strong_count() > 0);
+        match self.budget.descriptor() {
+            Ok(ticket) => Some(ticket),
+            Err(exhausted) => {
+                self.reporter.report(&format!("open refused: {exhausted}"));
+                None
+            }
+        }
+    }
+}
+
+/// Defines the counted imports over those `linker` already has.
+pub(crate) fn add_to_linker(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
+    linker.allow_shadowing(true);
+    linker
+        .instance(FILESYSTEM_TYPES)?
+        .func_wrap_async("[method]descriptor.open-at", open_at)?;
+    #[cfg(feature = "http")]
+    fields::add_to_linker(linker)?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
+type OpenAt = (
+    Resource<Descriptor>,
+    PathFlags,
+    String,
+    OpenFlags,
+    DescriptorFlags,
+);
+
+/// What `descriptor.open-at` gives the guest: a descriptor, or why not.
+type Opened = wasmtime::Result<(Result<Resource<Descriptor>, ErrorCode>,)>;
+
+/// `descriptor.open-at`, holding one of the instance's descriptors for as
+/// long as the file is open; `quota` when there is none left.
+fn open_at(
+    mut store: StoreContextMut<'_, Host>,
+    (dir, path_flags, path, open_flags, flags): OpenAt,
+) -> Box<dyn Future<Output = Opened> + Send + '_> {
+    Box::new(async move {
+        let host = store.data_mut();
+        let Some(ticket) = host.holdings().file_ticket() else {
+            return Ok((Err(ErrorCode::Quota),));
+        };
+        let mut filesystem = host.filesystem();
+        let opened =
+            HostDescriptor::open_at(&mut filesystem, dir, path_flags, path, open_flags, flags)
+                .await;
+        let opened = match opened {
+            Ok(opened) => opened,
+            Err(err) => return Ok((Err(err.downcast()?),)),
+        };
+        let file = match filesystem.table.get(&opened)? {
+            Descriptor::File(file) => Arc::downgrade(&file.file),
+            Descriptor::Dir(dir) => Arc::downgrade(&dir.dir),
+        };
+        host.holdings().files.push((file, ticket));
+        Ok((Ok(opened),))
+    })
+}
+
+#[cfg(feature = "http")]
+mod fields {
+    //! `wasi:http` header maps, charged by the bytes they hold.
+
+    use wasmtime::component::{Linker, Resource};
+    use wasmtime_wasi_http::FieldMap;
+    use wasmtime_wasi_http::WasiHttpView as _;
+    use wasmtime_wasi_http::p2::bindings::http::types::{HeaderError, HostFields};
+
+    use super::HTTP_TYPES;
+    use crate::host::Host;
+
+    type Entries = Vec<(String, Vec<u8>)>;
+
+    pub(super) fn add_to_linker(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
+        let mut types = linker.instance(HTTP_TYPES)?;
+        types.func_wrap(
+            "[static]fields.from-list",
+            |mut store, (entries,): (Entries,)| {
+                let host: &mut Host = store.data_mut();
+                let bytes = entries
+                    .iter()
+                    .map(|(name, value)| name.len().saturating_add(value.len()))
+                    .fold(0usize, usize::saturating_add);
+                charge(host, bytes)?;
+                let made = HostFields::from_list(&mut host.http(), entries);
+                Ok((header_result(made)?,))
+            },
+        )?;
+        types.func_wrap(
+            "[method]fields.set",
+            |mut store, (fields, name, values): (Resource<FieldMap>, String, Vec<Vec<u8>>)| {
+                let host: &mut Host = store.data_mut();
+                let added = values
+                    .iter()
+                    .map(Vec::len)
+                    .fold(name.len(), usize::saturating_add);
+                charge_change(host, &fields, added)?;
+                let done = HostFields::set(&mut host.http(), fields, name, values);
+                Ok((header_result(done)?,))
+            },
+        )?;
+        types.func_wrap(
+            "[method]fields.append",
+            |mut store, (fields, name, value): (Resource<FieldMap>, String, Vec<u8>)| {
+                let host: &mut Host = store.data_mut();
+                charge_change(host, &fields, name.len().saturating_add(value.len()))?;
+                let done = HostFields::append(&mut host.http(), fields, name, value);
+                Ok((header_result(done)?,))
+            },
+        )?;
+        types.func_wrap(
+            "[method]fields.clone",
+            |mut store, (fields,): (Resource<FieldMap>,)| {
+                let host: &mut Host = store.data_mut();
+                let source = fields.rep();
+                let copy = HostFields::clone(&mut host.http(), fields)?;
+                let shared = &mut host.holdings().shared_fields;
+                shared.insert(source);
+                shared.insert(copy.rep());
+                Ok((copy,))
+            },
+        )?;
+        Ok(())
+    }
+
+    /// Charges a change adding `added` bytes to `fields`; if the map may
+    /// be shared, the change copies it first, and the copy is charged too.
+    fn charge_change(
+        host: &mut Host,
+        fields: &Resource<FieldMap>,
+        added: usize,
+    ) -> wasmtime::Result<()> {
+        let mut bytes = added;
+        if host.holdings().shared_fields.remove(&fields.rep()) {
+            let map = host.http().table.get(fields)?;
+            bytes = map
+                .iter()
+                .map(|(name, value)| name.as_str().len() + value.len())
+                .fold(bytes, usize::saturating_add);
+        }
+        charge(host, bytes)
+    }
+
+    /// Charges `bytes` of header data to the instance; past its cap, the
+    /// guest traps with the reason.
+    fn charge(host: &mut Host, bytes: usize) -> wasmtime::Result<()> {
+        let holdings = host.holdings();
+        match holdings.budget().charge_memory(bytes) {
+            Ok(()) => Ok(()),
+            Err(exhausted) => {
+                holdings
+                    .reporter
+                    .report(&format!("headers refused: {exhausted}"));
+                Err(wasmtime::format_err!("{exhausted}"))
+            }
+        }
+    }
+
+    /// A header operation's result for the guest: its error code, or a trap
+    /// for an error that is not one.
+    fn header_result<T>(
+        result: Result<T, wasmtime_wasi_http::p2::HeaderError>,
+    ) -> wasmtime::Result<Result<T, HeaderError>> {
+        match result {
+            Ok(value) => Ok(Ok(value)),
+            Err(err) => Ok(Err(err.downcast()?)),
+        }
+    }
+}

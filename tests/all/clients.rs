@@ -1,0 +1,210 @@
+//! Clients that hold the server's resources by being slow: a body that
+//! stalls, a response nobody reads, and thousands of idle connections.
+//! Each is bounded (`--body-timeout`, `--write-timeout`,
+//! `--header-timeout`, `--max-connections`), counted in
+//! `mayfly_client_timeouts_total` and `mayfly_open_connections`, and the
+//! server keeps answering everyone else.
+
+use std::path::Path;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::net::TcpStream;
+
+use crate::guests;
+use crate::harness::{PATIENCE, Server, get, write_file};
+
+/// `/echo` echoes (or counts) bodies, `/hostile` attacks, `/hello` answers,
+/// with the admin API on for metrics; `flags` go to `mayfly serve`.
+fn server(dir: &Path, flags: &[&str]) -> Server {
+    let manifest = format!(
+        r#"
+[component.echo]
+source = {echo:?}
+[component.hostile]
+source = {hostile:?}
+[component.hello]
+source = {hello:?}
+
+[[route]]
+path = "/echo"
+component = "echo"
+[[route]]
+path = "/hostile"
+component = "hostile"
+[[route]]
+path = "/hello"
+component = "hello"
+"#,
+        echo = guests::ECHO,
+        hostile = guests::HOSTILE,
+        hello = guests::HELLO,
+    );
+    let manifest = write_file(dir, "app.toml", manifest);
+    let token = write_file(dir, "token", "a token of sixteen or more");
+    let mut args = vec![
+        manifest.to_str().unwrap().to_string(),
+        "--admin-listen".into(),
+        "127.0.0.1:0".into(),
+        "--admin-token-file".into(),
+        token.to_str().unwrap().to_string(),
+    ];
+    args.extend(flags.iter().map(|flag| flag.to_string()));
+    Server::start_with(&args.iter().map(String::as_str).collect::<Vec<_>>())
+}
+
+async fn hello_answers(server: &Server) {
+    let reply = get(server.addr, "/hello").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+}
+
+/// Everything `stream` sends until it closes, within [`PATIENCE`].
+async fn read_to_close(stream: &mut TcpStream) -> String {
+    let mut received = Vec::new();
+    tokio::time::timeout(PATIENCE, async {
+        let mut buf = [0u8; 64 << 10];
+        loop {
+            match stream.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received.extend_from_slice(&buf[..n]),
+            }
+        }
+    })
+    .await
+    .expect("the server never closed the connection");
+    String::from_utf8_lossy(&received).into_owned()
+}
+
+#[tokio::test]
+async fn a_body_that_stalls_gets_408_and_a_slow_steady_one_is_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(dir.path(), &["--body-timeout", "1s"]);
+    let head = |length: usize| {
+        format!(
+            "POST /echo?count HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\
+             content-length: {length}\r\n\r\n"
+        )
+    };
+
+    // Ten bytes of a hundred, then nothing.
+    let mut stalled = TcpStream::connect(server.addr).await.unwrap();
+    stalled.write_all(head(100).as_bytes()).await.unwrap();
+    stalled.write_all(&[b'x'; 10]).await.unwrap();
+    // Meanwhile, everyone else is served.
+    hello_answers(&server).await;
+    let answer = read_to_close(&mut stalled).await;
+    assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+    assert!(
+        answer.ends_with("the request body paused for more than 1s\n"),
+        "{answer}"
+    );
+    server.wait_for_output("the client paused its request body for more than 1s");
+    server
+        .wait_metric("mayfly_client_timeouts_total{kind=\"body\"}", 1.0)
+        .await;
+
+    // A body that keeps coming, a little at a time, is never cut off,
+    // however long it takes in all.
+    let mut steady = TcpStream::connect(server.addr).await.unwrap();
+    steady.write_all(head(8).as_bytes()).await.unwrap();
+    for _ in 0..8 {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        steady.write_all(b"y").await.unwrap();
+    }
+    let answer = read_to_close(&mut steady).await;
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+    // (Chunked: the size, the body, the last chunk.)
+    assert!(answer.ends_with("\r\n8 bytes\n\r\n0\r\n\r\n"), "{answer}");
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_is_cut_off() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(dir.path(), &["--write-timeout", "1s"]);
+    // The body never ends; the client reads none of it.
+    let mut deaf = TcpStream::connect(server.addr).await.unwrap();
+    deaf.write_all(b"GET /hostile?attack=endless-body HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    server
+        .wait_metric("mayfly_client_timeouts_total{kind=\"write\"}", 1.0)
+        .await;
+    // The connection is closed: what was sent before it, then the end.
+    let received = read_to_close(&mut deaf).await;
+    assert!(received.starts_with("HTTP/1.1 200 "), "{}", &received[..64]);
+    server.wait_metric("mayfly_open_connections", 0.0).await;
+    hello_answers(&server).await;
+}
+
+#[tokio::test]
+async fn thousands_of_idle_connections_do_not_stop_the_others() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = server(dir.path(), &["--header-timeout", "5s"]);
+    // 2000 connections that never send a byte.
+    let mut idle = Vec::new();
+    for _ in 0..2000 {
+        idle.push(TcpStream::connect(server.addr).await.unwrap());
+    }
+    server.wait_metric("mayfly_open_connections", 2000.0).await;
+    for _ in 0..20 {
+        hello_answers(&server).await;
+    }
+    // Each is closed at the head timeout.
+    server.wait_metric("mayfly_open_connections", 0.0).await;
+    server
+        .wait_metric("mayfly_client_timeouts_total{kind=\"head\"}", 2000.0)
+        .await;
+    for stream in &mut idle {
+        assert_eq!(read_to_close(stream).await, "");
+    }
+}
+
+#[tokio::test]
+async fn at_the_connection_cap_idle_connections_make_room_for_new_clients() {
+    let dir = tempfile::tempdir().unwrap();
+    // A head timeout far beyond the test's patience: only the cap's own
+    // eviction can free a place in time.
+    let server = server(
+        dir.path(),
+        &["--max-connections", "50", "--header-timeout", "60m"],
+    );
+    // One connection in the middle of a request (its guest sleeps until its
+    // body ends), then 49 idle ones.
+    let mut busy = TcpStream::connect(server.addr).await.unwrap();
+    busy.write_all(b"POST /echo?count HTTP/1.1\r\nhost: x\r\ncontent-length: 2\r\n\r\n")
+        .await
+        .unwrap();
+    server
+        .wait_metric("mayfly_instances_in_flight{component=\"echo\"}", 1.0)
+        .await;
+    let mut idle = Vec::new();
+    for _ in 0..49 {
+        idle.push(TcpStream::connect(server.addr).await.unwrap());
+    }
+    server.wait_metric("mayfly_open_connections", 50.0).await;
+    // At the cap, a new client gets the place of the oldest idle one.
+    for _ in 0..60 {
+        hello_answers(&server).await;
+        assert!(server.metric("mayfly_open_connections").await <= 50.0);
+    }
+    // The request in flight was never cut off.
+    busy.write_all(b"ok").await.unwrap();
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(PATIENCE, busy.read(&mut answer))
+        .await
+        .expect("the busy connection got no answer")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+    // The idle ones that made room were closed, without a byte.
+    let mut closed = 0;
+    for stream in &mut idle {
+        let mut byte = [0u8; 1];
+        if let Ok(Ok(0)) =
+            tokio::time::timeout(Duration::from_millis(1), stream.read(&mut byte)).await
+        {
+            closed += 1;
+        }
+    }
+    assert!(closed >= 1, "no idle connection was closed");
+}
