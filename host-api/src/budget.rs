@@ -10,15 +10,15 @@
 //!
 //! The process budget is a share of `RLIMIT_NOFILE` (raised to its hard
 //! limit at start-up by [`raise_fd_limit`]); the rest stays with the host
-//! for its listener, connections, stores and compile cache. Each instance
+//! for its listener, connections, stores and compile cache. An instance's
+//! preopened directories count against its budget too. Each instance
 //! also has its own share, so one request cannot take the whole process
 //! budget either. A guest over either budget gets an error from the call
 //! that wanted more (`quota` for a file, `connection-limit-reached` for an
 //! outbound request); the host keeps serving.
 
-use std::sync::Arc;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 /// Descriptors guests may hold in one process: a share of the soft
 /// `RLIMIT_NOFILE`, the rest kept for the host.
@@ -34,10 +34,18 @@ impl ProcessBudget {
     /// is asked for (call [`raise_fd_limit`] before that): guests get half,
     /// and the host always keeps the other half.
     pub fn get() -> &'static ProcessBudget {
-        PROCESS.get_or_init(|| ProcessBudget {
-            limit: fd_limit() / 2,
+        PROCESS.get_or_init(|| ProcessBudget::new(fd_limit() / 2))
+    }
+
+    /// A budget of `limit` descriptors (the process has one, [`get`];
+    /// others are for tests).
+    ///
+    /// [`get`]: ProcessBudget::get
+    pub fn new(limit: usize) -> Self {
+        Self {
+            limit,
             held: AtomicUsize::new(0),
-        })
+        }
     }
 
     /// Most descriptors guests may hold at once.
@@ -58,19 +66,34 @@ impl ProcessBudget {
             .is_ok()
     }
 
-    fn give_back(&self) {
-        self.held.fetch_sub(1, Ordering::AcqRel);
+    fn give_back(&self, count: usize) {
+        self.held.fetch_sub(count, Ordering::AcqRel);
     }
 }
 
 /// What one instance holds on the host, against its own caps. Shared by
 /// the instance's store and the tickets it hands out.
-#[derive(Debug)]
 pub struct InstanceBudget {
+    process: &'static ProcessBudget,
     max_descriptors: usize,
     descriptors: AtomicUsize,
+    /// Open files, which hold a descriptor for as long as anything holds
+    /// the file (a descriptor handle, a stream read from it): given back
+    /// once nothing does, before the next descriptor is counted.
+    files: Mutex<Vec<Weak<std::fs::File>>>,
     max_host_memory: usize,
     host_memory: AtomicUsize,
+}
+
+impl std::fmt::Debug for InstanceBudget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InstanceBudget")
+            .field("descriptors", &self.descriptors())
+            .field("max_descriptors", &self.max_descriptors)
+            .field("host_memory", &self.host_memory())
+            .field("max_host_memory", &self.max_host_memory)
+            .finish()
+    }
 }
 
 /// Why a guest was refused a host resource.
@@ -103,21 +126,36 @@ impl std::fmt::Display for Exhausted {
     }
 }
 
+impl std::error::Error for Exhausted {}
+
 impl InstanceBudget {
-    /// A budget of `max_descriptors` open files and connections and
-    /// `max_host_memory` bytes of header data.
+    /// A budget of `max_descriptors` open files and connections (also
+    /// counted against the process's budget) and `max_host_memory` bytes
+    /// of header data per call.
     pub fn new(max_descriptors: usize, max_host_memory: usize) -> Arc<Self> {
+        Self::within(ProcessBudget::get(), max_descriptors, max_host_memory)
+    }
+
+    /// [`InstanceBudget::new`], counted against `process`.
+    pub fn within(
+        process: &'static ProcessBudget,
+        max_descriptors: usize,
+        max_host_memory: usize,
+    ) -> Arc<Self> {
         Arc::new(Self {
+            process,
             max_descriptors,
             descriptors: AtomicUsize::new(0),
+            files: Mutex::new(Vec::new()),
             max_host_memory,
             host_memory: AtomicUsize::new(0),
         })
     }
 
     /// One descriptor, from this instance's share and the process's, held
-    /// until the ticket is dropped.
+    /// until the ticket is dropped (or, for a file, [`FdTicket::hold_file`]).
     pub fn descriptor(self: &Arc<Self>) -> Result<FdTicket, Exhausted> {
+        self.reclaim_files();
         let taken = self
             .descriptors
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
@@ -126,24 +164,45 @@ impl InstanceBudget {
         if taken.is_err() {
             return Err(Exhausted::InstanceDescriptors(self.max_descriptors));
         }
-        let process = ProcessBudget::get();
-        if !process.take() {
+        if !self.process.take() {
             self.descriptors.fetch_sub(1, Ordering::AcqRel);
-            return Err(Exhausted::ProcessDescriptors(process.limit()));
+            return Err(Exhausted::ProcessDescriptors(self.process.limit()));
         }
         Ok(FdTicket {
-            instance: self.clone(),
+            instance: Some(self.clone()),
         })
     }
 
-    /// Descriptors this instance holds now.
+    /// Descriptors this instance holds now (files nothing holds any more
+    /// included, until the next [`InstanceBudget::descriptor`]).
     pub fn descriptors(&self) -> usize {
         self.descriptors.load(Ordering::Relaxed)
     }
 
+    /// Gives back the descriptors of files nothing holds any more.
+    fn reclaim_files(&self) {
+        let mut files = self.lock_files();
+        let before = files.len();
+        files.retain(|file| file.strong_count() > 0);
+        self.give_back(before - files.len());
+    }
+
+    fn give_back(&self, count: usize) {
+        if count > 0 {
+            self.descriptors.fetch_sub(count, Ordering::AcqRel);
+            self.process.give_back(count);
+        }
+    }
+
+    fn lock_files(&self) -> std::sync::MutexGuard<'_, Vec<Weak<std::fs::File>>> {
+        self.files
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// Charges `bytes` of host memory built for the guest. Charges add up
-    /// over the instance's life (what a guest builds and drops still
-    /// counts), so the cap bounds what it holds at any time too.
+    /// over the call (what a guest builds and drops still counts), so the
+    /// cap bounds what it holds at any time too.
     pub fn charge_memory(&self, bytes: usize) -> Result<(), Exhausted> {
         self.host_memory
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
@@ -154,22 +213,48 @@ impl InstanceBudget {
             .map_err(|_| Exhausted::HostMemory(self.max_host_memory))
     }
 
-    /// Host memory charged so far.
+    /// Host memory charged so far in this call.
     pub fn host_memory(&self) -> usize {
         self.host_memory.load(Ordering::Relaxed)
+    }
+
+    /// Starts a new call's host memory count, for an instance that serves
+    /// more than one (what it still holds is bounded by its resource
+    /// table).
+    pub fn next_call(&self) {
+        self.host_memory.store(0, Ordering::Release);
+    }
+}
+
+impl Drop for InstanceBudget {
+    fn drop(&mut self) {
+        let files = self.lock_files().len();
+        self.process.give_back(files);
     }
 }
 
 /// One descriptor held by a guest; given back when dropped.
 #[derive(Debug)]
 pub struct FdTicket {
-    instance: Arc<InstanceBudget>,
+    /// `None` once handed over to a file.
+    instance: Option<Arc<InstanceBudget>>,
+}
+
+impl FdTicket {
+    /// Hands the descriptor over to `file`: it is given back once nothing
+    /// holds the file any more.
+    pub fn hold_file(mut self, file: Weak<std::fs::File>) {
+        if let Some(instance) = self.instance.take() {
+            instance.lock_files().push(file);
+        }
+    }
 }
 
 impl Drop for FdTicket {
     fn drop(&mut self) {
-        self.instance.descriptors.fetch_sub(1, Ordering::AcqRel);
-        ProcessBudget::get().give_back();
+        if let Some(instance) = self.instance.take() {
+            instance.give_back(1);
+        }
     }
 }
 
@@ -214,9 +299,14 @@ pub fn raise_fd_limit() -> std::io::Result<usize> {
 mod tests {
     use super::*;
 
+    /// A process budget of `limit` of its own, apart from other tests.
+    fn process(limit: usize) -> &'static ProcessBudget {
+        Box::leak(Box::new(ProcessBudget::new(limit)))
+    }
+
     #[test]
     fn an_instance_holds_at_most_its_share_of_descriptors() {
-        let budget = InstanceBudget::new(3, 0);
+        let budget = InstanceBudget::within(process(100), 3, 0);
         let held: Vec<FdTicket> = (0..3).map(|_| budget.descriptor().unwrap()).collect();
         assert_eq!(
             budget.descriptor().unwrap_err(),
@@ -232,29 +322,56 @@ mod tests {
 
     #[test]
     fn the_process_budget_bounds_every_instance_together() {
-        let process = ProcessBudget::get();
-        assert!(process.limit() > 0);
-        let mut held = Vec::new();
-        let mut instances = Vec::new();
-        let refused = loop {
-            let instance = InstanceBudget::new(64, 0);
-            match (0..64).try_for_each(|_| -> Result<(), Exhausted> {
-                held.push(instance.descriptor()?);
-                Ok(())
-            }) {
-                Ok(()) => instances.push(instance),
-                Err(refused) => break refused,
-            }
-        };
-        assert_eq!(refused, Exhausted::ProcessDescriptors(process.limit()));
-        assert_eq!(process.held(), process.limit());
+        let process = process(10);
+        let first = InstanceBudget::within(process, 6, 0);
+        let second = InstanceBudget::within(process, 6, 0);
+        let mut held: Vec<FdTicket> = (0..6).map(|_| first.descriptor().unwrap()).collect();
+        held.extend((0..4).map(|_| second.descriptor().unwrap()));
+        assert_eq!(
+            second.descriptor().unwrap_err(),
+            Exhausted::ProcessDescriptors(10)
+        );
+        assert_eq!(process.held(), 10);
         drop(held);
         assert_eq!(process.held(), 0);
     }
 
     #[test]
-    fn host_memory_adds_up_to_its_cap() {
-        let budget = InstanceBudget::new(0, 100);
+    fn a_files_descriptor_is_given_back_once_nothing_holds_the_file() {
+        let process = process(10);
+        let budget = InstanceBudget::within(process, 2, 0);
+        let file = Arc::new(std::fs::File::open("/dev/null").unwrap());
+        let stream = file.clone();
+        budget
+            .descriptor()
+            .unwrap()
+            .hold_file(Arc::downgrade(&file));
+        drop(file);
+        // A stream still holds it: still counted, for files and sockets.
+        let socket = budget.descriptor().unwrap();
+        assert_eq!(
+            budget.descriptor().unwrap_err(),
+            Exhausted::InstanceDescriptors(2)
+        );
+        drop(stream);
+        // Nothing holds it now: given back before the next one is counted.
+        let another = budget.descriptor().unwrap();
+        assert_eq!((budget.descriptors(), process.held()), (2, 2));
+        drop(socket);
+        // An instance gives back what its files held when it goes.
+        let file = Arc::new(std::fs::File::open("/dev/null").unwrap());
+        budget
+            .descriptor()
+            .unwrap()
+            .hold_file(Arc::downgrade(&file));
+        drop(another);
+        drop(budget);
+        assert_eq!(process.held(), 0);
+    }
+
+    #[test]
+    fn host_memory_adds_up_to_its_cap_within_a_call() {
+        let budget = InstanceBudget::within(process(1), 0, 100);
         budget.charge_memory(60).unwrap();
         assert_eq!(budget.charge_memory(41), Err(Exhausted::HostMemory(100)));
         budget.charge_memory(40).unwrap();
@@ -267,5 +384,7 @@ mod tests {
             budget.descriptor(),
             Err(Exhausted::InstanceDescriptors(0))
         ));
+        budget.next_call();
+        budget.charge_memory(100).unwrap();
     }
 }

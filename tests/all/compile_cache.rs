@@ -360,3 +360,34 @@ fn a_cache_key_others_may_read_is_refused_until_deleted() {
     assert_eq!(mode(&key), 0o600);
     assert_ne!(std::fs::read(&key).unwrap(), secret);
 }
+
+#[test]
+fn a_default_cache_that_cannot_be_made_is_skipped_with_a_warning() {
+    // Nobody chose this cache, and its directory cannot be created (`/proc`
+    // takes no new directories, even from root): the command goes on
+    // without a cache, and says so.
+    let mut command = std::process::Command::new(crate::harness::MAYFLY);
+    command
+        .args(["check", guests::HELLO])
+        .env("HOME", "/proc/self")
+        .env_remove("MAYFLY_CACHE_DIR")
+        .env_remove("XDG_CACHE_HOME");
+    let output = crate::harness::run_bounded(command);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("cannot use compile cache /proc/self/.cache/mayfly")
+            && stderr.contains("running without a compile cache"),
+        "{stderr}"
+    );
+    // Chosen on the command line, the same directory is an error.
+    let output = run_mayfly(&[
+        OsStr::new("check"),
+        OsStr::new(guests::HELLO),
+        OsStr::new("--cache-dir"),
+        OsStr::new("/proc/self/.cache/mayfly"),
+    ]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot use compile cache"), "{stderr}");
+}

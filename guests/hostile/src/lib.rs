@@ -16,8 +16,9 @@
 //! - `connections`: sends `count` GETs to `url` at once and holds them;
 //!   streams a line each time more of them are settled (`refused` by the
 //!   host's budget, `failed` otherwise, `answered`), until all are.
-//! - `fields`: builds a 64 KiB header map, then clones and changes it
-//!   until the host refuses (each change copies the whole map).
+//! - `fields`: builds a 64 KiB header map, then clones it and deletes an
+//!   absent header from each clone until the host refuses (each change
+//!   copies the whole map).
 //! - `panic`: a Rust panic (which aborts the instance with a trap).
 //! - `none`: no attack at all: 200 `ok`, to show the component still serves
 //!   (or `status`, if given: a guest's own error status is not a limit).
@@ -201,8 +202,9 @@ fn grow_fields() {
     let mut copies = Vec::new();
     loop {
         let copy = fields.clone();
-        // Changing a copy copies the whole map on the host.
-        let _ = copy.append("x-more", b"1");
+        // Any change to a copy, even deleting a header it does not have,
+        // copies the whole map on the host.
+        let _ = copy.delete("x-absent");
         copies.push(black_box(copy));
     }
 }

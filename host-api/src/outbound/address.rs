@@ -22,7 +22,7 @@ pub fn non_public(ip: IpAddr) -> Option<&'static str> {
 }
 
 fn non_public_v4(ip: Ipv4Addr) -> Option<&'static str> {
-    let [a, b, ..] = ip.octets();
+    let [a, b, c, _] = ip.octets();
     Some(if ip.is_loopback() {
         "loopback"
     } else if ip.is_unspecified() || a == 0 {
@@ -33,6 +33,17 @@ fn non_public_v4(ip: Ipv4Addr) -> Option<&'static str> {
         "shared (carrier-grade NAT)"
     } else if ip.is_link_local() {
         "link-local"
+    } else if (a, b, c) == (192, 0, 0) {
+        // Protocol assignments: NAT64 discovery, DS-Lite, and a cloud
+        // metadata service (192.0.0.192).
+        "special-purpose"
+    } else if a == 198 && (b == 18 || b == 19) {
+        // Benchmarking; also where tunnelling proxies put their fake IPs.
+        "special-purpose"
+    } else if matches!((a, b, c), (192, 0, 2) | (198, 51, 100) | (203, 0, 113)) {
+        "documentation"
+    } else if (a, b, c) == (192, 88, 99) {
+        "special-purpose (6to4 relay)"
     } else if ip.is_multicast() || ip.is_broadcast() || a >= 240 {
         "not unicast"
     } else {
@@ -41,26 +52,36 @@ fn non_public_v4(ip: Ipv4Addr) -> Option<&'static str> {
 }
 
 fn non_public_v6(ip: Ipv6Addr) -> Option<&'static str> {
-    let first = ip.segments()[0];
+    let s = ip.segments();
     Some(if ip.is_loopback() {
         "loopback"
     } else if ip.is_unspecified() {
         "unspecified"
-    } else if first & 0xfe00 == 0xfc00 {
+    } else if s[0] & 0xfe00 == 0xfc00 {
         "private (unique local)"
-    } else if first & 0xffc0 == 0xfe80 {
+    } else if s[0] & 0xffc0 == 0xfe80 {
         "link-local"
     } else if ip.is_multicast() {
         "not unicast"
     } else if let Some(v4) = embedded_v4(ip) {
         return non_public_v4(v4);
+    } else if s[0] & 0xe000 != 0x2000 {
+        // Only 2000::/3 is global unicast: the rest (site-local fec0::/10,
+        // the local-use NAT64 prefix 64:ff9b:1::/48, discard 100::/64...)
+        // is not public.
+        "not global unicast"
+    } else if s[0] == 0x2001 && s[1] == 0x0db8 {
+        "documentation"
+    } else if s[0] == 0x2001 && s[1] < 0x0200 {
+        // Protocol assignments, Teredo tunnels (2001::/32) among them.
+        "special-purpose"
     } else {
         return None;
     })
 }
 
-/// The IPv4 address inside an IPv4-compatible (`::a.b.c.d`), NAT64
-/// (`64:ff9b::/96`) or 6to4 (`2002::/16`) address, which reach it.
+/// The IPv4 address inside an IPv4-compatible (`::a.b.c.d`), well-known
+/// NAT64 (`64:ff9b::/96`) or 6to4 (`2002::/16`) address, which reach it.
 fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
     let s = ip.segments();
     let v4 = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
@@ -104,8 +125,20 @@ mod tests {
             ("224.0.0.1", "not unicast"),
             ("255.255.255.255", "not unicast"),
             ("ff02::1", "not unicast"),
+            ("192.0.0.192", "special-purpose"),
+            ("198.18.0.1", "special-purpose"),
+            ("198.19.255.255", "special-purpose"),
+            ("192.0.2.1", "documentation"),
+            ("203.0.113.9", "documentation"),
+            ("2001:db8::1", "documentation"),
+            ("2001::1", "special-purpose"),
+            ("fec0::1", "not global unicast"),
+            ("64:ff9b:1::a00:1", "not global unicast"),
+            ("100::1", "not global unicast"),
+            ("64:ff9b::808:808", "public"),
         ] {
-            assert_eq!(class(ip), Some(why), "{ip}");
+            let expected = (why != "public").then_some(why);
+            assert_eq!(class(ip), expected, "{ip}");
         }
     }
 

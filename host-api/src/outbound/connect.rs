@@ -76,11 +76,13 @@ pub(super) async fn send(
         .and_then(|o| o.between_bytes_timeout)
         .unwrap_or(DEFAULT_TIMEOUT);
 
+    // One deadline for resolving, connecting, TLS and the handshake.
+    let deadline = tokio::time::Instant::now() + connect_timeout;
     let connecting = async {
         let addresses = resolve(host, port, private_ok).await?;
         connect(&addresses).await
     };
-    let stream = tokio::time::timeout(connect_timeout, connecting)
+    let stream = tokio::time::timeout_at(deadline, connecting)
         .await
         .map_err(|_| Error::ConnectionTimeout)??;
     let stream: Box<dyn Stream> = if tls {
@@ -88,7 +90,7 @@ pub(super) async fn send(
             .map_err(Error::InvalidDnsNameError)?;
         let tls = tokio_rustls::TlsConnector::from(tls_config()?);
         Box::new(
-            tokio::time::timeout(connect_timeout, tls.connect(name, stream))
+            tokio::time::timeout_at(deadline, tls.connect(name, stream))
                 .await
                 .map_err(|_| Error::ConnectionTimeout)?
                 .map_err(Error::Tls)?,
@@ -96,8 +98,8 @@ pub(super) async fn send(
     } else {
         Box::new(stream)
     };
-    let (mut sender, connection) = tokio::time::timeout(
-        connect_timeout,
+    let (mut sender, connection) = tokio::time::timeout_at(
+        deadline,
         hyper::client::conn::http1::handshake(TokioIo::new(stream)),
     )
     .await

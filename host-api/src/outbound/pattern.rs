@@ -60,7 +60,14 @@ impl HostPattern {
                 "`{pattern}` must be `scheme://host` or `scheme://host:port`, with no path"
             ));
         }
-        let (host, port) = match rest.rsplit_once(':') {
+        // An IPv6 literal is bracketed: only a `:` after its `]` starts a
+        // port.
+        let port_colon = match rest.rfind(']') {
+            Some(bracket) => rest[bracket..].find(':').map(|at| bracket + at),
+            None => rest.rfind(':'),
+        };
+        let split = port_colon.map(|at| (&rest[..at], &rest[at + 1..]));
+        let (host, port) = match split {
             Some((host, "*")) => (host, None),
             Some((host, port)) => {
                 let port = port

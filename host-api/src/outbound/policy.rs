@@ -376,6 +376,20 @@ mod tests {
     }
 
     #[test]
+    fn ipv6_literals_with_and_without_a_port() {
+        let p = policy(&[
+            "http://[::1]",
+            "https://[2001:db8::1]:8443",
+            "http://[fe80::1]:*",
+        ]);
+        assert!(permits(&p, "http://[::1]/"));
+        assert!(!permits(&p, "http://[::1]:8080/"));
+        assert!(permits(&p, "https://[2001:db8::1]:8443/"));
+        assert!(permits(&p, "http://[fe80::1]:9/"));
+        assert!(p.allowed().iter().all(HostPattern::names_address));
+    }
+
+    #[test]
     fn wildcards() {
         let p = policy(&["https://*.example.com", "http://localhost:*"]);
         assert!(permits(&p, "https://a.example.com/"));

@@ -35,16 +35,12 @@ impl std::fmt::Debug for PluginEngine {
 
 impl PluginEngine {
     /// An engine with Mayfly's default settings, without fuel metering, and
-    /// the default compile cache (see [`CompileCache::default_dir`]). Fails,
-    /// saying why, if that cache's directory cannot be trusted (see
+    /// the default compile cache (see [`CompileCache::open_default`]).
+    /// Fails, saying why, if that cache's directory cannot be trusted (see
     /// [`CompileCache::open`]).
     pub fn new() -> Result<Self, PluginError> {
-        let cache = match CompileCache::default_dir() {
-            Some(dir) => {
-                CompileCache::open(dir).map_err(|err| PluginError::Host(err.to_string()))?
-            }
-            None => CompileCache::disabled(),
-        };
+        let cache =
+            CompileCache::open_default().map_err(|err| PluginError::Host(err.to_string()))?;
         Self::with_settings(&EngineSettings::default(), cache)
     }
 

@@ -177,6 +177,24 @@ impl CompileCache {
         non_empty("HOME").map(|home| PathBuf::from(home).join(".cache").join("mayfly"))
     }
 
+    /// The cache at [`CompileCache::default_dir`], when nobody chose one:
+    /// off if there is no default location, or if it cannot be created or
+    /// read (a read-only home, say: warned about, as compiling every time
+    /// is slow but safe). A directory that cannot be trusted is still an
+    /// error.
+    pub fn open_default() -> Result<Self, CacheError> {
+        let Some(dir) = Self::default_dir() else {
+            return Ok(Self::disabled());
+        };
+        match Self::open(dir) {
+            Err(err @ CacheError::Io { .. }) => {
+                tracing::warn!("{err}; running without a compile cache");
+                Ok(Self::disabled())
+            }
+            opened => opened,
+        }
+    }
+
     /// The cache directory, if the cache is on.
     pub fn dir(&self) -> Option<&Path> {
         self.open.as_ref().map(|open| open.dir.as_path())

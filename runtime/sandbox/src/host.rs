@@ -48,7 +48,9 @@ impl Host {
     /// with the standard streams set up as `stdio` says. Made only by
     /// [`Sandbox::store`](crate::Sandbox::store).
     ///
-    /// Fails only if a granted directory can no longer be opened.
+    /// Fails if a granted directory can no longer be opened, or if the
+    /// descriptor budget has no room for the granted directories (the
+    /// error is then a [`mayfly_host_api::budget::Exhausted`]).
     pub(crate) fn new(
         state: &Arc<ComponentState>,
         grants: &Grants,
@@ -86,14 +88,17 @@ impl Host {
         let mut table = ResourceTable::new();
         table.set_max_capacity(limits.max_resources);
         let budget = InstanceBudget::new(limits.max_descriptors, limits.max_host_memory);
+        // Each granted directory is open already: it holds a descriptor.
         let holdings = Holdings::new(
             budget.clone(),
+            grants.files.len(),
             Reporter::new(
                 state.component.clone(),
                 call.request_id.clone(),
                 "host resources",
             ),
-        );
+        )
+        .map_err(std::io::Error::other)?;
         #[cfg(feature = "http")]
         let outbound = OutboundPolicy::new(
             state.component.clone(),
@@ -137,10 +142,11 @@ impl Host {
     }
 
     /// Readies an instance that served a call for the next one: forgets the
-    /// limiter's refusals (the memory it holds still counts) and the
-    /// embedding program's user value.
+    /// limiter's refusals (the memory it holds still counts), the header
+    /// memory charged in the call, and the embedding program's user value.
     pub fn reset_for_next_call(&mut self) {
         self.limits.clear_refusals();
+        self.holdings.budget().next_call();
         self.user = None;
     }
 

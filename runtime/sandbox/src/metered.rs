@@ -4,11 +4,10 @@
 //! [`InstanceBudget`], then does what the original does.
 //!
 //! A file's descriptor is held for as long as anything holds the file (the
-//! descriptor handle, or a stream read from it), so each open keeps a weak
-//! reference to the file with its ticket; tickets of files nothing holds
-//! any more are given back before the next open is counted.
+//! descriptor handle, or a stream read from it): the budget keeps a weak
+//! reference to it, and gives the descriptor back once nothing does.
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 use mayfly_host_api::budget::{FdTicket, InstanceBudget};
 use mayfly_host_api::report::Reporter;
@@ -30,24 +29,28 @@ const HTTP_TYPES: &str = "wasi:http/types@0.2.12";
 /// What one instance holds on the host, with what it is charged to.
 pub(crate) struct Holdings {
     budget: Arc<InstanceBudget>,
-    /// Open files, each with the ticket for its descriptor.
-    files: Vec<(Weak<std::fs::File>, FdTicket)>,
-    /// `fields` handles that may share their map with another (after a
-    /// `clone`): the first change to one copies the whole map.
-    #[cfg(feature = "http")]
-    shared_fields: std::collections::HashSet<u32>,
+    /// The descriptors of its preopened directories, for the store's life.
+    _preopens: Vec<FdTicket>,
     reporter: Reporter,
 }
 
 impl Holdings {
-    pub(crate) fn new(budget: Arc<InstanceBudget>, reporter: Reporter) -> Self {
-        Self {
+    /// An instance's holdings under `budget`, with `preopens` directories
+    /// open already (each holds a descriptor). Fails if the budget has no
+    /// room for them.
+    pub(crate) fn new(
+        budget: Arc<InstanceBudget>,
+        preopens: usize,
+        reporter: Reporter,
+    ) -> Result<Self, mayfly_host_api::budget::Exhausted> {
+        let preopens = (0..preopens)
+            .map(|_| budget.descriptor())
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
             budget,
-            files: Vec::new(),
-            #[cfg(feature = "http")]
-            shared_fields: Default::default(),
+            _preopens: preopens,
             reporter,
-        }
+        })
     }
 
     /// The instance's budget.
@@ -55,10 +58,9 @@ impl Holdings {
         &self.budget
     }
 
-    /// A ticket for one more open file, after giving back those of files
-    /// nothing holds any more.
-    fn file_ticket(&mut self) -> Option<FdTicket> {
-        self.files.retain(|(file, _)| file.strong_count() > 0);
+    /// A ticket for one more open file, or `None` (reported) if there is
+    /// no room.
+    fn file_ticket(&self) -> Option<FdTicket> {
         match self.budget.descriptor() {
             Ok(ticket) => Some(ticket),
             Err(exhausted) => {
@@ -115,14 +117,18 @@ fn open_at(
             Descriptor::File(file) => Arc::downgrade(&file.file),
             Descriptor::Dir(dir) => Arc::downgrade(&dir.dir),
         };
-        host.holdings().files.push((file, ticket));
+        ticket.hold_file(file);
         Ok((Ok(opened),))
     })
 }
 
 #[cfg(feature = "http")]
 mod fields {
-    //! `wasi:http` header maps, charged by the bytes they hold.
+    //! `wasi:http` header maps, charged by what they hold on the host.
+    //!
+    //! A map is shared with its clones until one of them changes, and then
+    //! copied whole (by any change, `delete` included): a clone is charged
+    //! the whole map when it is made, so the copy is paid for up front.
 
     use wasmtime::component::{Linker, Resource};
     use wasmtime_wasi_http::FieldMap;
@@ -134,6 +140,16 @@ mod fields {
 
     type Entries = Vec<(String, Vec<u8>)>;
 
+    /// What one entry costs besides its name and value: the name and value
+    /// structures and the map's index (wasmtime's own estimate is 72
+    /// bytes, without the index).
+    const ENTRY_COST: usize = 128;
+
+    /// What an entry of `name` and `value_len` bytes costs.
+    fn entry(name: usize, value_len: usize) -> usize {
+        name.saturating_add(value_len).saturating_add(ENTRY_COST)
+    }
+
     pub(super) fn add_to_linker(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
         let mut types = linker.instance(HTTP_TYPES)?;
         types.func_wrap(
@@ -142,7 +158,7 @@ mod fields {
                 let host: &mut Host = store.data_mut();
                 let bytes = entries
                     .iter()
-                    .map(|(name, value)| name.len().saturating_add(value.len()))
+                    .map(|(name, value)| entry(name.len(), value.len()))
                     .fold(0usize, usize::saturating_add);
                 charge(host, bytes)?;
                 let made = HostFields::from_list(&mut host.http(), entries);
@@ -153,11 +169,11 @@ mod fields {
             "[method]fields.set",
             |mut store, (fields, name, values): (Resource<FieldMap>, String, Vec<Vec<u8>>)| {
                 let host: &mut Host = store.data_mut();
-                let added = values
+                let bytes = values
                     .iter()
-                    .map(Vec::len)
-                    .fold(name.len(), usize::saturating_add);
-                charge_change(host, &fields, added)?;
+                    .map(|value| entry(name.len(), value.len()))
+                    .fold(0usize, usize::saturating_add);
+                charge(host, bytes)?;
                 let done = HostFields::set(&mut host.http(), fields, name, values);
                 Ok((header_result(done)?,))
             },
@@ -166,7 +182,7 @@ mod fields {
             "[method]fields.append",
             |mut store, (fields, name, value): (Resource<FieldMap>, String, Vec<u8>)| {
                 let host: &mut Host = store.data_mut();
-                charge_change(host, &fields, name.len().saturating_add(value.len()))?;
+                charge(host, entry(name.len(), value.len()))?;
                 let done = HostFields::append(&mut host.http(), fields, name, value);
                 Ok((header_result(done)?,))
             },
@@ -175,33 +191,18 @@ mod fields {
             "[method]fields.clone",
             |mut store, (fields,): (Resource<FieldMap>,)| {
                 let host: &mut Host = store.data_mut();
-                let source = fields.rep();
-                let copy = HostFields::clone(&mut host.http(), fields)?;
-                let shared = &mut host.holdings().shared_fields;
-                shared.insert(source);
-                shared.insert(copy.rep());
-                Ok((copy,))
+                let bytes = host
+                    .http()
+                    .table
+                    .get(&fields)?
+                    .iter()
+                    .map(|(name, value)| entry(name.as_str().len(), value.len()))
+                    .fold(0usize, usize::saturating_add);
+                charge(host, bytes)?;
+                Ok((HostFields::clone(&mut host.http(), fields)?,))
             },
         )?;
         Ok(())
-    }
-
-    /// Charges a change adding `added` bytes to `fields`; if the map may
-    /// be shared, the change copies it first, and the copy is charged too.
-    fn charge_change(
-        host: &mut Host,
-        fields: &Resource<FieldMap>,
-        added: usize,
-    ) -> wasmtime::Result<()> {
-        let mut bytes = added;
-        if host.holdings().shared_fields.remove(&fields.rep()) {
-            let map = host.http().table.get(fields)?;
-            bytes = map
-                .iter()
-                .map(|(name, value)| name.as_str().len() + value.len())
-                .fold(bytes, usize::saturating_add);
-        }
-        charge(host, bytes)
     }
 
     /// Charges `bytes` of header data to the instance; past its cap, the

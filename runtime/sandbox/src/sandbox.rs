@@ -95,7 +95,10 @@ impl Sandbox {
     /// else), memory and table caps, resource table, fuel and deadline.
     /// `args` are the guest's command-line arguments, if it takes any.
     ///
-    /// Fails only if a granted directory can no longer be opened.
+    /// Fails if a granted directory can no longer be opened, or the
+    /// descriptor budget has no room for the granted directories (the
+    /// error then wraps a [`mayfly_host_api::budget::Exhausted`]: the
+    /// server is busy, not misconfigured).
     pub fn store(
         &self,
         call: CallContext,

@@ -19,6 +19,8 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 pub(crate) struct Connections {
     room: Arc<Semaphore>,
     max: usize,
+    /// Told when a connection's last request in flight is done.
+    idle: Arc<Notify>,
     /// Open connections, oldest first (with some already closed, pruned as
     /// they are met).
     open: Mutex<VecDeque<Weak<Slot>>>,
@@ -31,12 +33,13 @@ pub(crate) struct Place {
 }
 
 /// What the cap knows of one connection.
-#[derive(Default)]
 struct Slot {
     /// Requests in flight on it.
     busy: AtomicUsize,
     /// Asks it to close once idle.
     close: Notify,
+    /// The cap's [`Connections::idle`].
+    idle: Arc<Notify>,
 }
 
 /// A request in flight on a connection, while this lives.
@@ -44,7 +47,10 @@ pub(crate) struct Busy(Arc<Slot>);
 
 impl Drop for Busy {
     fn drop(&mut self) {
-        self.0.busy.fetch_sub(1, Ordering::AcqRel);
+        if self.0.busy.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // Idle now: a client waiting at the cap may have its place.
+            self.0.idle.notify_one();
+        }
     }
 }
 
@@ -55,22 +61,35 @@ impl Connections {
         Self {
             room: Arc::new(Semaphore::new(max)),
             max,
+            idle: Arc::new(Notify::new()),
             open: Mutex::new(VecDeque::new()),
         }
     }
 
     /// A place for one more connection: at once if there is room, else
-    /// once an idle connection has been asked to close, or any has closed.
-    /// `None` once the cap is closed.
-    pub(crate) async fn place(&self) -> Option<Place> {
-        let permit = match self.room.clone().try_acquire_owned() {
-            Ok(permit) => permit,
-            Err(_) => {
-                self.close_oldest_idle();
-                self.room.clone().acquire_owned().await.ok()?
+    /// once a connection has closed, asking the oldest idle one to (again
+    /// each time one becomes idle, until there is room).
+    pub(crate) async fn place(&self) -> Place {
+        let permit = loop {
+            if let Ok(permit) = self.room.clone().try_acquire_owned() {
+                break permit;
+            }
+            self.close_oldest_idle();
+            tokio::select! {
+                permit = self.room.clone().acquire_owned() => {
+                    // The semaphore is never closed.
+                    if let Ok(permit) = permit {
+                        break permit;
+                    }
+                }
+                _ = self.idle.notified() => {}
             }
         };
-        let slot = Arc::new(Slot::default());
+        let slot = Arc::new(Slot {
+            busy: AtomicUsize::new(0),
+            close: Notify::new(),
+            idle: self.idle.clone(),
+        });
         let mut open = self.lock();
         // Closed connections are dropped from the front as evictions meet
         // them; the rest are pruned here, so the list stays near the cap.
@@ -78,10 +97,10 @@ impl Connections {
             open.retain(|slot| slot.strong_count() > 0);
         }
         open.push_back(Arc::downgrade(&slot));
-        Some(Place {
+        Place {
             slot,
             _permit: permit,
-        })
+        }
     }
 
     /// Asks the oldest connection with no request in flight to close.
@@ -126,8 +145,8 @@ mod tests {
     #[tokio::test]
     async fn at_the_cap_the_oldest_idle_connection_is_asked_to_close() {
         let connections = Connections::new(2);
-        let oldest = connections.place().await.unwrap();
-        let busy_one = connections.place().await.unwrap();
+        let oldest = connections.place().await;
+        let busy_one = connections.place().await;
         let _busy = busy_one.busy();
         // Full: the next place asks the oldest idle one to close...
         let third = connections.place();
@@ -138,7 +157,26 @@ mod tests {
             .expect("the idle connection was not asked to close");
         // ...and gets its place once it has.
         drop(oldest);
-        assert!(third.await.is_some());
+        third.await;
+    }
+
+    #[tokio::test]
+    async fn a_connection_that_becomes_idle_at_the_cap_is_asked_to_close() {
+        let connections = Connections::new(1);
+        let only = connections.place().await;
+        let busy = only.busy();
+        let next = connections.place();
+        tokio::pin!(next);
+        // Busy: nobody is asked to close, the next client waits...
+        assert!(futures_poll_once(next.as_mut()).is_none());
+        // ...until its request is done: then it is asked to.
+        drop(busy);
+        assert!(futures_poll_once(next.as_mut()).is_none());
+        tokio::time::timeout(std::time::Duration::from_secs(5), only.asked_to_close())
+            .await
+            .expect("the connection that became idle was not asked to close");
+        drop(only);
+        next.await;
     }
 
     /// Polls `future` once.

@@ -7,10 +7,11 @@
 //! instance, store and buffers stay in one core's caches, and no
 //! work-stealing scheduler sits between hyper and the guest.
 //!
-//! Connections are capped across workers: at the cap, workers stop
-//! accepting (the kernel's backlog holds the rest) and ask the oldest idle
-//! connection to close (see `connections`), so a flood of connections
-//! delays new ones instead of failing work in flight. Clients are bounded in time at every step: the request head
+//! Connections are capped across workers: at the cap, a worker holds the
+//! client it has just accepted and accepts no other (the kernel's backlog
+//! holds the rest) until the oldest idle connection has closed to make
+//! room (see `connections`), so a flood of connections delays new ones
+//! instead of failing work in flight. Clients are bounded in time at every step: the request head
 //! (`header_timeout`, which also ends idle keep-alive connections), each
 //! pause in a request body (`body_timeout`), and each wait for the client
 //! to read the response (`write_timeout`).
@@ -53,14 +54,15 @@ pub struct ServeOptions {
     /// How long a client may take to send a request's headers, and how
     /// long a keep-alive connection may sit idle.
     pub header_timeout: Duration,
-    /// Longest pause in a request body; past it, the body fails in the
-    /// guest and the client gets 408.
+    /// Longest pause in a request body; past it, reading the body fails in
+    /// the guest, and the client gets 408 unless the guest answers itself.
     pub body_timeout: Duration,
     /// Longest a response may wait for the client to read it; past it, the
     /// connection is closed.
     pub write_timeout: Duration,
-    /// Most client connections open at once, over all workers; past it,
-    /// no more are accepted until one closes.
+    /// Most client connections served at once, over all workers; past it,
+    /// a worker holds the next client until an idle connection has closed
+    /// to make room (so up to one more per worker is open, waiting).
     pub max_connections: usize,
     /// Largest request head (request line and headers) a client may send;
     /// beyond it, 431. At least 8 KiB.
@@ -214,7 +216,6 @@ impl Worker {
             };
             tokio::select! {
                 (place, stream) = accepted => {
-                    let Some(place) = place else { break };
                     let connection = Connection {
                         app: self.app.clone(),
                         dispatcher: dispatcher.clone(),

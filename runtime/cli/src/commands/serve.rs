@@ -53,8 +53,9 @@ pub struct Serve {
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_client_timeout)]
     header_timeout: Duration,
 
-    /// Longest pause in a request body; past it the body fails in the guest
-    /// and the client gets 408 [suffixes: ms, s, m]
+    /// Longest pause in a request body; past it reading the body fails in
+    /// the guest, and the client gets 408 unless the guest answers itself
+    /// [suffixes: ms, s, m]
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_client_timeout)]
     body_timeout: Duration,
 
@@ -63,8 +64,9 @@ pub struct Serve {
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_client_timeout)]
     write_timeout: Duration,
 
-    /// Most client connections open at once; past it, no more are accepted
-    /// until one closes [default: half the open-file limit, less 256]
+    /// Most client connections served at once; past it, a new client waits
+    /// until the oldest idle connection has closed to make room [default:
+    /// half the open-file limit, less 256]
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     max_connections: Option<u32>,
 

@@ -51,10 +51,12 @@ impl CacheArgs {
         if self.no_cache {
             return Ok(CompileCache::disabled());
         }
-        let Some(dir) = self.cache_dir.clone().or_else(CompileCache::default_dir) else {
-            return Ok(CompileCache::disabled());
+        let opened = match &self.cache_dir {
+            // Chosen: it must work.
+            Some(dir) => CompileCache::open(dir.clone()),
+            None => CompileCache::open_default(),
         };
-        CompileCache::open(dir).map_err(|err| {
+        opened.map_err(|err| {
             anyhow::anyhow!(
                 "{err} (or pass --cache-dir DIR to use another cache, --no-cache for none)"
             )

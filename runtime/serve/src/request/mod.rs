@@ -22,6 +22,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::BodyExt;
 use hyper::body::Body;
+use mayfly_host_api::budget::Exhausted;
 use mayfly_host_api::outbound::{Dispatcher, X_REQUEST_ID};
 use mayfly_sandbox::output::GuestLog;
 use mayfly_sandbox::{CallContext, LimitKind, Stdio};
@@ -171,6 +172,12 @@ where
     };
     let mut store = match component.sandbox.store(call, &Stdio::captured(&log), &[]) {
         Ok(store) => store,
+        Err(err) if err.get_ref().is_some_and(|inner| inner.is::<Exhausted>()) => {
+            report(component, request_id, &format!("not started: {err}"));
+            return overloaded(
+                "the server holds all the files it may open for guests; retry shortly\n",
+            );
+        }
         Err(err) => {
             report(
                 component,
