@@ -4,7 +4,10 @@
 # wrk on loopback in turn, at several connection counts, repeated.
 #
 # Prints, per connection count, the median requests/s and p99 latency of
-# each server and the mayfly/wasmtime ratios. Not run in CI.
+# each server and the mayfly/wasmtime ratios. Then the same for durable
+# writes: `/count` (a `wasi:keyvalue/atomics` increment on the embedded
+# store, acknowledged after its fsync) against hello, on one mayfly
+# server. Not run in CI.
 #
 # Environment:
 #   CONNECTIONS  connection counts          (default: "1 16 64")
@@ -43,7 +46,10 @@ mayfly=$target_dir/release/mayfly
 # runtime/guests/build.rs builds this checkout's guests in a directory named after it.
 checkout=$(realpath "$repo/guests" | sed 's/[^A-Za-z0-9]/-/g')
 hello=$target_dir/wasm-guests/$checkout/wasm32-wasip2/release/hello.wasm
-[ -f "$hello" ] || { echo "missing $hello" >&2; exit 1; }
+counter=$target_dir/wasm-guests/$checkout/wasm32-wasip2/release/counter.wasm
+for guest in "$hello" "$counter"; do
+    [ -f "$guest" ] || { echo "missing $guest" >&2; exit 1; }
+done
 
 work=$(mktemp -d)
 server_pid=
@@ -91,11 +97,11 @@ stop_server() {
     server_pid=
 }
 
-# run_wrk PORT CONNECTIONS -> "requests_per_second p99_microseconds"
+# run_wrk PORT CONNECTIONS [PATH] -> "requests_per_second p99_microseconds"
 run_wrk() {
-    local port=$1 conns=$2 threads
+    local port=$1 conns=$2 path=${3:-/} threads
     threads=$((conns < 2 ? conns : 2))
-    wrk -t"$threads" -c"$conns" -d"$duration" --latency "http://127.0.0.1:$port/" |
+    wrk -t"$threads" -c"$conns" -d"$duration" --latency "http://127.0.0.1:$port$path" |
         python3 -c '
 import re, sys
 text = sys.stdin.read()
@@ -140,3 +146,51 @@ print(f'{c:<6} {mr:14.0f} {wr:14.0f} {mr/wr:7.2f}x {mp:10.0f}us {wp:10.0f}us {mp
 " "$conns" "$m_rps" "$w_rps" "$m_p99" "$w_p99"
     unset rps p99
 done
+
+# Durable writes: hello and increments from the same mayfly server, in
+# alternating runs.
+cat >"$work/state.toml" <<EOF
+[component.hello]
+source = "$hello"
+[component.counter]
+source = "$counter"
+key_value_stores = ["default"]
+[[route]]
+path = "/"
+component = "hello"
+[[route]]
+path = "/count/..."
+component = "counter"
+EOF
+port=$(free_port)
+"$mayfly" serve "$work/state.toml" --listen "127.0.0.1:$port" --workers "$workers" \
+    --cache-dir "$work/cache" --data-dir "$work/data" >"$work/state.log" 2>&1 &
+server_pid=$!
+for _ in $(seq 200); do
+    curl -sf "http://127.0.0.1:$port/count/peek" >/dev/null 2>&1 && break
+    sleep 0.05
+done
+echo
+printf '%-6s %14s %14s %8s %12s %12s\n' conns hello_rps incr_rps ratio hello_p99 incr_p99
+for conns in $connections; do
+    declare -A rps=() p99=()
+    for run in $(seq "$repeats"); do
+        order="/ /count"
+        [ $((run % 2)) -eq 0 ] && order="/count /"
+        for path in $order; do
+            wrk -t1 -c"$conns" -d1s "http://127.0.0.1:$port$path" >/dev/null
+            read -r r p < <(run_wrk "$port" "$conns" "$path")
+            rps[$path]+="$r "
+            p99[$path]+="$p "
+        done
+    done
+    h_rps=$(median ${rps[/]}); i_rps=$(median ${rps[/count]})
+    h_p99=$(median ${p99[/]}); i_p99=$(median ${p99[/count]})
+    python3 -c "
+import sys
+c, hr, ir, hp, ip = sys.argv[1], *map(float, sys.argv[2:])
+print(f'{c:<6} {hr:14.0f} {ir:14.0f} {ir/hr:7.2f}x {hp:10.0f}us {ip:10.0f}us')
+" "$conns" "$h_rps" "$i_rps" "$h_p99" "$i_p99"
+    unset rps p99
+done
+stop_server
