@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # HTTP load benchmark: the `hello` guest served by `mayfly serve` and by
-# `wasmtime serve` (both with a fresh instance per request), each driven by
-# wrk on loopback in turn, at several connection counts, repeated.
+# `wasmtime serve` (both with a fresh instance per request), and nginx
+# returning the same text from its config (the cost of HTTP alone on this
+# machine), each driven by wrk on loopback in turn, at several connection
+# counts, repeated.
 #
 # Prints, per connection count, the median requests/s and p99 latency of
-# each server and the mayfly/wasmtime ratios. Then the same for durable
+# each server, and mayfly's ratios to wasmtime and to nginx. Then the same for durable
 # writes: `/count` (a `wasi:keyvalue/atomics` increment on the embedded
 # store, acknowledged after its fsync) against hello, on one mayfly
 # server. Not run in CI.
@@ -30,6 +32,17 @@ wasmtime=$tools/wasmtime-$wasmtime_version/bin/wasmtime
 if ! command -v wrk >/dev/null; then
     echo "wrk is not installed (Debian: apt-get install wrk)" >&2
     exit 1
+fi
+nginx=$(command -v nginx || true)
+if [ -z "$nginx" ] && [ -x /usr/sbin/nginx ]; then
+    nginx=/usr/sbin/nginx
+fi
+if [ -z "$nginx" ]; then
+    echo "Installing nginx-light (once)..." >&2
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nginx-light >/dev/null
+    nginx=/usr/sbin/nginx
 fi
 if [ ! -x "$wasmtime" ]; then
     echo "Installing wasmtime-cli $wasmtime_version into $tools (once; this takes a while)..." >&2
@@ -78,6 +91,35 @@ start_server() {
             TOKIO_WORKER_THREADS=$workers "$wasmtime" serve --addr "127.0.0.1:$port" \
                 --max-instance-reuse-count 1 -Scli "$hello" >"$work/$name.log" 2>&1 &
             ;;
+        nginx)
+            # As the current user, on loopback, with a config of its own;
+            # the same body as hello, from memory.
+            mkdir -p "$work/nginx"
+            cat >"$work/nginx/nginx.conf" <<EOF
+daemon off;
+worker_processes $workers;
+pid $work/nginx/nginx.pid;
+error_log $work/nginx/error.log;
+$( [ "$(id -u)" -eq 0 ] && echo "user root;" )
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $work/nginx;
+    proxy_temp_path $work/nginx;
+    fastcgi_temp_path $work/nginx;
+    uwsgi_temp_path $work/nginx;
+    scgi_temp_path $work/nginx;
+    server {
+        listen 127.0.0.1:$port;
+        location / {
+            default_type text/plain;
+            return 200 "Hello from Mayfly!\n";
+        }
+    }
+}
+EOF
+            "$nginx" -p "$work/nginx" -c "$work/nginx/nginx.conf" >"$work/$name.log" 2>&1 &
+            ;;
     esac
     server_pid=$!
     for _ in $(seq 200); do
@@ -118,14 +160,18 @@ print(rps, float(m.group(1)) * scale)
 median() { python3 -c 'import statistics,sys; print(statistics.median(float(x) for x in sys.argv[1:]))' "$@"; }
 
 echo "# $(date -u +%F) $(nproc) CPUs, $workers server workers, wrk $duration x $repeats, RUST_BACKTRACE=${RUST_BACKTRACE:-unset}"
-printf '%-6s %14s %14s %8s %12s %12s %8s\n' conns mayfly_rps wasmtime_rps ratio mayfly_p99 wasmtime_p99 ratio
+printf '%-6s %12s %12s %12s %8s %8s %11s %11s %11s\n' conns mayfly_rps wasmtime_rps nginx_rps \
+    m/w m/nginx mayfly_p99 wasmtime_p99 nginx_p99
 for conns in $connections; do
     declare -A rps=() p99=()
     for run in $(seq "$repeats"); do
-        # Alternate which server goes first, so drift in the machine's load
+        # Rotate which server goes first, so drift in the machine's load
         # does not favour one of them.
-        order="mayfly wasmtime"
-        [ $((run % 2)) -eq 0 ] && order="wasmtime mayfly"
+        case $((run % 3)) in
+            1) order="mayfly wasmtime nginx" ;;
+            2) order="wasmtime nginx mayfly" ;;
+            0) order="nginx mayfly wasmtime" ;;
+        esac
         for name in $order; do
             port=$(free_port)
             start_server "$name" "$port"
@@ -137,13 +183,13 @@ for conns in $connections; do
             stop_server
         done
     done
-    m_rps=$(median ${rps[mayfly]}); w_rps=$(median ${rps[wasmtime]})
-    m_p99=$(median ${p99[mayfly]}); w_p99=$(median ${p99[wasmtime]})
+    m_rps=$(median ${rps[mayfly]}); w_rps=$(median ${rps[wasmtime]}); n_rps=$(median ${rps[nginx]})
+    m_p99=$(median ${p99[mayfly]}); w_p99=$(median ${p99[wasmtime]}); n_p99=$(median ${p99[nginx]})
     python3 -c "
 import sys
-c, mr, wr, mp, wp = sys.argv[1], *map(float, sys.argv[2:])
-print(f'{c:<6} {mr:14.0f} {wr:14.0f} {mr/wr:7.2f}x {mp:10.0f}us {wp:10.0f}us {mp/wp:7.2f}x')
-" "$conns" "$m_rps" "$w_rps" "$m_p99" "$w_p99"
+c, mr, wr, nr, mp, wp, np = sys.argv[1], *map(float, sys.argv[2:])
+print(f'{c:<6} {mr:12.0f} {wr:12.0f} {nr:12.0f} {mr/wr:7.2f}x {mr/nr:7.2f}x {mp:9.0f}us {wp:9.0f}us {np:9.0f}us')
+" "$conns" "$m_rps" "$w_rps" "$n_rps" "$m_p99" "$w_p99" "$n_p99"
     unset rps p99
 done
 
