@@ -258,25 +258,8 @@ impl Drop for FdTicket {
     }
 }
 
-/// The soft `RLIMIT_NOFILE`.
-fn fd_limit() -> usize {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: `getrlimit` writes one `rlimit` to a valid pointer.
-    let ok = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } == 0;
-    if !ok || limit.rlim_cur == libc::RLIM_INFINITY {
-        return 1 << 20;
-    }
-    usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX)
-}
-
-/// Raises the soft `RLIMIT_NOFILE` to the hard limit and returns the new
-/// soft limit. A server holding many connections needs it, and guests'
-/// descriptor budget is sized from it. Call it first thing, before
-/// [`ProcessBudget::get`].
-pub fn raise_fd_limit() -> std::io::Result<usize> {
+/// The process's `RLIMIT_NOFILE`.
+fn nofile() -> std::io::Result<libc::rlimit> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -285,6 +268,25 @@ pub fn raise_fd_limit() -> std::io::Result<usize> {
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) } != 0 {
         return Err(std::io::Error::last_os_error());
     }
+    Ok(limit)
+}
+
+/// The soft `RLIMIT_NOFILE` (a million if it cannot be read, or has none).
+fn fd_limit() -> usize {
+    match nofile() {
+        Ok(limit) if limit.rlim_cur != libc::RLIM_INFINITY => {
+            usize::try_from(limit.rlim_cur).unwrap_or(usize::MAX)
+        }
+        _ => 1 << 20,
+    }
+}
+
+/// Raises the soft `RLIMIT_NOFILE` to the hard limit and returns the new
+/// soft limit. A server holding many connections needs it, and guests'
+/// descriptor budget is sized from it. Call it first thing, before
+/// [`ProcessBudget::get`].
+pub fn raise_fd_limit() -> std::io::Result<usize> {
+    let mut limit = nofile()?;
     if limit.rlim_cur < limit.rlim_max {
         limit.rlim_cur = limit.rlim_max;
         // SAFETY: `setrlimit` reads one `rlimit` from a valid pointer.

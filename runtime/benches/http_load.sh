@@ -20,7 +20,6 @@
 #                     (default: ~/.cache/mayfly/bench)
 set -euo pipefail
 
-repo=$(cd "$(dirname "$0")/../.." && pwd)
 connections=${CONNECTIONS:-"1 16 64"}
 repeats=${REPEATS:-3}
 duration=${DURATION:-10s}
@@ -51,30 +50,9 @@ if [ ! -x "$wasmtime" ]; then
         --target-dir "$tools/wasmtime-build"
 fi
 
-echo "Building mayfly (release)..." >&2
-(cd "$repo" && cargo build --release --bin mayfly >&2)
-target_dir=$(cd "$repo" && cargo metadata --format-version 1 --no-deps |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-mayfly=$target_dir/release/mayfly
-# runtime/guests/build.rs builds this checkout's guests in a directory named after it.
-checkout=$(realpath "$repo/guests" | sed 's/[^A-Za-z0-9]/-/g')
-hello=$target_dir/wasm-guests/$checkout/wasm32-wasip2/release/hello.wasm
-counter=$target_dir/wasm-guests/$checkout/wasm32-wasip2/release/counter.wasm
-for guest in "$hello" "$counter"; do
-    [ -f "$guest" ] || { echo "missing $guest" >&2; exit 1; }
-done
-
-work=$(mktemp -d)
-server_pid=
-cleanup() {
-    [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
+source "$(dirname "$0")/lib.sh"
+hello=$(guest hello)
+counter=$(guest counter)
 
 # start_server NAME PORT: starts it in the background, waits until it answers.
 start_server() {
@@ -122,12 +100,7 @@ EOF
             ;;
     esac
     server_pid=$!
-    for _ in $(seq 200); do
-        if curl -sf "http://127.0.0.1:$port/" >/dev/null 2>&1; then
-            return 0
-        fi
-        sleep 0.05
-    done
+    answers "http://127.0.0.1:$port/" && return 0
     echo "$name did not start; its log:" >&2
     cat "$work/$name.log" >&2
     exit 1
@@ -212,10 +185,7 @@ port=$(free_port)
 "$mayfly" serve "$work/state.toml" --listen "127.0.0.1:$port" --workers "$workers" \
     --cache-dir "$work/cache" --data-dir "$work/data" >"$work/state.log" 2>&1 &
 server_pid=$!
-for _ in $(seq 200); do
-    curl -sf "http://127.0.0.1:$port/count/peek" >/dev/null 2>&1 && break
-    sleep 0.05
-done
+answers "http://127.0.0.1:$port/count/peek" || { cat "$work/state.log" >&2; exit 1; }
 echo
 printf '%-6s %14s %14s %8s %12s %12s\n' conns hello_rps incr_rps ratio hello_p99 incr_p99
 for conns in $connections; do

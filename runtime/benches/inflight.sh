@@ -14,7 +14,6 @@
 #   SLEEP_MS     what each request sleeps  (default: 1000)
 set -euo pipefail
 
-repo=$(cd "$(dirname "$0")/../.." && pwd)
 connections=${CONNECTIONS:-10000}
 duration=${DURATION:-10s}
 sleep_ms=${SLEEP_MS:-1000}
@@ -27,22 +26,8 @@ if [ "$(ulimit -n)" -lt $((connections + 1000)) ]; then
     exit 1
 fi
 
-echo "Building mayfly (release)..." >&2
-(cd "$repo" && cargo build --release --bin mayfly >&2)
-target_dir=$(cd "$repo" && cargo metadata --format-version 1 --no-deps |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-mayfly=$target_dir/release/mayfly
-checkout=$(realpath "$repo/guests" | sed 's/[^A-Za-z0-9]/-/g')
-slow=$target_dir/wasm-guests/$checkout/wasm32-wasip2/release/slow.wasm
-[ -f "$slow" ] || { echo "missing $slow" >&2; exit 1; }
-
-work=$(mktemp -d)
-server_pid=
-cleanup() {
-    [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null || true
-    rm -rf "$work"
-}
-trap cleanup EXIT
+source "$(dirname "$0")/lib.sh"
+slow=$(guest slow)
 
 # One instance per connection; 2 MiB of linear memory is what the guest
 # needs, so that many slots fit the address space.
@@ -57,15 +42,12 @@ memory = "2MiB"
 path = "/..."
 component = "slow"
 EOF
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()')
+port=$(free_port)
 "$mayfly" serve "$work/app.toml" --listen "127.0.0.1:$port" \
     --max-instances "$connections" --max-connections $((connections + 100)) \
     --cache-dir "$work/cache" --data-dir "$work/data" >"$work/serve.log" 2>&1 &
 server_pid=$!
-for _ in $(seq 200); do
-    curl -sf "http://127.0.0.1:$port/?ms=0" >/dev/null 2>&1 && break
-    sleep 0.05
-done
+answers "http://127.0.0.1:$port/?ms=0" || { cat "$work/serve.log" >&2; exit 1; }
 rss() { awk '/^VmRSS/ {print $2}' "/proc/$server_pid/status"; }
 idle=$(rss)
 

@@ -14,24 +14,15 @@
 #                     (default: ~/.cache/mayfly/bench)
 set -euo pipefail
 
-repo=$(cd "$(dirname "$0")/../.." && pwd)
 repeats=${REPEATS:-10}
 tools=${MAYFLY_BENCH_DIR:-$HOME/.cache/mayfly/bench}
 wasmtime=$tools/wasmtime-48.0.8/bin/wasmtime
 [ -x "$wasmtime" ] || { echo "no $wasmtime: run runtime/benches/http_load.sh once to install it" >&2; exit 1; }
 
-echo "Building mayfly (release)..." >&2
-(cd "$repo" && cargo build --release --bin mayfly >&2)
-target_dir=$(cd "$repo" && cargo metadata --format-version 1 --no-deps |
-    python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
-checkout=$(realpath "$repo/guests" | sed 's/[^A-Za-z0-9]/-/g')
-guests=$target_dir/wasm-guests/$checkout/wasm32-wasip2/release
+source "$(dirname "$0")/lib.sh"
 
-work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
-
-MAYFLY=$target_dir/release/mayfly WASMTIME=$wasmtime HELLO=$guests/hello.wasm \
-ECHO=$guests/echo.wasm WORK=$work REPEATS=$repeats python3 - <<'PYEOF'
+MAYFLY=$mayfly WASMTIME=$wasmtime HELLO=$(guest hello) \
+ECHO=$(guest echo) WORK=$work REPEATS=$repeats python3 - <<'PYEOF'
 import http.client, os, socket, statistics, subprocess, time
 
 mayfly, wasmtime = os.environ["MAYFLY"], os.environ["WASMTIME"]

@@ -447,31 +447,34 @@ async fn guest_logs_are_tagged_with_component_and_request() {
     server.wait_for_output("mayfly: component `counter` request 2 [info counter]: visit number 2");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn acknowledged_writes_survive_sigkill() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = manifest(dir.path(), "durable");
-    let data = dir.path().join("data");
-    let server = serve(&app, &data, &[]);
+/// Runs `writers` clients against `server`, each on its own connection
+/// sending `request(w, i)` for i = 0, 1, ... until the server stops
+/// answering; kills the server (SIGKILL) once `before_kill` requests have
+/// been answered 200, and returns `acknowledge(w, i, reply)` for every
+/// request that was.
+async fn write_until_killed<T: Send + 'static>(
+    server: Server,
+    writers: usize,
+    before_kill: usize,
+    request: impl Fn(usize, usize) -> Request<crate::harness::Body> + Send + Sync + 'static,
+    acknowledge: impl Fn(usize, usize, &crate::harness::Reply) -> T + Send + Sync + 'static,
+) -> Vec<T> {
     let addr = server.addr;
-    // Writers run until the server dies under them.
+    let request = Arc::new(request);
+    let acknowledge = Arc::new(acknowledge);
     let acked = Arc::new(AtomicUsize::new(0));
-    let mut writers = Vec::new();
-    for w in 0..8 {
-        let acked = acked.clone();
-        writers.push(tokio::spawn(async move {
+    let mut tasks = Vec::new();
+    for w in 0..writers {
+        let (acked, request, acknowledge) = (acked.clone(), request.clone(), acknowledge.clone());
+        tasks.push(tokio::spawn(async move {
             let mut acknowledged = Vec::new();
             let Some(mut client) = Client::connect_or_none(addr).await else {
                 return acknowledged;
             };
-            for i in 0..100_000 {
-                let id = format!("w{w}-{i}");
-                let request = Request::put(format!("/items/{id}"))
-                    .body(full(format!("{{\"w\":{w},\"i\":{i}}}")))
-                    .unwrap();
-                match client.try_send(request).await {
+            for i in 0.. {
+                match client.try_send(request(w, i)).await {
                     Some(reply) if reply.status == 200 => {
-                        acknowledged.push(id);
+                        acknowledged.push(acknowledge(w, i, &reply));
                         acked.fetch_add(1, Ordering::SeqCst);
                     }
                     _ => break,
@@ -482,9 +485,9 @@ async fn acknowledged_writes_survive_sigkill() {
     }
     // Kill it once some writes are acknowledged, however slow the disk.
     let deadline = Instant::now() + PATIENCE;
-    while acked.load(Ordering::SeqCst) < 8 {
+    while acked.load(Ordering::SeqCst) < before_kill {
         assert!(
-            !writers.iter().all(|writer| writer.is_finished()),
+            !tasks.iter().all(|task| task.is_finished()),
             "every writer stopped after {} acknowledged writes, before the kill",
             acked.load(Ordering::SeqCst)
         );
@@ -497,10 +500,29 @@ async fn acknowledged_writes_survive_sigkill() {
     }
     server.signal("KILL");
     let mut acknowledged = Vec::new();
-    for writer in writers {
-        acknowledged.extend(writer.await.unwrap());
+    for task in tasks {
+        acknowledged.extend(task.await.unwrap());
     }
-    drop(server);
+    acknowledged
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_writes_survive_sigkill() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = manifest(dir.path(), "durable");
+    let data = dir.path().join("data");
+    let acknowledged = write_until_killed(
+        serve(&app, &data, &[]),
+        8,
+        8,
+        |w, i| {
+            Request::put(format!("/items/w{w}-{i}"))
+                .body(full(format!("{{\"w\":{w},\"i\":{i}}}")))
+                .unwrap()
+        },
+        |w, i, _| format!("w{w}-{i}"),
+    )
+    .await;
     assert!(
         acknowledged.len() >= 8,
         "only {} writes before the kill",
@@ -519,58 +541,31 @@ async fn acknowledged_writes_survive_sigkill() {
     );
 }
 
+/// The total in a counter's `visits: N` answer.
+fn visits(reply: &crate::harness::Reply) -> u64 {
+    reply
+        .text()
+        .trim()
+        .strip_prefix("visits: ")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{}", reply.text()))
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_increments_under_load_survive_sigkill() {
     let dir = tempfile::tempdir().unwrap();
     let app = manifest(dir.path(), "durable-counter");
     let data = dir.path().join("data");
-    let server = serve(&app, &data, &[]);
-    let addr = server.addr;
     // Sixteen writers increment one counter until the server dies under
     // them: their writes are committed in shared groups.
-    let acked = Arc::new(AtomicUsize::new(0));
-    let mut writers = Vec::new();
-    for _ in 0..16 {
-        let acked = acked.clone();
-        writers.push(tokio::spawn(async move {
-            let mut totals = Vec::new();
-            let Some(mut client) = Client::connect_or_none(addr).await else {
-                return totals;
-            };
-            loop {
-                let request = Request::get("/count").body(full("")).unwrap();
-                match client.try_send(request).await {
-                    Some(reply) if reply.status == 200 => {
-                        let total: u64 = reply
-                            .text()
-                            .trim()
-                            .strip_prefix("visits: ")
-                            .and_then(|n| n.parse().ok())
-                            .unwrap_or_else(|| panic!("{}", reply.text()));
-                        totals.push(total);
-                        acked.fetch_add(1, Ordering::SeqCst);
-                    }
-                    _ => break,
-                }
-            }
-            totals
-        }));
-    }
-    let deadline = Instant::now() + PATIENCE;
-    while acked.load(Ordering::SeqCst) < 64 {
-        assert!(
-            Instant::now() < deadline,
-            "only {} increments acknowledged within {PATIENCE:?}",
-            acked.load(Ordering::SeqCst)
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    server.signal("KILL");
-    let mut acknowledged = Vec::new();
-    for writer in writers {
-        acknowledged.extend(writer.await.unwrap());
-    }
-    drop(server);
+    let acknowledged = write_until_killed(
+        serve(&app, &data, &[]),
+        16,
+        64,
+        |_, _| Request::get("/count").body(full("")).unwrap(),
+        |_, _, reply| visits(reply),
+    )
+    .await;
     // Exact: no two increments answered the same total.
     let mut distinct = acknowledged.clone();
     distinct.sort_unstable();
@@ -582,13 +577,7 @@ async fn acknowledged_increments_under_load_survive_sigkill() {
     );
 
     let restarted = serve(&app, &data, &[]);
-    let reply = get(restarted.addr, "/count/peek").await;
-    let total: u64 = reply
-        .text()
-        .trim()
-        .strip_prefix("visits: ")
-        .and_then(|n| n.parse().ok())
-        .unwrap();
+    let total = visits(&get(restarted.addr, "/count/peek").await);
     // Every acknowledged increment is there; at most the sixteen in flight
     // at the kill may have made it too, unacknowledged.
     let highest = *distinct.last().unwrap();

@@ -14,16 +14,16 @@ use mayfly_host_api::budget::InstanceBudget;
 use mayfly_host_api::outbound::{Hop, OutboundPolicy};
 use mayfly_host_api::report::Reporter;
 use mayfly_host_api::state::{ComponentState, StateCtx, StateView};
-use wasmtime::component::{Linker, ResourceTable};
+use wasmtime::component::ResourceTable;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 #[cfg(feature = "http")]
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::call::{CallContext, Output, Stdio};
 use crate::grants::{FilesMode, Grants};
+use crate::holdings::Holdings;
 use crate::limiter::Limiter;
 use crate::limits::RequestLimits;
-use crate::metered::{self, Holdings};
 
 /// Per-store state of a component instance.
 pub struct Host {
@@ -131,6 +131,14 @@ impl Host {
         &mut self.limits
     }
 
+    /// The state interfaces' view of this store.
+    pub(crate) fn state_view(&mut self) -> StateView<'_> {
+        StateView {
+            ctx: &mut self.state,
+            table: &mut self.table,
+        }
+    }
+
     /// What the instance holds on the host, and its budget.
     pub(crate) fn holdings(&mut self) -> &mut Holdings {
         &mut self.holdings
@@ -193,22 +201,4 @@ impl WasiHttpView for Host {
             hooks: &mut self.outbound,
         }
     }
-}
-
-/// A linker with every interface Mayfly provides: WASI 0.2 (whose
-/// capabilities each store grants or not), `wasi:http` (with the `http`
-/// feature), and the state interfaces (`wasi:keyvalue`, `wasi:config`,
-/// `wasi:logging`). Opening files and building headers are counted (in the
-/// `metered` module).
-pub fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<Host>> {
-    let mut linker = Linker::new(engine);
-    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-    #[cfg(feature = "http")]
-    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
-    mayfly_host_api::state::add_to_linker(&mut linker, |host: &mut Host| StateView {
-        ctx: &mut host.state,
-        table: &mut host.table,
-    })?;
-    metered::add_to_linker(&mut linker)?;
-    Ok(linker)
 }

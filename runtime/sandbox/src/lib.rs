@@ -18,10 +18,12 @@
 //! - [`output`]: guest stdout and stderr, captured and capped.
 //! - [`call`]: what a store is made for: one call's id, deadline, hops and
 //!   internal-call dispatcher, and where its standard streams go.
-//! - `metered`: the imports whose host resources (descriptors, header
-//!   memory) are counted against the instance's budget.
-//! - [`host`]: the per-store state, which holds only what was granted, and
-//!   the linker with every interface Mayfly provides.
+//! - `holdings`: what an instance holds on the host (descriptors, header
+//!   memory), against its budget.
+//! - [`host`]: the per-store state, which holds only what was granted.
+//! - `metered`: the imports whose host resources are counted in the
+//!   instance's holdings.
+//! - [`linker`]: the linker with every interface Mayfly provides.
 //! - [`sandbox`]: one guest's sandbox, and the one way to make a store.
 //!
 //! ```no_run
@@ -52,9 +54,11 @@ pub mod call;
 pub mod engine;
 pub mod epoch;
 pub mod grants;
+mod holdings;
 pub mod host;
 pub mod limiter;
 pub mod limits;
+pub mod linker;
 mod metered;
 pub mod output;
 pub mod sandbox;

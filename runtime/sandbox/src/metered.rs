@@ -9,8 +9,6 @@
 
 use std::sync::Arc;
 
-use mayfly_host_api::budget::{FdTicket, InstanceBudget};
-use mayfly_host_api::report::Reporter;
 use wasmtime::StoreContextMut;
 use wasmtime::component::{Linker, Resource};
 use wasmtime_wasi::filesystem::{Descriptor, WasiFilesystemView as _};
@@ -26,53 +24,20 @@ const FILESYSTEM_TYPES: &str = "wasi:filesystem/types@0.2.12";
 #[cfg(feature = "http")]
 const HTTP_TYPES: &str = "wasi:http/types@0.2.12";
 
-/// What one instance holds on the host, with what it is charged to.
-pub(crate) struct Holdings {
-    budget: Arc<InstanceBudget>,
-    /// The descriptors of its preopened directories, for the store's life.
-    _preopens: Vec<FdTicket>,
-    reporter: Reporter,
-}
-
-impl Holdings {
-    /// An instance's holdings under `budget`, with `preopens` directories
-    /// open already (each holds a descriptor). Fails if the budget has no
-    /// room for them.
-    pub(crate) fn new(
-        budget: Arc<InstanceBudget>,
-        preopens: usize,
-        reporter: Reporter,
-    ) -> Result<Self, mayfly_host_api::budget::Exhausted> {
-        let preopens = (0..preopens)
-            .map(|_| budget.descriptor())
-            .collect::<Result<_, _>>()?;
-        Ok(Self {
-            budget,
-            _preopens: preopens,
-            reporter,
-        })
-    }
-
-    /// The instance's budget.
-    pub(crate) fn budget(&self) -> &Arc<InstanceBudget> {
-        &self.budget
-    }
-
-    /// A ticket for one more open file, or `None` (reported) if there is
-    /// no room.
-    fn file_ticket(&self) -> Option<FdTicket> {
-        match self.budget.descriptor() {
-            Ok(ticket) => Some(ticket),
-            Err(exhausted) => {
-                self.reporter.report(&format!("open refused: {exhausted}"));
-                None
-            }
-        }
-    }
-}
-
 /// Defines the counted imports over those `linker` already has.
 pub(crate) fn add_to_linker(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
+    redefines(linker, FILESYSTEM_TYPES, &["[method]descriptor.open-at"])?;
+    #[cfg(feature = "http")]
+    redefines(
+        linker,
+        HTTP_TYPES,
+        &[
+            "[static]fields.from-list",
+            "[method]fields.set",
+            "[method]fields.append",
+            "[method]fields.clone",
+        ],
+    )?;
     linker.allow_shadowing(true);
     linker
         .instance(FILESYSTEM_TYPES)?
@@ -80,6 +45,26 @@ pub(crate) fn add_to_linker(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
     #[cfg(feature = "http")]
     fields::add_to_linker(linker)?;
     linker.allow_shadowing(false);
+    Ok(())
+}
+
+/// Fails unless `linker` already defines each of `names` in `instance`:
+/// a version here that is not wasmtime-wasi's would put the counted
+/// function beside the original, and nothing would be counted.
+fn redefines(linker: &mut Linker<Host>, instance: &str, names: &[&str]) -> wasmtime::Result<()> {
+    linker.allow_shadowing(false);
+    let mut defined = linker.instance(instance)?;
+    for name in names {
+        // Without shadowing, defining a name that is there already fails.
+        if defined
+            .func_wrap(name, |_: StoreContextMut<'_, Host>, (): ()| Ok(()))
+            .is_ok()
+        {
+            wasmtime::bail!(
+                "`{instance}` has no `{name}` to count: wasmtime-wasi defines another version"
+            );
+        }
+    }
     Ok(())
 }
 
@@ -229,5 +214,29 @@ mod fields {
             Ok(value) => Ok(Ok(value)),
             Err(err) => Ok(Err(err.downcast()?)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_functions_wasmtime_wasi_defines_are_redefined() {
+        let engine = wasmtime::Engine::default();
+        // The linker Mayfly builds redefines them all.
+        let mut linker = crate::linker::linker(&engine).unwrap();
+        // A version wasmtime-wasi does not define is refused, loudly.
+        let err = redefines(
+            &mut linker,
+            "wasi:filesystem/types@0.2.99",
+            &["[method]descriptor.open-at"],
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`wasi:filesystem/types@0.2.99` has no `[method]descriptor.open-at` to count: \
+             wasmtime-wasi defines another version"
+        );
     }
 }

@@ -57,7 +57,7 @@ impl Loader {
     ) -> anyhow::Result<Self> {
         let ticker = EpochTicker::start(&engine)
             .map_err(|err| anyhow::anyhow!("cannot start the epoch ticker: {err}"))?;
-        let linker = mayfly_sandbox::host::linker(&engine).map_err(anyhow::Error::from)?;
+        let linker = mayfly_sandbox::linker::linker(&engine).map_err(anyhow::Error::from)?;
         Ok(Self {
             engine,
             settings,

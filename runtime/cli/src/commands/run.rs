@@ -111,7 +111,7 @@ impl Run {
             .context("cannot create the WebAssembly engine")?;
         let _ticker = EpochTicker::start(&engine).context("cannot start the epoch ticker")?;
         let component = self.load(&engine)?;
-        let linker = mayfly_sandbox::host::linker(&engine).map_err(anyhow::Error::from)?;
+        let linker = mayfly_sandbox::linker::linker(&engine).map_err(anyhow::Error::from)?;
         let sandbox = Sandbox::new(&engine, name.clone(), grants, limits, None)?;
 
         let log = GuestLog::default();
