@@ -3,7 +3,6 @@
 
 mod commands;
 mod demo;
-mod logging;
 
 use std::process::ExitCode;
 

@@ -12,6 +12,10 @@
 //!
 //! The token is a bearer token (`Authorization: Bearer TOKEN`) taken from a
 //! file or an environment variable, never from the command line.
+//!
+//! The two health checks can also be served alone, on any address
+//! ([`serve_health`], `--health-listen`): that is what an orchestrator's
+//! probes reach, from outside the host's loopback.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -56,6 +60,47 @@ pub async fn serve(listener: TcpListener, live: Arc<LiveApp>, token: Arc<str>) {
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
         });
+    }
+}
+
+/// Serves only `GET /healthz` and `GET /readyz` on `listener`, to anyone
+/// who can reach it, until the process ends: nothing here changes the app
+/// or reveals more than whether it is serving and whether it is draining.
+pub async fn serve_health(listener: TcpListener, live: Arc<LiveApp>) {
+    loop {
+        let stream = crate::server::accept_or_back_off(&listener, "health checks").await;
+        let live = live.clone();
+        tokio::spawn(async move {
+            let service = service_fn(move |request: Request<Incoming>| {
+                let response = health(request.method(), request.uri().path(), &live)
+                    .unwrap_or_else(|| text(StatusCode::NOT_FOUND, "no such health check\n"));
+                async move { Ok::<_, Infallible>(response) }
+            });
+            let _ = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(HEADER_TIMEOUT)
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// Binds the health-check port, on any address.
+pub async fn bind_health(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|err| anyhow::anyhow!("cannot listen on {addr} for health checks: {err}"))
+}
+
+/// The answer to a health check, or `None` if this is not one.
+fn health(method: &Method, path: &str, live: &LiveApp) -> Option<AdminResponse> {
+    match (method, path) {
+        (&Method::GET, "/healthz") => Some(text(StatusCode::OK, "ok\n")),
+        (&Method::GET, "/readyz") if live.draining() => {
+            Some(text(StatusCode::SERVICE_UNAVAILABLE, "draining\n"))
+        }
+        (&Method::GET, "/readyz") => Some(text(StatusCode::OK, "ready\n")),
+        _ => None,
     }
 }
 
@@ -116,12 +161,10 @@ async fn route(request: Request<Incoming>, live: &Arc<LiveApp>, token: &str) -> 
             "the admin API answers requests addressed to localhost, 127.0.0.1 or [::1] only\n",
         );
     }
+    if let Some(response) = health(&method, &path, live) {
+        return response;
+    }
     match (&method, path.as_str()) {
-        (&Method::GET, "/healthz") => text(StatusCode::OK, "ok\n"),
-        (&Method::GET, "/readyz") if live.draining() => {
-            text(StatusCode::SERVICE_UNAVAILABLE, "draining\n")
-        }
-        (&Method::GET, "/readyz") => text(StatusCode::OK, "ready\n"),
         (&Method::GET, "/metrics") => {
             let mut response = text(StatusCode::OK, &live.current().metrics().render());
             response.headers_mut().insert(

@@ -24,6 +24,9 @@
 //!   `connections`, the connection cap, and in `socket`, the client
 //!   socket's write timeout.
 //! - [`admin`]: the admin API that drives [`live`], with health and metrics.
+//! - [`launch`]: a serving process from start to exit, as `mayfly serve`
+//!   and the containerd shim both run it.
+//! - [`logging`]: the host's log lines on stderr, human or JSON.
 //! - [`state`]: which key-value backend holds the stores.
 //!
 //! ```no_run
@@ -55,8 +58,10 @@ pub mod app;
 pub mod component;
 mod connections;
 pub mod gate;
+pub mod launch;
 pub mod live;
 pub mod loader;
+pub mod logging;
 pub mod manifest;
 pub mod metrics;
 pub mod request;

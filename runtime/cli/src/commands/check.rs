@@ -38,7 +38,7 @@ pub struct Check {
 impl Check {
     pub fn execute(self) -> Result<()> {
         let spec = shared::app_spec(Some(&self.app))?;
-        let settings = shared::settings_for(self.engine.settings(), &spec);
+        let settings = spec.engine_settings(self.engine.settings());
         let server = format!(
             "Checked against a server of {} instances, with memory slots of {}",
             settings.max_instances,

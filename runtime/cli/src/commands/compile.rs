@@ -39,7 +39,7 @@ impl Compile {
         };
         println!("Compile cache: {}", dir.display());
         let spec = shared::app_spec(Some(&self.app))?;
-        let settings = shared::settings_for(self.engine.settings(), &spec);
+        let settings = spec.engine_settings(self.engine.settings());
         let loader = Loader::new(settings, cache, None, Arc::new(Metrics::default()))?;
         let app = App::load(&loader, &spec)?;
         for component in app.components() {

@@ -3,6 +3,7 @@
 mod check;
 mod compare;
 mod compile;
+mod oci;
 mod run;
 mod serve;
 mod shared;
@@ -10,9 +11,10 @@ mod shared;
 use std::process::ExitCode;
 
 use anyhow::Result;
+use clap::builder::TypedValueParser as _;
 use clap::{Parser, Subcommand};
 
-use crate::logging::LogFormat;
+use mayfly_serve::logging::{self, LogFormat};
 
 /// Mayfly runs WebAssembly components as short-lived, isolated request
 /// handlers: every HTTP request gets a fresh component instance that can
@@ -25,7 +27,9 @@ pub struct Cli {
     command: Command,
 
     /// How log lines are written on stderr
-    #[arg(long, global = true, value_enum, default_value = "human")]
+    #[arg(long, global = true, value_name = "FORMAT", default_value = "human",
+          value_parser = clap::builder::PossibleValuesParser::new(["human", "json"])
+              .try_map(|format| format.parse::<LogFormat>()))]
     log_format: LogFormat,
 }
 
@@ -36,13 +40,14 @@ enum Command {
     Check(check::Check),
     Compare(compare::Compare),
     Compile(compile::Compile),
+    Oci(oci::Oci),
 }
 
 impl Cli {
     /// Runs the command; the exit status is the command's (for `run`, the
     /// guest's) unless it fails.
     pub fn execute(self) -> Result<ExitCode> {
-        crate::logging::init(self.log_format);
+        logging::init(self.log_format);
         let done = |()| ExitCode::SUCCESS;
         match self.command {
             Command::Serve(serve) => serve.execute().map(done),
@@ -50,6 +55,7 @@ impl Cli {
             Command::Check(check) => check.execute().map(done),
             Command::Compare(compare) => compare.execute().map(done),
             Command::Compile(compile) => compile.execute().map(done),
+            Command::Oci(oci) => oci.execute().map(done),
         }
     }
 }

@@ -20,7 +20,7 @@ use wasmtime::component::Component;
 use wasmtime_wasi::I32Exit;
 use wasmtime_wasi::p2::bindings::Command;
 
-use super::shared::{self, CacheArgs};
+use super::shared::CacheArgs;
 
 /// Exit status when the command runs past its deadline (as `timeout(1)`).
 const EXIT_DEADLINE: u8 = 124;
@@ -93,7 +93,9 @@ pub struct Run {
 impl Run {
     pub fn execute(self) -> Result<ExitCode> {
         let grants = self.grants()?;
-        let name: Arc<str> = Arc::from(shared::component_name_from_file(&self.component));
+        let name: Arc<str> = Arc::from(mayfly_serve::manifest::component_name_from_file(
+            &self.component,
+        ));
         let limits = RequestLimits {
             timeout: self.timeout,
             max_memory_bytes: usize::try_from(self.memory).unwrap_or(usize::MAX),

@@ -1,6 +1,5 @@
 //! `mayfly serve`: serve an app over HTTP.
 
-use std::io::Write as _;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -8,15 +7,9 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use clap::Args;
-use mayfly_serve::admin;
-use mayfly_serve::app::App;
-use mayfly_serve::live::LiveApp;
-use mayfly_serve::live::watch;
-use mayfly_serve::loader::Loader;
-use mayfly_serve::metrics::Metrics;
-use mayfly_serve::server::{ServeOptions, Server, Shutdown};
-use mayfly_serve::state::{RuntimeConfig, default_data_dir, open_backend};
-use tokio::signal::unix::{SignalKind, signal};
+use mayfly_serve::launch::Launch;
+use mayfly_serve::server::ServeOptions;
+use mayfly_serve::state::{RuntimeConfig, default_data_dir};
 
 use super::shared::{self, CacheArgs, EngineArgs};
 
@@ -95,6 +88,12 @@ pub struct Serve {
     #[arg(long, value_name = "ADDR")]
     admin_listen: Option<SocketAddr>,
 
+    /// Serve `GET /healthz` and `GET /readyz` alone on this address (any
+    /// address: this is what an orchestrator's probes reach); off unless
+    /// given
+    #[arg(long, value_name = "ADDR")]
+    health_listen: Option<SocketAddr>,
+
     /// File holding the admin API's bearer token [default: the
     /// MAYFLY_ADMIN_TOKEN environment variable]
     #[arg(long, value_name = "FILE", requires = "admin_listen")]
@@ -107,7 +106,6 @@ pub struct Serve {
 impl Serve {
     pub fn execute(self) -> Result<()> {
         let spec = shared::app_spec(self.app.as_deref())?;
-        let settings = shared::settings_for(self.engine.settings(), &spec);
         let runtime_config = match &self.runtime_config {
             Some(path) => RuntimeConfig::load(path)?,
             None => RuntimeConfig::default(),
@@ -120,8 +118,8 @@ impl Serve {
         // Refused before anything starts if its directory cannot be trusted.
         let cache = self.cache.cache()?;
 
-        let admin_token = match self.admin_listen {
-            Some(_) => Some(self.admin_token()?),
+        let admin = match self.admin_listen {
+            Some(addr) => Some((addr, self.admin_token()?)),
             None => None,
         };
         let watches_a_manifest = self
@@ -146,62 +144,19 @@ impl Serve {
         if let Some(workers) = self.workers {
             options.workers = usize::from(workers);
         }
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
-        runtime.block_on(async {
-            // The backend's connections are driven by this runtime, which
-            // lives as long as the server.
-            let backend = open_backend(&spec, &runtime_config, &data_dir)
-                .await
-                .with_context(|| {
-                    format!("cannot open the key-value stores of app `{}`", spec.name)
-                })?;
-            // Before loading: an edit made while the app loads is a change.
-            let first_look = self
-                .app
-                .as_deref()
-                .filter(|_| self.watch)
-                .map(|manifest| watch::first_look(&spec, manifest));
-            let loader = Loader::new(settings, cache, backend, Arc::new(Metrics::default()))?;
-            let app = App::load(&loader, &spec)?;
-            let live = Arc::new(LiveApp::new(app, spec, loader));
-            if let (Some(manifest), Some(first_look)) = (&self.app, first_look) {
-                watch::watch(live.clone(), manifest.clone(), WATCH_INTERVAL, first_look)
-                    .context("cannot start watching the app's files")?;
-            }
-            let admin = match (self.admin_listen, admin_token) {
-                (Some(addr), Some(token)) => {
-                    let listener = admin::bind(addr).await?;
-                    let bound = listener.local_addr()?;
-                    tokio::spawn(admin::serve(listener, live.clone(), token));
-                    Some(bound)
-                }
-                _ => None,
-            };
-            // Signal handlers go in before the address is printed: whoever
-            // reads it may signal at once.
-            let mut terminate = signal(SignalKind::terminate())?;
-            let mut interrupt = signal(SignalKind::interrupt())?;
-            let server = Server::bind(self.listen)
-                .with_context(|| format!("cannot listen on {}", self.listen))?;
-            print_banner(&live.current(), admin, server.local_addr());
-            let grace = options.shutdown_grace;
-            let shutdown = async move {
-                tokio::select! {
-                    _ = terminate.recv() => {}
-                    _ = interrupt.recv() => {}
-                }
-                tracing::info!("shutting down; in-flight requests have {grace:?} to finish");
-            };
-            match server.run(live, &options, shutdown).await? {
-                Shutdown::Drained => tracing::info!("stopped"),
-                Shutdown::GraceExpired => {
-                    tracing::warn!("stopped; the grace period ended with requests in flight")
-                }
-            }
-            Ok(())
-        })
+        let launch = Launch {
+            spec,
+            settings: self.engine.settings(),
+            runtime_config,
+            data_dir,
+            cache,
+            listen: self.listen,
+            options,
+            admin,
+            health: self.health_listen,
+            watch: self.app.clone().filter(|_| self.watch),
+        };
+        launch.run().map(|_| ())
     }
 }
 
@@ -223,26 +178,6 @@ impl Serve {
         }
         Ok(Arc::from(token))
     }
-}
-
-/// How often `--watch` looks at the files.
-const WATCH_INTERVAL: Duration = Duration::from_millis(300);
-
-fn print_banner(app: &App, admin: Option<SocketAddr>, addr: SocketAddr) {
-    let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "Routes of app `{}`:", app.name());
-    for (pattern, component) in app.routes() {
-        let _ = writeln!(out, "  {:<24} -> {}", pattern.to_string(), component.name());
-    }
-    if let Some(admin) = admin {
-        let _ = writeln!(
-            out,
-            "Admin API, metrics and health checks on http://{admin}"
-        );
-    }
-    // Last, so whoever waits for this line has the whole banner.
-    let _ = writeln!(out, "Serving app `{}` on http://{addr}", app.name());
-    let _ = out.flush();
 }
 
 fn parse_client_timeout(text: &str) -> Result<Duration, String> {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context as _, Result};
 use clap::Args;
 use mayfly_sandbox::{CompileCache, EngineSettings};
-use mayfly_serve::manifest::{AppSpec, Source};
+use mayfly_serve::manifest::AppSpec;
 
 /// The engine's server-wide bounds: what a component's limits are checked
 /// against when the app loads.
@@ -64,42 +64,11 @@ impl CacheArgs {
     }
 }
 
-/// `settings` as `spec` needs them (fuel metering if a component has a fuel
-/// limit), for every subcommand that loads an app.
-pub(super) fn settings_for(settings: EngineSettings, spec: &AppSpec) -> EngineSettings {
-    EngineSettings {
-        consume_fuel: spec.needs_fuel(),
-        ..settings
-    }
-}
-
 /// An app from the command line: a manifest, a single component, or (with
 /// nothing given) the built-in demo.
 pub(super) fn app_spec(app: Option<&Path>) -> Result<AppSpec> {
-    let Some(path) = app else {
-        return Ok(crate::demo::app());
-    };
-    if path.extension().is_some_and(|ext| ext == "wasm") {
-        let name = component_name_from_file(path);
-        return Ok(AppSpec::single(name, Source::File(path.to_path_buf())));
-    }
-    AppSpec::from_manifest(path).context("cannot load the app")
-}
-
-/// `My_Service.v2.wasm` becomes `my-service-v2`.
-pub(super) fn component_name_from_file(path: &Path) -> String {
-    let stem = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().to_lowercase())
-        .unwrap_or_default();
-    let name: String = stem
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect();
-    let name = name.trim_matches('-');
-    if name.is_empty() {
-        "component".into()
-    } else {
-        name.chars().take(63).collect()
+    match app {
+        Some(path) => AppSpec::from_path(path).context("cannot load the app"),
+        None => Ok(crate::demo::app()),
     }
 }

@@ -40,4 +40,5 @@ pub mod spec;
 
 pub use self::error::{ManifestError, toml_error};
 pub use self::file::ManifestFile;
+pub use self::resolve::{EnvLookup, component_name_from_file};
 pub use self::spec::{AppSpec, ComponentSpec, LimitFields, Source};

@@ -18,8 +18,31 @@ use super::spec::{AppSpec, ComponentSpec, LimitFields, Source};
 use crate::router::Pattern;
 
 impl AppSpec {
+    /// The app at `path`: a single component (`hello.wasm`) served on
+    /// every path, or else a manifest, read and validated.
+    pub fn from_path(path: &Path) -> Result<Self, ManifestError> {
+        Self::from_path_in(path, &process_env)
+    }
+
+    /// As [`from_path`](Self::from_path), with `{ env = "NAME" }` config
+    /// values looked up in `env` rather than this process's environment
+    /// (the containerd shim serves with its container's).
+    pub fn from_path_in(path: &Path, env: &EnvLookup<'_>) -> Result<Self, ManifestError> {
+        if path.extension().is_some_and(|ext| ext == "wasm") {
+            let name = component_name_from_file(path);
+            return Ok(AppSpec::single(name, Source::File(path.to_path_buf())));
+        }
+        Self::from_manifest_in(path, env)
+    }
+
     /// Reads and validates the manifest at `path`.
     pub fn from_manifest(path: &Path) -> Result<Self, ManifestError> {
+        Self::from_manifest_in(path, &process_env)
+    }
+
+    /// As [`from_manifest`](Self::from_manifest), with `{ env = "NAME" }`
+    /// config values looked up in `env`.
+    pub fn from_manifest_in(path: &Path, env: &EnvLookup<'_>) -> Result<Self, ManifestError> {
         let text = std::fs::read_to_string(path).map_err(|reason| ManifestError::Read {
             path: path.to_path_buf(),
             reason,
@@ -31,11 +54,39 @@ impl AppSpec {
             .file_stem()
             .map(|s| app_name_from_stem(&s.to_string_lossy()))
             .unwrap_or_else(|| "app".into());
-        resolve(file, base, default_name).map_err(|(field, message)| ManifestError::Field {
+        resolve(file, base, default_name, env).map_err(|(field, message)| ManifestError::Field {
             path: path.to_path_buf(),
             field,
             message,
         })
+    }
+}
+
+/// Where `{ env = "NAME" }` config values are read: the value of `NAME`,
+/// if it is set.
+pub type EnvLookup<'a> = dyn Fn(&str) -> Option<String> + 'a;
+
+/// This process's environment.
+fn process_env(name: &str) -> Option<String> {
+    std::env::var(name).ok()
+}
+
+/// A component's name from its file: `My_Service.v2.wasm` becomes
+/// `my-service-v2`.
+pub fn component_name_from_file(path: &Path) -> String {
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    let name: String = stem
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let name = name.trim_matches('-');
+    if name.is_empty() {
+        "component".into()
+    } else {
+        name.chars().take(63).collect()
     }
 }
 
@@ -44,6 +95,7 @@ fn resolve(
     file: ManifestFile,
     base: &Path,
     default_name: String,
+    env: &EnvLookup<'_>,
 ) -> Result<AppSpec, (String, String)> {
     if file.component.is_empty() {
         return Err((
@@ -73,7 +125,7 @@ fn resolve(
         };
         let mut grants = resolve_grants(&entry, base, &field)?;
         grants.stores = resolve_stores(&entry, &field)?;
-        grants.config = resolve_config(&entry, secrets.as_ref(), &field)?;
+        grants.config = resolve_config(&entry, secrets.as_ref(), env, &field)?;
         components.push(ComponentSpec {
             source: Source::File(base.join(&entry.source)),
             field: format!("{field}.source"),
@@ -219,6 +271,7 @@ fn read_secrets(path: &Path) -> Result<BTreeMap<String, String>, (String, String
 fn resolve_config(
     entry: &ComponentEntry,
     secrets: Option<&BTreeMap<String, String>>,
+    env: &EnvLookup<'_>,
     field: &str,
 ) -> Result<Vec<(String, String)>, (String, String)> {
     let mut config = Vec::with_capacity(entry.config.len());
@@ -226,10 +279,10 @@ fn resolve_config(
         let at = || format!("{field}.config.{key}");
         let value = match value {
             ConfigValue::Literal(value) => value.clone(),
-            ConfigValue::Env { env } => std::env::var(env).map_err(|_| {
+            ConfigValue::Env { env: name } => env(name).ok_or_else(|| {
                 (
                     at(),
-                    format!("environment variable `{env}` is not set (or not UTF-8)"),
+                    format!("environment variable `{name}` is not set (or not UTF-8)"),
                 )
             })?,
             ConfigValue::Secret { secret } => {

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use mayfly_sandbox::{Grants, RequestLimits};
+use mayfly_sandbox::{EngineSettings, Grants, RequestLimits};
 
 use crate::router::Pattern;
 
@@ -99,5 +99,14 @@ impl AppSpec {
     /// fuel.
     pub fn needs_fuel(&self) -> bool {
         self.components.iter().any(|c| c.limits.fuel.is_some())
+    }
+
+    /// The server's engine `settings` as this app needs them: with fuel
+    /// metering if a component has a fuel limit.
+    pub fn engine_settings(&self, settings: EngineSettings) -> EngineSettings {
+        EngineSettings {
+            consume_fuel: self.needs_fuel(),
+            ..settings
+        }
     }
 }

@@ -1,0 +1,707 @@
+//! The whole chain, for real: a containerd of the test's own (private root,
+//! state and socket, stopped by its pid) with `containerd-shim-mayfly-v1`
+//! on its `PATH`, an app image built by `mayfly-oci` and imported with
+//! `ctr image import`, and tasks started with `ctr run --runtime
+//! io.containerd.mayfly.v1 --net-host`, checked over HTTP.
+//!
+//! Needs root, `containerd` and `ctr`. Without them the tests say so and
+//! pass, unless `MAYFLY_REQUIRE_CONTAINERD=1` (as in CI), where they fail.
+//! The shared-state part needs Redis (`MAYFLY_TEST_REDIS_URL`), required
+//! likewise by `MAYFLY_REQUIRE_REDIS=1`.
+
+use std::io::{BufRead as _, BufReader, Read as _, Write as _};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
+
+use mayfly_oci::Reference;
+
+/// The runtime name containerd maps to `containerd-shim-mayfly-v1`.
+const RUNTIME: &str = "io.containerd.mayfly.v1";
+
+/// Generous bounds for a loaded machine: only a hang fails them.
+const START_BOUND: Duration = Duration::from_secs(120);
+
+// ---------------------------------------------------------------------------
+// The tests
+
+#[test]
+fn containerd_serves_an_app_image_through_the_mayfly_shim() {
+    let Some(containerd) = Containerd::start_or_skip("serves") else {
+        return;
+    };
+    let redis = redis_url();
+    let app = format!("ctd-{}", std::process::id());
+    let image = containerd.build_and_import(&app, &AppFiles::demo(&app), "demo:1");
+
+    // One task: it answers, each request in a fresh instance, health
+    // checks on their own port.
+    let mut first = containerd.run("first", &image, redis.as_deref());
+    for _ in 0..5 {
+        let (status, body) = get(first.listen, "/probe");
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            body.starts_with("count=1 heap_items=1 "),
+            "a reused instance: {body}"
+        );
+    }
+    assert_eq!(get(first.health, "/healthz"), (200, "ok\n".into()));
+    assert_eq!(get(first.health, "/readyz"), (200, "ready\n".into()));
+    assert_eq!(get(first.listen, "/").0, 200);
+
+    let Some(_) = redis else {
+        skip_or_fail_redis();
+        containerd.ctr(&["task", "kill", &first.id]);
+        assert_eq!(first.wait().code(), Some(0), "a drained task exits 0");
+        containerd.expect_nothing_left(&[&first.id], &image);
+        return;
+    };
+
+    // A second task of the same app: increments through both add up
+    // exactly in the one Redis.
+    let second = containerd.run("second", &image, redis.as_deref());
+    let per_task = 100;
+    let threads: Vec<_> = [first.listen, second.listen]
+        .into_iter()
+        .flat_map(|addr| (0..2).map(move |_| addr))
+        .map(|addr| {
+            std::thread::spawn(move || {
+                for _ in 0..per_task / 2 {
+                    assert_eq!(get(addr, "/count").0, 200);
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().expect("an increment failed");
+    }
+    let (status, body) = get(second.listen, "/count/peek");
+    assert_eq!(status, 200);
+    assert!(
+        body.contains(&(2 * per_task).to_string()),
+        "increments from both tasks should add up to {}: {body}",
+        2 * per_task
+    );
+
+    // Kill the first task (SIGKILL) mid-load: the second keeps answering
+    // every request.
+    let served = Arc::new(AtomicUsize::new(0));
+    let (halfway, at_halfway) = mpsc::channel();
+    let load = {
+        let served = served.clone();
+        let addr = second.listen;
+        std::thread::spawn(move || {
+            let mut failures = Vec::new();
+            for i in 0..400 {
+                let (status, body) = get(addr, "/probe");
+                if status != 200 || !body.starts_with("count=1 ") {
+                    failures.push(format!("request {i}: {status} {body}"));
+                }
+                if served.fetch_add(1, Ordering::SeqCst) == 100 {
+                    let _ = halfway.send(());
+                }
+            }
+            failures
+        })
+    };
+    let first_load = {
+        let addr = first.listen;
+        // Load on the task being killed too; its failures are expected.
+        std::thread::spawn(move || while try_get(addr, "/probe").is_some() {})
+    };
+    at_halfway
+        .recv_timeout(START_BOUND)
+        .expect("the load on the second task never got halfway");
+    containerd.ctr(&["task", "kill", "--signal", "SIGKILL", &first.id]);
+    let status = first.wait();
+    assert_eq!(
+        status.code(),
+        Some(137),
+        "a SIGKILLed task exits 137 through ctr"
+    );
+    first_load.join().unwrap();
+    let failures = load.join().unwrap();
+    assert!(
+        failures.is_empty(),
+        "requests to the surviving task failed while the other was killed: {failures:?}"
+    );
+    assert!(served.load(Ordering::SeqCst) >= 400);
+
+    // SIGTERM drains: a request in flight finishes, /readyz says
+    // `draining` meanwhile, and the task exits 0.
+    let mut second = second;
+    let (in_flight, is_in_flight) = mpsc::channel();
+    let slow = {
+        let addr = second.listen;
+        std::thread::spawn(move || get_in_flight(addr, "/slow?ms=1500&head_first=1", in_flight))
+    };
+    is_in_flight
+        .recv_timeout(START_BOUND)
+        .expect("the slow request never started");
+    containerd.ctr(&["task", "kill", &second.id]);
+    second.wait_for_log("shutting down");
+    assert_eq!(get(second.health, "/readyz"), (503, "draining\n".into()));
+    let (status, body) = slow.join().unwrap();
+    assert_eq!((status, body.as_str()), (200, "sleeping\nslept 1500 ms\n"));
+    let status = second.wait();
+    assert_eq!(status.code(), Some(0), "a drained task exits 0");
+
+    containerd.expect_nothing_left(&[&first.id, &second.id], &image);
+}
+
+#[test]
+fn a_broken_image_fails_its_task_with_the_error_shown_by_ctr() {
+    let Some(containerd) = Containerd::start_or_skip("broken") else {
+        return;
+    };
+    let app = format!("broken-{}", std::process::id());
+    let mut files = AppFiles::demo(&app);
+    // Passes `mayfly oci build` (it starts like wasm), is not a component.
+    files.components[0].1 = b"\0asm\x0d\0\x01\0 definitely not a component".to_vec();
+    let image = containerd.build_and_import(&app, &files, "broken:1");
+    let mut task = containerd.start_task("broken", &image, None);
+    let status = task.child.wait().expect("ctr run");
+    let mut output = String::new();
+    if let Some(stdout) = task.stdout.take() {
+        let _ = BufReader::new(stdout).read_to_string(&mut output);
+    }
+    let mut stderr = String::new();
+    if let Some(mut err) = task.child.stderr.take() {
+        let _ = err.read_to_string(&mut stderr);
+    }
+    assert_eq!(status.code(), Some(1), "stdout: {output}\nstderr: {stderr}");
+    assert!(
+        stderr.contains("component `probe`") && stderr.contains("error: "),
+        "ctr should show which component failed and why: {stderr}"
+    );
+    containerd.ctr(&["container", "rm", &task.id]);
+    containerd.expect_nothing_left(&[&task.id], &image);
+}
+
+// ---------------------------------------------------------------------------
+// The app
+
+struct AppFiles {
+    manifest: String,
+    components: Vec<(&'static str, Vec<u8>)>,
+}
+
+impl AppFiles {
+    /// A probe (fresh instances), a counter (state), a slow guest (drain)
+    /// and hello.
+    fn demo(name: &str) -> Self {
+        let read = |path: &str| std::fs::read(path).expect("a built guest");
+        Self {
+            manifest: format!(
+                r#"name = "{name}"
+
+[component.probe]
+source = "probe.wasm"
+
+[component.counter]
+source = "counter.wasm"
+key_value_stores = ["default"]
+
+[component.slow]
+source = "slow.wasm"
+
+[component.hello]
+source = "hello.wasm"
+
+[[route]]
+path = "/probe"
+component = "probe"
+
+[[route]]
+path = "/count/..."
+component = "counter"
+
+[[route]]
+path = "/slow"
+component = "slow"
+
+[[route]]
+path = "/..."
+component = "hello"
+"#
+            ),
+            components: vec![
+                ("probe.wasm", read(mayfly_guests::PROBE)),
+                ("counter.wasm", read(mayfly_guests::COUNTER)),
+                ("slow.wasm", read(mayfly_guests::SLOW)),
+                ("hello.wasm", read(mayfly_guests::HELLO)),
+            ],
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// containerd
+
+/// A containerd of this test's own, killed by its pid (with every task it
+/// still runs) when dropped.
+struct Containerd {
+    dir: tempfile::TempDir,
+    process: Child,
+    namespace: String,
+}
+
+impl Containerd {
+    /// Starts containerd, or says why it cannot and returns `None` (a
+    /// failure instead if `MAYFLY_REQUIRE_CONTAINERD=1`).
+    fn start_or_skip(name: &str) -> Option<Self> {
+        let required = std::env::var("MAYFLY_REQUIRE_CONTAINERD").is_ok_and(|v| v == "1");
+        let missing = if !nix_is_root() {
+            Some("not root")
+        } else if which("containerd").is_none() || which("ctr").is_none() {
+            Some("no containerd or ctr on PATH")
+        } else {
+            None
+        };
+        if let Some(why) = missing {
+            assert!(!required, "MAYFLY_REQUIRE_CONTAINERD=1, but {why}");
+            eprintln!("skipped: {why} (set MAYFLY_REQUIRE_CONTAINERD=1 to require it)");
+            return None;
+        }
+        // Short: the socket's path must fit in 108 bytes.
+        let dir = tempfile::Builder::new()
+            .prefix(&format!("mayfly-ctd-{name}-"))
+            .tempdir_in("/tmp")
+            .unwrap();
+        let bin = dir.path().join("bin");
+        std::fs::create_dir(&bin).unwrap();
+        std::os::unix::fs::symlink(
+            env!("CARGO_BIN_EXE_containerd-shim-mayfly-v1"),
+            bin.join("containerd-shim-mayfly-v1"),
+        )
+        .unwrap();
+        let root = dir.path();
+        let config = format!(
+            r#"version = 2
+root = "{root}/root"
+state = "{root}/state"
+disabled_plugins = ["io.containerd.grpc.v1.cri"]
+[grpc]
+  address = "{root}/ctd.sock"
+[ttrpc]
+  address = "{root}/ctd.sock.ttrpc"
+[debug]
+  address = "{root}/debug.sock"
+"#,
+            root = root.display()
+        );
+        std::fs::write(root.join("config.toml"), config).unwrap();
+        let log = std::fs::File::create(root.join("containerd.log")).unwrap();
+        let path = format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let process = Command::new("containerd")
+            .arg("--config")
+            .arg(root.join("config.toml"))
+            .env("PATH", path)
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("containerd starts");
+        let containerd = Self {
+            dir,
+            process,
+            namespace: format!("mayfly-test-{name}"),
+        };
+        let deadline = Instant::now() + START_BOUND;
+        while !containerd.try_ctr(&["version"]).0.success() {
+            assert!(
+                Instant::now() < deadline,
+                "containerd did not answer; its log: {}",
+                containerd.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some(containerd)
+    }
+
+    fn socket(&self) -> PathBuf {
+        self.dir.path().join("ctd.sock")
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("containerd.log")).unwrap_or_default()
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new("ctr");
+        command
+            .arg("--address")
+            .arg(self.socket())
+            .arg("--namespace")
+            .arg(&self.namespace)
+            .args(args);
+        command
+    }
+
+    fn try_ctr(&self, args: &[&str]) -> (ExitStatus, String) {
+        let output = self.command(args).output().expect("ctr runs");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status, text)
+    }
+
+    fn ctr(&self, args: &[&str]) -> String {
+        let (status, text) = self.try_ctr(args);
+        assert!(status.success(), "ctr {args:?} failed: {text}");
+        text
+    }
+
+    /// Builds the app's image with `mayfly-oci` and imports it: its
+    /// normalised name.
+    fn build_and_import(&self, app: &str, files: &AppFiles, name: &str) -> String {
+        let dir = self.dir.path().join(app);
+        std::fs::create_dir(&dir).unwrap();
+        std::fs::write(dir.join("app.toml"), &files.manifest).unwrap();
+        for (file, bytes) in &files.components {
+            std::fs::write(dir.join(file), bytes).unwrap();
+        }
+        let reference: Reference = name.parse().unwrap();
+        let image = mayfly_oci::build(&dir.join("app.toml"), &reference, None).unwrap();
+        let tarball = dir.join("app.tar");
+        image.write_to(&tarball).unwrap();
+        let imported = self.ctr(&["image", "import", tarball.to_str().unwrap()]);
+        let name = reference.to_string();
+        assert!(imported.contains(&name), "{imported}");
+        name
+    }
+
+    /// `ctr run` of `image` as task `id`, in the foreground (its stdout and
+    /// stderr are the task's), on loopback ports of its own.
+    fn start_task(&self, id: &str, image: &str, redis: Option<&str>) -> Task {
+        let listen = free_port();
+        let health = free_port();
+        let mut args = vec![
+            "run".to_string(),
+            "--runtime".into(),
+            RUNTIME.into(),
+            "--net-host".into(),
+            "--env".into(),
+            format!("MAYFLY_LISTEN={listen}"),
+            "--env".into(),
+            format!("MAYFLY_HEALTH_LISTEN={health}"),
+            "--env".into(),
+            "MAYFLY_SHUTDOWN_GRACE=20".into(),
+        ];
+        if let Some(url) = redis {
+            args.extend(["--env".into(), format!("MAYFLY_KEY_VALUE_URL={url}")]);
+        }
+        args.extend([image.to_string(), id.to_string()]);
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut child = self
+            .command(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("ctr run");
+        let stdout = child.stdout.take().map(BufReader::new);
+        Task {
+            id: id.to_string(),
+            listen,
+            health,
+            child,
+            stdout,
+            log: Vec::new(),
+            stderr_lines: None,
+        }
+    }
+
+    /// Starts a task and waits until it serves.
+    fn run(&self, id: &str, image: &str, redis: Option<&str>) -> Task {
+        let mut task = self.start_task(id, image, redis);
+        task.wait_for_log("Serving app");
+        // The stderr pipe must not fill up and block the task's logging.
+        let stderr = task.child.stderr.take();
+        let (lines, logged) = mpsc::channel();
+        std::thread::spawn(move || {
+            if let Some(stderr) = stderr {
+                for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                    let _ = lines.send(line);
+                }
+            }
+        });
+        task.stderr_lines = Some(logged);
+        task
+    }
+
+    /// No task, container, image snapshot, cgroup or shim process is left
+    /// once the tasks `ids` are gone and `image` is removed.
+    fn expect_nothing_left(&self, ids: &[&str], image: &str) {
+        for id in ids {
+            let _ = self.try_ctr(&["task", "delete", "--force", id]);
+            let _ = self.try_ctr(&["container", "delete", id]);
+        }
+        self.ctr(&["image", "remove", "--sync", image]);
+        let tasks = self.ctr(&["task", "list", "--quiet"]);
+        assert_eq!(tasks.trim(), "", "tasks left: {tasks}");
+        let containers = self.ctr(&["container", "list", "--quiet"]);
+        assert_eq!(containers.trim(), "", "containers left: {containers}");
+        let snapshots = self.ctr(&["snapshot", "list"]);
+        assert_eq!(
+            snapshots.lines().count(),
+            1,
+            "snapshots left (only the header expected): {snapshots}"
+        );
+        for id in ids {
+            let cgroups = cgroups_named(&self.namespace, id);
+            assert!(cgroups.is_empty(), "cgroups left: {cgroups:?}");
+        }
+        let shims = processes_matching(&self.socket().display().to_string());
+        assert!(shims.is_empty(), "processes left: {shims:?}");
+    }
+}
+
+impl Drop for Containerd {
+    fn drop(&mut self) {
+        // Whatever a failed test left: tasks first, while containerd runs.
+        let (_, tasks) = self.try_ctr(&["task", "list", "--quiet"]);
+        for id in tasks.lines().filter(|l| !l.trim().is_empty()) {
+            let _ = self.try_ctr(&["task", "kill", "--signal", "SIGKILL", id]);
+            let _ = self.try_ctr(&["task", "delete", "--force", id]);
+        }
+        let _ = self.process.kill();
+        let _ = self.process.wait();
+        // Mounts containerd made under its root would keep the directory.
+        let _ = Command::new("umount")
+            .arg("--recursive")
+            .arg("--lazy")
+            .arg(self.dir.path().join("state"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// A task started by `ctr run` in the foreground.
+struct Task {
+    id: String,
+    listen: SocketAddr,
+    health: SocketAddr,
+    child: Child,
+    stdout: Option<BufReader<std::process::ChildStdout>>,
+    /// What the task printed so far.
+    log: Vec<String>,
+    stderr_lines: Option<mpsc::Receiver<String>>,
+}
+
+impl Task {
+    /// Reads the task's stdout and stderr until a line contains `text`.
+    fn wait_for_log(&mut self, text: &str) {
+        let deadline = Instant::now() + START_BOUND;
+        loop {
+            if let Some(lines) = &self.stderr_lines {
+                while let Ok(line) = lines.try_recv() {
+                    self.log.push(line);
+                }
+            }
+            if self.log.iter().any(|line| line.contains(text)) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "task {} never logged `{text}`: {:?}",
+                self.id,
+                self.log
+            );
+            if self.stderr_lines.is_none() {
+                // Before `run` hands stderr to a thread: stdout carries the
+                // banner, line by line.
+                let mut line = String::new();
+                let read = self
+                    .stdout
+                    .as_mut()
+                    .map_or(0, |out| out.read_line(&mut line).unwrap_or(0));
+                if read == 0 {
+                    let mut err = String::new();
+                    if let Some(mut stderr) = self.child.stderr.take() {
+                        let _ = stderr.read_to_string(&mut err);
+                    }
+                    panic!(
+                        "task {} ended before `{text}`: {:?} {err}",
+                        self.id, self.log
+                    );
+                }
+                self.log.push(line);
+            } else {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    fn wait(&mut self) -> ExitStatus {
+        self.child.wait().expect("ctr run")
+    }
+}
+
+// ---------------------------------------------------------------------------
+// HTTP and the machine
+
+/// `GET path` over a new connection: the status and the body.
+fn get(addr: SocketAddr, path: &str) -> (u16, String) {
+    try_get(addr, path).unwrap_or_else(|| panic!("GET {path} from {addr} failed"))
+}
+
+fn try_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut stream = send_get(addr, path)?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response).ok()?;
+    parse_response(&response)
+}
+
+/// `GET path` to a guest that answers `sleeping` first: says so on
+/// `in_flight` once that line arrived, then reads the rest.
+fn get_in_flight(addr: SocketAddr, path: &str, in_flight: mpsc::Sender<()>) -> (u16, String) {
+    let mut stream = send_get(addr, path).expect("connects");
+    let mut response = Vec::new();
+    let mut buffer = [0; 4096];
+    let mut told = false;
+    loop {
+        let n = stream.read(&mut buffer).expect("reads the response");
+        if n == 0 {
+            break;
+        }
+        response.extend_from_slice(&buffer[..n]);
+        if !told && String::from_utf8_lossy(&response).contains("sleeping") {
+            let _ = in_flight.send(());
+            told = true;
+        }
+    }
+    parse_response(&response).expect("a response")
+}
+
+fn send_get(addr: SocketAddr, path: &str) -> Option<TcpStream> {
+    let mut stream = TcpStream::connect_timeout(&addr, START_BOUND).ok()?;
+    stream.set_read_timeout(Some(START_BOUND)).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n"
+    )
+    .ok()?;
+    Some(stream)
+}
+
+fn parse_response(response: &[u8]) -> Option<(u16, String)> {
+    let response = String::from_utf8_lossy(response).into_owned();
+    let (head, body) = response.split_once("\r\n\r\n")?;
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    let chunked = head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked");
+    Some((
+        status,
+        if chunked {
+            dechunk(body)
+        } else {
+            body.to_string()
+        },
+    ))
+}
+
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if size == 0 || rest.len() < size {
+            break;
+        }
+        out.push_str(&rest[..size]);
+        body = rest[size..].trim_start_matches("\r\n");
+    }
+    out
+}
+
+fn free_port() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .unwrap()
+}
+
+fn redis_url() -> Option<String> {
+    std::env::var("MAYFLY_TEST_REDIS_URL")
+        .ok()
+        .filter(|url| !url.is_empty())
+}
+
+fn skip_or_fail_redis() {
+    assert!(
+        !std::env::var("MAYFLY_REQUIRE_REDIS").is_ok_and(|v| v == "1"),
+        "MAYFLY_REQUIRE_REDIS=1, but MAYFLY_TEST_REDIS_URL is not set"
+    );
+    eprintln!("skipped the shared-state part: MAYFLY_TEST_REDIS_URL is not set");
+}
+
+fn nix_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status").is_ok_and(|status| {
+        status
+            .lines()
+            .find(|line| line.starts_with("Uid:"))
+            .is_some_and(|line| line.split_whitespace().nth(2) == Some("0"))
+    })
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|dir| Path::new(dir).join(name))
+        .find(|path| path.is_file())
+}
+
+/// Cgroup directories `.../NAMESPACE/ID` in any hierarchy.
+fn cgroups_named(namespace: &str, id: &str) -> Vec<PathBuf> {
+    let Ok(hierarchies) = std::fs::read_dir("/sys/fs/cgroup") else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    for hierarchy in hierarchies.flatten() {
+        for candidate in [
+            hierarchy.path().join(namespace).join(id),
+            Path::new("/sys/fs/cgroup").join(namespace).join(id),
+        ] {
+            if candidate.exists() {
+                found.push(candidate);
+            }
+        }
+    }
+    found.sort();
+    found.dedup();
+    found
+}
+
+/// Processes whose command line contains `text`.
+fn processes_matching(text: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return found;
+    };
+    for entry in entries.flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains(text) && cmdline.contains("containerd-shim") {
+            found.push(format!(
+                "{}: {cmdline}",
+                entry.file_name().to_string_lossy()
+            ));
+        }
+    }
+    found
+}
