@@ -97,6 +97,14 @@ fn every_mode_runs_and_the_probe_reports_what_each_isolates() {
         }
     }
 
+    // The cold start through containerd: a row per kind of task, or why
+    // there is none (its own test looks closer).
+    let cold = &report["cold_start"];
+    match cold["skipped"].as_str() {
+        Some(why) => assert!(notes.contains(why), "{notes}"),
+        None => assert_eq!(cold["rows"].as_array().unwrap().len(), 3, "{cold:#}"),
+    }
+
     // Progress is shown while it runs.
     assert!(stderr.contains("compare: wasm"), "{stderr}");
     assert!(stderr.contains("compare: http mayfly serve"), "{stderr}");
@@ -170,23 +178,27 @@ fn every_mode_runs_and_the_probe_reports_what_each_isolates() {
 }
 
 /// A `mayfly compare` running in the background, with a directory of the
-/// test's own for its temporary files (its `TMPDIR`) and any path it is
-/// given, and its progress (stderr) collected. Killed on drop; what it
-/// printed is shown if the test failed.
+/// test's own for its temporary files (its `TMPDIR`), its report (stdout,
+/// in a file there) and any path it is given, and its progress (stderr)
+/// collected. Killed on drop; what it printed is shown if the test failed.
 struct Running {
     child: std::process::Child,
     pid: u32,
     dir: tempfile::TempDir,
     stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    /// Reads stderr until it closes.
+    reader: std::thread::JoinHandle<()>,
 }
 
 impl Running {
     /// `mayfly compare ARGS...`, its `TMPDIR` in a fresh directory, its
     /// latency chart (never written if it is stopped) named there too, so
     /// that its command line names the directory.
-    /// `mayfly compare` in `modes`, one call of five records, then `rest`.
+    /// `mayfly compare` in `modes`, one call of five records, no cold
+    /// start, then `rest`.
     fn one_call(modes: &str, rest: &[&str]) -> Self {
         let mut args = vec![
+            "--no-cold-start",
             "--modes",
             modes,
             "--calls",
@@ -204,6 +216,7 @@ impl Running {
         use std::io::Read as _;
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("tmp")).unwrap();
+        let report = std::fs::File::create(dir.path().join("report")).unwrap();
         let mut child = Command::new(MAYFLY)
             .arg("compare")
             .args(args)
@@ -211,7 +224,7 @@ impl Running {
             .arg(dir.path().join("latency.svg"))
             .env("TMPDIR", dir.path().join("tmp"))
             .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
+            .stdout(report)
             .stderr(std::process::Stdio::piped())
             .spawn()
             .unwrap();
@@ -220,7 +233,7 @@ impl Running {
         let sink = stderr.clone();
         // As it comes, not by lines: a progress line ends only when its
         // measurement does.
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             let mut chunk = [0u8; 4096];
             while let Ok(n @ 1..) = pipe.read(&mut chunk) {
                 let mut text = sink.lock().unwrap_or_else(|p| p.into_inner());
@@ -232,6 +245,7 @@ impl Running {
             child,
             dir,
             stderr,
+            reader,
         }
     }
 
@@ -241,6 +255,11 @@ impl Running {
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clone()
+    }
+
+    /// What it has printed on stdout so far.
+    fn report(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("report")).unwrap()
     }
 
     /// Its `TMPDIR`.
@@ -318,14 +337,25 @@ impl Running {
 
     /// Waits for it to exit.
     fn wait_exit(&mut self) -> std::process::ExitStatus {
-        let deadline = std::time::Instant::now() + PATIENCE;
+        self.wait_exit_within(PATIENCE)
+    }
+
+    /// Waits for it to exit, for up to `patience`.
+    fn wait_exit_within(&mut self, patience: Duration) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + patience;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
+                // What it printed last, unless a child of its still holds
+                // its stderr.
+                let read_by = std::time::Instant::now() + Duration::from_secs(5);
+                while !self.reader.is_finished() && std::time::Instant::now() < read_by {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
                 return status;
             }
             assert!(
                 std::time::Instant::now() < deadline,
-                "mayfly compare did not exit within {PATIENCE:?} of being stopped"
+                "mayfly compare did not exit within {patience:?}"
             );
             std::thread::sleep(Duration::from_millis(20));
         }
@@ -341,6 +371,7 @@ impl Running {
         let cgroups = [
             format!("/mayfly-{}-", self.pid),
             format!("/mayfly-compare-{}", self.pid),
+            format!("/mayfly-cold-{}/", self.pid),
         ];
         let mut found = Vec::new();
         for (pid, process) in live_processes() {
@@ -359,10 +390,13 @@ impl Running {
     }
 
     /// Its cgroup directories, in any hierarchy: the namespaces runner's
-    /// (`mayfly-compare-PID`) and its containers' (`mayfly-PID-N`).
+    /// (`mayfly-compare-PID`), its containers' (`mayfly-PID-N`), and its
+    /// containerd namespace's (`mayfly-cold-PID`, with its tasks'
+    /// `mayfly-PID-cold-N`).
     fn cgroups(&self) -> Vec<std::path::PathBuf> {
         let container = format!("mayfly-{}-", self.pid);
         let ours = format!("mayfly-compare-{}", self.pid);
+        let namespace = format!("mayfly-cold-{}", self.pid);
         let mut found = Vec::new();
         let mut dirs = vec![std::path::PathBuf::from("/sys/fs/cgroup")];
         while let Some(dir) = dirs.pop() {
@@ -374,7 +408,7 @@ impl Running {
                     continue;
                 }
                 let name = entry.file_name().to_string_lossy().into_owned();
-                if name.starts_with(&container) || name == ours {
+                if name.starts_with(&container) || name == ours || name == namespace {
                     found.push(entry.path());
                 }
                 dirs.push(entry.path());
@@ -532,7 +566,14 @@ fn sigterm_mid_run_kills_and_deletes_everything_it_started() {
     let oci = runc_usable();
     // Enough calls that it is still at it when stopped.
     let modes = if oci { "oci,namespaces" } else { "namespaces" };
-    let mut run = Running::start(&["--modes", modes, "--calls", "1000000", "--no-http"]);
+    let mut run = Running::start(&[
+        "--modes",
+        modes,
+        "--calls",
+        "1000000",
+        "--no-http",
+        "--no-cold-start",
+    ]);
     let root = if oci {
         // Stopped while a container of its own exists.
         let root = run.wait_for("a container in its runc root", PATIENCE, |run| {
@@ -560,7 +601,14 @@ fn sigterm_mid_run_kills_and_deletes_everything_it_started() {
 
 #[test]
 fn sigint_during_a_namespaces_call_kills_it_and_removes_its_cgroup() {
-    let mut run = Running::start(&["--modes", "namespaces", "--calls", "1000000", "--no-http"]);
+    let mut run = Running::start(&[
+        "--modes",
+        "namespaces",
+        "--calls",
+        "1000000",
+        "--no-http",
+        "--no-cold-start",
+    ]);
     run.wait_for_text("compare: namespaces", PATIENCE);
     // Stopped while a call runs: its cgroup exists (call-0 was the trial),
     // where this machine lets it make cgroups.
@@ -692,5 +740,219 @@ async fn the_cgi_host_refuses_requests_without_its_token() {
     run.signal("TERM");
     let status = run.wait_exit();
     assert_eq!(status.code(), Some(143), "{}", run.stderr());
+    run.assert_nothing_left(None);
+}
+
+/// Whether containerd must be there (`MAYFLY_REQUIRE_CONTAINERD=1`, as in
+/// CI), so that a cold start skipped for want of it fails the test.
+fn containerd_required() -> bool {
+    std::env::var("MAYFLY_REQUIRE_CONTAINERD").is_ok_and(|v| v == "1")
+}
+
+/// Passes a test whose cold start was skipped for `why`, saying so; fails
+/// it where containerd is required.
+fn skip_cold_start(why: &str) {
+    assert!(
+        !containerd_required(),
+        "MAYFLY_REQUIRE_CONTAINERD=1, but the cold start was skipped: {why}"
+    );
+    eprintln!("skipped: {why} (set MAYFLY_REQUIRE_CONTAINERD=1 to require it)");
+}
+
+#[test]
+fn the_cold_start_times_a_mayfly_task_and_a_runc_container_through_containerd() {
+    let mut run = Running::start(&["--cold-start-only", "--cold-start-runs", "2", "--json"]);
+    let status = run.wait_exit_within(COMPARE_PATIENCE);
+    let stderr = run.stderr();
+    assert!(status.success(), "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&run.report()).unwrap();
+    // Only the cold start ran.
+    for part in ["stats", "http", "isolation"] {
+        assert_eq!(report[part], serde_json::json!([]), "{part}: {report:#}");
+    }
+    let cold = &report["cold_start"];
+    if let Some(why) = cold["skipped"].as_str() {
+        assert!(
+            report["notes"]
+                .to_string()
+                .contains(&format!("cold start: skipped: {why}")),
+            "{report:#}"
+        );
+        skip_cold_start(why);
+        return;
+    }
+    assert_eq!(cold["runs"], 2, "{cold:#}");
+    assert_eq!(cold["path"], "/trivial", "{cold:#}");
+    let rows = cold["rows"].as_array().unwrap();
+    let tasks: Vec<&str> = rows.iter().map(|r| r["task"].as_str().unwrap()).collect();
+    assert_eq!(tasks, ["mayfly", "mayfly cached", "runc"], "{cold:#}");
+    let runtimes: Vec<&str> = rows
+        .iter()
+        .map(|r| r["runtime"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        runtimes,
+        [
+            "io.containerd.mayfly.v1",
+            "io.containerd.mayfly.v1",
+            "io.containerd.runc.v2"
+        ]
+    );
+    for row in rows {
+        let ms = |field: &str| {
+            row[field]
+                .as_f64()
+                .unwrap_or_else(|| panic!("no {field}: {row}"))
+        };
+        let runs: Vec<f64> = row["runs_ms"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|ms| ms.as_f64().unwrap())
+            .collect();
+        assert_eq!(runs.len(), 2, "{row}");
+        assert!(runs.iter().all(|ms| *ms > 0.0), "{row}");
+        assert!(ms("min_ms") > 0.0, "{row}");
+        assert!(ms("min_ms") <= ms("median_ms"), "{row}");
+        assert!(ms("median_ms") <= ms("max_ms"), "{row}");
+        assert!(
+            (ms("median_ms") - (runs[0] + runs[1]) / 2.0).abs() < 1e-6,
+            "the median of two runs is their mean: {row}"
+        );
+        // Longer than a process start, shorter than the patience per run.
+        assert!(ms("min_ms") > 1.0 && ms("max_ms") < 120_000.0, "{row}");
+        assert!(row["image_bytes"].as_u64().unwrap() > 0, "{row}");
+        assert!(!row["serves"].as_str().unwrap().is_empty(), "{row}");
+    }
+    // Progress: an untimed run of each, then the timed ones, alternating.
+    for task in tasks {
+        assert!(stderr.contains(&format!("{task:<14} untimed")), "{stderr}");
+        assert!(stderr.contains(&format!("{task:<14} run 2/2")), "{stderr}");
+    }
+    // Its containerd, tasks, shims, mounts and files are gone.
+    run.assert_nothing_left(None);
+
+    // The text table has the row too (one timed run of each this time).
+    let mut text = Running::start(&["--cold-start-only", "--cold-start-runs", "1"]);
+    let status = text.wait_exit_within(COMPARE_PATIENCE);
+    assert!(status.success(), "{}", text.stderr());
+    let table = text.report();
+    assert!(
+        table.contains("Cold start through containerd: `ctr run` to the first 200 of GET /trivial"),
+        "{table}"
+    );
+    for line in [
+        "mayfly         io.containerd.mayfly.v1",
+        "runc           io.containerd.runc.v2",
+    ] {
+        assert!(table.contains(line), "{table}");
+    }
+    text.assert_nothing_left(None);
+}
+
+#[test]
+fn the_cold_start_is_skipped_with_its_reason_when_the_shim_is_not_there() {
+    let dir = tempfile::tempdir().unwrap();
+    let shim = dir.path().join("no-such-shim");
+    let shim = shim.to_str().unwrap();
+    let reason = format!("no shim at {shim} (--shim)");
+    let mut json = Running::start(&["--cold-start-only", "--shim", shim, "--json"]);
+    let status = json.wait_exit_within(PATIENCE);
+    assert!(
+        status.success(),
+        "a skip is not an error: {}",
+        json.stderr()
+    );
+    let report: serde_json::Value = serde_json::from_str(&json.report()).unwrap();
+    let cold = &report["cold_start"];
+    assert_eq!(cold["skipped"], reason.as_str(), "{report:#}");
+    assert_eq!(cold["rows"], serde_json::json!([]), "{report:#}");
+    assert_eq!(
+        report["notes"],
+        serde_json::json!([format!("cold start: skipped: {reason}")]),
+        "{report:#}"
+    );
+    assert!(
+        json.stderr()
+            .contains(&format!("compare: cold start: skipped: {reason}")),
+        "{}",
+        json.stderr()
+    );
+    json.assert_nothing_left(None);
+
+    // In the text report: the note, and no table.
+    let mut text = Running::start(&["--cold-start-only", "--shim", shim]);
+    assert!(
+        text.wait_exit_within(PATIENCE).success(),
+        "{}",
+        text.stderr()
+    );
+    let table = text.report();
+    assert!(
+        table.contains(&format!("note: cold start: skipped: {reason}")),
+        "{table}"
+    );
+    assert!(!table.contains("Cold start through containerd"), "{table}");
+
+    // Turned off, it is not even looked for (and cannot be the only part).
+    let mut both = Running::start(&["--cold-start-only", "--no-cold-start", "--json"]);
+    assert_eq!(
+        both.wait_exit_within(PATIENCE).code(),
+        Some(2),
+        "{}",
+        both.stderr()
+    );
+    assert!(
+        both.stderr().contains("cannot be used with"),
+        "{}",
+        both.stderr()
+    );
+    let mut off = Running::one_call("process", &["--no-http", "--json"]);
+    assert!(
+        off.wait_exit_within(COMPARE_PATIENCE).success(),
+        "{}",
+        off.stderr()
+    );
+    let report: serde_json::Value = serde_json::from_str(&off.report()).unwrap();
+    assert_eq!(report["cold_start"], serde_json::Value::Null, "{report:#}");
+    assert!(!off.stderr().contains("cold start"), "{}", off.stderr());
+}
+
+#[test]
+fn sigterm_during_the_cold_start_stops_its_containerd_and_tasks() {
+    let mut run = Running::start(&["--cold-start-only", "--cold-start-runs", "1000"]);
+    let started = run.wait_for(
+        "the cold start's first run, or its skip",
+        COMPARE_PATIENCE,
+        |run| {
+            let stderr = run.stderr();
+            if let Some(at) = stderr.find("compare: cold start: skipped: ") {
+                let why = stderr[at..].lines().next().unwrap_or_default().to_string();
+                return Some(Err(why));
+            }
+            stderr.contains(" run 1/1000 ").then_some(Ok(()))
+        },
+    );
+    if let Err(why) = started {
+        skip_cold_start(&why);
+        return;
+    }
+    // Stopped while its containerd runs a task: the task's shim is there.
+    let processes = run.wait_for("a shim of its containerd", PATIENCE, |run| {
+        let processes = run.processes();
+        processes
+            .iter()
+            .any(|process| process.contains("containerd-shim"))
+            .then_some(processes)
+    });
+    assert!(
+        processes.iter().any(|p| p.contains("containerd --config")),
+        "no containerd among {processes:#?}"
+    );
+    run.signal("TERM");
+    let status = run.wait_exit();
+    let stderr = run.stderr();
+    assert_eq!(status.code(), Some(143), "{stderr}");
+    assert!(stderr.contains("stopped 1 containerds"), "{stderr}");
     run.assert_nothing_left(None);
 }

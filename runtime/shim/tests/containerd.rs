@@ -1,8 +1,9 @@
 //! The whole chain, for real: a containerd of the test's own (private root,
-//! state and socket, stopped by its pid) with `containerd-shim-mayfly-v1`
-//! on its `PATH`, an app image built by `mayfly-oci` and imported with
-//! `ctr image import`, and tasks started with `ctr run --runtime
-//! io.containerd.mayfly.v1 --net-host`, checked over HTTP.
+//! state and socket, stopped by its pid: `mayfly_compare::containerd`) with
+//! `containerd-shim-mayfly-v1` on its `PATH`, an app image built by
+//! `mayfly-oci` and imported with `ctr image import`, and tasks started
+//! with `ctr run --runtime io.containerd.mayfly.v1 --net-host`, checked
+//! over HTTP.
 //!
 //! Needs root, `containerd` and `ctr`. Without them the tests say so and
 //! pass, unless `MAYFLY_REQUIRE_CONTAINERD=1` (as in CI), where they fail.
@@ -12,15 +13,13 @@
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, ExitStatus};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant};
 
+use mayfly_compare::containerd::{self, MAYFLY_RUNTIME, MAYFLY_SHIM, TaskSpec};
 use mayfly_oci::Reference;
-
-/// The runtime name containerd maps to `containerd-shim-mayfly-v1`.
-const RUNTIME: &str = "io.containerd.mayfly.v1";
 
 /// Generous bounds for a loaded machine: only a hang fails them.
 const START_BOUND: Duration = Duration::from_secs(120);
@@ -241,118 +240,39 @@ component = "hello"
 // ---------------------------------------------------------------------------
 // containerd
 
-/// A containerd of this test's own, killed by its pid (with every task it
-/// still runs) when dropped.
-struct Containerd {
-    dir: tempfile::TempDir,
-    process: Child,
-    namespace: String,
-}
+/// A containerd of this test's own (`mayfly_compare::containerd`), killed
+/// by its pid (with every task it still runs) when dropped.
+struct Containerd(containerd::Containerd);
 
 impl Containerd {
     /// Starts containerd, or says why it cannot and returns `None` (a
     /// failure instead if `MAYFLY_REQUIRE_CONTAINERD=1`).
     fn start_or_skip(name: &str) -> Option<Self> {
         let required = std::env::var("MAYFLY_REQUIRE_CONTAINERD").is_ok_and(|v| v == "1");
-        let missing = if !nix_is_root() {
-            Some("not root")
-        } else if which("containerd").is_none() || which("ctr").is_none() {
-            Some("no containerd or ctr on PATH")
-        } else {
-            None
-        };
-        if let Some(why) = missing {
+        if let Some(why) = containerd::missing() {
             assert!(!required, "MAYFLY_REQUIRE_CONTAINERD=1, but {why}");
             eprintln!("skipped: {why} (set MAYFLY_REQUIRE_CONTAINERD=1 to require it)");
             return None;
         }
-        // Short: the socket's path must fit in 108 bytes.
-        let dir = tempfile::Builder::new()
-            .prefix(&format!("mayfly-ctd-{name}-"))
-            .tempdir_in("/tmp")
-            .unwrap();
-        let bin = dir.path().join("bin");
-        std::fs::create_dir(&bin).unwrap();
-        std::os::unix::fs::symlink(
-            env!("CARGO_BIN_EXE_containerd-shim-mayfly-v1"),
-            bin.join("containerd-shim-mayfly-v1"),
-        )
-        .unwrap();
-        let root = dir.path();
-        let config = format!(
-            r#"version = 2
-root = "{root}/root"
-state = "{root}/state"
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = "{root}/ctd.sock"
-[ttrpc]
-  address = "{root}/ctd.sock.ttrpc"
-[debug]
-  address = "{root}/debug.sock"
-"#,
-            root = root.display()
-        );
-        std::fs::write(root.join("config.toml"), config).unwrap();
-        let log = std::fs::File::create(root.join("containerd.log")).unwrap();
-        let path = format!(
-            "{}:{}",
-            bin.display(),
-            std::env::var("PATH").unwrap_or_default()
-        );
-        let process = Command::new("containerd")
-            .arg("--config")
-            .arg(root.join("config.toml"))
-            .env("PATH", path)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("containerd starts");
-        let containerd = Self {
-            dir,
-            process,
-            namespace: format!("mayfly-test-{name}"),
-        };
-        let deadline = Instant::now() + START_BOUND;
-        while !containerd.try_ctr(&["version"]).0.success() {
-            assert!(
-                Instant::now() < deadline,
-                "containerd did not answer; its log: {}",
-                containerd.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Some(containerd)
+        let containerd = containerd::Containerd::builder(name)
+            .namespace(&format!("mayfly-test-{name}"))
+            .shim(
+                MAYFLY_SHIM,
+                Path::new(env!("CARGO_BIN_EXE_containerd-shim-mayfly-v1")),
+            )
+            .start()
+            .unwrap_or_else(|err| panic!("containerd starts: {err:#}"));
+        Some(Self(containerd))
     }
 
     fn socket(&self) -> PathBuf {
-        self.dir.path().join("ctd.sock")
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("containerd.log")).unwrap_or_default()
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new("ctr");
-        command
-            .arg("--address")
-            .arg(self.socket())
-            .arg("--namespace")
-            .arg(&self.namespace)
-            .args(args);
-        command
+        self.0.socket()
     }
 
     fn try_ctr(&self, args: &[&str]) -> (ExitStatus, String) {
-        let output = self.command(args).output().expect("ctr runs");
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-        (output.status, text)
+        self.0
+            .try_ctr(args)
+            .unwrap_or_else(|err| panic!("ctr runs: {err:#}"))
     }
 
     fn ctr(&self, args: &[&str]) -> String {
@@ -364,7 +284,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
     /// Builds the app's image with `mayfly-oci` and imports it: its
     /// normalised name.
     fn build_and_import(&self, app: &str, files: &AppFiles, name: &str) -> String {
-        let dir = self.dir.path().join(app);
+        let dir = self.0.dir().join(app);
         std::fs::create_dir(&dir).unwrap();
         std::fs::write(dir.join("app.toml"), &files.manifest).unwrap();
         for (file, bytes) in &files.components {
@@ -385,30 +305,19 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
     fn start_task(&self, id: &str, image: &str, redis: Option<&str>) -> Task {
         let listen = free_port();
         let health = free_port();
-        let mut args = vec![
-            "run".to_string(),
-            "--runtime".into(),
-            RUNTIME.into(),
-            "--net-host".into(),
-            "--env".into(),
-            format!("MAYFLY_LISTEN={listen}"),
-            "--env".into(),
-            format!("MAYFLY_HEALTH_LISTEN={health}"),
-            "--env".into(),
-            "MAYFLY_SHUTDOWN_GRACE=20".into(),
-        ];
+        let mut task = TaskSpec::new(image, id)
+            .runtime(MAYFLY_RUNTIME)
+            .net_host()
+            .env("MAYFLY_LISTEN", &listen.to_string())
+            .env("MAYFLY_HEALTH_LISTEN", &health.to_string())
+            .env("MAYFLY_SHUTDOWN_GRACE", "20");
         if let Some(url) = redis {
-            args.extend(["--env".into(), format!("MAYFLY_KEY_VALUE_URL={url}")]);
+            task = task.env("MAYFLY_KEY_VALUE_URL", url);
         }
-        args.extend([image.to_string(), id.to_string()]);
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
         let mut child = self
-            .command(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("ctr run");
+            .0
+            .run_foreground(&task)
+            .unwrap_or_else(|err| panic!("ctr run: {err:#}"));
         let stdout = child.stdout.take().map(BufReader::new);
         Task {
             id: id.to_string(),
@@ -458,32 +367,11 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
             "snapshots left (only the header expected): {snapshots}"
         );
         for id in ids {
-            let cgroups = cgroups_named(&self.namespace, id);
+            let cgroups = cgroups_named(self.0.namespace(), id);
             assert!(cgroups.is_empty(), "cgroups left: {cgroups:?}");
         }
         let shims = processes_matching(&self.socket().display().to_string());
         assert!(shims.is_empty(), "processes left: {shims:?}");
-    }
-}
-
-impl Drop for Containerd {
-    fn drop(&mut self) {
-        // Whatever a failed test left: tasks first, while containerd runs.
-        let (_, tasks) = self.try_ctr(&["task", "list", "--quiet"]);
-        for id in tasks.lines().filter(|l| !l.trim().is_empty()) {
-            let _ = self.try_ctr(&["task", "kill", "--signal", "SIGKILL", id]);
-            let _ = self.try_ctr(&["task", "delete", "--force", id]);
-        }
-        let _ = self.process.kill();
-        let _ = self.process.wait();
-        // Mounts containerd made under its root would keep the directory.
-        let _ = Command::new("umount")
-            .arg("--recursive")
-            .arg("--lazy")
-            .arg(self.dir.path().join("state"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
     }
 }
 
@@ -645,23 +533,6 @@ fn skip_or_fail_redis() {
         "MAYFLY_REQUIRE_REDIS=1, but MAYFLY_TEST_REDIS_URL is not set"
     );
     eprintln!("skipped the shared-state part: MAYFLY_TEST_REDIS_URL is not set");
-}
-
-fn nix_is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status").is_ok_and(|status| {
-        status
-            .lines()
-            .find(|line| line.starts_with("Uid:"))
-            .is_some_and(|line| line.split_whitespace().nth(2) == Some("0"))
-    })
-}
-
-fn which(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")?
-        .to_str()?
-        .split(':')
-        .map(|dir| Path::new(dir).join(name))
-        .find(|path| path.is_file())
 }
 
 /// Cgroup directories `.../NAMESPACE/ID` in any hierarchy.

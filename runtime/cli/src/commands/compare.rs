@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use clap::Args;
+use mayfly_compare::cold_start::{self, ColdStart};
 use mayfly_compare::http::{CgiHost, HttpStats, Target};
 use mayfly_compare::runners::cleanup::{self, Registered};
 use mayfly_compare::runners::{NamespacesRunner, OciRunner, ProcessRunner, Runner, WasmRunner};
@@ -28,11 +29,19 @@ use mayfly_guests::bytes::{
 /// start, first byte, run, teardown). Then the HTTP variant: the same
 /// requests served by `mayfly serve` (a fresh instance per request) and by
 /// a CGI-style host that starts a fresh process or container per request,
-/// under a built-in load generator. Last, an isolation probe in every mode,
+/// under a built-in load generator. Then an isolation probe in every mode,
 /// and what it could reach.
 ///
-/// On SIGINT or SIGTERM it kills the processes and containers it started,
-/// deletes its cgroups and temporary files, and exits 130 or 143.
+/// Before all that, the cold start through containerd: from `ctr run` to
+/// the first 200, for a Mayfly task through containerd-shim-mayfly-v1 (the
+/// same HTTP workload, in an image made as `mayfly oci build` makes one,
+/// with and without a compile-cache volume) and for a runc container of the
+/// native workload, in a private containerd. It needs root, containerd,
+/// ctr, runc and the shim, and is skipped, saying why, without them.
+///
+/// On SIGINT or SIGTERM it kills the processes, containers and containerd
+/// it started, deletes its cgroups and temporary files, and exits 130 or
+/// 143.
 #[derive(Args)]
 pub struct Compare {
     /// Modes to run
@@ -73,6 +82,24 @@ pub struct Compare {
     #[arg(long, value_name = "DURATION", default_value = "2s", value_parser = mayfly_sandbox::units::parse_duration)]
     http_duration: Duration,
 
+    /// Skip the cold start through containerd
+    #[arg(long, conflicts_with = "cold_start_only")]
+    no_cold_start: bool,
+
+    /// Measure only the cold start through containerd: no modes, no HTTP
+    /// variant, no probe
+    #[arg(long)]
+    cold_start_only: bool,
+
+    /// Timed cold starts of each kind of task (after one untimed each)
+    #[arg(long, value_name = "N", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    cold_start_runs: u32,
+
+    /// The Mayfly containerd shim for the cold start [default:
+    /// containerd-shim-mayfly-v1 next to this mayfly, else on PATH]
+    #[arg(long, value_name = "PATH")]
+    shim: Option<std::path::PathBuf>,
+
     /// Print JSON instead of tables
     #[arg(long)]
     json: bool,
@@ -110,10 +137,27 @@ impl Compare {
         }
         let memory = self.memory_mib << 20;
 
-        let mut runners: Vec<(Mode, Arc<dyn Runner>)> = Vec::new();
         let mut notes = Vec::new();
+        // First: it starts and stops a containerd of its own, which the
+        // rest had better not share the machine with.
+        let cold_start = if self.no_cold_start {
+            None
+        } else {
+            let cold_start = self.cold_start()?;
+            if let Some(why) = &cold_start.skipped {
+                notes.push(format!("cold start: skipped: {why}"));
+            }
+            Some(cold_start)
+        };
+
+        let mut runners: Vec<(Mode, Arc<dyn Runner>)> = Vec::new();
         let mut oci: Option<Arc<OciRunner>> = None;
-        for mode in &self.modes {
+        let modes: &[Mode] = if self.cold_start_only {
+            &[]
+        } else {
+            &self.modes
+        };
+        for mode in modes {
             let runner: Arc<dyn Runner> = match mode {
                 Mode::Wasm => Arc::new(WasmRunner::new(&wasm, usize::try_from(memory)?)?),
                 Mode::Process => Arc::new(ProcessRunner::new(&native)),
@@ -188,7 +232,7 @@ impl Compare {
         }
 
         let mut http: Vec<HttpStats> = Vec::new();
-        if !self.no_http {
+        if !self.no_http && !runners.is_empty() {
             let component = dir.path().join("workload-http.wasm");
             std::fs::write(&component, WORKLOAD_HTTP_WASM)?;
             http = self.http(&runners, &component, &workloads)?;
@@ -219,6 +263,7 @@ impl Compare {
             let value = serde_json::json!({
                 "stats": stats,
                 "http": http,
+                "cold_start": cold_start,
                 "isolation": matrix.iter().map(|(mode, cells)| serde_json::json!({
                     "mode": mode,
                     "checks": cells.iter().map(|(check, cell)| serde_json::json!({
@@ -230,6 +275,103 @@ impl Compare {
             writeln!(out, "{value:#}")?;
             return Ok(());
         }
+        if !stats.is_empty() {
+            Self::print_stats(&mut out, &stats)?;
+        }
+        if !http.is_empty() {
+            self.print_http(&mut out, &http)?;
+        }
+        if let Some(cold_start) = cold_start.as_ref().filter(|c| !c.rows.is_empty()) {
+            print_cold_start(&mut out, cold_start)?;
+        }
+        if !matrix.is_empty() {
+            print_matrix(&mut out, &matrix)?;
+        }
+        for note in &notes {
+            writeln!(out, "note: {note}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The cold start's table.
+fn print_cold_start(out: &mut impl std::io::Write, cold_start: &ColdStart) -> Result<()> {
+    writeln!(
+        out,
+        "\nCold start through containerd: `ctr run` to the first 200 of GET {} (ms; {} runs \
+         each, alternating, after one untimed run of each)",
+        cold_start.path, cold_start.runs
+    )?;
+    writeln!(
+        out,
+        "{:<14} {:<24} {:>8} {:>8} {:>8} {:>9}  serves",
+        "task", "runtime", "median", "min", "max", "image KiB"
+    )?;
+    for row in &cold_start.rows {
+        writeln!(
+            out,
+            "{:<14} {:<24} {:>8.1} {:>8.1} {:>8.1} {:>9}  {}",
+            row.task,
+            row.runtime,
+            row.median_ms,
+            row.min_ms,
+            row.max_ms,
+            row.image_bytes.div_ceil(1024),
+            row.serves
+        )?;
+    }
+    Ok(())
+}
+
+/// The isolation matrix.
+fn print_matrix(
+    out: &mut impl std::io::Write,
+    matrix: &[(Mode, Vec<(String, Cell)>)],
+) -> Result<()> {
+    writeln!(out, "\nIsolation (what the probe actually managed to do):")?;
+    write!(out, "{:<20}", "check")?;
+    for (mode, _) in matrix {
+        write!(out, " {:<28}", format!("{mode:?}").to_lowercase())?;
+    }
+    writeln!(out)?;
+    for check in CHECKS {
+        write!(out, "{check:<20}")?;
+        for (_, cells) in matrix {
+            let cell = cells
+                .iter()
+                .find(|(c, _)| c == check)
+                .map_or("(no answer)".to_string(), |(_, cell)| cell.outcome.clone());
+            write!(out, " {cell:<28}")?;
+        }
+        writeln!(out)?;
+    }
+    Ok(())
+}
+
+impl Compare {
+    /// The cold start through containerd, or why it is skipped.
+    fn cold_start(&self) -> Result<ColdStart> {
+        let runs = usize::try_from(self.cold_start_runs)?;
+        let shim = match cold_start::prerequisites(self.shim.as_deref()) {
+            Ok(shim) => shim,
+            Err(why) => {
+                eprintln!("compare: cold start: skipped: {why}");
+                return Ok(ColdStart::skipped(runs, why));
+            }
+        };
+        eprintln!("compare: cold start: the shim is {}", shim.display());
+        cold_start::measure(
+            &shim,
+            WORKLOAD_HTTP_WASM,
+            WORKLOAD_NATIVE,
+            runs,
+            &mut |line| eprintln!("compare: cold start: {line}"),
+        )
+        .context("measuring the cold start through containerd")
+    }
+
+    /// The per-call table.
+    fn print_stats(out: &mut impl std::io::Write, stats: &[Stats]) -> Result<()> {
         writeln!(
             out,
             "A fresh isolate per call: calls/s, latency, start-up breakdown (mean µs) and memory"
@@ -253,7 +395,7 @@ impl Compare {
             "KiB/isol",
             "peak KiB"
         )?;
-        for s in &stats {
+        for s in stats {
             writeln!(
                 out,
                 "{:<11} {:<12} {:>4} {:>9.0} {:>8.0} {:>8.0} {:>8.0} {:>8.0} {:>8.0} {:>7.0} {:>8.0} {:>8.0} {:>8.0} {:>9} {:>9} {}",
@@ -275,62 +417,36 @@ impl Compare {
                 if s.correct { "yes" } else { "NO" }
             )?;
         }
-        if !http.is_empty() {
+        Ok(())
+    }
+
+    /// The HTTP variant's table.
+    fn print_http(&self, out: &mut impl std::io::Write, http: &[HttpStats]) -> Result<()> {
+        writeln!(
+            out,
+            "\nHTTP, a fresh isolate per request (built-in load generator, keep-alive connections, {} each; latency in µs)",
+            mayfly_sandbox::units::format_duration(self.http_duration)
+        )?;
+        writeln!(
+            out,
+            "{:<16} {:<12} {:>5} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7}",
+            "server", "path", "conns", "req/s", "p50", "p90", "p99", "max", "requests", "errors"
+        )?;
+        for h in http {
             writeln!(
                 out,
-                "\nHTTP, a fresh isolate per request (built-in load generator, keep-alive connections, {} each; latency in µs)",
-                mayfly_sandbox::units::format_duration(self.http_duration)
+                "{:<16} {:<12} {:>5} {:>9.0} {:>8.0} {:>8.0} {:>8.0} {:>8.0} {:>8} {:>7}",
+                h.server,
+                h.path,
+                h.connections,
+                h.requests_per_second,
+                h.latency.p50_us,
+                h.latency.p90_us,
+                h.latency.p99_us,
+                h.latency.max_us,
+                h.requests,
+                h.errors
             )?;
-            writeln!(
-                out,
-                "{:<16} {:<12} {:>5} {:>9} {:>8} {:>8} {:>8} {:>8} {:>8} {:>7}",
-                "server",
-                "path",
-                "conns",
-                "req/s",
-                "p50",
-                "p90",
-                "p99",
-                "max",
-                "requests",
-                "errors"
-            )?;
-            for h in &http {
-                writeln!(
-                    out,
-                    "{:<16} {:<12} {:>5} {:>9.0} {:>8.0} {:>8.0} {:>8.0} {:>8.0} {:>8} {:>7}",
-                    h.server,
-                    h.path,
-                    h.connections,
-                    h.requests_per_second,
-                    h.latency.p50_us,
-                    h.latency.p90_us,
-                    h.latency.p99_us,
-                    h.latency.max_us,
-                    h.requests,
-                    h.errors
-                )?;
-            }
-        }
-        writeln!(out, "\nIsolation (what the probe actually managed to do):")?;
-        write!(out, "{:<20}", "check")?;
-        for (mode, _) in &matrix {
-            write!(out, " {:<28}", format!("{mode:?}").to_lowercase())?;
-        }
-        writeln!(out)?;
-        for check in CHECKS {
-            write!(out, "{check:<20}")?;
-            for (_, cells) in &matrix {
-                let cell = cells
-                    .iter()
-                    .find(|(c, _)| c == check)
-                    .map_or("(no answer)".to_string(), |(_, cell)| cell.outcome.clone());
-                write!(out, " {cell:<28}")?;
-            }
-            writeln!(out)?;
-        }
-        for note in &notes {
-            writeln!(out, "note: {note}")?;
         }
         Ok(())
     }
@@ -420,9 +536,13 @@ fn stop_on_signals() -> Result<()> {
             eprintln!("\ncompare: stopped by {name}; cleaning up");
             let cleaned = cleanup::clean_up_everything();
             eprintln!(
-                "compare: killed {} processes, deleted {} containers, removed {} cgroups and {} \
-                 directories",
-                cleaned.processes, cleaned.containers, cleaned.cgroups, cleaned.dirs
+                "compare: killed {} processes, deleted {} containers, stopped {} containerds, \
+                 removed {} cgroups and {} directories",
+                cleaned.processes,
+                cleaned.containers,
+                cleaned.containerds,
+                cleaned.cgroups,
+                cleaned.dirs
             );
             std::process::exit(code);
         })

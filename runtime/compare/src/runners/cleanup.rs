@@ -1,5 +1,6 @@
 //! Everything the runners have made and not yet torn down: child
-//! processes, runc containers, cgroups and directories.
+//! processes, runc containers, private containerds, cgroups and
+//! directories.
 //!
 //! Each is registered while it is made and forgotten once its runner has
 //! torn it down. Whatever is still registered is undone here: by its guard
@@ -53,6 +54,9 @@ enum Item {
         root: PathBuf,
         id: String,
     },
+    /// A private containerd, stopped with its tasks by its own teardown
+    /// (see [`crate::containerd`]).
+    Containerd(Box<dyn FnOnce() + Send>),
     /// A cgroup directory of ours.
     Cgroup(PathBuf),
     /// A directory of ours, removed with what it holds.
@@ -95,6 +99,13 @@ impl Making {
             root: root.to_path_buf(),
             id: id.to_string(),
         })
+    }
+
+    /// Registers a private containerd, whose `teardown` kills its tasks,
+    /// then containerd, and removes what it kept on disk. Its owner
+    /// forgets it once it has run the same teardown itself.
+    pub fn containerd(&self, teardown: impl FnOnce() + Send + 'static) -> Registered {
+        self.register(Item::Containerd(Box::new(teardown)))
     }
 
     /// Registers the cgroup at `dir`.
@@ -156,6 +167,8 @@ pub struct Cleaned {
     pub processes: usize,
     /// runc containers killed and deleted.
     pub containers: usize,
+    /// Private containerds stopped, with their tasks.
+    pub containerds: usize,
     /// cgroups removed (their processes killed first).
     pub cgroups: usize,
     /// Directories removed.
@@ -165,8 +178,8 @@ pub struct Cleaned {
 /// Undoes everything still registered, and refuses to register anything
 /// more: for a command that is stopping. It waits for whatever is being
 /// made to be registered first. Processes are killed first, then
-/// containers deleted, then cgroups and directories removed, each kind
-/// newest first (a cgroup's children before it). A second call waits for
+/// containers deleted, containerds stopped, then cgroups and directories
+/// removed, each kind newest first (a cgroup's children before it). A second call waits for
 /// the first to finish.
 pub fn clean_up_everything() -> Cleaned {
     let _cleaning = lock(&CLEANING);
@@ -184,21 +197,29 @@ pub fn clean_up_everything() -> Cleaned {
             .collect()
     };
     let mut cleaned = Cleaned::default();
-    let (mut containers, mut cgroups, mut dirs) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut containers, mut containerds, mut cgroups, mut dirs) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     for item in items {
         match item {
             Item::Process(_) => cleaned.processes += 1,
             Item::Container { .. } => containers.push(item),
+            Item::Containerd(_) => containerds.push(item),
             Item::Cgroup(_) => cgroups.push(item),
             Item::Dir(_) => dirs.push(item),
         }
     }
     cleaned.containers = containers.len();
+    cleaned.containerds = containerds.len();
     cleaned.cgroups = cgroups.len();
     cleaned.dirs = dirs.len();
     // The containers' state lives in one of the directories, and a cgroup
     // empties once its processes are gone.
-    for item in containers.into_iter().chain(cgroups).chain(dirs) {
+    for item in containers
+        .into_iter()
+        .chain(containerds)
+        .chain(cgroups)
+        .chain(dirs)
+    {
         undo(item);
     }
     cleaned
@@ -218,6 +239,7 @@ fn undo(item: Item) {
                 tracing::warn!("cannot delete the runc container {id}");
             }
         }
+        Item::Containerd(teardown) => teardown(),
         Item::Cgroup(dir) => {
             if !remove_cgroup(&dir) {
                 tracing::warn!("cannot remove the cgroup {}", dir.display());
@@ -307,6 +329,30 @@ mod tests {
         let status = child.wait().unwrap();
         assert_eq!(status.signal(), Some(nix::libc::SIGKILL), "{status}");
         assert!(!made.exists());
+    }
+
+    #[test]
+    fn a_containerd_left_registered_is_torn_down_once() {
+        use std::sync::Arc;
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let runs = Arc::new(AtomicUsize::new(0));
+        let leave = making().unwrap();
+        let counted = runs.clone();
+        let registered = leave.containerd(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+        });
+        drop(leave);
+        drop(registered);
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
+        // Forgotten by its owner, who tore it down itself: never again.
+        let counted = runs.clone();
+        making()
+            .unwrap()
+            .containerd(move || {
+                counted.fetch_add(1, Ordering::SeqCst);
+            })
+            .forget();
+        assert_eq!(runs.load(Ordering::SeqCst), 1);
     }
 
     #[test]
