@@ -112,26 +112,6 @@ stop_server() {
     server_pid=
 }
 
-# run_wrk PORT CONNECTIONS [PATH] -> "requests_per_second p99_microseconds"
-run_wrk() {
-    local port=$1 conns=$2 path=${3:-/} threads
-    threads=$((conns < 2 ? conns : 2))
-    wrk -t"$threads" -c"$conns" -d"$duration" --latency "http://127.0.0.1:$port$path" |
-        python3 -c '
-import re, sys
-text = sys.stdin.read()
-rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
-m = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
-scale = {"us": 1, "ms": 1000, "s": 1000000}[m.group(2)]
-errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", text)
-if errors:
-    sys.exit("wrk reported errors: " + errors.group(0))
-print(rps, float(m.group(1)) * scale)
-'
-}
-
-median() { python3 -c 'import statistics,sys; print(statistics.median(float(x) for x in sys.argv[1:]))' "$@"; }
-
 echo "# $(date -u +%F) $(nproc) CPUs, $workers server workers, wrk $duration x $repeats, RUST_BACKTRACE=${RUST_BACKTRACE:-unset}"
 printf '%-6s %12s %12s %12s %8s %8s %11s %11s %11s\n' conns mayfly_rps wasmtime_rps nginx_rps \
     m/w m/nginx mayfly_p99 wasmtime_p99 nginx_p99

@@ -44,3 +44,23 @@ answers() {
     done
     return 1
 }
+
+# run_wrk PORT CONNECTIONS [PATH] (for $duration) -> "requests_per_second p99_microseconds"
+run_wrk() {
+    local port=$1 conns=$2 path=${3:-/} threads
+    threads=$((conns < 2 ? conns : 2))
+    wrk -t"$threads" -c"$conns" -d"$duration" --latency "http://127.0.0.1:$port$path" |
+        python3 -c '
+import re, sys
+text = sys.stdin.read()
+rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+m = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)\s*$", text, re.M)
+scale = {"us": 1, "ms": 1000, "s": 1000000}[m.group(2)]
+errors = re.search(r"Non-2xx or 3xx responses: (\d+)|Socket errors: (.*)", text)
+if errors:
+    sys.exit("wrk reported errors: " + errors.group(0))
+print(rps, float(m.group(1)) * scale)
+'
+}
+
+median() { python3 -c 'import statistics,sys; print(statistics.median(float(x) for x in sys.argv[1:]))' "$@"; }

@@ -21,6 +21,11 @@ use crate::harness::{PATIENCE, Server, get, write_file};
 /// `files` may open `data/f.txt` (as `/data/f.txt`), `calls` may call
 /// `upstream`, `hello` answers; `limits` goes into `[limits]`.
 fn app(dir: &Path, upstream: SocketAddr, limits: &str) -> std::path::PathBuf {
+    app_of(dir, upstream, limits, guests::HOSTILE)
+}
+
+/// [`app`], with `hostile` (the 0.2 guest or its 0.3 twin) as the attacker.
+fn app_of(dir: &Path, upstream: SocketAddr, limits: &str, hostile: &str) -> std::path::PathBuf {
     std::fs::create_dir_all(dir.join("data")).unwrap();
     write_file(&dir.join("data"), "f.txt", "contents");
     let manifest = format!(
@@ -49,7 +54,6 @@ component = "calls"
 path = "/hello"
 component = "hello"
 "#,
-        hostile = guests::HOSTILE,
         hello = guests::HELLO,
     );
     write_file(dir, "app.toml", manifest)
@@ -147,6 +151,28 @@ async fn an_instance_holds_at_most_its_share_of_open_files() {
     held.release().await;
     other.release().await;
     // What they held was given back: a new instance gets its whole share.
+    let mut again = Held::start(server.addr, "/files?attack=files&path=/data/f.txt").await;
+    assert!(again.line().await.starts_with("opened 15: "));
+    again.release().await;
+}
+
+#[tokio::test]
+async fn files_a_0_3_guest_opens_count_against_its_share() {
+    let dir = tempfile::tempdir().unwrap();
+    let upstream = TcpListener::bind("127.0.0.1:0").unwrap();
+    let manifest = app_of(
+        dir.path(),
+        upstream.local_addr().unwrap(),
+        "descriptors = 16",
+        guests::HOSTILE_P3,
+    );
+    let server = Server::start(&manifest);
+    let mut held = Held::start(server.addr, "/files?attack=files&path=/data/f.txt").await;
+    let line = held.line().await;
+    assert!(line.starts_with("opened 15: "), "{line}");
+    server.wait_for_output("open refused: the instance holds 16 open files and connections");
+    hello_answers(&server).await;
+    held.release().await;
     let mut again = Held::start(server.addr, "/files?attack=files&path=/data/f.txt").await;
     assert!(again.line().await.starts_with("opened 15: "));
     again.release().await;

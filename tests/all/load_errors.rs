@@ -133,7 +133,9 @@ fn a_component_without_the_http_handler_export_is_refused() {
     .unwrap();
     let stderr = component_refused("command.wasm", component);
     assert!(
-        stderr.contains("does not export `wasi:http/incoming-handler`"),
+        stderr.contains(
+            "exports neither `wasi:http/incoming-handler@0.2` nor `wasi:http/handler@0.3`"
+        ),
         "{stderr}"
     );
     assert!(stderr.contains("it exports: run"), "{stderr}");
@@ -163,7 +165,7 @@ fn a_handler_export_of_the_wrong_shape_is_refused() {
     .unwrap();
     let stderr = component_refused("hollow.wasm", component);
     assert!(
-        stderr.contains("does not match the `wasi:http/proxy` world"),
+        stderr.contains("does not match its world, `wasi:http/proxy` (WASI 0.2)"),
         "{stderr}"
     );
 }

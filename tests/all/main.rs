@@ -35,6 +35,7 @@ mod soak;
 mod state;
 mod streaming;
 mod traps;
+mod wasi03;
 
 /// Every guest in `guests/` is used by at least one test.
 #[test]

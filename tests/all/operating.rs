@@ -169,9 +169,10 @@ async fn rolling_updates_under_load_fail_no_request() {
     let phase = || phase(&answered, Duration::from_millis(700), PHASE_REQUESTS);
 
     phase().await;
-    // v1 -> v2 (the probe guest, whose answer is easy to tell apart).
+    // v1 -> v2: the probe guest, whose answer is easy to tell apart, as a
+    // WASI 0.3 component (v1 is a 0.2 one): a swap between worlds and back.
     let v2_sent = Instant::now();
-    let reply = deploy(&server, "web", std::fs::read(guests::PROBE).unwrap()).await;
+    let reply = deploy(&server, "web", std::fs::read(guests::PROBE_P3).unwrap()).await;
     let v2_acked = Instant::now();
     assert_eq!(reply.text(), r#"{"component":"web","version":2}"#);
 
@@ -286,9 +287,9 @@ async fn the_admin_api_needs_its_token_and_checks_what_it_is_given() {
     let reply = deploy(&server, "web", std::fs::read(guests::CLI).unwrap()).await;
     assert_eq!(reply.status, 422);
     assert!(
-        reply
-            .text()
-            .contains("does not export `wasi:http/incoming-handler`"),
+        reply.text().contains(
+            "exports neither `wasi:http/incoming-handler@0.2` nor `wasi:http/handler@0.3`"
+        ),
         "{}",
         reply.text()
     );

@@ -343,7 +343,9 @@ fn bad_input_is_refused_with_a_clear_error() {
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("it does not export `wasi:cli/run`, so it is not a command"),
+        stderr.contains(
+            "it does not export `wasi:cli/run` (of WASI 0.2 or 0.3), so it is not a command"
+        ),
         "{stderr}"
     );
 }

@@ -99,6 +99,10 @@ impl EngineSettings {
             .total_memories(instances.saturating_mul(MAX_MEMORIES))
             .total_tables(instances.saturating_mul(MAX_TABLES))
             .table_elements(MAX_TABLE_ELEMENTS)
+            // One fiber stack per instance. (A WASI 0.3 guest task that
+            // waits in a host call while another runs takes a second one
+            // from the same pool; twice as many stacks would exceed the
+            // kernel's map count at 20,000 instances.)
             .total_stacks(instances)
             .max_memory_size(self.largest_memory())
             .linear_memory_keep_resident(self.keep_resident)

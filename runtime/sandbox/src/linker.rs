@@ -5,16 +5,20 @@ use wasmtime::component::Linker;
 use crate::host::Host;
 use crate::metered;
 
-/// A linker with every interface Mayfly provides: WASI 0.2 (whose
-/// capabilities each store grants or not), `wasi:http` (with the `http`
-/// feature), and the state interfaces (`wasi:keyvalue`, `wasi:config`,
+/// A linker with every interface Mayfly provides: WASI 0.2 and 0.3 (whose
+/// capabilities each store grants or not, the same for both), `wasi:http`
+/// 0.2 and 0.3 (with the `http` feature), and the state interfaces (`wasi:keyvalue`, `wasi:config`,
 /// `wasi:logging`). Opening files and building headers are counted (in the
 /// `metered` module).
 pub fn linker(engine: &wasmtime::Engine) -> wasmtime::Result<Linker<Host>> {
     let mut linker = Linker::new(engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    wasmtime_wasi::p3::add_to_linker(&mut linker)?;
     #[cfg(feature = "http")]
-    wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+    {
+        wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut linker)?;
+        wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
+    }
     mayfly_host_api::state::add_to_linker(&mut linker, |host: &mut Host| host.state_view())?;
     metered::add_to_linker(&mut linker)?;
     Ok(linker)

@@ -1,5 +1,6 @@
 //! The imports whose host resources are counted: opening a file holds a
-//! descriptor, building `wasi:http` headers holds host memory. Each is
+//! descriptor, building `wasi:http` headers (of WASI 0.2 and 0.3) holds
+//! host memory. Each is
 //! defined over wasmtime-wasi's own, charges the instance's
 //! [`InstanceBudget`], then does what the original does.
 //!
@@ -21,27 +22,36 @@ use crate::host::Host;
 /// The `wasi:filesystem` and `wasi:http` versions wasmtime-wasi defines
 /// (imports of any 0.2 version link to them).
 const FILESYSTEM_TYPES: &str = "wasi:filesystem/types@0.2.12";
+const FILESYSTEM_TYPES_P3: &str = "wasi:filesystem/types@0.3.0";
 #[cfg(feature = "http")]
 const HTTP_TYPES: &str = "wasi:http/types@0.2.12";
+#[cfg(feature = "http")]
+const HTTP_TYPES_P3: &str = "wasi:http/types@0.3.0";
 
 /// Defines the counted imports over those `linker` already has.
 pub(crate) fn add_to_linker(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
     redefines(linker, FILESYSTEM_TYPES, &["[method]descriptor.open-at"])?;
+    redefines(linker, FILESYSTEM_TYPES_P3, &["[method]descriptor.open-at"])?;
     #[cfg(feature = "http")]
-    redefines(
-        linker,
-        HTTP_TYPES,
-        &[
-            "[static]fields.from-list",
-            "[method]fields.set",
-            "[method]fields.append",
-            "[method]fields.clone",
-        ],
-    )?;
+    for types in [HTTP_TYPES, HTTP_TYPES_P3] {
+        redefines(
+            linker,
+            types,
+            &[
+                "[static]fields.from-list",
+                "[method]fields.set",
+                "[method]fields.append",
+                "[method]fields.clone",
+            ],
+        )?;
+    }
     linker.allow_shadowing(true);
     linker
         .instance(FILESYSTEM_TYPES)?
         .func_wrap_async("[method]descriptor.open-at", open_at)?;
+    linker
+        .instance(FILESYSTEM_TYPES_P3)?
+        .func_wrap_concurrent("[method]descriptor.open-at", p3::open_at)?;
     #[cfg(feature = "http")]
     fields::add_to_linker(linker)?;
     linker.allow_shadowing(false);
@@ -107,6 +117,70 @@ fn open_at(
     })
 }
 
+mod p3 {
+    //! `descriptor.open-at` of WASI 0.3, counted as 0.2's is.
+
+    use std::pin::Pin;
+    use std::sync::Arc;
+
+    use wasmtime::component::{Accessor, Resource};
+    use wasmtime_wasi::filesystem::{Descriptor, WasiFilesystem, WasiFilesystemView as _};
+    use wasmtime_wasi::p3::bindings::filesystem::types::{
+        DescriptorFlags, ErrorCode, HostDescriptorWithStore, OpenFlags, PathFlags,
+    };
+
+    use crate::host::Host;
+
+    type OpenAt = (
+        Resource<Descriptor>,
+        PathFlags,
+        String,
+        OpenFlags,
+        DescriptorFlags,
+    );
+
+    type Opened = wasmtime::Result<(Result<Resource<Descriptor>, ErrorCode>,)>;
+
+    /// Holds one of the instance's descriptors for as long as the file is
+    /// open; `quota` when there is none left.
+    pub(super) fn open_at(
+        accessor: &Accessor<Host>,
+        (dir, path_flags, path, open_flags, flags): OpenAt,
+    ) -> Pin<Box<dyn Future<Output = Opened> + Send + '_>> {
+        Box::pin(async move {
+            let Some(ticket) = accessor.with(|mut store| store.get().holdings().file_ticket())
+            else {
+                return Ok((Err(ErrorCode::Quota),));
+            };
+            let filesystem =
+                accessor.with_getter::<WasiFilesystem>(|host: &mut Host| host.filesystem());
+            let opened = <WasiFilesystem as HostDescriptorWithStore<Host>>::open_at(
+                &filesystem,
+                dir,
+                path_flags,
+                path,
+                open_flags,
+                flags,
+            )
+            .await;
+            let opened = match opened {
+                Ok(opened) => opened,
+                Err(err) => return Ok((Err(err.downcast()?),)),
+            };
+            let file = accessor.with(|mut store| {
+                let host = store.get();
+                let filesystem = host.filesystem();
+                match filesystem.table.get(&opened)? {
+                    Descriptor::File(file) => Ok::<_, wasmtime::Error>(Arc::downgrade(&file.file)),
+                    Descriptor::Dir(dir) => Ok(Arc::downgrade(&dir.dir)),
+                }
+            })?;
+            ticket.hold_file(file);
+            Ok((Ok(opened),))
+        })
+    }
+}
+
 #[cfg(feature = "http")]
 mod fields {
     //! `wasi:http` header maps, charged by what they hold on the host.
@@ -118,9 +192,9 @@ mod fields {
     use wasmtime::component::{Linker, Resource};
     use wasmtime_wasi_http::FieldMap;
     use wasmtime_wasi_http::WasiHttpView as _;
-    use wasmtime_wasi_http::p2::bindings::http::types::{HeaderError, HostFields};
+    use wasmtime_wasi_http::p2::bindings::http::types::HeaderError;
 
-    use super::HTTP_TYPES;
+    use super::{HTTP_TYPES, HTTP_TYPES_P3};
     use crate::host::Host;
 
     type Entries = Vec<(String, Vec<u8>)>;
@@ -135,58 +209,78 @@ mod fields {
         name.saturating_add(value_len).saturating_add(ENTRY_COST)
     }
 
+    /// The four counted functions of one `wasi:http/types` version, over
+    /// that version's `HostFields` (the two versions share `FieldMap`).
+    macro_rules! counted {
+        ($linker:expr, $instance:expr, $HostFields:path, $result:path) => {{
+            use $HostFields as HostFields;
+            let mut types = $linker.instance($instance)?;
+            types.func_wrap(
+                "[static]fields.from-list",
+                |mut store, (entries,): (Entries,)| {
+                    let host: &mut Host = store.data_mut();
+                    let bytes = entries
+                        .iter()
+                        .map(|(name, value)| entry(name.len(), value.len()))
+                        .fold(0usize, usize::saturating_add);
+                    charge(host, bytes)?;
+                    let made = HostFields::from_list(&mut host.http(), entries);
+                    Ok(($result(made)?,))
+                },
+            )?;
+            types.func_wrap(
+                "[method]fields.set",
+                |mut store, (fields, name, values): (Resource<FieldMap>, String, Vec<Vec<u8>>)| {
+                    let host: &mut Host = store.data_mut();
+                    let bytes = values
+                        .iter()
+                        .map(|value| entry(name.len(), value.len()))
+                        .fold(0usize, usize::saturating_add);
+                    charge(host, bytes)?;
+                    let done = HostFields::set(&mut host.http(), fields, name, values);
+                    Ok(($result(done)?,))
+                },
+            )?;
+            types.func_wrap(
+                "[method]fields.append",
+                |mut store, (fields, name, value): (Resource<FieldMap>, String, Vec<u8>)| {
+                    let host: &mut Host = store.data_mut();
+                    charge(host, entry(name.len(), value.len()))?;
+                    let done = HostFields::append(&mut host.http(), fields, name, value);
+                    Ok(($result(done)?,))
+                },
+            )?;
+            types.func_wrap(
+                "[method]fields.clone",
+                |mut store, (fields,): (Resource<FieldMap>,)| {
+                    let host: &mut Host = store.data_mut();
+                    let bytes = host
+                        .http()
+                        .table
+                        .get(&fields)?
+                        .iter()
+                        .map(|(name, value)| entry(name.as_str().len(), value.len()))
+                        .fold(0usize, usize::saturating_add);
+                    charge(host, bytes)?;
+                    Ok((HostFields::clone(&mut host.http(), fields)?,))
+                },
+            )?;
+        }};
+    }
+
     pub(super) fn add_to_linker(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
-        let mut types = linker.instance(HTTP_TYPES)?;
-        types.func_wrap(
-            "[static]fields.from-list",
-            |mut store, (entries,): (Entries,)| {
-                let host: &mut Host = store.data_mut();
-                let bytes = entries
-                    .iter()
-                    .map(|(name, value)| entry(name.len(), value.len()))
-                    .fold(0usize, usize::saturating_add);
-                charge(host, bytes)?;
-                let made = HostFields::from_list(&mut host.http(), entries);
-                Ok((header_result(made)?,))
-            },
-        )?;
-        types.func_wrap(
-            "[method]fields.set",
-            |mut store, (fields, name, values): (Resource<FieldMap>, String, Vec<Vec<u8>>)| {
-                let host: &mut Host = store.data_mut();
-                let bytes = values
-                    .iter()
-                    .map(|value| entry(name.len(), value.len()))
-                    .fold(0usize, usize::saturating_add);
-                charge(host, bytes)?;
-                let done = HostFields::set(&mut host.http(), fields, name, values);
-                Ok((header_result(done)?,))
-            },
-        )?;
-        types.func_wrap(
-            "[method]fields.append",
-            |mut store, (fields, name, value): (Resource<FieldMap>, String, Vec<u8>)| {
-                let host: &mut Host = store.data_mut();
-                charge(host, entry(name.len(), value.len()))?;
-                let done = HostFields::append(&mut host.http(), fields, name, value);
-                Ok((header_result(done)?,))
-            },
-        )?;
-        types.func_wrap(
-            "[method]fields.clone",
-            |mut store, (fields,): (Resource<FieldMap>,)| {
-                let host: &mut Host = store.data_mut();
-                let bytes = host
-                    .http()
-                    .table
-                    .get(&fields)?
-                    .iter()
-                    .map(|(name, value)| entry(name.as_str().len(), value.len()))
-                    .fold(0usize, usize::saturating_add);
-                charge(host, bytes)?;
-                Ok((HostFields::clone(&mut host.http(), fields)?,))
-            },
-        )?;
+        counted!(
+            linker,
+            HTTP_TYPES,
+            wasmtime_wasi_http::p2::bindings::http::types::HostFields,
+            header_result
+        );
+        counted!(
+            linker,
+            HTTP_TYPES_P3,
+            wasmtime_wasi_http::p3::bindings::http::types::HostFields,
+            header_result_p3
+        );
         Ok(())
     }
 
@@ -202,6 +296,22 @@ mod fields {
                     .report(&format!("headers refused: {exhausted}"));
                 Err(wasmtime::format_err!("{exhausted}"))
             }
+        }
+    }
+
+    /// [`header_result`], for WASI 0.3.
+    fn header_result_p3<T>(
+        result: Result<
+            T,
+            wasmtime_wasi::TrappableError<
+                wasmtime_wasi_http::p3::bindings::http::types::HeaderError,
+            >,
+        >,
+    ) -> wasmtime::Result<Result<T, wasmtime_wasi_http::p3::bindings::http::types::HeaderError>>
+    {
+        match result {
+            Ok(value) => Ok(Ok(value)),
+            Err(err) => Ok(Err(err.downcast()?)),
         }
     }
 

@@ -109,6 +109,10 @@ impl Sandbox {
         let host = Host::new(&self.state, &self.grants, &self.limits, call, stdio, args)?;
         let mut store = Store::new(&self.engine, host);
         store.limiter(|host| host.limiter_mut());
+        // WASI 0.3's streams, futures and tasks are handles of the
+        // component model, not host resources: bounded too. Every host
+        // resource a guest holds is also one such handle, hence the room.
+        store.set_max_component_handles(self.limits.max_resources.saturating_mul(2));
         self.rearm(&mut store, deadline);
         Ok(store)
     }

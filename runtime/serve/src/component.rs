@@ -12,16 +12,64 @@ use thiserror::Error;
 use wasmtime::Engine;
 use wasmtime::component::Component;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p3::bindings::ServicePre;
 
 use crate::gate::Gate;
 use crate::metrics::ComponentMetrics;
 
-/// The export that makes a component a `wasi:http/proxy` handler.
-pub(crate) const INCOMING_HANDLER: &str = "wasi:http/incoming-handler@0.2";
+/// Which HTTP world a component serves, as its exports say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum World {
+    /// WASI 0.2: exports `wasi:http/incoming-handler@0.2.x`
+    /// (`wasi:http/proxy`).
+    Http02,
+    /// WASI 0.3: exports `wasi:http/handler@0.3.x` (`wasi:http/service`,
+    /// component-model async).
+    Http03,
+}
+
+impl World {
+    /// The export that makes a component this world's handler.
+    pub const fn export(self) -> &'static str {
+        match self {
+            World::Http02 => "wasi:http/incoming-handler@0.2",
+            World::Http03 => "wasi:http/handler@0.3",
+        }
+    }
+
+    /// The world's name, as `mayfly check` shows it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            World::Http02 => "`wasi:http/proxy` (WASI 0.2)",
+            World::Http03 => "`wasi:http/service` (WASI 0.3)",
+        }
+    }
+}
+
+impl fmt::Display for World {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A pre-instantiated handler of either world.
+pub(crate) enum Handler {
+    Http02(ProxyPre<Host>),
+    Http03(ServicePre<Host>),
+}
+
+impl Handler {
+    fn instance_pre(&self) -> &wasmtime::component::InstancePre<Host> {
+        match self {
+            Handler::Http02(pre) => pre.instance_pre(),
+            Handler::Http03(pre) => pre.instance_pre(),
+        }
+    }
+}
 
 /// A component ready to serve.
 pub struct LoadedComponent {
-    pub(crate) pre: ProxyPre<Host>,
+    pub(crate) pre: Handler,
     /// What each of its instances may reach and use.
     pub(crate) sandbox: Sandbox,
     /// Shared by the versions of the component that have the same
@@ -61,7 +109,15 @@ impl LoadedComponent {
 
     /// The engine its instances run on.
     pub fn engine(&self) -> &Engine {
-        self.pre.engine()
+        self.pre.instance_pre().engine()
+    }
+
+    /// Which HTTP world it serves.
+    pub fn world(&self) -> World {
+        match self.pre {
+            Handler::Http02(_) => World::Http02,
+            Handler::Http03(_) => World::Http03,
+        }
     }
 
     /// The interfaces the component imports (`wasi:http/types@0.2.0`...):
@@ -82,15 +138,18 @@ impl LoadedComponent {
     }
 }
 
-/// Checks that `component` exports the HTTP handler.
-pub(crate) fn check_exports(engine: &Engine, component: &Component) -> Result<(), LoadErrorKind> {
+/// Which HTTP handler `component` exports (a 0.3 one wins if it has
+/// both), or an error listing what it exports instead.
+pub(crate) fn check_exports(
+    engine: &Engine,
+    component: &Component,
+) -> Result<World, LoadErrorKind> {
     let ty = component.component_type();
     let exports: Vec<&str> = ty.exports(engine).map(|(name, _)| name).collect();
-    if exports
-        .iter()
-        .any(|name| name.starts_with(INCOMING_HANDLER))
-    {
-        return Ok(());
+    for world in [World::Http03, World::Http02] {
+        if exports.iter().any(|name| name.starts_with(world.export())) {
+            return Ok(world);
+        }
     }
     let listed = if exports.is_empty() {
         "nothing".to_string()
@@ -126,18 +185,19 @@ pub enum LoadErrorKind {
     /// The component does not validate or compile.
     #[error("invalid component: {0}")]
     Invalid(String),
-    /// The component is not a `wasi:http/proxy` handler.
+    /// The component is not an HTTP handler of either world.
     #[error(
-        "it does not export `wasi:http/incoming-handler`, so it cannot serve HTTP \
-         (it should target the `wasi:http/proxy` world; it exports: {0})"
+        "it exports neither `wasi:http/incoming-handler@0.2` nor `wasi:http/handler@0.3`, \
+         so it cannot serve HTTP (it should target the `wasi:http/proxy` world of WASI 0.2 \
+         or the `wasi:http/service` world of WASI 0.3; it exports: {0})"
     )]
     NotProxy(String),
     /// The component imports something the host does not provide.
     #[error("it cannot be linked: {0}")]
     Link(String),
-    /// The component's exports do not have the `wasi:http/proxy` types.
-    #[error("it does not match the `wasi:http/proxy` world: {0}")]
-    WrongWorld(String),
+    /// The component's exports do not have its world's types.
+    #[error("it does not match its world, {0}: {1}")]
+    WrongWorld(World, String),
     /// A limit asks for more than this server was started with.
     #[error("field `{field}`: {message}")]
     BeyondServer {

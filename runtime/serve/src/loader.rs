@@ -12,8 +12,9 @@ use mayfly_sandbox::{CompileCache, EngineSettings, Host, Sandbox};
 use wasmtime::Engine;
 use wasmtime::component::Linker;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p3::bindings::ServicePre;
 
-use crate::component::{LoadError, LoadErrorKind, LoadedComponent, check_exports};
+use crate::component::{Handler, LoadError, LoadErrorKind, LoadedComponent, World, check_exports};
 use crate::gate::Gate;
 use crate::manifest::{ComponentSpec, Source};
 use crate::metrics::Metrics;
@@ -110,14 +111,18 @@ impl Loader {
             .cache
             .load_or_compile(&self.engine, bytes)
             .map_err(|e| fail(LoadErrorKind::Invalid(format!("{e:#}"))))?;
-        check_exports(&self.engine, &component).map_err(fail)?;
+        let world = check_exports(&self.engine, &component).map_err(fail)?;
 
         let instance_pre = self
             .linker
             .instantiate_pre(&component)
             .map_err(|e| fail(LoadErrorKind::Link(format!("{e:#}"))))?;
-        let pre = ProxyPre::new(instance_pre)
-            .map_err(|e| fail(LoadErrorKind::WrongWorld(format!("{e:#}"))))?;
+        let wrong_world =
+            |e: wasmtime::Error| fail(LoadErrorKind::WrongWorld(world, format!("{e:#}")));
+        let pre = match world {
+            World::Http02 => Handler::Http02(ProxyPre::new(instance_pre).map_err(wrong_world)?),
+            World::Http03 => Handler::Http03(ServicePre::new(instance_pre).map_err(wrong_world)?),
+        };
 
         let sandbox = Sandbox::new(
             &self.engine,

@@ -162,6 +162,7 @@ fn report(
         ),
         limits.max_response_headers,
     )?;
+    writeln!(out, "  world:     {}", component.world())?;
     writeln!(
         out,
         "  imports:   {}",

@@ -90,6 +90,13 @@ pub struct Run {
     cache: CacheArgs,
 }
 
+/// Which `wasi:cli/run` a command exports.
+#[derive(Clone, Copy)]
+enum CommandWorld {
+    Cli02,
+    Cli03,
+}
+
 impl Run {
     pub fn execute(self) -> Result<ExitCode> {
         let grants = self.grants()?;
@@ -112,7 +119,7 @@ impl Run {
             .map_err(anyhow::Error::from)
             .context("cannot create the WebAssembly engine")?;
         let _ticker = EpochTicker::start(&engine).context("cannot start the epoch ticker")?;
-        let component = self.load(&engine)?;
+        let (component, world) = self.load(&engine)?;
         let linker = mayfly_sandbox::linker::linker(&engine).map_err(anyhow::Error::from)?;
         let sandbox = Sandbox::new(&engine, name.clone(), grants, limits, None)?;
 
@@ -143,8 +150,24 @@ impl Run {
                 .store(call, &stdio, &args)
                 .context("cannot open a granted directory")?;
             let run = async {
-                let command = Command::instantiate_async(&mut store, &component, &linker).await?;
-                command.wasi_cli_run().call_run(&mut store).await
+                match world {
+                    CommandWorld::Cli02 => {
+                        let command =
+                            Command::instantiate_async(&mut store, &component, &linker).await?;
+                        command.wasi_cli_run().call_run(&mut store).await
+                    }
+                    CommandWorld::Cli03 => {
+                        let command = wasmtime_wasi::p3::bindings::Command::instantiate_async(
+                            &mut store, &component, &linker,
+                        )
+                        .await?;
+                        store
+                            .run_concurrent(async move |accessor| {
+                                command.wasi_cli_run().call_run(accessor).await
+                            })
+                            .await?
+                    }
+                }
             };
             let outcome = tokio::time::timeout_at(deadline.into(), run).await;
             let memory_refused = store.data().limiter().memory_refused();
@@ -194,7 +217,8 @@ impl Run {
         })
     }
 
-    fn load(&self, engine: &wasmtime::Engine) -> Result<Component> {
+    /// The command, and which `wasi:cli` it exports.
+    fn load(&self, engine: &wasmtime::Engine) -> Result<(Component, CommandWorld)> {
         let path = &self.component;
         let bytes =
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -204,18 +228,22 @@ impl Run {
         let (component, _) = cache
             .load_or_compile(engine, &bytes)
             .map_err(|err| anyhow::anyhow!("{}: invalid component: {err:#}", path.display()))?;
-        let exports_run = component
-            .component_type()
-            .exports(engine)
-            .any(|(name, _)| name.starts_with("wasi:cli/run@0.2"));
-        if !exports_run {
+        let ty = component.component_type();
+        let exports = |prefix: &str| ty.exports(engine).any(|(name, _)| name.starts_with(prefix));
+        // A 0.3 command may also export the 0.2 `run` its standard library
+        // brings along: the 0.3 one is the command.
+        let world = if exports("wasi:cli/run@0.3") {
+            CommandWorld::Cli03
+        } else if exports("wasi:cli/run@0.2") {
+            CommandWorld::Cli02
+        } else {
             bail!(
-                "{}: it does not export `wasi:cli/run`, so it is not a command \
+                "{}: it does not export `wasi:cli/run` (of WASI 0.2 or 0.3), so it is not a command \
                  (build a binary crate for `wasm32-wasip2`; `mayfly serve` runs HTTP components)",
                 path.display()
             );
-        }
-        Ok(component)
+        };
+        Ok((component, world))
     }
 
     fn grants(&self) -> Result<Grants> {

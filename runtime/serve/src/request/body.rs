@@ -208,15 +208,29 @@ where
 /// wasmtime-wasi-http ends a body normally when its sender is dropped, which
 /// is also what happens when the guest traps halfway: without this, a client
 /// would take a truncated body for a complete one.
+///
+/// A body that the guest itself ends with an error (WASI 0.3 lets it) is
+/// cut the same way, and logged once, against its component and request.
 pub(super) struct GuestBody {
     body: HyperOutgoingBody,
     shared: Arc<Shared>,
+    /// Whom to blame for an error from the guest's side, until it is told.
+    blame: Option<(Arc<LoadedComponent>, Arc<str>)>,
 }
 
 impl GuestBody {
     /// The guest's `body`, ending in an error if `shared` says it failed.
-    pub(super) fn new(body: HyperOutgoingBody, shared: Arc<Shared>) -> Self {
-        Self { body, shared }
+    pub(super) fn new(
+        body: HyperOutgoingBody,
+        shared: Arc<Shared>,
+        component: Arc<LoadedComponent>,
+        request_id: Arc<str>,
+    ) -> Self {
+        Self {
+            body,
+            shared,
+            blame: Some((component, request_id)),
+        }
     }
 }
 
@@ -231,6 +245,16 @@ impl Body for GuestBody {
         match Pin::new(&mut self.body).poll_frame(cx) {
             Poll::Ready(None) if self.shared.failed.load(Ordering::Acquire) => {
                 Poll::Ready(Some(Err(Error::HttpResponseIncomplete)))
+            }
+            Poll::Ready(Some(Err(err))) => {
+                if let Some((component, request_id)) = self.blame.take() {
+                    super::outcome::report(
+                        &component,
+                        &request_id,
+                        &format!("the response body failed: {err:?}"),
+                    );
+                }
+                Poll::Ready(Some(Err(err)))
             }
             other => other,
         }

@@ -2,8 +2,9 @@
 //!
 //! For each request: wait for a turn at the component (bounded queue), make
 //! a new store from the component's sandbox (its own host state, limits and
-//! deadline), instantiate from the pre-instantiated component, call
-//! `wasi:http/incoming-handler`, and drop everything. The guest runs in its own local task so it can keep
+//! deadline), instantiate from the pre-instantiated component, call its
+//! handler (`wasi:http/incoming-handler` of WASI 0.2 or `wasi:http/handler`
+//! of WASI 0.3, see `invoke`), and drop everything. The guest runs in its own local task so it can keep
 //! streaming the body after the response head has gone out; the task is
 //! bounded by the component's deadline.
 //!
@@ -12,6 +13,7 @@
 
 mod body;
 mod head;
+mod invoke;
 mod outcome;
 
 use std::sync::Arc;
@@ -26,9 +28,6 @@ use mayfly_host_api::budget::Exhausted;
 use mayfly_host_api::outbound::{Dispatcher, X_REQUEST_ID};
 use mayfly_sandbox::output::GuestLog;
 use mayfly_sandbox::{CallContext, LimitKind, Stdio};
-use tokio::sync::oneshot;
-use wasmtime_wasi_http::WasiHttpView;
-use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 pub use self::body::plain;
@@ -37,6 +36,7 @@ use self::body::{
 };
 pub use self::head::head_size;
 use self::head::{declared_length, request_id};
+use self::invoke::Invocation;
 use self::outcome::{Outcome, count, report};
 use crate::app::App;
 use crate::component::LoadedComponent;
@@ -195,13 +195,8 @@ where
     let body_timeout = request.extensions().get::<BodyTimeout>().map(|t| t.0);
     let request = request
         .map(|body| LimitedBody::new(body, limits.max_request_body, body_timeout, shared.clone()));
-    let (sender, receiver) = oneshot::channel();
-    let mut http = store.data_mut().http();
-    let resources = http
-        .new_incoming_request(Scheme::Http, request)
-        .and_then(|request| Ok((request, http.new_response_outparam(sender)?)));
-    let (request, outparam) = match resources {
-        Ok(resources) => resources,
+    let (invocation, answer) = match Invocation::new(&component.pre, &mut store, request) {
+        Ok(prepared) => prepared,
         Err(err) => {
             return plain(
                 StatusCode::BAD_REQUEST,
@@ -216,15 +211,7 @@ where
     let guest = tokio::task::spawn_local(async move {
         let request_id = task_request_id;
         let component = task_component;
-        let run = async {
-            let started = Instant::now();
-            let proxy = component.pre.instantiate_async(&mut store).await?;
-            component.metrics.instantiated(started.elapsed());
-            proxy
-                .wasi_http_incoming_handler()
-                .call_handle(&mut store, request, outparam)
-                .await
-        };
+        let run = invocation.run(&mut store, &component.metrics);
         let outcome = match tokio::time::timeout_at(deadline.into(), run).await {
             Ok(Ok(())) => Outcome::Finished,
             Ok(Err(err)) => {
@@ -284,7 +271,7 @@ where
         outcome
     });
 
-    match receiver.await {
+    match answer.head().await {
         Ok(Ok(response)) if response.headers().len() > limits.max_response_headers => {
             component.metrics.limit(LimitKind::ResponseHeaders);
             report(
@@ -301,19 +288,21 @@ where
                 ),
             )
         }
-        Ok(Ok(response)) => response.map(|body| GuestBody::new(body, shared).boxed_unsync()),
+        Ok(Ok(response)) => response.map(|body| {
+            GuestBody::new(body, shared, component.clone(), request_id.clone()).boxed_unsync()
+        }),
         Ok(Err(code)) => {
             report(
                 component,
                 request_id,
-                &format!("responded with error code {code:?}"),
+                &format!("responded with error code {code}"),
             );
             if let Some(refusal) = client_fault(component, &shared, body_timeout) {
                 return refusal;
             }
             plain(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                format!("component `{name}` failed: {code:?}\n"),
+                format!("component `{name}` failed: {code}\n"),
             )
         }
         // The guest dropped the response without setting it: it trapped, ran

@@ -1,0 +1,379 @@
+//! A WASI 0.3 guest that attacks its host, one way per request:
+//! `?attack=NAME`. The attacks of `hostile`, its WASI 0.2 twin, have the
+//! same names and answers, made through the 0.3 interfaces (async clocks,
+//! `stream<u8>` bodies and output, `wasi:filesystem@0.3.0`,
+//! `wasi:http/client@0.3.0`):
+//!
+//! - `loop`: spins forever without ever calling the host.
+//! - `memory`: allocates (and touches) memory until allocation fails.
+//! - `recursion`: recurses until the call stack runs out.
+//! - `sleep`: sleeps ten minutes through `wasi:clocks`.
+//! - `endless-body`: sends a response whose body never ends.
+//! - `headers`: sends a response with `count` (default 10000) headers.
+//! - `resources`: creates host resources (header maps), never dropping
+//!   one, until the host refuses.
+//! - `print`: writes 64 MiB to stdout.
+//! - `newlines`: writes 1 MiB of empty lines to stdout.
+//! - `files`: opens the file at `path` over and over, closing none, until
+//!   the host refuses; streams `opened N: ERROR`, then holds every file
+//!   until the request body ends, and says `released`.
+//! - `connections`: sends `count` (default 100) GETs to `url` at once and
+//!   holds them; streams a line each time one more of them is settled
+//!   (`refused` by the host's budget, `failed` otherwise, `answered`),
+//!   until all are.
+//! - `fields`: builds a 64 KiB header map, then clones it and deletes an
+//!   absent header from each clone until the host refuses (each change
+//!   copies the whole map).
+//! - `panic`: a Rust panic (which aborts the instance with a trap).
+//! - `none`: no attack at all: 200 `ok`, to show the component still serves
+//!   (or `status`, if given: a guest's own error status is not a limit).
+//!
+//! What WASI 0.3 adds:
+//!
+//! - `tasks`: answers `task spawned` (the whole response), then keeps a
+//!   task of the instance running after it: `&how=spin` (the default)
+//!   spins, `yield` yields to the host in a loop, `sleep` sleeps 10 ms in a
+//!   loop. The instance is never done: only the host's deadline ends it.
+//! - `streams`: creates stream and future handles (both ends), never
+//!   dropping one, until the host refuses.
+//! - `random`: reads `bytes` (default 1 GiB) from `wasi:random`, asking for
+//!   all that is left in each call (or `chunk` bytes at most); answers
+//!   `got N random bytes in C calls`.
+//! - `escape`: tries to read outside its grants through
+//!   `wasi:filesystem@0.3.0`: `/etc/passwd`, `../` paths and absolute
+//!   paths, resolved by the guest and also handed to the host's `open-at`
+//!   on each granted directory as they are. One line per attempt,
+//!   `ATTEMPT: denied: ERROR`, or `ATTEMPT: ESCAPED: read N bytes`. With
+//!   `&path=P` it reads P alone and answers as `capabilities`' `op=read`
+//!   does (200 with the contents, 403 `denied: ERROR` with the same error
+//!   text), and with `&write=1` writes `written by guest` to it as `op=write`
+//!   does (200 `written`).
+//! - `env`: every environment variable it sees, one `KEY=VALUE` per line
+//!   (as `capabilities`' `op=env`); with `&name=N` just that one (404
+//!   `environment variable not found` if it is not set).
+//! - `outbound`: a GET to `url` through `wasi:http/client@0.3.0`, answered
+//!   as `capabilities`' `op=fetch` is: 200 with `STATUS BODY`, 403
+//!   `denied: ErrorCode::HttpRequestDenied`, 502 `denied: ErrorCode::...`.
+//!
+//! Each must cost only its own request: the host cuts it off at its limit
+//! and keeps serving everything else. An attack that was not stopped
+//! answers 200 `survived`.
+
+use std::hint::black_box;
+
+use futures::StreamExt as _;
+use futures::stream::FuturesUnordered;
+use kit3::attacks::{hoard, spin};
+use kit3::fs::{Preopens, io_error};
+use kit3::http::{ErrorCode, Fields, Incoming, Request, Response, query_param, respond};
+
+struct Hostile;
+
+impl kit3::Handler for Hostile {
+    async fn handle(request: Request) -> Result<Response, ErrorCode> {
+        let param = |name| query_param(&request, name);
+        match param("attack").as_deref() {
+            Some("none") => {
+                let status = param("status")
+                    .and_then(|status| status.parse().ok())
+                    .unwrap_or(200);
+                return respond(status, &[], "ok\n");
+            }
+            Some("panic") => panic!("hostile guest: panicking on purpose"),
+            Some("loop") => spin(),
+            Some("memory") => hoard(),
+            Some("recursion") => {
+                black_box(recurse(black_box(0)));
+            }
+            Some("sleep") => kit3::sleep_ms(600_000).await,
+            Some("endless-body") => return endless_body(),
+            Some("headers") => {
+                let count = param("count").and_then(|c| c.parse().ok());
+                return Ok(header_flood(count.unwrap_or(10_000)));
+            }
+            Some("resources") => loop {
+                std::mem::forget(black_box(Fields::new()));
+            },
+            Some("print") => {
+                let chunk = [[b'p'; 1023].as_slice(), b"\n"].concat().repeat(64);
+                let mut stdout = kit3::cli::Output::stdout();
+                for _ in 0..1024 {
+                    if !stdout.write(chunk.clone()).await {
+                        break;
+                    }
+                }
+                let _ = stdout.close().await;
+            }
+            Some("newlines") => kit3::cli::print(vec![b'\n'; 1 << 20]).await,
+            Some("files") => {
+                let path = param("path").unwrap_or_default();
+                return hoard_files(request, &path).await;
+            }
+            Some("connections") => {
+                let url = param("url").unwrap_or_default();
+                let count = param("count").and_then(|c| c.parse().ok());
+                return hold_connections(url, count.unwrap_or(100));
+            }
+            Some("fields") => grow_fields(),
+            Some("tasks") => return runaway_task(param("how").unwrap_or_default()),
+            Some("streams") => hoard_handles(),
+            Some("random") => {
+                let bytes = param("bytes").and_then(|b| b.parse().ok());
+                let chunk = param("chunk").and_then(|c| c.parse().ok());
+                let answer = read_random(bytes.unwrap_or(1 << 30), chunk.unwrap_or(u64::MAX));
+                return respond(200, &[], answer);
+            }
+            Some("escape") => {
+                let write = param("write").as_deref() == Some("1");
+                let (status, body) = match param("path") {
+                    Some(path) => read_or_write(&path, write).await,
+                    None => (200, escape().await.into_bytes()),
+                };
+                return respond(status, &[("content-type", b"text/plain")], body);
+            }
+            Some("env") => {
+                let (status, body) = match param("name") {
+                    Some(name) => match kit3::cli::var(&name) {
+                        Some(value) => (200, value),
+                        None => (404, "environment variable not found".to_string()),
+                    },
+                    None => (200, env_lines()),
+                };
+                return respond(status, &[("content-type", b"text/plain")], body);
+            }
+            Some("outbound") => {
+                let url = param("url").unwrap_or_default();
+                let (status, body) = kit3::http::fetch_answer(kit3::http::get_all(&url).await);
+                return respond(status, &[("content-type", b"text/plain")], body);
+            }
+            _ => return respond(400, &[], "unknown attack\n"),
+        }
+        // Reaching this line means the attack was not stopped.
+        respond(200, &[], "survived\n")
+    }
+}
+
+/// Never returns in practice: the base case is hidden from the optimiser
+/// behind `black_box`, so the recursion is real.
+fn recurse(depth: u64) -> u64 {
+    if black_box(depth == u64::MAX) {
+        return depth;
+    }
+    black_box(recurse(black_box(depth + 1))) + 1
+}
+
+fn endless_body() -> Result<Response, ErrorCode> {
+    let (response, mut body) = kit3::http::response(200, &[("content-type", b"text/plain")])?;
+    kit3::spawn(async move {
+        loop {
+            if !body.write([b'x'; 1024].to_vec()).await {
+                // The client went away: nothing else to do but keep the CPU busy.
+                spin();
+            }
+        }
+    });
+    Ok(response)
+}
+
+fn header_flood(count: u32) -> Response {
+    let fields = Fields::new();
+    for i in 0..count {
+        if fields.append(&format!("x-flood-{i}"), b"1").is_err() {
+            // The host's cap on a header block's size: send what fits.
+            break;
+        }
+    }
+    let (_, trailers) = kit3::wit_future::new(|| Ok(None));
+    Response::new(fields, None, trailers).0
+}
+
+async fn hoard_files(request: Request, path: &str) -> Result<Response, ErrorCode> {
+    let preopens = Preopens::get();
+    let mut files = Vec::new();
+    let error = loop {
+        match preopens.open(path, false).await {
+            Ok(file) => files.push(file),
+            Err(code) => break io_error(&code).to_string(),
+        }
+        if files.len() == 100_000 {
+            break "nothing refused".to_string();
+        }
+    };
+    let line = format!("opened {}: {error}\n", files.len());
+    let (response, mut body) = kit3::http::response(200, &[])?;
+    let input = Incoming::request(request);
+    kit3::spawn(async move {
+        body.write(line).await;
+        // Every file stays open until the client ends its request body.
+        let _ = input.count().await;
+        drop(files);
+        body.write("released\n").await;
+        body.finish(None).await;
+    });
+    Ok(response)
+}
+
+fn hold_connections(url: String, count: u32) -> Result<Response, ErrorCode> {
+    let (response, mut body) = kit3::http::response(200, &[])?;
+    kit3::spawn(async move {
+        let mut pending: FuturesUnordered<_> = (0..count).map(|_| kit3::http::get(&url)).collect();
+        let (mut refused, mut failed, mut answered) = (0u32, 0u32, 0u32);
+        let mut first_failure = String::new();
+        while let Some(result) = pending.next().await {
+            match result {
+                Ok(_) => answered += 1,
+                Err(kit3::http::GetError::Refused(ErrorCode::ConnectionLimitReached)) => {
+                    refused += 1
+                }
+                Err(err) => {
+                    failed += 1;
+                    if first_failure.is_empty() {
+                        first_failure = match err {
+                            kit3::http::GetError::Refused(code) => format!("{code:?}"),
+                            other => format!("{other:?}"),
+                        };
+                    }
+                }
+            }
+            let line =
+                format!("refused {refused} failed {failed} answered {answered} {first_failure}\n");
+            if !body.write(line).await {
+                return;
+            }
+        }
+        body.finish(None).await;
+    });
+    Ok(response)
+}
+
+fn grow_fields() -> ! {
+    let fields = Fields::new();
+    for i in 0..64 {
+        let _ = fields.append(&format!("x-big-{i}"), &[b'v'; 1000]);
+    }
+    let mut copies = Vec::new();
+    loop {
+        let copy = fields.clone();
+        // Any change to a copy, even deleting a header it does not have,
+        // copies the whole map on the host.
+        let _ = copy.delete("x-absent");
+        copies.push(black_box(copy));
+    }
+}
+
+/// A whole response, then a task of the instance that never ends.
+fn runaway_task(how: String) -> Result<Response, ErrorCode> {
+    let (response, mut body) = kit3::http::response(200, &[])?;
+    kit3::spawn(async move {
+        body.write("task spawned\n").await;
+        body.finish(None).await;
+        match how.as_str() {
+            "yield" => loop {
+                kit3::yield_async().await;
+            },
+            "sleep" => loop {
+                kit3::sleep_ms(10).await;
+            },
+            _ => spin(),
+        }
+    });
+    Ok(response)
+}
+
+fn hoard_handles() -> ! {
+    loop {
+        std::mem::forget(black_box(kit3::wit_stream::new::<u8>()));
+        std::mem::forget(black_box(kit3::wit_future::new::<Result<(), ErrorCode>>(
+            || Ok(()),
+        )));
+    }
+}
+
+fn read_random(bytes: u64, chunk: u64) -> String {
+    let (mut got, mut calls) = (0u64, 0u64);
+    while got < bytes {
+        let asked = (bytes - got).min(chunk);
+        let random = kit3::wasi::random::random::get_random_bytes(asked);
+        calls += 1;
+        if random.is_empty() {
+            break;
+        }
+        got += random.len() as u64;
+        black_box(random);
+    }
+    format!("got {got} random bytes in {calls} calls\n")
+}
+
+/// What `capabilities` answers for `op=read` (or `op=write`).
+async fn read_or_write(path: &str, write: bool) -> (u16, Vec<u8>) {
+    let preopens = Preopens::get();
+    let result = if write {
+        preopens
+            .write(path, b"written by guest")
+            .await
+            .map(|()| b"written".to_vec())
+    } else {
+        preopens.read(path).await
+    };
+    match result {
+        Ok(contents) => (200, contents),
+        Err(code) => (403, format!("denied: {}", io_error(&code)).into_bytes()),
+    }
+}
+
+/// Tries every way out it knows, one line each.
+async fn escape() -> String {
+    const GUEST_PATHS: &[&str] = &["/etc/passwd", "../../etc/passwd", "/../etc/passwd"];
+    const HOST_PATHS: &[&str] = &[
+        "/etc/passwd",
+        "../../../../etc/passwd",
+        "..",
+        "../",
+        "./../",
+        "/",
+    ];
+    let preopens = Preopens::get();
+    let mut lines = String::new();
+    let mut report = |attempt: String, result: Result<Vec<u8>, kit3::fs::ErrorCode>| {
+        let outcome = match result {
+            Ok(bytes) => format!("ESCAPED: read {} bytes", bytes.len()),
+            Err(code) => format!("denied: {}", io_error(&code)),
+        };
+        lines.push_str(&format!("{attempt}: {outcome}\n"));
+    };
+    for path in GUEST_PATHS {
+        report(format!("read {path}"), preopens.read(path).await);
+    }
+    for (dir, name) in preopens.dirs() {
+        report(format!("read {name}/../../../../etc/passwd"), {
+            preopens
+                .read(&format!("{name}/../../../../etc/passwd"))
+                .await
+        });
+        for path in HOST_PATHS {
+            let opened = kit3::fs::open_at(dir, path, false).await;
+            let result = match opened {
+                Ok(file) => match kit3::fs::read_all(&file).await {
+                    // A directory opened outside the grant is an escape too.
+                    Err(kit3::fs::ErrorCode::IsDirectory) => Ok(Vec::new()),
+                    other => other,
+                },
+                Err(code) => Err(code),
+            };
+            report(format!("open-at({name}, {path})"), result);
+        }
+    }
+    if preopens.dirs().is_empty() {
+        lines.push_str("no preopened directories\n");
+    }
+    lines
+}
+
+fn env_lines() -> String {
+    kit3::cli::vars()
+        .iter()
+        .map(|(key, value)| format!("{key}={value}\n"))
+        .collect()
+}
+
+kit3::export_handler!(Hostile);

@@ -1,0 +1,161 @@
+//! How a request is handed to a fresh instance, in each world: WASI 0.2's
+//! `incoming-handler.handle` with a response outparam, or WASI 0.3's
+//! `handler.handle`, an async export whose response streams while the
+//! store's event loop runs. Either way the response head comes back on a
+//! channel ([`Answer`]) while the guest goes on running in its task, and
+//! the same deadline, limits and fresh store apply.
+
+use std::pin::Pin;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::Request;
+use hyper::body::Body;
+use tokio::sync::oneshot;
+use wasmtime::Store;
+use wasmtime::component::Resource;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::p2::types::{HostIncomingRequest, HostResponseOutparam};
+use wasmtime_wasi_http::p3::bindings::ServicePre;
+use wasmtime_wasi_http::{WasiHttpView as _, p3};
+
+use mayfly_sandbox::Host;
+
+use super::body::LimitedBody;
+use crate::component::Handler;
+use crate::metrics::ComponentMetrics;
+
+/// A response head, or the guest's error instead of one.
+pub(super) type Head = Result<http::Response<HyperOutgoingBody>, String>;
+
+/// Where the response head arrives.
+pub(super) enum Answer {
+    Http02(oneshot::Receiver<Result<http::Response<HyperOutgoingBody>, ErrorCode>>),
+    Http03(oneshot::Receiver<Head>),
+}
+
+impl Answer {
+    /// The head, or `Err` if the guest gave none (it trapped, ran out of
+    /// time, or returned without answering).
+    pub(super) async fn head(self) -> Result<Head, oneshot::error::RecvError> {
+        match self {
+            Answer::Http02(receiver) => Ok(receiver.await?.map_err(|code| format!("{code:?}"))),
+            Answer::Http03(receiver) => receiver.await,
+        }
+    }
+}
+
+/// The request's future that reports body errors back to a 0.3 guest.
+type BodyIo = Pin<Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send + 'static>>;
+
+/// A request, ready to be handled by an instance of its component.
+pub(super) enum Invocation {
+    Http02 {
+        pre: ProxyPre<Host>,
+        request: Resource<HostIncomingRequest>,
+        outparam: Resource<HostResponseOutparam>,
+    },
+    Http03 {
+        pre: ServicePre<Host>,
+        request: p3::Request,
+        io: BodyIo,
+        head: oneshot::Sender<Head>,
+    },
+}
+
+impl Invocation {
+    /// Puts `request` in `store` for `handler`'s world.
+    pub(super) fn new<B>(
+        handler: &Handler,
+        store: &mut Store<Host>,
+        request: Request<LimitedBody<B>>,
+    ) -> Result<(Self, Answer), String>
+    where
+        B: Body<Data = Bytes> + Send + Unpin + 'static,
+        B::Error: Into<wasmtime_wasi_http::Error>,
+    {
+        match handler {
+            Handler::Http02(pre) => {
+                let (sender, receiver) = oneshot::channel();
+                let mut http = store.data_mut().http();
+                let request = http
+                    .new_incoming_request(Scheme::Http, request)
+                    .map_err(|err| err.to_string())?;
+                let outparam = http
+                    .new_response_outparam(sender)
+                    .map_err(|err| err.to_string())?;
+                let invocation = Invocation::Http02 {
+                    pre: pre.clone(),
+                    request,
+                    outparam,
+                };
+                Ok((invocation, Answer::Http02(receiver)))
+            }
+            Handler::Http03(pre) => {
+                let (head, receiver) = oneshot::channel();
+                let (request, io) = p3::Request::from_http(store.data_mut().http().hooks, request);
+                let invocation = Invocation::Http03 {
+                    pre: pre.clone(),
+                    request,
+                    io: Box::pin(io),
+                    head,
+                };
+                Ok((invocation, Answer::Http03(receiver)))
+            }
+        }
+    }
+
+    /// Instantiates the component in `store` and handles the request, until
+    /// the guest is done: its response body sent, and (for 0.3) every task
+    /// it started finished.
+    pub(super) async fn run(
+        self,
+        store: &mut Store<Host>,
+        metrics: &ComponentMetrics,
+    ) -> wasmtime::Result<()> {
+        let started = Instant::now();
+        match self {
+            Invocation::Http02 {
+                pre,
+                request,
+                outparam,
+            } => {
+                let proxy = pre.instantiate_async(&mut *store).await?;
+                metrics.instantiated(started.elapsed());
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut *store, request, outparam)
+                    .await
+            }
+            Invocation::Http03 {
+                pre,
+                request,
+                io,
+                head,
+            } => {
+                let service = pre.instantiate_async(&mut *store).await?;
+                metrics.instantiated(started.elapsed());
+                store
+                    .run_concurrent(async move |accessor| -> wasmtime::Result<()> {
+                        match service.handle(accessor, request).await? {
+                            Ok(response) => {
+                                let response = accessor
+                                    .with(|mut access| response.into_http(&mut access, io))?;
+                                let _ = head.send(Ok(response));
+                            }
+                            Err(code) => {
+                                let _ = head.send(Err(format!("{code:?}")));
+                            }
+                        }
+                        // The body streams, and tasks the guest left
+                        // running go on, only while this loop turns.
+                        std::future::poll_fn(|cx| accessor.poll_no_interesting_tasks(cx)).await;
+                        Ok(())
+                    })
+                    .await?
+            }
+        }
+    }
+}
