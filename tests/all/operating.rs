@@ -161,7 +161,8 @@ async fn phase(answered: &AtomicUsize, at_least: Duration, requests: usize) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rolling_updates_under_load_fail_no_request() {
     let dir = tempfile::tempdir().unwrap();
-    let (server, _) = start(dir.path(), &[]);
+    // With WASI 0.3 on from the start: v2 is a 0.3 component.
+    let (server, _) = start(dir.path(), &["--wasi-03"]);
     let stop = Arc::new(AtomicBool::new(false));
     let answered = Arc::new(AtomicUsize::new(0));
     let clients = load(server.addr, 8, stop.clone(), answered.clone());
@@ -290,6 +291,18 @@ async fn the_admin_api_needs_its_token_and_checks_what_it_is_given() {
         reply.text().contains(
             "exports neither `wasi:http/incoming-handler@0.2` nor `wasi:http/handler@0.3`"
         ),
+        "{}",
+        reply.text()
+    );
+    assert_eq!(get(server.addr, "/").await.text(), V1);
+    // A WASI 0.3 component, on a server that started with 0.2 ones only
+    // (and no `--wasi-03`): refused, saying how to allow it.
+    let reply = deploy(&server, "web", std::fs::read(guests::PROBE_P3).unwrap()).await;
+    assert_eq!(reply.status, 422);
+    assert!(
+        reply
+            .text()
+            .contains("it is a WASI 0.3 component, and this server runs WASI 0.2 only"),
         "{}",
         reply.text()
     );

@@ -54,7 +54,7 @@ impl PluginEngine {
         let engine = settings.build().map_err(host_error)?;
         let ticker = EpochTicker::start(&engine)
             .map_err(|err| PluginError::Host(format!("cannot start the epoch ticker: {err}")))?;
-        let mut linker = mayfly_sandbox::linker::linker(&engine).map_err(host_error)?;
+        let mut linker = mayfly_sandbox::linker::linker(&engine, false).map_err(host_error)?;
         deny(&mut linker, SOCKETS).map_err(host_error)?;
         let mut linker_without_files = linker.clone();
         deny(&mut linker_without_files, FILES).map_err(host_error)?;

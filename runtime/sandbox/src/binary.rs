@@ -33,6 +33,39 @@ pub fn check_component(bytes: &[u8]) -> Result<(), BinaryError> {
     }
 }
 
+/// Whether the component in `bytes` exports a WASI 0.3 world
+/// (`wasi:http/handler@0.3.x` or `wasi:cli/run@0.3.x`), read from its
+/// export section without compiling it. Bytes that do not parse say no:
+/// the compiler will say what is wrong with them.
+pub fn exports_wasi_03(bytes: &[u8]) -> bool {
+    const WORLDS: [&str; 2] = ["wasi:http/handler@0.3.", "wasi:cli/run@0.3."];
+    let mut depth = 0usize;
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        match payload {
+            Ok(
+                wasmparser::Payload::ModuleSection { .. }
+                | wasmparser::Payload::ComponentSection { .. },
+            ) => {
+                depth += 1;
+            }
+            Ok(wasmparser::Payload::End(_)) => depth = depth.saturating_sub(1),
+            Ok(wasmparser::Payload::ComponentExportSection(exports)) if depth == 0 => {
+                for export in exports.into_iter().flatten() {
+                    if WORLDS
+                        .iter()
+                        .any(|world| export.name.name.starts_with(world))
+                    {
+                        return true;
+                    }
+                }
+            }
+            Ok(_) => {}
+            Err(_) => return false,
+        }
+    }
+    false
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -39,6 +39,11 @@ pub struct EngineSettings {
     /// Whether compiled code meters fuel. Costs some speed, so it is on only
     /// when a component has a `fuel` limit.
     pub consume_fuel: bool,
+    /// Whether the engine runs WASI 0.3 components (component-model async:
+    /// every store gets the concurrency state it needs, which roughly
+    /// doubles the cost of a trivial request), so it is on only when a
+    /// component needs it, or when asked (`--wasi-03`).
+    pub wasi_03: bool,
 }
 
 impl Default for EngineSettings {
@@ -48,6 +53,7 @@ impl Default for EngineSettings {
             max_memory_bytes: 4 << 30,
             keep_resident: 4 << 20,
             consume_fuel: false,
+            wasi_03: false,
         }
     }
 }
@@ -114,6 +120,7 @@ impl EngineSettings {
         let mut config = Config::new();
         config
             .wasm_component_model(true)
+            .concurrency_support(self.wasi_03)
             .max_wasm_stack(MAX_WASM_STACK)
             .async_stack_size(ASYNC_STACK_SIZE)
             .epoch_interruption(true)

@@ -29,11 +29,17 @@ const HTTP_TYPES: &str = "wasi:http/types@0.2.12";
 const HTTP_TYPES_P3: &str = "wasi:http/types@0.3.0";
 
 /// Defines the counted imports over those `linker` already has.
-pub(crate) fn add_to_linker(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
+/// The WASI 0.3 ones too if `wasi_03`.
+pub(crate) fn add_to_linker(linker: &mut Linker<Host>, wasi_03: bool) -> wasmtime::Result<()> {
     redefines(linker, FILESYSTEM_TYPES, &["[method]descriptor.open-at"])?;
-    redefines(linker, FILESYSTEM_TYPES_P3, &["[method]descriptor.open-at"])?;
+    if wasi_03 {
+        redefines(linker, FILESYSTEM_TYPES_P3, &["[method]descriptor.open-at"])?;
+    }
     #[cfg(feature = "http")]
-    for types in [HTTP_TYPES, HTTP_TYPES_P3] {
+    for types in [HTTP_TYPES, HTTP_TYPES_P3]
+        .into_iter()
+        .take(if wasi_03 { 2 } else { 1 })
+    {
         redefines(
             linker,
             types,
@@ -49,11 +55,13 @@ pub(crate) fn add_to_linker(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
     linker
         .instance(FILESYSTEM_TYPES)?
         .func_wrap_async("[method]descriptor.open-at", open_at)?;
-    linker
-        .instance(FILESYSTEM_TYPES_P3)?
-        .func_wrap_concurrent("[method]descriptor.open-at", p3::open_at)?;
+    if wasi_03 {
+        linker
+            .instance(FILESYSTEM_TYPES_P3)?
+            .func_wrap_concurrent("[method]descriptor.open-at", p3::open_at)?;
+    }
     #[cfg(feature = "http")]
-    fields::add_to_linker(linker)?;
+    fields::add_to_linker(linker, wasi_03)?;
     linker.allow_shadowing(false);
     Ok(())
 }
@@ -268,13 +276,16 @@ mod fields {
         }};
     }
 
-    pub(super) fn add_to_linker(linker: &mut Linker<Host>) -> wasmtime::Result<()> {
+    pub(super) fn add_to_linker(linker: &mut Linker<Host>, wasi_03: bool) -> wasmtime::Result<()> {
         counted!(
             linker,
             HTTP_TYPES,
             wasmtime_wasi_http::p2::bindings::http::types::HostFields,
             header_result
         );
+        if !wasi_03 {
+            return Ok(());
+        }
         counted!(
             linker,
             HTTP_TYPES_P3,
@@ -333,9 +344,14 @@ mod tests {
 
     #[test]
     fn only_functions_wasmtime_wasi_defines_are_redefined() {
-        let engine = wasmtime::Engine::default();
+        let engine = crate::EngineSettings {
+            wasi_03: true,
+            ..crate::EngineSettings::default()
+        }
+        .build()
+        .unwrap();
         // The linker Mayfly builds redefines them all.
-        let mut linker = crate::linker::linker(&engine).unwrap();
+        let mut linker = crate::linker::linker(&engine, true).unwrap();
         // A version wasmtime-wasi does not define is refused, loudly.
         let err = redefines(
             &mut linker,

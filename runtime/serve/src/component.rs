@@ -192,6 +192,13 @@ pub enum LoadErrorKind {
          or the `wasi:http/service` world of WASI 0.3; it exports: {0})"
     )]
     NotProxy(String),
+    /// A WASI 0.3 component, on an engine started without WASI 0.3.
+    #[error(
+        "it is a WASI 0.3 component, and this server runs WASI 0.2 only, as no component it \
+         started with needed 0.3 (each request costs less that way): restart it with \
+         `--wasi-03`, or with a 0.3 component in the app"
+    )]
+    NeedsWasi03,
     /// The component imports something the host does not provide.
     #[error("it cannot be linked: {0}")]
     Link(String),

@@ -58,7 +58,8 @@ impl Loader {
     ) -> anyhow::Result<Self> {
         let ticker = EpochTicker::start(&engine)
             .map_err(|err| anyhow::anyhow!("cannot start the epoch ticker: {err}"))?;
-        let linker = mayfly_sandbox::linker::linker(&engine).map_err(anyhow::Error::from)?;
+        let linker = mayfly_sandbox::linker::linker(&engine, settings.wasi_03)
+            .map_err(anyhow::Error::from)?;
         Ok(Self {
             engine,
             settings,
@@ -106,6 +107,9 @@ impl Loader {
             Source::Deployed { bytes, .. } => bytes,
         };
         mayfly_sandbox::binary::check_component(bytes).map_err(|e| fail(e.into()))?;
+        if !self.settings.wasi_03 && mayfly_sandbox::binary::exports_wasi_03(bytes) {
+            return Err(fail(LoadErrorKind::NeedsWasi03));
+        }
 
         let (component, cache) = self
             .cache

@@ -109,9 +109,13 @@ impl Run {
             fuel: self.fuel,
             ..RequestLimits::default()
         };
+        // A 0.3 command needs an engine with component-model async.
+        let wasi_03 = std::fs::read(&self.component)
+            .is_ok_and(|bytes| mayfly_sandbox::binary::exports_wasi_03(&bytes));
         let settings = EngineSettings {
             max_instances: 4,
             consume_fuel: self.fuel.is_some(),
+            wasi_03,
             ..EngineSettings::default()
         };
         let engine = settings
@@ -120,7 +124,8 @@ impl Run {
             .context("cannot create the WebAssembly engine")?;
         let _ticker = EpochTicker::start(&engine).context("cannot start the epoch ticker")?;
         let (component, world) = self.load(&engine)?;
-        let linker = mayfly_sandbox::linker::linker(&engine).map_err(anyhow::Error::from)?;
+        let linker =
+            mayfly_sandbox::linker::linker(&engine, wasi_03).map_err(anyhow::Error::from)?;
         let sandbox = Sandbox::new(&engine, name.clone(), grants, limits, None)?;
 
         let log = GuestLog::default();

@@ -20,12 +20,20 @@ pub(super) struct EngineArgs {
     #[arg(long, value_name = "N", default_value_t = EngineSettings::default().max_instances,
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     max_instances: u32,
+
+    /// Run WASI 0.3 components even if none of the app's needs it at
+    /// start, so that a 0.3 version can be deployed later. On by itself
+    /// when a component is a 0.3 one; it makes every request cost a little
+    /// more (component-model async state in every store)
+    #[arg(long = "wasi-03")]
+    wasi_03: bool,
 }
 
 impl EngineArgs {
     pub(super) fn settings(&self) -> EngineSettings {
         EngineSettings {
             max_instances: self.max_instances,
+            wasi_03: self.wasi_03,
             ..EngineSettings::default()
         }
     }

@@ -30,7 +30,7 @@ impl WasmRunner {
         let ticker = EpochTicker::start(&engine)?;
         let component = Component::from_file(&engine, path)
             .map_err(|err| anyhow::anyhow!("{}: {err:#}", path.display()))?;
-        let linker = mayfly_sandbox::linker::linker(&engine).map_err(anyhow::Error::from)?;
+        let linker = mayfly_sandbox::linker::linker(&engine, false).map_err(anyhow::Error::from)?;
         let pre = CommandPre::new(
             linker
                 .instantiate_pre(&component)

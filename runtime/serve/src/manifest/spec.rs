@@ -102,11 +102,27 @@ impl AppSpec {
     }
 
     /// The server's engine `settings` as this app needs them: with fuel
-    /// metering if a component has a fuel limit.
+    /// metering if a component has a fuel limit, and WASI 0.3 if a
+    /// component is a 0.3 one (or `settings` asks for it anyway).
     pub fn engine_settings(&self, settings: EngineSettings) -> EngineSettings {
         EngineSettings {
             consume_fuel: self.needs_fuel(),
+            wasi_03: settings.wasi_03 || self.needs_wasi_03(),
             ..settings
         }
+    }
+
+    /// Whether a component is a WASI 0.3 one (read from its exports; a
+    /// file that cannot be read says no, and fails to load later, saying
+    /// why).
+    pub fn needs_wasi_03(&self) -> bool {
+        self.components
+            .iter()
+            .any(|component| match &component.source {
+                Source::File(path) => std::fs::read(path)
+                    .is_ok_and(|bytes| mayfly_sandbox::binary::exports_wasi_03(&bytes)),
+                Source::Embedded { bytes, .. } => mayfly_sandbox::binary::exports_wasi_03(bytes),
+                Source::Deployed { bytes, .. } => mayfly_sandbox::binary::exports_wasi_03(bytes),
+            })
     }
 }
