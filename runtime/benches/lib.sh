@@ -45,6 +45,22 @@ answers() {
     return 1
 }
 
+# started NAME PORT: after a server NAME was started in the background
+# (its pid in $server_pid, its log in $work/NAME.log), waits until it
+# answers on PORT; shows its log and exits if it does not.
+started() {
+    answers "http://127.0.0.1:$2/" && return 0
+    echo "$1 did not start; its log:" >&2
+    cat "$work/$1.log" >&2
+    exit 1
+}
+
+stop_server() {
+    kill "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=
+}
+
 # run_wrk PORT CONNECTIONS [PATH] (for $duration) -> "requests_per_second p99_microseconds"
 run_wrk() {
     local port=$1 conns=$2 path=${3:-/} threads

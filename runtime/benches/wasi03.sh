@@ -38,16 +38,7 @@ start_server() {
                       --max-instance-reuse-count 1 -Scli "$hello_p3" >"$work/$name.log" 2>&1 & ;;
     esac
     server_pid=$!
-    answers "http://127.0.0.1:$port/" && return 0
-    echo "$name did not start; its log:" >&2
-    cat "$work/$name.log" >&2
-    exit 1
-}
-
-stop_server() {
-    kill "$server_pid" 2>/dev/null || true
-    wait "$server_pid" 2>/dev/null || true
-    server_pid=
+    started "$name" "$port"
 }
 
 echo "# $(date -u +%F) $(nproc) CPUs, $workers server workers, wrk $duration x $repeats"
