@@ -27,6 +27,7 @@ mod oci;
 mod operating;
 mod outbound;
 mod plugins;
+mod plugins_async;
 mod queue;
 mod routing;
 mod run;

@@ -292,7 +292,18 @@ impl PluginBuilder {
         let (component, _) = engine
             .cache
             .load_or_compile(&engine.engine, bytes)
-            .map_err(|err| invalid(format!("invalid component: {err:#}")))?;
+            .map_err(|err| {
+                if !engine.runs_async && needs_async(&err) {
+                    invalid(
+                        "its world has async functions (component-model async, as WASI 0.3 \
+                         uses), but its engine does not run them (build the PluginEngine \
+                         with `EngineSettings { wasi_03: true, .. }`)"
+                            .into(),
+                    )
+                } else {
+                    invalid(format!("invalid component: {err:#}"))
+                }
+            })?;
         let exported: Vec<String> = component
             .component_type()
             .exports(&engine.engine)
@@ -346,6 +357,7 @@ impl PluginBuilder {
             pre,
             sandbox,
             reuse: self.reuse,
+            runs_async: engine.runs_async,
             idle: Mutex::new(Vec::new()),
             _keep: self.engine.clone(),
         })
@@ -373,4 +385,16 @@ impl PluginBuilder {
         granted.private_networks = self.private_networks;
         Ok(granted)
     }
+}
+
+/// Whether a component failed to compile only because its engine lacks
+/// component-model async: what the validator says of an async function, an
+/// async option or an async built-in when that feature is off (the one
+/// such feature `wasi_03` turns on).
+fn needs_async(err: &wasmtime::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .to_string()
+            .contains("the component model async feature")
+    })
 }

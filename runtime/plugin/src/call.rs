@@ -2,6 +2,7 @@
 //! the plugin's deadline and limits, and what a failure means.
 
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::Instant;
 
 use mayfly_sandbox::limiter::limit_hit;
@@ -24,6 +25,9 @@ pub struct Plugin {
     /// Its grants and limits; no stores, no configuration.
     pub(crate) sandbox: Sandbox,
     pub(crate) reuse: u32,
+    /// Whether its engine runs component-model async: then a call may leave
+    /// tasks running.
+    pub(crate) runs_async: bool,
     /// Instances that may serve more calls (only with `reuse > 1`), at most
     /// `MAX_IDLE_INSTANCES`.
     pub(crate) idle: Mutex<Vec<Warm>>,
@@ -92,6 +96,10 @@ impl Plugin {
     /// [`Host::set_user`] before calling the plugin, and take it back with
     /// [`Host::take_user`]; the store starts every call without one.
     ///
+    /// An async export (of a world with component-model async) is called
+    /// inside [`Store::run_concurrent`], in `f`; see the
+    /// [crate docs](crate#async-worlds).
+    ///
     /// An error `f` returns is taken to be the plugin's doing
     /// ([`PluginError::Misbehaved`], or the trap or limit it was) unless it
     /// is a [`HostError`]: wrap the host's own failures in one to have them
@@ -128,7 +136,7 @@ impl Plugin {
             Ok(Err(err)) => Err(err),
             Ok(Ok((Ok(value), mut warm))) => {
                 warm.calls += 1;
-                if warm.calls < self.reuse {
+                if warm.calls < self.reuse && !self.tasks_left(&mut warm.store).await {
                     warm.recycle();
                     let mut idle = self
                         .idle
@@ -144,6 +152,26 @@ impl Plugin {
                 Err(self.classify(&err, Some(warm.store.data()), Some(&warm.log), false))
             }
         }
+    }
+
+    /// Whether tasks the plugin started still run in `store` (only an async
+    /// export can leave any, running after it returned). Such an instance
+    /// is not reused: they would go on in the next call, on its time.
+    async fn tasks_left(&self, store: &mut Store<Host>) -> bool {
+        if !self.runs_async {
+            return false;
+        }
+        // The event loop polls this first, and it is ready at once: nothing
+        // of the plugin's runs.
+        store
+            .run_concurrent(async |accessor| {
+                std::future::poll_fn(|cx| {
+                    Poll::Ready(accessor.poll_no_interesting_tasks(cx).is_pending())
+                })
+                .await
+            })
+            .await
+            .unwrap_or(true)
     }
 
     /// An idle instance (reset when it was put back), if reuse is on and
@@ -183,10 +211,6 @@ impl Plugin {
         }
     }
 
-    fn host_error(&self, err: &wasmtime::Error) -> PluginError {
-        PluginError::Host(format!("plugin `{}`: {err:#}", self.name()))
-    }
-
     /// What `err`, from a call (or an instantiation) whose store held
     /// `host` and wrote to `log`, means to the host.
     fn classify(
@@ -197,8 +221,10 @@ impl Plugin {
         instantiating: bool,
     ) -> PluginError {
         let plugin = self.name().to_string();
-        if err.is::<HostError>() {
-            return self.host_error(err);
+        // The host's own message: what wasmtime added on the way out of an
+        // import (the plugin's backtrace) is not the host's failure.
+        if let Some(host_error) = err.downcast_ref::<HostError>() {
+            return PluginError::Host(format!("plugin `{plugin}`: {host_error}"));
         }
         if let Some(denied) = err.downcast_ref::<CapabilityDenied>() {
             return PluginError::Denied {

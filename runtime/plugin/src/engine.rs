@@ -1,5 +1,6 @@
 //! The engine plugins run on: one wasmtime engine, its epoch ticker, its
-//! compile cache, and the linkers that deny what plugins are never given.
+//! compile cache, and the linkers that deny what plugins are never given
+//! (through WASI 0.2, and 0.3 when the engine runs async worlds).
 
 use std::sync::Arc;
 
@@ -18,6 +19,8 @@ pub struct PluginEngine {
     pub(crate) engine: Engine,
     pub(crate) cache: Arc<CompileCache>,
     pub(crate) meters_fuel: bool,
+    /// Whether it runs component-model async (`EngineSettings::wasi_03`).
+    pub(crate) runs_async: bool,
     /// For plugins granted some directories.
     pub(crate) linker: Arc<Linker<Host>>,
     /// For plugins granted none: reaching for the file system is denied.
@@ -29,6 +32,7 @@ impl std::fmt::Debug for PluginEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PluginEngine")
             .field("meters_fuel", &self.meters_fuel)
+            .field("runs_async", &self.runs_async)
             .finish_non_exhaustive()
     }
 }
@@ -44,8 +48,23 @@ impl PluginEngine {
         Self::with_settings(&EngineSettings::default(), cache)
     }
 
-    /// An engine with `settings` (set `consume_fuel` to give plugins fuel
-    /// budgets) and `cache`.
+    /// An engine with `settings` and `cache`. Set `consume_fuel` to give
+    /// plugins fuel budgets, and `wasi_03` to run plugins whose world has
+    /// async functions (component-model async, as WASI 0.3 uses it; the
+    /// WASI 0.3 interfaces are then linked too, denied the same way as the
+    /// 0.2 ones). Every store then carries the concurrency state, which a
+    /// quick call feels, so leave it off for synchronous worlds; a plugin
+    /// that needs it is refused at load by an engine without it.
+    ///
+    /// ```no_run
+    /// use mayfly_plugin::{CompileCache, EngineSettings, PluginEngine};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let settings = EngineSettings { wasi_03: true, ..EngineSettings::default() };
+    /// let engine = PluginEngine::with_settings(&settings, CompileCache::open_default()?)?;
+    /// # Ok(())
+    /// # }
+    /// ```
     pub fn with_settings(
         settings: &EngineSettings,
         cache: CompileCache,
@@ -54,14 +73,22 @@ impl PluginEngine {
         let engine = settings.build().map_err(host_error)?;
         let ticker = EpochTicker::start(&engine)
             .map_err(|err| PluginError::Host(format!("cannot start the epoch ticker: {err}")))?;
-        let mut linker = mayfly_sandbox::linker::linker(&engine, false).map_err(host_error)?;
+        let mut linker =
+            mayfly_sandbox::linker::linker(&engine, settings.wasi_03).map_err(host_error)?;
         deny(&mut linker, SOCKETS).map_err(host_error)?;
+        if settings.wasi_03 {
+            deny(&mut linker, SOCKETS_P3).map_err(host_error)?;
+        }
         let mut linker_without_files = linker.clone();
         deny(&mut linker_without_files, FILES).map_err(host_error)?;
+        if settings.wasi_03 {
+            deny(&mut linker_without_files, FILES_P3).map_err(host_error)?;
+        }
         Ok(Self {
             engine,
             cache: Arc::new(cache),
             meters_fuel: settings.consume_fuel,
+            runs_async: settings.wasi_03,
             linker: Arc::new(linker),
             linker_without_files: Arc::new(linker_without_files),
             _ticker: Arc::new(ticker),
@@ -75,24 +102,36 @@ impl PluginEngine {
     }
 }
 
-/// Interfaces whose functions are replaced by a denial, by what they give.
-type Denials = &'static [(&'static str, &'static str, &'static str)];
+/// Functions replaced by a denial: interface, name, what it gives (as
+/// [`PluginError::Denied`] names it), and how WIT declares it.
+type Denials = &'static [(&'static str, &'static str, &'static str, Declared)];
+
+/// A WIT `async func` (WASI 0.3) must be defined by a concurrent host
+/// function: wasmtime refuses to link any other to it.
+#[derive(Clone, Copy)]
+enum Declared {
+    Sync,
+    Async,
+}
 
 const SOCKETS: Denials = &[
     (
         "wasi:sockets/tcp-create-socket@0.2.12",
         "create-tcp-socket",
         "wasi:sockets (TCP)",
+        Declared::Sync,
     ),
     (
         "wasi:sockets/udp-create-socket@0.2.12",
         "create-udp-socket",
         "wasi:sockets (UDP)",
+        Declared::Sync,
     ),
     (
         "wasi:sockets/ip-name-lookup@0.2.12",
         "resolve-addresses",
         "wasi:sockets (name lookup)",
+        Declared::Sync,
     ),
 ];
 
@@ -100,17 +139,61 @@ const FILES: Denials = &[(
     "wasi:filesystem/preopens@0.2.12",
     "get-directories",
     "wasi:filesystem (no directory was granted)",
+    Declared::Sync,
+)];
+
+/// The same for WASI 0.3, whose sockets are created by static functions of
+/// their resources. (Reported as the same capabilities as 0.2's, so a host
+/// matches one name whichever a plugin used.)
+const SOCKETS_P3: Denials = &[
+    (
+        "wasi:sockets/types@0.3.0",
+        "[static]tcp-socket.create",
+        "wasi:sockets (TCP)",
+        Declared::Sync,
+    ),
+    (
+        "wasi:sockets/types@0.3.0",
+        "[static]udp-socket.create",
+        "wasi:sockets (UDP)",
+        Declared::Sync,
+    ),
+    (
+        "wasi:sockets/ip-name-lookup@0.3.0",
+        "resolve-addresses",
+        "wasi:sockets (name lookup)",
+        Declared::Async,
+    ),
+];
+
+const FILES_P3: Denials = &[(
+    "wasi:filesystem/preopens@0.3.0",
+    "get-directories",
+    "wasi:filesystem (no directory was granted)",
+    Declared::Sync,
 )];
 
 fn deny(linker: &mut Linker<Host>, denials: Denials) -> wasmtime::Result<()> {
-    linker.allow_shadowing(true);
-    for (interface, function, capability) in denials {
-        let capability: &'static str = capability;
-        linker
-            .instance(interface)?
-            .func_new(function, move |_, _, _, _| {
-                Err(wasmtime::Error::new(CapabilityDenied(capability)))
-            })?;
+    for &(interface, function, capability, declared) in denials {
+        // Without shadowing, defining a name that is there already fails; a
+        // name that is not (renamed in wasmtime-wasi) would be defined
+        // beside the original, denying nothing.
+        linker.allow_shadowing(false);
+        let mut defined = linker.instance(interface)?;
+        if defined.func_new(function, |_, _, _, _| Ok(())).is_ok() {
+            return Err(wasmtime::Error::msg(format!(
+                "cannot deny `{interface}#{function}`: the linker does not define it"
+            )));
+        }
+        linker.allow_shadowing(true);
+        let denied = move || wasmtime::Error::new(CapabilityDenied(capability));
+        let mut instance = linker.instance(interface)?;
+        match declared {
+            Declared::Sync => instance.func_new(function, move |_, _, _, _| Err(denied()))?,
+            Declared::Async => instance.func_new_concurrent(function, move |_, _, _, _| {
+                Box::pin(std::future::ready(Err(denied())))
+            })?,
+        }
     }
     linker.allow_shadowing(false);
     Ok(())

@@ -93,6 +93,99 @@
 //! backend, no command-line parser. Its one feature, `http`, gives plugins
 //! outbound HTTP through `wasi:http` (`PluginBuilder::allow_host`) and
 //! brings wasmtime-wasi-http and hyper with it.
+//!
+//! ## Async worlds
+//!
+//! A world may declare functions `async` (component-model async, as WASI
+//! 0.3 does): the plugin then awaits the host's async imports, may have
+//! several pending at once, and may run tasks of its own. Such plugins need
+//! an engine built with [`EngineSettings::wasi_03`], which also links the
+//! WASI 0.3 interfaces (granted and denied as the 0.2 ones are); any other
+//! engine refuses them at load with a [`PluginError::Invalid`] that says
+//! so. For an async import, `bindgen!` generates a `*WithStore` trait,
+//! implemented on `HasSelf<Host>`: its function gets an
+//! [`Accessor`](wasmtime::component::Accessor), through which it reaches the
+//! store (and the call's user value) only between its awaits. The host
+//! calls an async export inside the store's event loop,
+//! [`Store::run_concurrent`](wasmtime::Store::run_concurrent), within
+//! [`Plugin::call`]: the same deadline, limits and [`PluginError`]s apply,
+//! whether the plugin spins, or waits on an import that never answers.
+//!
+//! ```
+//! use std::collections::HashMap;
+//! use std::time::Duration;
+//! use mayfly_plugin::{CompileCache, EngineSettings, Host, HostError, PluginEngine, PluginError};
+//! use wasmtime::component::{Accessor, HasSelf};
+//!
+//! wasmtime::component::bindgen!({
+//!     inline: "
+//!         package example:templates;
+//!         world async-filter {
+//!             import log: func(message: string);
+//!             import fetch: async func(key: string) -> option<list<u8>>;
+//!             export transform: async func(input: list<u8>) -> result<list<u8>, string>;
+//!         }
+//!     ",
+//!     // `fetch` may fail on the host's side, with a `HostError`.
+//!     imports: { "fetch": trappable },
+//! });
+//!
+//! /// The documents this call may fetch.
+//! struct Documents(HashMap<String, Vec<u8>>);
+//!
+//! impl AsyncFilterImports for Host {
+//!     fn log(&mut self, _message: String) {}
+//! }
+//!
+//! impl AsyncFilterImportsWithStore<Host> for HasSelf<Host> {
+//!     async fn fetch(
+//!         accessor: &Accessor<Host, Self>,
+//!         key: String,
+//!     ) -> wasmtime::Result<Option<Vec<u8>>> {
+//!         // The store is reached between awaits only (a real host would
+//!         // then await its database, holding no borrow of the store).
+//!         accessor.with(|mut access| {
+//!             let Some(Documents(documents)) = access.get().user_mut::<Documents>() else {
+//!                 return Err(HostError::new("no documents for this call").into());
+//!             };
+//!             Ok(documents.get(&key).cloned())
+//!         })
+//!     }
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), PluginError> {
+//! # let path = mayfly_guests::PLUGIN_ASYNC;
+//! let settings = EngineSettings { wasi_03: true, ..EngineSettings::default() };
+//! let engine = PluginEngine::with_settings(&settings, CompileCache::disabled())?;
+//! let plugin = engine
+//!     .plugin()
+//!     .timeout(Duration::from_millis(500))
+//!     .link(|linker| AsyncFilter::add_to_linker::<_, HasSelf<Host>>(linker, |host| host))
+//!     .check(|pre| AsyncFilterPre::new(pre.clone()).map(drop))
+//!     .load(path)?;
+//!
+//! let output = plugin
+//!     .call(async |store, instance| {
+//!         let documents = HashMap::from([("name".to_string(), b"Ada".to_vec())]);
+//!         store.data_mut().set_user(Documents(documents));
+//!         let filter = AsyncFilter::new(&mut *store, instance)?;
+//!         // The export, and the imports it awaits, run in the event loop.
+//!         store
+//!             .run_concurrent(async |accessor| {
+//!                 filter.call_transform(accessor, b"Hello, {name}!".to_vec()).await
+//!             })
+//!             .await?
+//!     })
+//!     .await?;
+//! assert_eq!(output, Ok(b"Hello, Ada!".to_vec()));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! The call is over once the export has returned its result: tasks the
+//! plugin left running are dropped with its instance, and an instance
+//! still running some is never reused.
 
 #![deny(missing_docs)]
 
