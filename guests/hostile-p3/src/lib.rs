@@ -25,6 +25,14 @@
 //!   absent header from each clone until the host refuses (each change
 //!   copies the whole map).
 //! - `panic`: a Rust panic (which aborts the instance with a trap).
+//! - `panic-mid-body`: sends the response head and `partial\n`, waits for
+//!   the request body to end (so the client can tell that the response
+//!   has started), then panics (`hostile guest: panicking mid-body on
+//!   purpose`): a trap mid-body, which the client must see as a body cut
+//!   short.
+//! - `panic-after-body`: sends a whole response, `whole\n` (its body ended
+//!   and its trailers sent), then panics (`hostile guest: panicking after
+//!   the body on purpose`): the response must still reach the client whole.
 //! - `none`: no attack at all: 200 `ok`, to show the component still serves
 //!   (or `status`, if given: a guest's own error status is not a limit).
 //!
@@ -87,6 +95,8 @@ impl kit3::Handler for Hostile {
             }
             Some("sleep") => kit3::sleep_ms(600_000).await,
             Some("endless-body") => return endless_body(),
+            Some("panic-mid-body") => return panic_mid_body(request),
+            Some("panic-after-body") => return panic_after_body(),
             Some("headers") => {
                 let count = param("count").and_then(|c| c.parse().ok());
                 return Ok(header_flood(count.unwrap_or(10_000)));
@@ -171,6 +181,27 @@ fn endless_body() -> Result<Response, ErrorCode> {
                 spin();
             }
         }
+    });
+    Ok(response)
+}
+
+fn panic_mid_body(request: Request) -> Result<Response, ErrorCode> {
+    let (response, mut body) = kit3::http::response(200, &[("content-type", b"text/plain")])?;
+    let input = Incoming::request(request);
+    kit3::spawn(async move {
+        body.write("partial\n").await;
+        let _ = input.count().await;
+        panic!("hostile guest: panicking mid-body on purpose");
+    });
+    Ok(response)
+}
+
+fn panic_after_body() -> Result<Response, ErrorCode> {
+    let (response, mut body) = kit3::http::response(200, &[("content-type", b"text/plain")])?;
+    kit3::spawn(async move {
+        body.write("whole\n").await;
+        body.finish(None).await;
+        panic!("hostile guest: panicking after the body on purpose");
     });
     Ok(response)
 }
