@@ -1,10 +1,16 @@
-//! The in-process request path for the `hello` guest: new store, instantiate,
-//! handle, read the whole response, drop. No sockets.
+//! The in-process request path for the `hello` guest (and its WASI 0.3
+//! twin): new store, instantiate, handle, read the whole response, drop. No
+//! sockets.
 //!
-//! Three engines run the same code path in the same process, so their ratio
-//! is what the engine settings buy:
+//! The rows run the same code path in the same process, so their ratio is
+//! what the engine settings (and the guest's world) cost:
 //!
 //! - `mayfly`: Mayfly's engine (`EngineSettings::default()`).
+//! - `mayfly-wasi-0.3-engine`: the same with WASI 0.3 support turned on
+//!   (`EngineSettings::wasi_03`), still serving `hello`: what a WASI 0.2
+//!   component pays in an app that also has a 0.3 one.
+//! - `mayfly-wasi-0.3-guest`: that engine serving `hello-p3`, the WASI 0.3
+//!   twin of `hello`.
 //! - `wasmtime-pooling`: wasmtime's pooling allocator with its defaults (the
 //!   allocator `wasmtime serve` picks).
 //! - `wasmtime-on-demand`: wasmtime's default configuration, which maps and
@@ -26,8 +32,18 @@ use tokio::runtime::Runtime;
 use tokio::task::LocalSet;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-fn engines() -> Vec<(&'static str, Engine)> {
+/// What each row runs: its engine, and the guest (`hello` or its WASI 0.3
+/// twin `hello-p3`).
+fn engines() -> Vec<(&'static str, Engine, &'static str)> {
     let mayfly = EngineSettings::default().build().unwrap();
+    // With WASI 0.3 support (component-model async), as an app with a 0.3
+    // component gets it: each store carries the concurrency state.
+    let wasi_03 = EngineSettings {
+        wasi_03: true,
+        ..EngineSettings::default()
+    }
+    .build()
+    .unwrap();
 
     let mut pooling = Config::new();
     pooling
@@ -42,18 +58,24 @@ fn engines() -> Vec<(&'static str, Engine)> {
     let on_demand = Engine::new(&on_demand).unwrap();
 
     vec![
-        ("mayfly", mayfly),
-        ("wasmtime-pooling", pooling),
-        ("wasmtime-on-demand", on_demand),
+        ("mayfly", mayfly, mayfly_guests::HELLO),
+        (
+            "mayfly-wasi-0.3-engine",
+            wasi_03.clone(),
+            mayfly_guests::HELLO,
+        ),
+        ("mayfly-wasi-0.3-guest", wasi_03, mayfly_guests::HELLO_P3),
+        ("wasmtime-pooling", pooling, mayfly_guests::HELLO),
+        ("wasmtime-on-demand", on_demand, mayfly_guests::HELLO),
     ]
 }
 
-/// The `hello` guest on `engine`, and the loader that keeps its engine's
+/// The guest at `path` on `engine`, and the loader that keeps its engine's
 /// epoch ticking.
-fn load_hello(engine: Engine) -> (Loader, Arc<LoadedComponent>) {
+fn load(engine: Engine, path: &str) -> (Loader, Arc<LoadedComponent>) {
     let spec = ComponentSpec {
         name: "hello".into(),
-        source: Source::File(mayfly_guests::HELLO.into()),
+        source: Source::File(path.into()),
         field: "bench".into(),
         limits: RequestLimits::default(),
         limit_fields: LimitFields::default(),
@@ -89,8 +111,8 @@ fn request_path(c: &mut Criterion) {
         .build()
         .unwrap();
     let mut group = c.benchmark_group("hello: instantiate + handle + drop");
-    for (name, engine) in engines() {
-        let (_loader, component) = load_hello(engine);
+    for (name, engine, guest) in engines() {
+        let (_loader, component) = load(engine, guest);
         let local = LocalSet::new();
         let body = run(&runtime, &local, &component);
         assert_eq!(&body[..], b"Hello from Mayfly!\n");

@@ -26,6 +26,29 @@ use crate::metrics::Metrics;
 use crate::server::{ServeOptions, Server, Shutdown};
 use crate::state::{RuntimeConfig, open_backend};
 
+/// Keeps errors from capturing the host's backtrace, unless
+/// `RUST_LIB_BACKTRACE` asks for them: sets it to `0` when unset.
+///
+/// With `RUST_BACKTRACE=1` in the environment (common on developer
+/// machines and in CI), every error value captures a backtrace of the host,
+/// and the request path makes errors it expects: a guest's trap, and, for
+/// each WASI 0.3 instance, the one wasmtime builds to dispose of the store's
+/// idle fiber when the store is dropped. That capture took a tenth of the
+/// server's time on a 0.3 hello, and would let a trapping guest buy host CPU
+/// cheaply. Panics still print their backtraces (`RUST_BACKTRACE` governs
+/// those); Mayfly's errors carry their context chain, and guests' traps
+/// their wasm backtrace.
+///
+/// Call it first thing in `main`, before any other thread starts: it
+/// writes the process environment.
+pub fn errors_without_backtraces() {
+    if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
+        // SAFETY: called before any other thread exists (see above), so
+        // nothing reads the environment while it is written.
+        unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
+    }
+}
+
 /// Everything a serving process is started with.
 pub struct Launch {
     /// The app.

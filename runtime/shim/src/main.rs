@@ -5,5 +5,6 @@ use containerd_shim_mayfly::MayflyShim;
 use containerd_shim_wasm::shim::{Cli as _, Config};
 
 fn main() {
+    mayfly_serve::launch::errors_without_backtraces();
     MayflyShim::run(Config::default());
 }

@@ -12,6 +12,7 @@
 //! backtraces, which would cost real throughput.
 
 mod body;
+mod gather;
 mod head;
 mod invoke;
 mod outcome;
@@ -34,6 +35,7 @@ pub use self::body::plain;
 use self::body::{
     GuestBody, LimitedBody, Shared, body_stalled, body_too_large, drain_in_background, overloaded,
 };
+use self::gather::gather;
 pub use self::head::head_size;
 use self::head::{declared_length, request_id};
 use self::invoke::Invocation;
@@ -288,9 +290,12 @@ where
                 ),
             )
         }
-        Ok(Ok(response)) => response.map(|body| {
-            GuestBody::new(body, shared, component.clone(), request_id.clone()).boxed_unsync()
-        }),
+        Ok(Ok(response)) => {
+            let response = response.map(|body| {
+                GuestBody::new(body, shared, component.clone(), request_id.clone()).boxed_unsync()
+            });
+            gather(response).await
+        }
         Ok(Err(code)) => {
             report(
                 component,
