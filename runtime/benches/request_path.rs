@@ -32,9 +32,9 @@ use tokio::runtime::Runtime;
 use tokio::task::LocalSet;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-/// What each row runs: its engine, and the guest (`hello` or its WASI 0.3
-/// twin `hello-p3`).
-fn engines() -> Vec<(&'static str, Engine, &'static str)> {
+/// What each row runs: its engine, whether that engine has WASI 0.3
+/// support, and the guest (`hello` or its WASI 0.3 twin `hello-p3`).
+fn engines() -> Vec<(&'static str, Engine, bool, &'static str)> {
     let mayfly = EngineSettings::default().build().unwrap();
     // With WASI 0.3 support (component-model async), as an app with a 0.3
     // component gets it: each store carries the concurrency state.
@@ -58,21 +58,27 @@ fn engines() -> Vec<(&'static str, Engine, &'static str)> {
     let on_demand = Engine::new(&on_demand).unwrap();
 
     vec![
-        ("mayfly", mayfly, mayfly_guests::HELLO),
+        ("mayfly", mayfly, false, mayfly_guests::HELLO),
         (
             "mayfly-wasi-0.3-engine",
             wasi_03.clone(),
+            true,
             mayfly_guests::HELLO,
         ),
-        ("mayfly-wasi-0.3-guest", wasi_03, mayfly_guests::HELLO_P3),
-        ("wasmtime-pooling", pooling, mayfly_guests::HELLO),
-        ("wasmtime-on-demand", on_demand, mayfly_guests::HELLO),
+        (
+            "mayfly-wasi-0.3-guest",
+            wasi_03,
+            true,
+            mayfly_guests::HELLO_P3,
+        ),
+        ("wasmtime-pooling", pooling, false, mayfly_guests::HELLO),
+        ("wasmtime-on-demand", on_demand, false, mayfly_guests::HELLO),
     ]
 }
 
 /// The guest at `path` on `engine`, and the loader that keeps its engine's
 /// epoch ticking.
-fn load(engine: Engine, path: &str) -> (Loader, Arc<LoadedComponent>) {
+fn load(engine: Engine, wasi_03: bool, path: &str) -> (Loader, Arc<LoadedComponent>) {
     let spec = ComponentSpec {
         name: "hello".into(),
         source: Source::File(path.into()),
@@ -81,9 +87,13 @@ fn load(engine: Engine, path: &str) -> (Loader, Arc<LoadedComponent>) {
         limit_fields: LimitFields::default(),
         grants: Grants::default(),
     };
+    let settings = EngineSettings {
+        wasi_03,
+        ..EngineSettings::default()
+    };
     let loader = Loader::with_engine(
         engine,
-        EngineSettings::default(),
+        settings,
         CompileCache::disabled(),
         None,
         Arc::new(Metrics::default()),
@@ -111,8 +121,8 @@ fn request_path(c: &mut Criterion) {
         .build()
         .unwrap();
     let mut group = c.benchmark_group("hello: instantiate + handle + drop");
-    for (name, engine, guest) in engines() {
-        let (_loader, component) = load(engine, guest);
+    for (name, engine, wasi_03, guest) in engines() {
+        let (_loader, component) = load(engine, wasi_03, guest);
         let local = LocalSet::new();
         let body = run(&runtime, &local, &component);
         assert_eq!(&body[..], b"Hello from Mayfly!\n");
