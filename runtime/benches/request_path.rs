@@ -116,6 +116,9 @@ async fn one_request(component: &Arc<LoadedComponent>) -> Bytes {
 }
 
 fn request_path(c: &mut Criterion) {
+    // As `mayfly serve` does at start (before this, the benchmark has
+    // started no thread of its own).
+    mayfly_serve::launch::errors_without_backtraces();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
