@@ -189,6 +189,29 @@ async fn a_panic_gives_500_with_the_trap_and_logs_the_message() {
     everything_still_serves(&server).await;
 }
 
+/// A response the guest finished is whole, whatever the instance does
+/// after it; the trap is still counted and logged.
+#[tokio::test]
+async fn a_panic_after_a_finished_response_leaves_it_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = hostile_app(dir.path());
+    for _ in 0..3 {
+        let streamed = get_streamed(server.addr, "/hostile?attack=panic-after-body").await;
+        assert_eq!(streamed.status, 200);
+        assert_eq!(streamed.received, "whole\n".len(), "{streamed:?}");
+        assert!(
+            streamed.error.is_none(),
+            "a finished body was cut: {streamed:?}"
+        );
+    }
+    server.wait_for_output_times("trapped: ", 3);
+    server.wait_for_output_times(
+        " stderr: hostile guest: panicking after the body on purpose",
+        3,
+    );
+    everything_still_serves(&server).await;
+}
+
 #[tokio::test]
 async fn app_level_limits_apply_to_components_without_their_own() {
     let dir = tempfile::tempdir().unwrap();

@@ -1394,7 +1394,6 @@ async fn a_0_3_guest_trapping_mid_body_cuts_the_response_visibly() {
 /// A response the guest finished (body ended, trailers sent) is whole,
 /// whatever the instance does after it.
 #[tokio::test]
-#[ignore = "fails: a trap right after a finished 0.3 body cuts it (GuestBody, request/body.rs)"]
 async fn a_0_3_guest_trapping_after_its_whole_response_leaves_it_whole() {
     let dir = tempfile::tempdir().unwrap();
     let server = both_worlds_with(dir.path(), "", &[]);

@@ -20,6 +20,8 @@
 //!   absent header from each clone until the host refuses (each change
 //!   copies the whole map).
 //! - `panic`: a Rust panic (which aborts the instance with a trap).
+//! - `panic-after-body`: sends a whole response (`whole`, body finished),
+//!   then panics: the response must still arrive whole.
 //! - `none`: no attack at all: 200 `ok`, to show the component still serves
 //!   (or `status`, if given: a guest's own error status is not a limit).
 //!
@@ -47,6 +49,10 @@ impl Guest for Hostile {
                 return;
             }
             Some("panic") => panic!("hostile guest: panicking on purpose"),
+            Some("panic-after-body") => {
+                kit::respond(out, 200, &[], b"whole\n");
+                panic!("hostile guest: panicking after the body on purpose");
+            }
             Some("loop") => kit::attacks::spin(),
             Some("memory") => kit::attacks::hoard(),
             Some("recursion") => {

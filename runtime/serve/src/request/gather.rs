@@ -11,7 +11,9 @@
 //! epoch tick); a body still being written after those turns, or larger
 //! than [`GATHERED_BYTES`], streams as it comes, after what was gathered.
 //! A body that failed keeps its failure: what came before it goes out
-//! first, and then the connection is cut.
+//! first, and then the connection is cut. And a body the guest finished
+//! is whole even if the guest fails right after: its task gives the
+//! connection these turns ([`give_way`]) before it records the failure.
 
 use std::collections::VecDeque;
 use std::pin::Pin;
@@ -61,6 +63,15 @@ pub(super) async fn gather(response: Response<HyperOutgoingBody>) -> Response<Hy
     }
     gathered.rest = Some(body);
     Response::from_parts(head, gathered.boxed_unsync())
+}
+
+/// Gives the connection's task the turns [`gather`] waits for a body: a
+/// failed guest's task calls it before it records the failure, so that a
+/// body the guest had finished is read whole first.
+pub(super) async fn give_way() {
+    for _ in 0..=TURNS {
+        tokio::task::yield_now().await;
+    }
 }
 
 /// The frames gathered, then the error the body ended with, or the rest of

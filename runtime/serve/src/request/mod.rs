@@ -35,7 +35,7 @@ pub use self::body::plain;
 use self::body::{
     GuestBody, LimitedBody, Shared, body_stalled, body_too_large, drain_in_background, overloaded,
 };
-use self::gather::gather;
+use self::gather::{gather, give_way};
 pub use self::head::head_size;
 use self::head::{declared_length, request_id};
 use self::invoke::Invocation;
@@ -254,8 +254,12 @@ where
             );
         }
         // Before the store (and with it the body's sender) goes away, so the
-        // response body sees the failure when it sees its end.
+        // response body sees the failure when it sees its end. But a body
+        // the guest finished before it failed is whole: the connection
+        // first gets the turns it takes to read it (a body still open
+        // after them is cut).
         if !matches!(outcome, Outcome::Finished) {
+            give_way().await;
             task_shared.failed.store(true, Ordering::Release);
         }
         drop(store);
