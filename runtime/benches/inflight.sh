@@ -8,14 +8,19 @@
 # flight (RSS under load, less RSS idle, over the connections). Not run
 # in CI.
 #
+# wrk divides what completed by the whole run, and nothing completes in
+# its first second (every request is still sleeping, and the connections
+# are still being opened): a 10 s run cannot show more than about 0.9x of
+# the steady rate. The default of 30 s leaves that ramp a thirtieth.
+#
 # Environment:
 #   CONNECTIONS  requests in flight        (default: 10000)
-#   DURATION     length of the wrk run     (default: 10s)
+#   DURATION     length of the wrk run     (default: 30s)
 #   SLEEP_MS     what each request sleeps  (default: 1000)
 set -euo pipefail
 
 connections=${CONNECTIONS:-10000}
-duration=${DURATION:-10s}
+duration=${DURATION:-30s}
 sleep_ms=${SLEEP_MS:-1000}
 
 command -v wrk >/dev/null || { echo "wrk is not installed (Debian: apt-get install wrk)" >&2; exit 1; }
