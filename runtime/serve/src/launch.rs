@@ -139,8 +139,8 @@ impl Launch {
             // reads it may signal at once.
             let mut terminate = signal(SignalKind::terminate())?;
             let mut interrupt = signal(SignalKind::interrupt())?;
-            let server =
-                Server::bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
+            let server = Server::bind(listen, options.workers)
+                .with_context(|| format!("cannot listen on {listen}"))?;
             print_banner(&live.current(), admin, health, server.local_addr());
             let grace = options.shutdown_grace;
             let shutdown = async move {

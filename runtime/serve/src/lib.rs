@@ -43,8 +43,9 @@
 //! let loader = Loader::new(settings, CompileCache::disabled(), None, metrics)?;
 //! let app = App::load(&loader, &spec)?;
 //! let live = Arc::new(LiveApp::new(app, spec, loader));
-//! let server = Server::bind("127.0.0.1:3000".parse()?)?;
-//! tokio::runtime::Runtime::new()?.block_on(server.run(live, &ServeOptions::default(), async {
+//! let options = ServeOptions::default();
+//! let server = Server::bind("127.0.0.1:3000".parse()?, options.workers)?;
+//! tokio::runtime::Runtime::new()?.block_on(server.run(live, &options, async {
 //!     let _ = tokio::signal::ctrl_c().await;
 //! }))?;
 //! # Ok(())

@@ -1,11 +1,15 @@
 //! The HTTP server: one listening socket, a few worker threads, graceful
 //! shutdown.
 //!
-//! Each worker is a single-threaded tokio runtime that accepts from the
-//! shared socket and runs its connections and their guests on its own
-//! thread. Nothing migrates between threads mid-request, so a request's
-//! instance, store and buffers stay in one core's caches, and no
-//! work-stealing scheduler sits between hyper and the guest.
+//! Each worker is a single-threaded tokio runtime that accepts from a
+//! listening socket of its own and runs its connections and their guests
+//! on its own thread. Nothing migrates between threads mid-request, so a
+//! request's instance, store and buffers stay in one core's caches, and no
+//! work-stealing scheduler sits between hyper and the guest. The workers'
+//! sockets share the port (`SO_REUSEPORT`), and the kernel spreads new
+//! connections over them: from one shared socket, the first worker to wake
+//! took every connection of a burst (16 clients connecting at once all
+//! landed on one worker, leaving the other idle).
 //!
 //! Connections are capped across workers: at the cap, a worker holds the
 //! client it has just accepted and accepts no other (the kernel's backlog
@@ -16,7 +20,7 @@
 //! pause in a request body (`body_timeout`), and each wait for the client
 //! to read the response (`write_timeout`).
 //!
-//! On shutdown, workers stop accepting and close the listening socket (so
+//! On shutdown, workers stop accepting and close their listening sockets (so
 //! new connections are refused at once), let in-flight requests (and guests
 //! still finishing after their response) complete within the grace period,
 //! then close.
@@ -100,25 +104,25 @@ pub enum Shutdown {
     GraceExpired,
 }
 
-/// A bound listening socket, not yet serving.
+/// Bound listening sockets, one per worker, not yet serving.
 pub struct Server {
-    listener: std::net::TcpListener,
+    listeners: Vec<std::net::TcpListener>,
     local_addr: SocketAddr,
 }
 
 impl Server {
-    /// Binds `addr` (port 0 picks a free port).
-    pub fn bind(addr: SocketAddr) -> std::io::Result<Self> {
-        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-        // Lets a restarted server rebind while old connections sit in TIME_WAIT.
-        socket.set_reuse_address(true)?;
-        socket.set_tcp_nodelay(true)?;
-        socket.bind(&addr.into())?;
-        socket.listen(1024)?;
-        let listener = std::net::TcpListener::from(socket);
-        let local_addr = listener.local_addr()?;
+    /// Binds `addr` (port 0 picks a free port) for `workers` workers: a
+    /// socket each, on the same port.
+    pub fn bind(addr: SocketAddr, workers: usize) -> std::io::Result<Self> {
+        let first = listen(addr)?;
+        // (The port the first one got, if `addr` asked for any.)
+        let local_addr = first.local_addr()?;
+        let mut listeners = vec![first];
+        for _ in 1..workers.max(1) {
+            listeners.push(listen(local_addr)?);
+        }
         Ok(Self {
-            listener,
+            listeners,
             local_addr,
         })
     }
@@ -138,9 +142,11 @@ impl Server {
     ) -> std::io::Result<Shutdown> {
         let (stop, stopped) = watch::channel(false);
         let connections = Arc::new(Connections::new(options.max_connections));
-        let mut results = Vec::with_capacity(options.workers.max(1));
-        for index in 0..options.workers.max(1) {
-            let listener = self.listener.try_clone()?;
+        let mut results = Vec::with_capacity(self.listeners.len());
+        // Each worker holds the only handle on its socket: when it stops
+        // accepting, the socket closes, and new connections are refused
+        // rather than left in a backlog for nobody.
+        for (index, listener) in self.listeners.into_iter().enumerate() {
             let worker = Worker {
                 app: app.clone(),
                 stopped: stopped.clone(),
@@ -155,10 +161,6 @@ impl Server {
                 })?;
             results.push(receiver);
         }
-        // The workers hold the only handles on the socket now: when they
-        // stop accepting, it closes, and new connections are refused
-        // rather than left in the backlog for nobody.
-        drop(self.listener);
         shutdown.await;
         app.drain();
         let _ = stop.send(true);
@@ -174,6 +176,20 @@ impl Server {
         }
         Ok(outcome)
     }
+}
+
+/// A listening socket on `addr`, which other sockets may share.
+fn listen(addr: SocketAddr) -> std::io::Result<std::net::TcpListener> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    // Lets a restarted server rebind while old connections sit in TIME_WAIT.
+    socket.set_reuse_address(true)?;
+    // The other workers' sockets bind the same port. (Linux lets only
+    // sockets of the same user share it.)
+    socket.set_reuse_port(true)?;
+    socket.set_tcp_nodelay(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    Ok(std::net::TcpListener::from(socket))
 }
 
 struct Worker {
