@@ -40,8 +40,8 @@ pub struct EngineSettings {
     /// when a component has a `fuel` limit.
     pub consume_fuel: bool,
     /// Whether the engine runs WASI 0.3 components (component-model async:
-    /// every store gets the concurrency state it needs, which roughly
-    /// doubles the cost of a trivial request), so it is on only when a
+    /// every store gets the concurrency state it needs, about a third more
+    /// for a trivial 0.2 request in process), so it is on only when a
     /// component needs it, or when asked (`--wasi-03`).
     pub wasi_03: bool,
 }

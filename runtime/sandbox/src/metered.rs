@@ -36,10 +36,13 @@ pub(crate) fn add_to_linker(linker: &mut Linker<Host>, wasi_03: bool) -> wasmtim
         redefines(linker, FILESYSTEM_TYPES_P3, &["[method]descriptor.open-at"])?;
     }
     #[cfg(feature = "http")]
-    for types in [HTTP_TYPES, HTTP_TYPES_P3]
-        .into_iter()
-        .take(if wasi_03 { 2 } else { 1 })
-    {
+    let http_types: &[&str] = if wasi_03 {
+        &[HTTP_TYPES, HTTP_TYPES_P3]
+    } else {
+        &[HTTP_TYPES]
+    };
+    #[cfg(feature = "http")]
+    for types in http_types {
         redefines(
             linker,
             types,

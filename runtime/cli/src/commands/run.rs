@@ -109,9 +109,11 @@ impl Run {
             fuel: self.fuel,
             ..RequestLimits::default()
         };
+        let path = &self.component;
+        let bytes =
+            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         // A 0.3 command needs an engine with component-model async.
-        let wasi_03 = std::fs::read(&self.component)
-            .is_ok_and(|bytes| mayfly_sandbox::binary::exports_wasi_03(&bytes));
+        let wasi_03 = mayfly_sandbox::binary::exports_wasi_03(&bytes);
         let settings = EngineSettings {
             max_instances: 4,
             consume_fuel: self.fuel.is_some(),
@@ -123,7 +125,7 @@ impl Run {
             .map_err(anyhow::Error::from)
             .context("cannot create the WebAssembly engine")?;
         let _ticker = EpochTicker::start(&engine).context("cannot start the epoch ticker")?;
-        let (component, world) = self.load(&engine)?;
+        let (component, world) = self.load(&engine, &bytes)?;
         let linker =
             mayfly_sandbox::linker::linker(&engine, wasi_03).map_err(anyhow::Error::from)?;
         let sandbox = Sandbox::new(&engine, name.clone(), grants, limits, None)?;
@@ -223,15 +225,13 @@ impl Run {
     }
 
     /// The command, and which `wasi:cli` it exports.
-    fn load(&self, engine: &wasmtime::Engine) -> Result<(Component, CommandWorld)> {
+    fn load(&self, engine: &wasmtime::Engine, bytes: &[u8]) -> Result<(Component, CommandWorld)> {
         let path = &self.component;
-        let bytes =
-            std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-        mayfly_sandbox::binary::check_component(&bytes)
+        mayfly_sandbox::binary::check_component(bytes)
             .map_err(|err| anyhow::anyhow!("{}: {err}", path.display()))?;
         let cache: CompileCache = self.cache.cache()?;
         let (component, _) = cache
-            .load_or_compile(engine, &bytes)
+            .load_or_compile(engine, bytes)
             .map_err(|err| anyhow::anyhow!("{}: invalid component: {err:#}", path.display()))?;
         let ty = component.component_type();
         let exports = |prefix: &str| ty.exports(engine).any(|(name, _)| name.starts_with(prefix));
