@@ -210,6 +210,35 @@ impl Server {
         }
     }
 
+    /// CPU time (user and system) the server's worker threads have used
+    /// so far, from /proc, to the kernel's tick (usually 10 ms).
+    pub fn workers_cpu(&self) -> Duration {
+        let tick = 100; // USER_HZ, the unit of /proc's times on Linux.
+        let tasks = format!("/proc/{}/task", self.child.id());
+        let mut ticks = 0;
+        for task in std::fs::read_dir(tasks).unwrap() {
+            let Ok(stat) = std::fs::read_to_string(task.unwrap().path().join("stat")) else {
+                continue; // (a thread that has just exited)
+            };
+            // `PID (COMM) STATE ...`: the fields after the name, from the
+            // state on; utime and stime are the 14th and 15th of the line.
+            let Some((name, rest)) = stat.split_once(") ") else {
+                continue;
+            };
+            if !name.contains("(mayfly-worker") {
+                continue;
+            }
+            let fields: Vec<u64> = rest
+                .split_whitespace()
+                .skip(11)
+                .take(2)
+                .map(|field| field.parse().unwrap())
+                .collect();
+            ticks += fields.iter().sum::<u64>();
+        }
+        Duration::from_millis(ticks * 1000 / tick)
+    }
+
     /// The server's resident memory, from /proc (kB): (current, peak).
     pub fn rss_kib(&self) -> (u64, u64) {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();

@@ -6,7 +6,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use crate::guests;
-use crate::harness::{Server, get, get_streamed, test_app, write_file};
+use crate::harness::{Client, Server, get, get_streamed, test_app, write_file};
 
 /// Generous for a loaded 2-core machine, and far below the attacks' own
 /// durations (forever, or ten minutes).
@@ -209,6 +209,50 @@ async fn a_panic_after_a_finished_response_leaves_it_whole() {
         " stderr: hostile guest: panicking after the body on purpose",
         3,
     );
+    everything_still_serves(&server).await;
+}
+
+#[tokio::test]
+async fn a_guest_that_returns_without_answering_gets_500_and_frees_its_instance() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = test_app(dir.path());
+    let manifest = std::fs::read_to_string(&app).unwrap();
+    // One instance at a time, and no queue: an instance the first request
+    // kept would refuse the second with 503.
+    write_file(
+        dir.path(),
+        "app.toml",
+        format!(
+            r#"{manifest}
+[component.hostile]
+source = {:?}
+
+[component.hostile.limits]
+instances = 1
+queue = 0
+
+[[route]]
+path = "/hostile"
+component = "hostile"
+"#,
+            guests::HOSTILE
+        ),
+    );
+    let server = Server::start(&app);
+    let mut client = Client::connect(server.addr).await;
+    for _ in 0..3 {
+        let reply = client.get("/hostile?attack=silent").await;
+        assert_eq!(
+            (reply.status.as_u16(), reply.text().as_str()),
+            (500, "component `hostile` sent no response\n")
+        );
+        let reply = client.get("/hostile?attack=none").await;
+        assert_eq!(
+            (reply.status.as_u16(), reply.text().as_str()),
+            (200, "ok\n")
+        );
+    }
+    server.wait_for_output_times("returned without sending a response", 3);
     everything_still_serves(&server).await;
 }
 

@@ -9,6 +9,7 @@ use mayfly_guests as guests;
 mod harness;
 
 mod budgets;
+mod busy_poll;
 mod chaining;
 mod check;
 mod cli;

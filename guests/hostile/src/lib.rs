@@ -22,6 +22,7 @@
 //! - `panic`: a Rust panic (which aborts the instance with a trap).
 //! - `panic-after-body`: sends a whole response (`whole`, body finished),
 //!   then panics: the response must still arrive whole.
+//! - `silent`: returns without setting a response at all.
 //! - `none`: no attack at all: 200 `ok`, to show the component still serves
 //!   (or `status`, if given: a guest's own error status is not a limit).
 //!
@@ -46,6 +47,10 @@ impl Guest for Hostile {
                     .and_then(|status| status.parse().ok())
                     .unwrap_or(200);
                 kit::respond(out, status, &[], b"ok\n");
+                return;
+            }
+            Some("silent") => {
+                drop(out);
                 return;
             }
             Some("panic") => panic!("hostile guest: panicking on purpose"),

@@ -1,12 +1,13 @@
-//! Human-readable durations (`500ms`, `30s`, `2m`) and sizes (`64KiB`,
+//! Human-readable durations (`100us`, `500ms`, `30s`, `2m`) and sizes (`64KiB`,
 //! `128MiB`, `1GiB`) as written in manifests.
 
 use std::time::Duration;
 
-/// Parses `<number><unit>` with unit `ms`, `s` or `m`.
+/// Parses `<number><unit>` with unit `us`, `ms`, `s` or `m`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let (number, unit) = split_number(text)?;
     let millis_per_unit: u64 = match unit {
+        "us" => return Ok(Duration::from_micros(number)),
         "ms" => 1,
         "s" => 1_000,
         "m" => 60_000,
@@ -51,10 +52,13 @@ pub fn format_size(bytes: u64) -> String {
     format!("{bytes}B")
 }
 
-/// Writes a duration the way a manifest would: `2m`, `30s`, `1500ms`.
+/// Writes a duration the way a manifest would: `2m`, `30s`, `1500ms`,
+/// `250us` (to the microsecond).
 pub fn format_duration(duration: Duration) -> String {
     let millis = duration.as_millis();
-    if millis >= 60_000 && millis.is_multiple_of(60_000) {
+    if !duration.subsec_micros().is_multiple_of(1_000) {
+        format!("{}us", duration.as_micros())
+    } else if millis >= 60_000 && millis.is_multiple_of(60_000) {
         format!("{}m", millis / 60_000)
     } else if millis >= 1_000 && millis.is_multiple_of(1_000) {
         format!("{}s", millis / 1_000)
@@ -85,7 +89,7 @@ mod tests {
         for text in ["64MiB", "512KiB", "1GiB", "1000B", "1025B"] {
             assert_eq!(format_size(parse_size(text).unwrap()), text);
         }
-        for text in ["2m", "30s", "1500ms", "90s"] {
+        for text in ["2m", "30s", "1500ms", "90s", "250us", "1001us"] {
             assert_eq!(format_duration(parse_duration(text).unwrap()), text);
         }
     }
@@ -93,6 +97,8 @@ mod tests {
     #[test]
     fn durations() {
         assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("100us"), Ok(Duration::from_micros(100)));
+        assert_eq!(parse_duration("2500us"), Ok(Duration::from_micros(2500)));
         assert_eq!(parse_duration("30s"), Ok(Duration::from_secs(30)));
         assert_eq!(parse_duration("2 m"), Ok(Duration::from_secs(120)));
         assert!(parse_duration("30").unwrap_err().contains("no valid unit"));

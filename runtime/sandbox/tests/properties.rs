@@ -51,6 +51,7 @@ fn unit_text() -> impl Strategy<Value = String> {
     let unit = prop_oneof![
         proptest::sample::select(
             &[
+                "us",
                 "ms",
                 "s",
                 "m",

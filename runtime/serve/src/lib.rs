@@ -21,8 +21,9 @@
 //!   rollback or a file change (`--watch`).
 //! - [`request`]: the per-request path (store, instantiate, handle, drop).
 //! - [`server`]: sockets, worker threads and graceful shutdown; in
-//!   `connections`, the connection cap, and in `socket`, the client
-//!   socket's write timeout.
+//!   `connections`, the connection cap, in `socket`, the client socket's
+//!   write timeout, and in `busy_poll`, how long a worker polls for the
+//!   next request before it sleeps.
 //! - [`admin`]: the admin API that drives [`live`], with health and metrics.
 //! - [`launch`]: a serving process from start to exit, as `mayfly serve`
 //!   and the containerd shim both run it.
@@ -56,6 +57,7 @@
 
 pub mod admin;
 pub mod app;
+mod busy_poll;
 pub mod component;
 mod connections;
 pub mod gate;

@@ -20,6 +20,10 @@
 //! pause in a request body (`body_timeout`), and each wait for the client
 //! to read the response (`write_timeout`).
 //!
+//! After each request a worker keeps polling its sockets for a moment
+//! (`busy_poll`) before it sleeps, so that a connection's next request
+//! finds it awake.
+//!
 //! On shutdown, workers stop accepting and close their listening sockets (so
 //! new connections are refused at once), let in-flight requests (and guests
 //! still finishing after their response) complete within the grace period,
@@ -27,6 +31,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,6 +47,7 @@ use tokio_util::task::TaskTracker;
 
 use mayfly_host_api::outbound::{DISPATCH_QUEUE, Dispatcher, InternalCall};
 
+use crate::busy_poll::BusyPoll;
 use crate::connections::{Connections, Place};
 use crate::live::LiveApp;
 use crate::metrics::{ClientTimeout, Metrics};
@@ -71,6 +77,9 @@ pub struct ServeOptions {
     /// Largest request head (request line and headers) a client may send;
     /// beyond it, 431. At least 8 KiB.
     pub max_header_bytes: usize,
+    /// The most a worker keeps polling for the next request after one,
+    /// before it sleeps (see `busy_poll`); zero turns busy polling off.
+    pub busy_poll: Duration,
 }
 
 /// The default connection cap: the host's half of the descriptors (guests
@@ -91,6 +100,7 @@ impl Default for ServeOptions {
             write_timeout: Duration::from_secs(30),
             max_connections: default_max_connections(),
             max_header_bytes: 64 << 10,
+            busy_poll: Duration::from_micros(100),
         }
     }
 }
@@ -222,6 +232,10 @@ impl Worker {
         listener.set_nonblocking(true)?;
         let listener = TcpListener::from_std(listener)?;
         let tracker = TaskTracker::new();
+        let busy_poll = BusyPoll::new(self.options.busy_poll);
+        if let Some(busy_poll) = &busy_poll {
+            tokio::task::spawn_local(busy_poll.clone().run());
+        }
         loop {
             // At the cap, a client that arrives waits (and this worker
             // accepts no other) until a connection makes room.
@@ -239,6 +253,7 @@ impl Worker {
                         tracker: tracker.clone(),
                         options: self.options.clone(),
                         place: Arc::new(place),
+                        busy_poll: busy_poll.clone(),
                     };
                     tracker.spawn_local(connection.serve(stream));
                 }
@@ -305,6 +320,8 @@ struct Connection {
     options: ServeOptions,
     /// This connection's place under the cap, given back when it closes.
     place: Arc<Place>,
+    /// This worker's busy polling, told when each request starts and ends.
+    busy_poll: Option<Rc<BusyPoll>>,
 }
 
 impl Connection {
@@ -318,8 +335,10 @@ impl Connection {
         let max_header_bytes = self.options.max_header_bytes;
         let body_timeout = request::BodyTimeout(self.options.body_timeout);
         let place = self.place.clone();
+        let busy_poll = self.busy_poll.clone();
         let service = service_fn(move |mut request: Request<Incoming>| {
             request.extensions_mut().insert(body_timeout);
+            let polling = busy_poll.as_ref().map(|poll| Polling::start(poll.clone()));
             let busy = place.busy();
             // The version a request starts with is the one it finishes on.
             let app = app.current();
@@ -333,7 +352,7 @@ impl Connection {
                     ));
                 }
                 // Busy until the guest is done, body and all.
-                let guard = (guard, busy);
+                let guard = (guard, busy, polling);
                 Ok(request::dispatch(&app, request, guard, Some(&dispatcher)).await)
             }
         });
@@ -367,6 +386,23 @@ impl Connection {
         {
             metrics.client_timeout(timeout);
         }
+    }
+}
+
+/// A request, as this worker's busy polling sees it: started when made,
+/// ended when dropped (with the guest).
+struct Polling(Rc<BusyPoll>);
+
+impl Polling {
+    fn start(poll: Rc<BusyPoll>) -> Self {
+        poll.started();
+        Self(poll)
+    }
+}
+
+impl Drop for Polling {
+    fn drop(&mut self) {
+        self.0.ended();
     }
 }
 

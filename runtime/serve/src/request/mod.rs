@@ -207,6 +207,9 @@ where
         }
     };
 
+    // Sent (or dropped) once the response is in hyper's hands: with a body
+    // the guest has finished, hyper writes it in the same turn.
+    let (hand_over, handed_over) = tokio::sync::oneshot::channel::<()>();
     let task_component = component.clone();
     let task_shared = shared.clone();
     let task_request_id = request_id.clone();
@@ -258,7 +261,11 @@ where
         // the guest finished before it failed is whole: the connection
         // first gets the turns it takes to read it (a body still open
         // after them is cut).
-        if !matches!(outcome, Outcome::Finished) {
+        if matches!(outcome, Outcome::Finished) {
+            // The response goes out before the instance is torn down: the
+            // client does not wait for the teardown.
+            let _ = handed_over.await;
+        } else {
             give_way().await;
             task_shared.failed.store(true, Ordering::Release);
         }
@@ -298,7 +305,9 @@ where
             let response = response.map(|body| {
                 GuestBody::new(body, shared, component.clone(), request_id.clone()).boxed_unsync()
             });
-            gather(response).await
+            let response = gather(response).await;
+            let _ = hand_over.send(());
+            response
         }
         Ok(Err(code)) => {
             report(
@@ -317,6 +326,7 @@ where
         // The guest dropped the response without setting it: it trapped, ran
         // out of time, or returned without answering.
         Err(_) => {
+            drop(hand_over);
             let outcome = guest.await;
             if let Some(refusal) = client_fault(component, &shared, body_timeout) {
                 return refusal;
