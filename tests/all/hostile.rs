@@ -14,6 +14,12 @@ const BOUND: Duration = Duration::from_secs(30);
 
 /// The test app plus `hostile` under `/hostile`, limited to 1 s and 32 MiB.
 fn hostile_app(dir: &Path) -> Server {
+    hostile_app_with(dir, "timeout = \"1s\"\nmemory = \"32MiB\"")
+}
+
+/// The test app plus `hostile` under `/hostile`, with `limits` (TOML lines)
+/// as its limits.
+fn hostile_app_with(dir: &Path, limits: &str) -> Server {
     let app = test_app(dir);
     let mut manifest = std::fs::read_to_string(&app).unwrap();
     manifest.push_str(&format!(
@@ -22,8 +28,7 @@ fn hostile_app(dir: &Path) -> Server {
 source = {:?}
 
 [component.hostile.limits]
-timeout = "1s"
-memory = "32MiB"
+{limits}
 
 [[route]]
 path = "/hostile"
@@ -215,30 +220,9 @@ async fn a_panic_after_a_finished_response_leaves_it_whole() {
 #[tokio::test]
 async fn a_guest_that_returns_without_answering_gets_500_and_frees_its_instance() {
     let dir = tempfile::tempdir().unwrap();
-    let app = test_app(dir.path());
-    let manifest = std::fs::read_to_string(&app).unwrap();
     // One instance at a time, and no queue: an instance the first request
     // kept would refuse the second with 503.
-    write_file(
-        dir.path(),
-        "app.toml",
-        format!(
-            r#"{manifest}
-[component.hostile]
-source = {:?}
-
-[component.hostile.limits]
-instances = 1
-queue = 0
-
-[[route]]
-path = "/hostile"
-component = "hostile"
-"#,
-            guests::HOSTILE
-        ),
-    );
-    let server = Server::start(&app);
+    let server = hostile_app_with(dir.path(), "instances = 1\nqueue = 0");
     let mut client = Client::connect(server.addr).await;
     for _ in 0..3 {
         let reply = client.get("/hostile?attack=silent").await;

@@ -167,3 +167,36 @@ async fn beyond_the_instance_limit_requests_queue_then_get_503() {
     assert_eq!(first.await.unwrap().text(), "slept 6000 ms\n");
     assert_eq!(second.await.unwrap().text(), "slept 10 ms\n");
 }
+
+/// A finished instance is torn down after its response is written, unless
+/// its turn is the component's last free one: then first, so a client
+/// that sends its next request as soon as it has the answer (on a new
+/// connection, which may reach another worker) always finds the turn free.
+#[tokio::test]
+async fn back_to_back_requests_fit_one_instance_with_no_queue() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = format!(
+        r#"
+[component.slow]
+source = {slow:?}
+[component.slow.limits]
+instances = 1
+queue = 0
+
+[[route]]
+path = "/slow"
+component = "slow"
+"#,
+        slow = guests::SLOW,
+    );
+    let app = write_file(dir.path(), "app.toml", manifest);
+    let server = Server::start(&app);
+    for n in 0..200 {
+        let reply = get(server.addr, "/slow?ms=0").await;
+        assert_eq!(
+            (reply.status.as_u16(), reply.text().as_str()),
+            (200, "slept 0 ms\n"),
+            "request {n}"
+        );
+    }
+}

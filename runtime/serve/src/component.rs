@@ -14,7 +14,7 @@ use wasmtime::component::Component;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 
-use crate::gate::Gate;
+use crate::gate::{Gate, Slots};
 use crate::metrics::ComponentMetrics;
 
 /// Which HTTP world a component serves, as its exports say.
@@ -79,6 +79,8 @@ pub struct LoadedComponent {
     /// Counted across all versions of the component.
     pub(crate) metrics: ComponentMetrics,
     pub(crate) cache: CacheOutcome,
+    /// The server's instance slots.
+    pub(crate) slots: Slots,
 }
 
 impl fmt::Debug for LoadedComponent {
@@ -92,6 +94,13 @@ impl fmt::Debug for LoadedComponent {
 }
 
 impl LoadedComponent {
+    /// Whether another request for this component could start an instance
+    /// now, with the instances alive now still alive: a free turn at its
+    /// gate and a free slot on the server.
+    pub(crate) fn has_room(&self) -> bool {
+        self.gate.has_free_turn() && self.slots.has_free_slot()
+    }
+
     /// The component's name in its app.
     pub fn name(&self) -> &str {
         self.sandbox.name()

@@ -8,6 +8,7 @@ use std::time::Instant;
 use mayfly_sandbox::RequestLimits;
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use wasmtime::{Engine, PoolingAllocatorMetrics};
 
 use crate::metrics::ComponentMetrics;
 
@@ -87,6 +88,11 @@ impl Gate {
         self.permits == Self::permits_for(limits) && self.queue == limits.queue
     }
 
+    /// Whether a request could take a turn now without waiting.
+    pub(crate) fn has_free_turn(&self) -> bool {
+        self.running.available_permits() > 0
+    }
+
     /// Requests running now.
     #[cfg(test)]
     fn running(&self) -> usize {
@@ -101,6 +107,32 @@ impl Gate {
 }
 
 /// A request's place in a [`Gate`]'s queue; dropping it leaves the queue.
+/// The server's instance slots, shared by every component: how many
+/// component instances are alive against the most there may be
+/// (`--max-instances`).
+#[derive(Clone)]
+pub(crate) struct Slots {
+    /// `None` on an engine without a pool (then there is no such bound).
+    live: Option<PoolingAllocatorMetrics>,
+    most: u64,
+}
+
+impl Slots {
+    pub(crate) fn new(engine: &Engine, most: u32) -> Self {
+        Self {
+            live: engine.pooling_allocator_metrics(),
+            most: u64::from(most),
+        }
+    }
+
+    /// Whether a new instance could be made now.
+    pub(crate) fn has_free_slot(&self) -> bool {
+        self.live
+            .as_ref()
+            .is_none_or(|live| live.component_instances() < self.most)
+    }
+}
+
 struct QueuePlace<'a> {
     gate: &'a Gate,
 }

@@ -15,7 +15,7 @@ use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 
 use crate::component::{Handler, LoadError, LoadErrorKind, LoadedComponent, World, check_exports};
-use crate::gate::Gate;
+use crate::gate::{Gate, Slots};
 use crate::manifest::{ComponentSpec, Source};
 use crate::metrics::Metrics;
 
@@ -154,6 +154,7 @@ impl Loader {
             gate,
             metrics,
             cache,
+            slots: Slots::new(&self.engine, self.settings.max_instances),
         }))
     }
 

@@ -262,9 +262,13 @@ where
         // first gets the turns it takes to read it (a body still open
         // after them is cut).
         if matches!(outcome, Outcome::Finished) {
-            // The response goes out before the instance is torn down: the
-            // client does not wait for the teardown.
-            let _ = handed_over.await;
+            // The response goes out before the instance is torn down, so
+            // the client does not wait for the teardown; unless the
+            // instance's turn or slot is the last one free, when another
+            // request could be turned away (or queued) for it meanwhile.
+            if component.has_room() {
+                let _ = handed_over.await;
+            }
         } else {
             give_way().await;
             task_shared.failed.store(true, Ordering::Release);
