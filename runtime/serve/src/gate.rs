@@ -1,5 +1,7 @@
 //! Admission to a component: at most `instances` requests run at once, at
-//! most `queue` wait for a turn, and the rest are turned away.
+//! most `queue` wait for a turn, and the rest are turned away. And the
+//! server's instance slots (`--max-instances`), as far as a finished
+//! instance needs to know whether another request could start now.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -106,7 +108,6 @@ impl Gate {
     }
 }
 
-/// A request's place in a [`Gate`]'s queue; dropping it leaves the queue.
 /// The server's instance slots, shared by every component: how many
 /// component instances are alive against the most there may be
 /// (`--max-instances`).
@@ -133,6 +134,7 @@ impl Slots {
     }
 }
 
+/// A request's place in a [`Gate`]'s queue; dropping it leaves the queue.
 struct QueuePlace<'a> {
     gate: &'a Gate,
 }
