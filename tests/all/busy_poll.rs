@@ -34,15 +34,33 @@ async fn an_idle_server_stops_polling() {
     }
 }
 
-#[tokio::test]
-async fn busy_polling_can_be_turned_off() {
+/// Worker CPU time taken by 100 requests on one connection, 5 ms apart,
+/// to a server started with `--busy-poll WINDOW`.
+async fn cpu_for_requests_5ms_apart(window: &str) -> Duration {
     let dir = tempfile::tempdir().unwrap();
     let app = test_app(dir.path());
-    let server = Server::start_with(&[app.to_str().unwrap(), "--busy-poll", "0"]);
+    let server = Server::start_with(&[app.to_str().unwrap(), "--busy-poll", window]);
     let mut client = Client::connect(server.addr).await;
-    for _ in 0..20 {
+    assert_eq!(client.get("/").await.text(), "Hello from Mayfly!\n");
+    let before = server.workers_cpu();
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
         assert_eq!(client.get("/").await.text(), "Hello from Mayfly!\n");
     }
+    server.workers_cpu() - before
+}
+
+#[tokio::test]
+async fn a_worker_polls_through_pauses_within_its_window_unless_turned_off() {
+    // With a 10 ms window the worker polls through each 5 ms pause (about
+    // half a second in all); turned off, it sleeps through them, and 100
+    // hellos take a few milliseconds.
+    let polling = cpu_for_requests_5ms_apart("10ms").await;
+    let off = cpu_for_requests_5ms_apart("0").await;
+    assert!(
+        polling >= off + Duration::from_millis(100),
+        "polling: {polling:?} of worker CPU; turned off: {off:?}"
+    );
 }
 
 #[tokio::test]

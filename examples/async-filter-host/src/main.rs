@@ -112,14 +112,15 @@ fn is_plain_name(key: &str) -> bool {
 /// The document at `path`, `None` if there is none; larger than
 /// `MAX_DOCUMENT`, an error (read no further than that).
 async fn read_document(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
-    let file = match tokio::fs::File::open(path).await {
-        Ok(file) => file,
+    // Only plain files, asked before opening: opening a FIFO would block
+    // until something writes to it.
+    match tokio::fs::metadata(path).await {
+        Ok(metadata) if metadata.is_file() => {}
+        Ok(_) => return Ok(None),
         Err(err) if err.kind() == ErrorKind::NotFound => return Ok(None),
         Err(err) => return Err(err),
-    };
-    if !file.metadata().await?.is_file() {
-        return Ok(None);
     }
+    let file = tokio::fs::File::open(path).await?;
     let mut document = Vec::new();
     file.take(MAX_DOCUMENT + 1)
         .read_to_end(&mut document)

@@ -293,7 +293,7 @@ impl PluginBuilder {
             .cache
             .load_or_compile(&engine.engine, bytes)
             .map_err(|err| {
-                if !engine.runs_async && needs_async(&err) {
+                if !engine.runs_async() && needs_async(&err) {
                     invalid(
                         "its world has async functions (component-model async, as WASI 0.3 \
                          uses), but its engine does not run them (build the PluginEngine \
@@ -357,7 +357,6 @@ impl PluginBuilder {
             pre,
             sandbox,
             reuse: self.reuse,
-            runs_async: engine.runs_async,
             idle: Mutex::new(Vec::new()),
             _keep: self.engine.clone(),
         })

@@ -25,9 +25,6 @@ pub struct Plugin {
     /// Its grants and limits; no stores, no configuration.
     pub(crate) sandbox: Sandbox,
     pub(crate) reuse: u32,
-    /// Whether its engine runs component-model async: then a call may leave
-    /// tasks running.
-    pub(crate) runs_async: bool,
     /// Instances that may serve more calls (only with `reuse > 1`), at most
     /// `MAX_IDLE_INSTANCES`.
     pub(crate) idle: Mutex<Vec<Warm>>,
@@ -158,7 +155,8 @@ impl Plugin {
     /// export can leave any, running after it returned). Such an instance
     /// is not reused: they would go on in the next call, on its time.
     async fn tasks_left(&self, store: &mut Store<Host>) -> bool {
-        if !self.runs_async {
+        // Only an engine with component-model async runs tasks.
+        if !crate::engine::runs_async(self.pre.engine()) {
             return false;
         }
         // The event loop polls this first, and it is ready at once: nothing

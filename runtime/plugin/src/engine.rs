@@ -19,8 +19,6 @@ pub struct PluginEngine {
     pub(crate) engine: Engine,
     pub(crate) cache: Arc<CompileCache>,
     pub(crate) meters_fuel: bool,
-    /// Whether it runs component-model async (`EngineSettings::wasi_03`).
-    pub(crate) runs_async: bool,
     /// For plugins granted some directories.
     pub(crate) linker: Arc<Linker<Host>>,
     /// For plugins granted none: reaching for the file system is denied.
@@ -32,12 +30,17 @@ impl std::fmt::Debug for PluginEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PluginEngine")
             .field("meters_fuel", &self.meters_fuel)
-            .field("runs_async", &self.runs_async)
+            .field("runs_async", &self.runs_async())
             .finish_non_exhaustive()
     }
 }
 
 impl PluginEngine {
+    /// Whether it runs component-model async (`EngineSettings::wasi_03`).
+    pub(crate) fn runs_async(&self) -> bool {
+        runs_async(&self.engine)
+    }
+
     /// An engine with Mayfly's default settings, without fuel metering, and
     /// the default compile cache (see [`CompileCache::open_default`]).
     /// Fails, saying why, if that cache's directory cannot be trusted (see
@@ -88,7 +91,6 @@ impl PluginEngine {
             engine,
             cache: Arc::new(cache),
             meters_fuel: settings.consume_fuel,
-            runs_async: settings.wasi_03,
             linker: Arc::new(linker),
             linker_without_files: Arc::new(linker_without_files),
             _ticker: Arc::new(ticker),
@@ -175,12 +177,9 @@ const FILES_P3: Denials = &[(
 
 fn deny(linker: &mut Linker<Host>, denials: Denials) -> wasmtime::Result<()> {
     for &(interface, function, capability, declared) in denials {
-        // Without shadowing, defining a name that is there already fails; a
-        // name that is not (renamed in wasmtime-wasi) would be defined
-        // beside the original, denying nothing.
-        linker.allow_shadowing(false);
-        let mut defined = linker.instance(interface)?;
-        if defined.func_new(function, |_, _, _, _| Ok(())).is_ok() {
+        // A name the linker does not define (renamed in wasmtime-wasi) would
+        // be defined beside the original, denying nothing.
+        if !mayfly_sandbox::linker::defines(linker, interface, function)? {
             return Err(wasmtime::Error::msg(format!(
                 "cannot deny `{interface}#{function}`: the linker does not define it"
             )));
@@ -204,3 +203,8 @@ fn deny(linker: &mut Linker<Host>, denials: Denials) -> wasmtime::Result<()> {
 #[derive(Debug, Error)]
 #[error("capability {0} was not granted")]
 pub(crate) struct CapabilityDenied(pub(crate) &'static str);
+
+/// Whether `engine` runs component-model async.
+pub(crate) fn runs_async(engine: &Engine) -> bool {
+    engine.get_concurrency_support()
+}

@@ -4,6 +4,7 @@ use wasmtime::component::Linker;
 
 use crate::host::Host;
 use crate::metered;
+pub use crate::metered::defines;
 
 /// A linker with every interface Mayfly provides: WASI 0.2 and 0.3 (whose
 /// capabilities each store grants or not, the same for both), `wasi:http`

@@ -73,20 +73,28 @@ pub(crate) fn add_to_linker(linker: &mut Linker<Host>, wasi_03: bool) -> wasmtim
 /// a version here that is not wasmtime-wasi's would put the counted
 /// function beside the original, and nothing would be counted.
 fn redefines(linker: &mut Linker<Host>, instance: &str, names: &[&str]) -> wasmtime::Result<()> {
-    linker.allow_shadowing(false);
-    let mut defined = linker.instance(instance)?;
     for name in names {
-        // Without shadowing, defining a name that is there already fails.
-        if defined
-            .func_wrap(name, |_: StoreContextMut<'_, Host>, (): ()| Ok(()))
-            .is_ok()
-        {
+        if !defines(linker, instance, name)? {
             wasmtime::bail!(
                 "`{instance}` has no `{name}` to count: wasmtime-wasi defines another version"
             );
         }
     }
     Ok(())
+}
+
+/// Whether `linker` defines `name` in `instance`. It asks by defining the
+/// name with shadowing off, which fails for a name that is there already;
+/// a name that was not there is then defined (as a function that does
+/// nothing), so a caller told `false` must fail. Leaves shadowing off.
+pub fn defines<T: 'static>(
+    linker: &mut Linker<T>,
+    instance: &str,
+    name: &str,
+) -> wasmtime::Result<bool> {
+    linker.allow_shadowing(false);
+    let mut defined = linker.instance(instance)?;
+    Ok(defined.func_new(name, |_, _, _, _| Ok(())).is_err())
 }
 
 type OpenAt = (

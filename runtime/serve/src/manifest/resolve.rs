@@ -324,7 +324,7 @@ impl LimitsEntry {
         if let Some(text) = &self.timeout {
             let at = || format!("{field}.timeout");
             let timeout = parse_duration(text).map_err(|m| (at(), m))?;
-            if timeout.is_zero() || timeout > MAX_TIMEOUT {
+            if timeout < Duration::from_millis(1) || timeout > MAX_TIMEOUT {
                 return Err((at(), format!("`{text}` is out of range: use 1ms to 60m")));
             }
             limits.timeout = timeout;
