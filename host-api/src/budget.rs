@@ -1,7 +1,7 @@
 //! What guests hold on the host, beyond their own memory: file
 //! descriptors (open files, outbound connections) and host memory (header
-//! maps they build), counted per instance and, for descriptors, per
-//! process.
+//! maps, request targets and body buffers they fill), counted per instance
+//! and, for descriptors, per process.
 //!
 //! A handle in a store's resource table is bounded by the table's size,
 //! but one handle can hold a descriptor or 128 KiB of headers. Without a
@@ -82,7 +82,12 @@ pub struct InstanceBudget {
     /// once nothing does, before the next descriptor is counted.
     files: Mutex<Vec<Weak<std::fs::File>>>,
     max_host_memory: usize,
+    /// Host memory built in this call (headers, request targets), which
+    /// adds up until the call ends.
     host_memory: AtomicUsize,
+    /// Host memory held for as long as something holds it (body buffers):
+    /// given back when its [`MemoryLease`] is dropped.
+    leased: AtomicUsize,
 }
 
 impl std::fmt::Debug for InstanceBudget {
@@ -91,6 +96,7 @@ impl std::fmt::Debug for InstanceBudget {
             .field("descriptors", &self.descriptors())
             .field("max_descriptors", &self.max_descriptors)
             .field("host_memory", &self.host_memory())
+            .field("leased", &self.leased.load(Ordering::Relaxed))
             .field("max_host_memory", &self.max_host_memory)
             .finish()
     }
@@ -120,7 +126,8 @@ impl std::fmt::Display for Exhausted {
             ),
             Exhausted::HostMemory(limit) => write!(
                 f,
-                "the instance built {limit} bytes of headers on the host, its limit"
+                "the instance reached its limit of {limit} bytes of host memory \
+                 (headers, request targets and body buffers)"
             ),
         }
     }
@@ -149,6 +156,7 @@ impl InstanceBudget {
             files: Mutex::new(Vec::new()),
             max_host_memory,
             host_memory: AtomicUsize::new(0),
+            leased: AtomicUsize::new(0),
         })
     }
 
@@ -206,16 +214,42 @@ impl InstanceBudget {
     pub fn charge_memory(&self, bytes: usize) -> Result<(), Exhausted> {
         self.host_memory
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
-                used.checked_add(bytes)
-                    .filter(|&total| total <= self.max_host_memory)
+                self.fits(used, self.leased.load(Ordering::Acquire), bytes)
+                    .then(|| used + bytes)
             })
             .map(|_| ())
             .map_err(|_| Exhausted::HostMemory(self.max_host_memory))
     }
 
-    /// Host memory charged so far in this call.
+    /// Holds `bytes` of host memory for the guest until the lease is
+    /// dropped (a body buffer, for as long as the body lives), within the
+    /// same cap as [`InstanceBudget::charge_memory`].
+    pub fn lease_memory(self: &Arc<Self>, bytes: usize) -> Result<MemoryLease, Exhausted> {
+        self.leased
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |leased| {
+                self.fits(self.host_memory.load(Ordering::Acquire), leased, bytes)
+                    .then(|| leased + bytes)
+            })
+            .map_err(|_| Exhausted::HostMemory(self.max_host_memory))?;
+        Ok(MemoryLease {
+            instance: self.clone(),
+            bytes,
+        })
+    }
+
+    /// Whether `bytes` more fit beside `built` and `leased`.
+    fn fits(&self, built: usize, leased: usize, bytes: usize) -> bool {
+        built
+            .checked_add(leased)
+            .and_then(|held| held.checked_add(bytes))
+            .is_some_and(|total| total <= self.max_host_memory)
+    }
+
+    /// Host memory charged so far in this call, and leased now.
     pub fn host_memory(&self) -> usize {
-        self.host_memory.load(Ordering::Relaxed)
+        self.host_memory
+            .load(Ordering::Relaxed)
+            .saturating_add(self.leased.load(Ordering::Relaxed))
     }
 
     /// Starts a new call's host memory count, for an instance that serves
@@ -230,6 +264,26 @@ impl Drop for InstanceBudget {
     fn drop(&mut self) {
         let files = self.lock_files().len();
         self.process.give_back(files);
+    }
+}
+
+/// Host memory held for a guest; given back when dropped.
+#[derive(Debug)]
+pub struct MemoryLease {
+    instance: Arc<InstanceBudget>,
+    bytes: usize,
+}
+
+impl MemoryLease {
+    /// The bytes it holds.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+impl Drop for MemoryLease {
+    fn drop(&mut self) {
+        self.instance.leased.fetch_sub(self.bytes, Ordering::AcqRel);
     }
 }
 
@@ -388,5 +442,34 @@ mod tests {
         ));
         budget.next_call();
         budget.charge_memory(100).unwrap();
+    }
+
+    #[test]
+    fn leased_memory_is_held_until_the_lease_goes_and_shares_the_cap() {
+        let budget = InstanceBudget::within(process(1), 0, 100);
+        budget.charge_memory(30).unwrap();
+        let lease = budget.lease_memory(60).unwrap();
+        assert_eq!(lease.bytes(), 60);
+        assert_eq!(budget.host_memory(), 90);
+        // Charges and leases share the one cap, both ways.
+        assert_eq!(budget.charge_memory(11), Err(Exhausted::HostMemory(100)));
+        assert_eq!(
+            budget.lease_memory(11).unwrap_err(),
+            Exhausted::HostMemory(100)
+        );
+        assert_eq!(
+            budget.lease_memory(usize::MAX).unwrap_err(),
+            Exhausted::HostMemory(100)
+        );
+        // A lease gives its bytes back when it goes; charges stay.
+        drop(lease);
+        assert_eq!(budget.host_memory(), 30);
+        let again = budget.lease_memory(70).unwrap();
+        // A new call forgets the charges, not what is still held.
+        budget.next_call();
+        assert_eq!(budget.host_memory(), 70);
+        budget.charge_memory(30).unwrap();
+        assert_eq!(budget.charge_memory(1), Err(Exhausted::HostMemory(100)));
+        drop(again);
     }
 }

@@ -6,20 +6,58 @@
 //! in both log formats: control characters become `\n`, `\r`, `\t` or
 //! `\u{1b}`, and so do the Unicode characters that break or reorder a line
 //! (line and paragraph separators, bidi overrides, embeddings, isolates and
-//! marks). An escaped text is one line that reads in its true order, and
+//! marks) and those that hide in it (zero-width spaces and joiners, the
+//! byte order mark, tag characters and every other invisible formatting
+//! character, and the blank Hangul fillers). An escaped text is one line
+//! that reads in its true order and shows everything it holds, and
 //! escaping it again changes nothing.
 
 use std::borrow::Cow;
 
-/// Whether `c` must be escaped.
-fn tricky(c: char) -> bool {
+/// Whether `c` must be escaped: a control character, a line or paragraph
+/// separator, or a character that shows nothing (Unicode's formatting
+/// characters, bidi controls among them, and the Hangul fillers).
+pub fn tricky(c: char) -> bool {
     c.is_control()
         || matches!(
             c,
-            '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{061c}'
+            '\u{2028}'
+                | '\u{2029}'
+                | '\u{00ad}'
+                | '\u{061c}'
+                | '\u{06dd}'
+                | '\u{070f}'
+                | '\u{08e2}'
+                | '\u{180e}'
+                | '\u{feff}'
+                | '\u{110bd}'
+                | '\u{110cd}'
+                // Hangul fillers: letters that draw nothing.
+                | '\u{115f}'
+                | '\u{1160}'
+                | '\u{3164}'
+                | '\u{ffa0}'
         )
-        || ('\u{202a}'..='\u{202e}').contains(&c)
-        || ('\u{2066}'..='\u{2069}').contains(&c)
+        || [
+            '\u{0600}'..='\u{0605}',
+            '\u{0890}'..='\u{0891}',
+            // Zero-width space, non-joiner and joiner; the bidi marks.
+            '\u{200b}'..='\u{200f}',
+            // Bidi embeddings and overrides.
+            '\u{202a}'..='\u{202e}',
+            // Word joiner, invisible operators, bidi isolates and the
+            // deprecated formatting characters.
+            '\u{2060}'..='\u{2064}',
+            '\u{2066}'..='\u{206f}',
+            '\u{fff9}'..='\u{fffb}',
+            '\u{13430}'..='\u{1343f}',
+            '\u{1bca0}'..='\u{1bca3}',
+            '\u{1d173}'..='\u{1d17a}',
+            // The tag characters' block.
+            '\u{e0000}'..='\u{e007f}',
+        ]
+        .iter()
+        .any(|range| range.contains(&c))
 }
 
 /// `text`, escaped (see the [module](self)); borrowed when nothing needed
@@ -75,6 +113,11 @@ mod tests {
         assert_eq!(
             escape("a\u{2028}b\u{2029}c\u{202e}d\u{2066}e\u{200f}"),
             "a\\u{2028}b\\u{2029}c\\u{202e}d\\u{2066}e\\u{200f}"
+        );
+        // Characters that show nothing are shown.
+        assert_eq!(
+            escape("a\u{200b}b\u{200d}c\u{2060}d\u{feff}e\u{e0041}f\u{3164}g"),
+            "a\\u{200b}b\\u{200d}c\\u{2060}d\\u{feff}e\\u{e0041}f\\u{3164}g"
         );
         // Escaping is idempotent: an escaped text has nothing left to escape.
         let once = escape("x\ny\u{202e}").into_owned();

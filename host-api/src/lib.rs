@@ -11,13 +11,17 @@
 //!   per interface.
 //! - [`kv`]: where key-value data lives: the [`kv::Backend`] trait, and the
 //!   embedded (`redb` feature) and Redis (`redis` feature) backends.
-//! - [`budget`]: what guests hold on the host (descriptors, header
-//!   memory), per instance and per process.
+//! - [`budget`]: what guests hold on the host (descriptors, host memory),
+//!   per instance and per process.
+//! - `body_buffer` (`http` feature): how large a `wasi:http` body buffer
+//!   may be, and the lease that charges it while it lives.
 //! - [`report`]: capped warnings for the operator.
 //! - [`escape`]: the one escaping rule for every log line.
 
 #![deny(missing_docs)]
 
+#[cfg(feature = "http")]
+pub mod body_buffer;
 pub mod budget;
 pub mod escape;
 pub mod kv;

@@ -5,11 +5,17 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use crate::escape::escape_capped;
+
 /// What one log event a guest causes (a line of its output, a
 /// `wasi:logging` message) costs against its per-request cap besides its
 /// own text: about what the log line around it takes (level, component,
 /// request id, stream). An empty line is not free.
 pub const LINE_COST: usize = 64;
+
+/// The most one warning about a request takes in the log, in bytes: what
+/// it quotes of a guest (a string it passed, its trap) is cut to fit.
+pub const MESSAGE_CAP: usize = 4 << 10;
 
 /// Warnings of one kind logged per request; past it, they are counted and
 /// summed up in one line when the request ends.
@@ -38,8 +44,10 @@ impl Reporter {
         }
     }
 
-    /// Logs `message`, whatever was logged before.
+    /// Logs `message` (escaped, cut to [`MESSAGE_CAP`]), whatever was
+    /// logged before.
     pub fn warn(&self, message: &str) {
+        let message = escape_capped(message, MESSAGE_CAP);
         tracing::warn!(
             component = %self.component,
             request_id = %self.request,

@@ -1,6 +1,6 @@
 //! Property tests of what host-api does with text it does not control: log
-//! escaping and `allowed_outbound_hosts` patterns. None may panic, on any
-//! input.
+//! escaping, `allowed_outbound_hosts` patterns and how a key-value URL is
+//! shown. None may panic, on any input.
 //!
 //! Each property runs 256 cases by default (bounded, for CI); for a longer
 //! run, set the case count:
@@ -10,6 +10,7 @@
 //! ```
 
 use mayfly_host_api::escape::{escape, escape_capped};
+use mayfly_host_api::kv::shown_url;
 use mayfly_host_api::outbound::{HostPattern, INTERNAL_DOMAIN};
 use proptest::prelude::*;
 
@@ -24,10 +25,52 @@ fn config() -> ProptestConfig {
 
 /// Characters that break or reorder a line, and their neighbours.
 const TRICKY: &[char] = &[
-    '\n', '\r', '\t', '\0', '\u{7}', '\u{8}', '\u{b}', '\u{c}', '\u{1b}', '\u{7f}', '\u{85}',
-    '\u{9f}', '\u{2028}', '\u{2029}', '\u{202a}', '\u{202b}', '\u{202c}', '\u{202d}', '\u{202e}',
-    '\u{2066}', '\u{2067}', '\u{2068}', '\u{2069}', '\u{200e}', '\u{200f}', '\u{061c}', '\u{200d}',
-    '\u{2065}', '\u{206a}', '\u{feff}', '\\', 'u', '{', '}', 'é', '😀', ' ',
+    '\n',
+    '\r',
+    '\t',
+    '\0',
+    '\u{7}',
+    '\u{8}',
+    '\u{b}',
+    '\u{c}',
+    '\u{1b}',
+    '\u{7f}',
+    '\u{85}',
+    '\u{9f}',
+    '\u{2028}',
+    '\u{2029}',
+    '\u{202a}',
+    '\u{202b}',
+    '\u{202c}',
+    '\u{202d}',
+    '\u{202e}',
+    '\u{2066}',
+    '\u{2067}',
+    '\u{2068}',
+    '\u{2069}',
+    '\u{200e}',
+    '\u{200f}',
+    '\u{061c}',
+    '\u{200d}',
+    '\u{2065}',
+    '\u{206a}',
+    '\u{feff}',
+    '\\',
+    'u',
+    '{',
+    '}',
+    'é',
+    '😀',
+    ' ',
+    '\u{200b}',
+    '\u{2060}',
+    '\u{e0001}',
+    '\u{e0041}',
+    '\u{e007f}',
+    '\u{3164}',
+    '\u{115f}',
+    '\u{ffa0}',
+    '\u{00ad}',
 ];
 
 /// Text that is mostly the characters above, mixed with anything at all.
@@ -40,15 +83,33 @@ fn hostile_text() -> impl Strategy<Value = String> {
     proptest::collection::vec(c, 0..64).prop_map(|chars| chars.into_iter().collect())
 }
 
-/// Whether `c` may not appear in an escaped text.
+/// Whether `c` may not appear in an escaped text: it breaks or reorders a
+/// line, or shows nothing (zero-width spaces and joiners, the byte order
+/// mark, tag characters, the blank Hangul fillers).
 fn breaks_a_line(c: char) -> bool {
     c.is_control()
         || matches!(
             c,
-            '\u{2028}' | '\u{2029}' | '\u{200e}' | '\u{200f}' | '\u{061c}'
+            '\u{2028}'
+                | '\u{2029}'
+                | '\u{200b}'
+                | '\u{200c}'
+                | '\u{200d}'
+                | '\u{200e}'
+                | '\u{200f}'
+                | '\u{061c}'
+                | '\u{2060}'
+                | '\u{feff}'
+                | '\u{3164}'
+                | '\u{115f}'
+                | '\u{1160}'
+                | '\u{ffa0}'
+                | '\u{00ad}'
         )
         || ('\u{202a}'..='\u{202e}').contains(&c)
-        || ('\u{2066}'..='\u{2069}').contains(&c)
+        || ('\u{2060}'..='\u{2064}').contains(&c)
+        || ('\u{2066}'..='\u{206f}').contains(&c)
+        || ('\u{e0000}'..='\u{e007f}').contains(&c)
 }
 
 /// The byte offsets at which `text` can be cut into a prefix.
@@ -348,4 +409,59 @@ fn a_host_with_multibyte_characters_is_matched_without_panicking() {
     assert!(!pattern.matches("http", "\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}\u{e9}", None));
     assert!(pattern.matches("http", "\u{e9}.example.com", None));
     assert!(!pattern.matches("http", ".example.com", None));
+}
+
+/// A password: anything at all, `@`, `#`, `/`, `?`, `:` and `&` included.
+fn password() -> impl Strategy<Value = String> {
+    let c = prop_oneof![
+        2 => proptest::sample::select(&['@', '#', '/', '?', ':', '&', '=', '%', '+', ' '][..]),
+        3 => proptest::char::range('!', '~'),
+        1 => any::<char>(),
+    ];
+    proptest::collection::vec(c, 1..40).prop_map(|chars| chars.into_iter().collect())
+}
+
+proptest! {
+    #![proptest_config(config())]
+
+    /// Whatever the password, and wherever it is written, a shown URL is
+    /// the scheme and host (or socket path) alone.
+    #[test]
+    fn a_shown_redis_url_never_holds_its_password(
+        password in password(),
+        user in "[a-z][a-z0-9]{0,8}",
+        host in "[a-z][a-z0-9-]{0,12}(\\.[a-z]{2,6})?",
+        port in proptest::option::of(1u16..),
+    ) {
+        let host = match port {
+            Some(port) => format!("{host}:{port}"),
+            None => host,
+        };
+        let cases = [
+            (format!("redis://{user}:{password}@{host}/0"), format!("redis://{host}")),
+            (format!("rediss://:{password}@{host}"), format!("rediss://{host}")),
+            (format!("redis://{host}/0?password={password}"), format!("redis://{host}")),
+            (
+                format!("redis+unix:///run/redis.sock?db=0&user={user}&pass={password}"),
+                "redis+unix:///run/redis.sock".to_string(),
+            ),
+            (
+                format!("unix:///run/redis.sock?pass={password}"),
+                "unix:///run/redis.sock".to_string(),
+            ),
+        ];
+        for (url, expected) in cases {
+            let shown = shown_url(&url);
+            let scheme = url.split_once("://").map_or("", |(scheme, _)| scheme);
+            // Never more than the scheme and host; less only where a `?`
+            // or `#` before an `@` leaves the host in doubt.
+            prop_assert!(
+                shown == expected || shown == format!("{scheme}://<redacted>"),
+                "{} shows {}", url, shown
+            );
+            if !password.contains(['@', '?', '#']) {
+                prop_assert_eq!(&shown, &expected, "{}", url);
+            }
+        }
+    }
 }

@@ -110,7 +110,7 @@ async fn one_request(component: &Arc<LoadedComponent>) -> Bytes {
             Empty::<Bytes>::new().map_err(|never| -> wasmtime_wasi_http::Error { match never {} }),
         )
         .unwrap();
-    let response = mayfly_serve::request::handle(component, request, (), None).await;
+    let response = mayfly_serve::request::handle(component, request, (), None, None).await;
     assert_eq!(response.status(), 200);
     response.into_body().collect().await.unwrap().to_bytes()
 }

@@ -4,19 +4,11 @@
 //! descriptor limit, and a guest over either is refused in the call that
 //! wanted more, while everything else keeps being served.
 
-use std::convert::Infallible;
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 
-use bytes::Bytes;
-use http::Request;
-use http_body_util::BodyExt as _;
-use http_body_util::StreamBody;
-use hyper::body::{Frame, Incoming};
-use tokio::sync::mpsc;
-
 use crate::guests;
-use crate::harness::{PATIENCE, Server, get, write_file};
+use crate::harness::{Held, Server, get, write_file};
 
 /// `files` may open `data/f.txt` (as `/data/f.txt`), `calls` may call
 /// `upstream`, `hello` answers; `limits` goes into `[limits]`.
@@ -57,69 +49,6 @@ component = "hello"
         hello = guests::HELLO,
     );
     write_file(dir, "app.toml", manifest)
-}
-
-/// A request whose body stays open until the returned sender is dropped,
-/// and the response it gets, read line by line.
-struct Held {
-    body: Option<mpsc::Sender<Result<Frame<Bytes>, Infallible>>>,
-    response: Incoming,
-    pending: String,
-}
-
-impl Held {
-    async fn start(addr: SocketAddr, path: &str) -> Self {
-        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let (mut sender, connection) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .unwrap();
-        tokio::spawn(connection);
-        let (body_sender, mut frames) = mpsc::channel(1);
-        let body = StreamBody::new(futures_util::stream::poll_fn(move |cx| {
-            frames.poll_recv(cx)
-        }));
-        let request = Request::post(path)
-            .header("host", addr.to_string())
-            .body(body)
-            .unwrap();
-        let response = tokio::time::timeout(PATIENCE, sender.send_request(request))
-            .await
-            .unwrap_or_else(|_| panic!("{path}: no response head"))
-            .unwrap();
-        assert_eq!(response.status(), 200, "{path}");
-        Self {
-            body: Some(body_sender),
-            response: response.into_body(),
-            pending: String::new(),
-        }
-    }
-
-    /// The next line of the response body.
-    async fn line(&mut self) -> String {
-        loop {
-            if let Some(end) = self.pending.find('\n') {
-                let line = self.pending[..end].to_string();
-                self.pending.drain(..=end);
-                return line;
-            }
-            let frame = tokio::time::timeout(PATIENCE, self.response.frame())
-                .await
-                .expect("no line within PATIENCE")
-                .expect("the body ended before a line")
-                .expect("the body failed");
-            if let Some(data) = frame.data_ref() {
-                self.pending.push_str(&String::from_utf8_lossy(data));
-            }
-        }
-    }
-
-    /// Ends the request body; the guest lets go of what it held and says
-    /// so.
-    async fn release(mut self) {
-        self.body = None;
-        assert_eq!(self.line().await, "released");
-    }
 }
 
 async fn hello_answers(server: &Server) {
@@ -282,7 +211,7 @@ async fn header_maps_built_on_the_host_are_capped_per_instance() {
     assert!(
         reply
             .text()
-            .contains("the instance built 1048576 bytes of headers on the host, its limit"),
+            .contains("the instance reached its limit of 1048576 bytes of host memory"),
         "{}",
         reply.text()
     );

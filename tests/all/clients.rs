@@ -212,3 +212,202 @@ async fn at_the_connection_cap_idle_connections_make_room_for_new_clients() {
     }
     assert!(closed >= 1, "no idle connection was closed");
 }
+
+/// A client that sends a request head declaring `length` bytes of body,
+/// then one byte every `every`, and reads whatever comes back until the
+/// server closes the connection: the answer, as text.
+fn drip(
+    addr: std::net::SocketAddr,
+    path: &str,
+    length: usize,
+    every: Duration,
+) -> tokio::task::JoinHandle<String> {
+    let head = format!("POST {path} HTTP/1.1\r\nhost: x\r\ncontent-length: {length}\r\n\r\n");
+    tokio::spawn(async move {
+        let stream = TcpStream::connect(addr).await.unwrap();
+        let (mut reader, mut writer) = stream.into_split();
+        writer.write_all(head.as_bytes()).await.unwrap();
+        let dripping = tokio::spawn(async move {
+            for _ in 0..length {
+                tokio::time::sleep(every).await;
+                if writer.write_all(b"x").await.is_err() {
+                    return;
+                }
+            }
+        });
+        let mut answer = Vec::new();
+        let read = tokio::time::timeout(PATIENCE * 2, reader.read_to_end(&mut answer)).await;
+        dripping.abort();
+        assert!(read.is_ok(), "a dripping client got no end of answer");
+        String::from_utf8_lossy(&answer).into_owned()
+    })
+}
+
+#[tokio::test]
+async fn a_body_that_drips_in_below_the_minimum_rate_is_cut_with_408() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = format!(
+        r#"
+[component.echo]
+source = {echo:?}
+[component.echo.limits]
+instances = 4
+queue = 2
+[[route]]
+path = "/echo"
+component = "echo"
+"#,
+        echo = guests::ECHO,
+    );
+    let manifest = write_file(dir.path(), "app.toml", manifest);
+    let token = write_file(dir.path(), "token", "a token of sixteen or more");
+    let server = Server::start_with(&[
+        manifest.to_str().unwrap(),
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--admin-token-file",
+        token.to_str().unwrap(),
+        // No pause is long enough to end these bodies: only their pace.
+        "--body-timeout",
+        "60s",
+        "--min-body-rate",
+        "100B",
+        "--body-rate-grace",
+        "2s",
+    ]);
+    // Six clients, a byte a second each: they would hold the component's
+    // four instances and its queue for as long as they kept dripping.
+    let drips: Vec<_> = (0..6)
+        .map(|_| drip(server.addr, "/echo?count", 1000, Duration::from_secs(1)))
+        .collect();
+    server
+        .wait_metric("mayfly_instances_in_flight{component=\"echo\"}", 4.0)
+        .await;
+    server
+        .wait_metric("mayfly_queue_length{component=\"echo\"}", 2.0)
+        .await;
+    let reply = get(server.addr, "/echo").await;
+    assert_eq!(reply.status, 503, "{}", reply.text());
+    for drip in drips {
+        let answer = drip.await.unwrap();
+        assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+        assert!(
+            answer.ends_with("the request body came slower than 100 bytes per second\n"),
+            "{answer}"
+        );
+    }
+    let reply = get(server.addr, "/echo").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    server.wait_for_output_times(
+        "the client sent its request body slower than 100 bytes per second",
+        6,
+    );
+    server
+        .wait_metric("mayfly_client_timeouts_total{kind=\"body\"}", 6.0)
+        .await;
+}
+
+#[tokio::test]
+async fn at_the_connection_cap_a_connection_stalled_on_its_body_is_evicted() {
+    let dir = tempfile::tempdir().unwrap();
+    // Neither a pause nor a pace ends these bodies: only the cap's need
+    // for a connection does.
+    let server = server(
+        dir.path(),
+        &[
+            "--max-connections",
+            "20",
+            "--body-timeout",
+            "60m",
+            "--min-body-rate",
+            "0",
+        ],
+    );
+    let drips: Vec<_> = (0..20)
+        .map(|_| drip(server.addr, "/echo?count", 1000, Duration::from_millis(500)))
+        .collect();
+    server
+        .wait_metric("mayfly_instances_in_flight{component=\"echo\"}", 20.0)
+        .await;
+    // Every place is taken by a request in flight; one that keeps the
+    // server waiting for its body gives way.
+    let (answers, mut answered) = tokio::sync::mpsc::channel(20);
+    let drips: Vec<_> = drips
+        .into_iter()
+        .map(|drip| {
+            let answers = answers.clone();
+            tokio::spawn(async move {
+                if let Ok(answer) = drip.await {
+                    let _ = answers.send(answer).await;
+                }
+            })
+        })
+        .collect();
+    hello_answers(&server).await;
+    let answer = tokio::time::timeout(PATIENCE, answered.recv())
+        .await
+        .expect("no dripping client was evicted")
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+    assert!(
+        answer.ends_with("the server needed this connection while the request body waited\n"),
+        "{answer}"
+    );
+    server.wait_for_output("the connection cap evicted the client");
+    for drip in drips {
+        drip.abort();
+    }
+}
+
+#[tokio::test]
+async fn idle_connections_to_the_health_and_admin_ports_cannot_take_the_descriptors() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = format!(
+        r#"
+[component.hello]
+source = {hello:?}
+[[route]]
+path = "/hello"
+component = "hello"
+"#,
+        hello = guests::HELLO,
+    );
+    let manifest = write_file(dir.path(), "app.toml", manifest);
+    let token = write_file(dir.path(), "token", "a token of sixteen or more");
+    let server = Server::start_with_fd_limit(
+        &[
+            manifest.to_str().unwrap(),
+            "--admin-listen",
+            "127.0.0.1:0",
+            "--admin-token-file",
+            token.to_str().unwrap(),
+            "--health-listen",
+            "127.0.0.1:0",
+        ],
+        512,
+        512,
+    );
+    assert_eq!(server.fd_limits(), (512, 512));
+    let health = server.health.expect("the health checks are on");
+    let admin = server.admin.expect("the admin API is on");
+    for (port, check) in [(health, "/healthz"), (admin, "/metrics")] {
+        // More idle connections than the process has descriptors.
+        let mut idle = Vec::new();
+        for _ in 0..520 {
+            idle.push(TcpStream::connect(port).await.unwrap());
+        }
+        // The app keeps its descriptors, and so does the port itself: its
+        // oldest idle connections make room.
+        for _ in 0..5 {
+            hello_answers(&server).await;
+        }
+        let reply = get(port, check).await;
+        assert_eq!(reply.status, 200, "{check}: {}", reply.text());
+        drop(idle);
+    }
+    assert!(
+        !server.output().contains("Too many open files"),
+        "{}",
+        server.output()
+    );
+}

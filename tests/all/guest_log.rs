@@ -116,3 +116,29 @@ async fn a_flood_of_output_is_capped_per_request() {
     );
     assert_eq!(get(server.addr, "/caps?op=getenv&name=X").await.status, 404);
 }
+
+#[tokio::test]
+async fn characters_that_show_nothing_are_escaped_in_the_log() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = app(dir.path());
+    // ZWSP, ZWJ, WJ, BOM, a tag character and the Hangul filler, between
+    // letters, as a guest prints them.
+    let text = "%E2%80%8Ba%E2%80%8Db%E2%81%A0c%EF%BB%BFd%F3%A0%81%81e%E3%85%A4f";
+    let reply = get(server.addr, &format!("/caps?op=print&text={text}")).await;
+    assert_eq!(reply.text(), "printed");
+    let output = server.wait_for_output("stdout: \\u{200b}a");
+    assert!(
+        output.contains("stdout: \\u{200b}a\\u{200d}b\\u{2060}c\\u{feff}d\\u{e0041}e\\u{3164}f"),
+        "{output}"
+    );
+    for hidden in [
+        '\u{200b}',
+        '\u{200d}',
+        '\u{2060}',
+        '\u{feff}',
+        '\u{e0041}',
+        '\u{3164}',
+    ] {
+        assert!(!output.contains(hidden), "{hidden:?} reached the log");
+    }
+}

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderMap, Request, StatusCode};
-use http_body_util::{BodyExt, Full, combinators::BoxBody};
+use http_body_util::{BodyExt, Full, StreamBody, combinators::BoxBody};
+use hyper::body::{Frame, Incoming};
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 
@@ -27,6 +28,8 @@ pub struct Server {
     pub addr: SocketAddr,
     /// The admin API's address, when it is on.
     pub admin: Option<SocketAddr>,
+    /// The health checks' own address (`--health-listen`), when it is on.
+    pub health: Option<SocketAddr>,
     output: Arc<Mutex<String>>,
     _cache: tempfile::TempDir,
 }
@@ -90,6 +93,8 @@ impl Server {
         let out = output.clone();
         let admin = Arc::new(Mutex::new(None));
         let admin_out = admin.clone();
+        let health = Arc::new(Mutex::new(None));
+        let health_out = health.clone();
         std::thread::spawn(move || {
             for_each_line(stdout, |line| {
                 let line = line.trim_end_matches(['\n', '\r']);
@@ -101,6 +106,9 @@ impl Server {
                 };
                 if let Some(admin) = addr("Admin API") {
                     *lock(&admin_out) = Some(admin);
+                }
+                if let Some(health) = addr("Health checks") {
+                    *lock(&health_out) = Some(health);
                 }
                 if let Some(addr) = addr("Serving app") {
                     let _ = addr_tx.send(addr);
@@ -124,10 +132,12 @@ impl Server {
             }
         };
         let admin = *lock(&admin);
+        let health = *lock(&health);
         Self {
             child,
             addr,
             admin,
+            health,
             output,
             _cache: cache,
         }
@@ -237,6 +247,12 @@ impl Server {
             ticks += fields.iter().sum::<u64>();
         }
         Duration::from_millis(ticks * 1000 / tick)
+    }
+
+    /// Starts the server's peak resident memory over from its current one
+    /// (Linux's `clear_refs`, value 5).
+    pub fn reset_peak_rss(&self) {
+        std::fs::write(format!("/proc/{}/clear_refs", self.child.id()), "5").unwrap();
     }
 
     /// The server's resident memory, from /proc (kB): (current, peak).
@@ -537,6 +553,69 @@ fn tail(bytes: &[u8]) -> String {
     }
 }
 
+/// A request whose body stays open until the returned sender is dropped,
+/// and the response it gets, read line by line.
+pub struct Held {
+    body: Option<tokio::sync::mpsc::Sender<Result<Frame<Bytes>, std::convert::Infallible>>>,
+    response: Incoming,
+    pending: String,
+}
+
+impl Held {
+    pub async fn start(addr: SocketAddr, path: &str) -> Self {
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let (mut sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .unwrap();
+        tokio::spawn(connection);
+        let (body_sender, mut frames) = tokio::sync::mpsc::channel(1);
+        let body = StreamBody::new(futures_util::stream::poll_fn(move |cx| {
+            frames.poll_recv(cx)
+        }));
+        let request = Request::post(path)
+            .header("host", addr.to_string())
+            .body(body)
+            .unwrap();
+        let response = tokio::time::timeout(PATIENCE, sender.send_request(request))
+            .await
+            .unwrap_or_else(|_| panic!("{path}: no response head"))
+            .unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        Self {
+            body: Some(body_sender),
+            response: response.into_body(),
+            pending: String::new(),
+        }
+    }
+
+    /// The next line of the response body.
+    pub async fn line(&mut self) -> String {
+        loop {
+            if let Some(end) = self.pending.find('\n') {
+                let line = self.pending[..end].to_string();
+                self.pending.drain(..=end);
+                return line;
+            }
+            let frame = tokio::time::timeout(PATIENCE, self.response.frame())
+                .await
+                .expect("no line within PATIENCE")
+                .expect("the body ended before a line")
+                .expect("the body failed");
+            if let Some(data) = frame.data_ref() {
+                self.pending.push_str(&String::from_utf8_lossy(data));
+            }
+        }
+    }
+
+    /// Ends the request body; the guest lets go of what it held and says
+    /// so.
+    pub async fn release(mut self) {
+        self.body = None;
+        assert_eq!(self.line().await, "released");
+    }
+}
+
 /// Locks `mutex`, also after a thread panicked holding it.
 fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex
@@ -629,3 +708,51 @@ pub fn rest_of_body(
             .to_bytes()
     })
 }
+
+/// The two worlds a served component can be of: the same test runs for a
+/// WASI 0.2 guest and for its 0.3 twin (see [`for_both_worlds`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum World {
+    /// WASI 0.2, `wasi:http/proxy`.
+    P2,
+    /// WASI 0.3, `wasi:http/service`.
+    P3,
+}
+
+impl World {
+    /// The hostile guest of this world.
+    pub fn hostile(self) -> &'static str {
+        match self {
+            World::P2 => crate::guests::HOSTILE,
+            World::P3 => crate::guests::HOSTILE_P3,
+        }
+    }
+}
+
+/// Defines each `async fn NAME(world: World) { ... }` as a module `NAME`
+/// with two tests, `wasi_02` and `wasi_03`, that run the one body for each
+/// world.
+macro_rules! for_both_worlds {
+    ($($(#[$meta:meta])* async fn $name:ident($world:ident: World) $body:block)*) => {
+        $(
+            $(#[$meta])*
+            mod $name {
+                #[allow(unused_imports)]
+                use super::*;
+
+                #[tokio::test]
+                async fn wasi_02() {
+                    run($crate::harness::World::P2).await
+                }
+
+                #[tokio::test]
+                async fn wasi_03() {
+                    run($crate::harness::World::P3).await
+                }
+
+                async fn run($world: $crate::harness::World) $body
+            }
+        )*
+    };
+}
+pub(crate) use for_both_worlds;

@@ -20,6 +20,8 @@ mod deploy;
 mod fresh_instances;
 mod grants;
 mod guest_log;
+mod guest_text;
+mod host_memory;
 mod hostile;
 mod limits;
 mod load_errors;

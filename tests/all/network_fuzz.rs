@@ -1,7 +1,9 @@
 //! A few thousand malformed and hostile requests, over raw TCP, to a live
 //! server: bad methods and request lines, broken chunked encoding,
 //! pipelining, huge and duplicate headers, conflicting lengths, NUL and
-//! non-UTF-8 bytes, garbage, and connections closed halfway. Nothing may
+//! non-UTF-8 bytes, garbage, connections closed halfway, bodies dripped in
+//! at random paces, and the hostile guest's attacks on host memory with
+//! random sizes (methods, request targets, filled bodies, error codes). Nothing may
 //! panic, whatever answers come back are HTTP, the server still serves a
 //! normal request afterwards, and its resident memory stays flat.
 //!
@@ -19,7 +21,8 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::harness::{Server, get, test_app};
+use crate::guests;
+use crate::harness::{Server, get, test_app, write_file};
 
 /// Requests per run, unless `MAYFLY_FUZZ_REQUESTS` says otherwise.
 const REQUESTS: usize = 3000;
@@ -105,10 +108,11 @@ enum Ending {
 }
 
 /// One hostile connection: what is written (in pieces, each its own
-/// write) and how it ends.
+/// write, `pause` apart) and how it ends.
 struct Case {
     kind: &'static str,
     pieces: Vec<Vec<u8>>,
+    pause: Duration,
     ending: Ending,
 }
 
@@ -410,6 +414,34 @@ fn early_close(rng: &mut Rng) -> Vec<u8> {
     bytes
 }
 
+/// The hostile guest's attacks on host memory, with random sizes: what
+/// the host keeps of them is bounded whatever they are.
+fn guest_strings(rng: &mut Rng) -> Vec<u8> {
+    let size = *rng.pick(&[&0, &1, &64, &65, &1000, &100_000, &(1 << 20)]);
+    let count = rng.between(1..=8);
+    let path = match rng.below(4) {
+        0 => format!("/hostile?attack=method&count={count}&size={size}"),
+        1 => format!("/hostile?attack=target&count={count}&size={size}"),
+        2 => format!("/hostile?attack=error-code&size={size}"),
+        _ => format!("/hostile?attack=bodies&count={}", rng.between(1..=40)),
+    };
+    head(rng, "GET", &path, &[])
+}
+
+/// A body declared whole, then sent in pieces at a random pace (see
+/// [`case`]), under the server's minimum rate or over it.
+fn dripped_body(rng: &mut Rng) -> Vec<u8> {
+    let length = rng.between(1..=2000);
+    let mut bytes = head(
+        rng,
+        "POST",
+        "/echo/x",
+        &[format!("Content-Length: {length}")],
+    );
+    bytes.extend(std::iter::repeat_n(b'd', length));
+    bytes
+}
+
 type Maker = fn(&mut Rng) -> Vec<u8>;
 
 const KINDS: &[(&str, Maker)] = &[
@@ -423,6 +455,8 @@ const KINDS: &[(&str, Maker)] = &[
     ("NUL and non-UTF-8", nul_and_non_utf8),
     ("garbage", garbage),
     ("early close", early_close),
+    ("guest strings", guest_strings),
+    ("dripped body", dripped_body),
 ];
 
 fn case(rng: &mut Rng) -> Case {
@@ -434,8 +468,15 @@ fn case(rng: &mut Rng) -> Case {
         _ => Ending::Read,
     };
     // Written in up to four pieces, so that the parser meets the bytes cut
-    // anywhere.
-    let mut cuts: Vec<usize> = (0..rng.below(4)).map(|_| rng.below(bytes.len())).collect();
+    // anywhere; a dripped body in up to eight, up to 40 ms apart.
+    let (pieces, pause) = match kind {
+        "dripped body" => {
+            let pause = u64::try_from(rng.between(0..=40)).unwrap();
+            (rng.between(2..=8), Duration::from_millis(pause))
+        }
+        _ => (rng.below(4), Duration::ZERO),
+    };
+    let mut cuts: Vec<usize> = (0..pieces).map(|_| rng.below(bytes.len())).collect();
     cuts.sort_unstable();
     let mut pieces = Vec::new();
     let mut from = 0;
@@ -446,6 +487,7 @@ fn case(rng: &mut Rng) -> Case {
     Case {
         kind,
         pieces,
+        pause,
         ending,
     }
 }
@@ -464,7 +506,10 @@ fn send(addr: SocketAddr, case: &Case) -> Result<Answer, String> {
     let mut stream = TcpStream::connect(addr).map_err(|err| format!("connect: {err}"))?;
     stream.set_write_timeout(Some(READ_AT_MOST)).unwrap();
     stream.set_read_timeout(Some(QUIET)).unwrap();
-    for piece in &case.pieces {
+    for (index, piece) in case.pieces.iter().enumerate() {
+        if index > 0 && !case.pause.is_zero() {
+            std::thread::sleep(case.pause);
+        }
         // The server may answer and close before it has read everything.
         if stream.write_all(piece).is_err() {
             break;
@@ -579,6 +624,16 @@ fn from_env<T: std::str::FromStr>(name: &str, default: T) -> T {
     }
 }
 
+/// The test app, and the hostile guest on `/hostile`.
+fn fuzz_app(dir: &std::path::Path) -> std::path::PathBuf {
+    let test_app = std::fs::read_to_string(test_app(dir)).unwrap();
+    let manifest = format!(
+        "{test_app}\n[component.hostile]\nsource = {:?}\n[[route]]\npath = \"/hostile\"\ncomponent = \"hostile\"\n",
+        guests::HOSTILE
+    );
+    write_file(dir, "app.toml", manifest)
+}
+
 /// Asserts that the server answers a normal request as it should.
 async fn serves_normally(server: &Server, seed: u64) {
     let reply = get(server.addr, "/").await;
@@ -596,9 +651,14 @@ async fn hostile_bytes_neither_crash_nor_leak() {
     eprintln!("network fuzz: {requests} requests, MAYFLY_FUZZ_SEED={seed}");
     let dir = tempfile::tempdir().unwrap();
     let mut server = Server::start_with(&[
-        test_app(dir.path()).to_str().unwrap(),
+        fuzz_app(dir.path()).to_str().unwrap(),
         "--max-instances",
         MAX_INSTANCES,
+        // Some dripped bodies come in slower than this.
+        "--min-body-rate",
+        "20KiB",
+        "--body-rate-grace",
+        "50ms",
     ]);
     let addr = server.addr;
     let tally = std::sync::Arc::new(Mutex::new(Tally::default()));

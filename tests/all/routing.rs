@@ -78,3 +78,26 @@ async fn the_built_in_demo_app_serves_without_arguments() {
     assert_eq!(get(server.addr, "/count").await.text(), "visits: 2\n");
     assert_eq!(get(server.addr, "/items").await.text(), "[]");
 }
+
+#[tokio::test]
+async fn a_request_with_two_host_headers_is_refused() {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&test_app(dir.path()));
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nhost: a.example\r\nhost: b.example\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = vec![0u8; 4096];
+    let n = tokio::time::timeout(crate::harness::PATIENCE, stream.read(&mut answer))
+        .await
+        .expect("no answer")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]);
+    assert!(answer.starts_with("HTTP/1.1 400 "), "{answer}");
+    assert!(answer.ends_with("more than one Host header\n"), "{answer}");
+    // One is served.
+    let reply = get(server.addr, "/").await;
+    assert_eq!(reply.status, 200);
+}

@@ -873,3 +873,41 @@ async fn the_data_directory_and_its_database_are_private() {
     assert_eq!(mode(&dir.path().join("data")), 0o700);
     assert_eq!(mode(&data.join("private.redb")), 0o600);
 }
+
+/// A data directory that is there already is made private as well, and
+/// one that others could write to (and so plant files in) is refused.
+#[tokio::test]
+async fn an_existing_data_directory_is_made_private_or_refused() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let dir = tempfile::tempdir().unwrap();
+    let app = manifest(dir.path(), "existing");
+    let data = dir.path().join("data");
+    let set = |mode| std::fs::set_permissions(&data, std::fs::Permissions::from_mode(mode));
+    std::fs::create_dir(&data).unwrap();
+    set(0o755).unwrap();
+    let server = serve(&app, &data, &[]);
+    assert_eq!(get(server.addr, "/count").await.text(), "visits: 1\n");
+    let mode = std::fs::metadata(&data).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o700);
+    drop(server);
+
+    set(0o777).unwrap();
+    let output = crate::harness::run_mayfly(&[
+        "serve".as_ref(),
+        app.as_os_str(),
+        "--data-dir".as_ref(),
+        data.as_os_str(),
+        "--listen".as_ref(),
+        "127.0.0.1:0".as_ref(),
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "data directory {0} is writable by group or others (mode 0777), so its data cannot \
+             be trusted; fix with `chmod 700 {0}`",
+            data.display()
+        )),
+        "{stderr}"
+    );
+}

@@ -11,7 +11,8 @@
 //! - `?op=connect&addr=A`: a raw TCP connection through `wasi:sockets`
 //!   (200 `connected`).
 //! - `?op=print&bytes=N`: N bytes of `o` lines on stdout and one line on
-//!   stderr (200 `printed`).
+//!   stderr (200 `printed`); with `&text=T`, T (percent-decoded) as one
+//!   more line on stdout.
 //!
 //! A refused operation answers 403 with `denied: <the error>`.
 
@@ -58,6 +59,10 @@ impl Guest for Capabilities {
             "print" => {
                 let bytes: usize = param("bytes").parse().unwrap_or(0);
                 print_lines(bytes);
+                let text = param("text");
+                if !text.is_empty() {
+                    println!("{text}");
+                }
                 eprintln!("a line on stderr");
                 (200, b"printed".to_vec())
             }

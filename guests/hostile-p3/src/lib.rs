@@ -24,6 +24,21 @@
 //! - `fields`: builds a 64 KiB header map, then clones it and deletes an
 //!   absent header from each clone until the host refuses (each change
 //!   copies the whole map).
+//! - `method`: builds `count` (default 32) requests, never sent, each
+//!   given a method of its own of `size` bytes (default 64 MiB); answers
+//!   `method refused N of COUNT`.
+//! - `target`: builds requests, never sent, each given a path of `size`
+//!   bytes (default 1 MiB), `count` times (default 64); answers
+//!   `targets set N of COUNT`.
+//! - `bodies`: sends `count` (default 100) POSTs to `url` at once, each
+//!   with a body that a task of its own writes to, 64 KiB at a time, for as
+//!   long as the host takes it (an upstream that answers without reading
+//!   lets the bodies fill). Once every request is settled it streams
+//!   `sent S refused R FIRST-ERROR`, then, every 50 ms, `accepted B bytes`
+//!   until that stops growing (then `settled`), and holds everything until
+//!   the request body ends (then `released`).
+//! - `error-code`: answers with `error-code.internal-error` carrying a
+//!   message of `size` bytes (default 16 MiB).
 //! - `panic`: a Rust panic (which aborts the instance with a trap).
 //! - `panic-mid-body`: sends the response head and `partial\n`, waits for
 //!   the request body to end (so the client can tell that the response
@@ -125,6 +140,27 @@ impl kit3::Handler for Hostile {
                 return hold_connections(url, count.unwrap_or(100));
             }
             Some("fields") => grow_fields(),
+            Some("method") => {
+                let count = number(&request, "count").unwrap_or(32);
+                let size = number(&request, "size").unwrap_or(64 << 20);
+                let refused = long_methods(count, size);
+                return respond(200, &[], format!("method refused {refused} of {count}\n"));
+            }
+            Some("target") => {
+                let count = number(&request, "count").unwrap_or(64);
+                let size = number(&request, "size").unwrap_or(1 << 20);
+                let set = long_paths(count, size);
+                return respond(200, &[], format!("targets set {set} of {count}\n"));
+            }
+            Some("bodies") => {
+                let url = param("url").unwrap_or_default();
+                let count = number(&request, "count").unwrap_or(100);
+                return fill_bodies(request, url, count).await;
+            }
+            Some("error-code") => {
+                let size = number(&request, "size").unwrap_or(16 << 20);
+                return Err(ErrorCode::InternalError(Some("e".repeat(size))));
+            }
             Some("tasks") => return runaway_task(param("how").unwrap_or_default()),
             Some("streams") => hoard_handles(),
             Some("random") => {
@@ -161,6 +197,121 @@ impl kit3::Handler for Hostile {
         // Reaching this line means the attack was not stopped.
         respond(200, &[], "survived\n")
     }
+}
+
+/// Query parameter `name` as a number.
+fn number(request: &Request, name: &str) -> Option<usize> {
+    query_param(request, name).and_then(|value| value.parse().ok())
+}
+
+/// A request that is never sent (its body and trailers are never written).
+fn unsent() -> Request {
+    let (_, trailers) = kit3::wit_future::new(|| Ok(None));
+    Request::new(Fields::new(), None, trailers, None).0
+}
+
+/// Gives `count` requests a method of `size` bytes each, holding them all:
+/// how many were refused.
+fn long_methods(count: usize, size: usize) -> usize {
+    let method = kit3::http::Method::Other("A".repeat(size));
+    let mut held = Vec::new();
+    let mut refused = 0;
+    for _ in 0..count {
+        let request = unsent();
+        if request.set_method(&method).is_err() {
+            refused += 1;
+        }
+        held.push(request);
+    }
+    black_box(held);
+    refused
+}
+
+/// Gives `count` requests a path of `size` bytes each, holding them all:
+/// how many the host took.
+fn long_paths(count: usize, size: usize) -> usize {
+    let path = format!("/{}", "p".repeat(size.saturating_sub(1)));
+    let mut held = Vec::new();
+    for _ in 0..count {
+        let request = unsent();
+        if request.set_path_with_query(Some(&path)).is_err() {
+            break;
+        }
+        held.push(request);
+    }
+    held.len()
+}
+
+/// Sends `count` POSTs to `url` whose bodies are written for as long as
+/// the host takes them (see the `bodies` attack).
+async fn fill_bodies(request: Request, url: String, count: usize) -> Result<Response, ErrorCode> {
+    use std::cell::Cell;
+    use std::rc::Rc;
+
+    let accepted = Rc::new(Cell::new(0u64));
+    let mut sends = FuturesUnordered::new();
+    for _ in 0..count {
+        let outgoing = match kit3::http::get_request(&url) {
+            Ok(outgoing) => outgoing,
+            Err(err) => return respond(400, &[], format!("{err:?}\n")),
+        };
+        let _ = outgoing.set_method(&kit3::http::Method::Post);
+        // The body goes in a request of its own, with the same target.
+        let (mut writer, contents) = kit3::wit_stream::new();
+        let (_trailers_writer, trailers) = kit3::wit_future::new(|| Ok(None));
+        let (post, _sent) = Request::new(Fields::new(), Some(contents), trailers, None);
+        let _ = post.set_method(&kit3::http::Method::Post);
+        let _ = post.set_scheme(outgoing.get_scheme().as_ref());
+        let _ = post.set_authority(outgoing.get_authority().as_deref());
+        let _ = post.set_path_with_query(outgoing.get_path_with_query().as_deref());
+        let counted = accepted.clone();
+        kit3::spawn(async move {
+            let _keep = _trailers_writer;
+            loop {
+                let left = writer.write_all(vec![0u8; 64 << 10]).await;
+                counted.set(counted.get() + (64 << 10) - left.len() as u64);
+                if !left.is_empty() {
+                    break;
+                }
+            }
+        });
+        sends.push(kit3::wasi::http::client::send(post));
+    }
+    let (mut sent, mut refused, mut first_error) = (0u32, 0u32, String::new());
+    let mut held = Vec::new();
+    while let Some(result) = sends.next().await {
+        match result {
+            Ok(response) => {
+                sent += 1;
+                held.push(response);
+            }
+            Err(code) => {
+                refused += 1;
+                if first_error.is_empty() {
+                    first_error = format!("{code:?}");
+                }
+            }
+        }
+    }
+    let (response, mut body) = kit3::http::response(200, &[])?;
+    let input = Incoming::request(request);
+    kit3::spawn(async move {
+        body.write(format!("sent {sent} refused {refused} {first_error}\n"))
+            .await;
+        let mut last = u64::MAX;
+        while accepted.get() != last {
+            last = accepted.get();
+            kit3::sleep_ms(50).await;
+            body.write(format!("accepted {} bytes\n", accepted.get())).await;
+        }
+        body.write("settled\n").await;
+        // Everything is held until the client ends its request body.
+        let _ = input.count().await;
+        drop(held);
+        body.write("released\n").await;
+        body.finish(None).await;
+    });
+    Ok(response)
 }
 
 /// Never returns in practice: the base case is hidden from the optimiser

@@ -19,6 +19,17 @@
 //! - `fields`: builds a 64 KiB header map, then clones it and deletes an
 //!   absent header from each clone until the host refuses (each change
 //!   copies the whole map).
+//! - `method`: builds `count` (default 32) outgoing requests, never sent,
+//!   each given a method of its own of `size` bytes (default 64 MiB);
+//!   answers `method refused N of COUNT`.
+//! - `target`: builds outgoing requests, never sent, each given a path of
+//!   `size` bytes (default 1 MiB), `count` times (default 64); answers
+//!   `targets set N of COUNT`.
+//! - `bodies`: builds `count` (default 300) outgoing requests, never sent,
+//!   and fills each one's body until the host takes no more, holding them
+//!   all; answers `filled N bodies with B bytes`.
+//! - `error-code`: answers with `error-code.internal-error` carrying a
+//!   message of `size` bytes (default 16 MiB).
 //! - `panic`: a Rust panic (which aborts the instance with a trap).
 //! - `panic-after-body`: sends a whole response (`whole`, body finished),
 //!   then panics: the response must still arrive whole.
@@ -91,6 +102,37 @@ impl Guest for Hostile {
                 return;
             }
             Some("fields") => grow_fields(),
+            Some("method") => {
+                let count = number(&request, "count").unwrap_or(32);
+                let size = number(&request, "size").unwrap_or(64 << 20);
+                let refused = long_methods(count, size);
+                let answer = format!("method refused {refused} of {count}\n");
+                kit::respond(out, 200, &[], answer.as_bytes());
+                return;
+            }
+            Some("target") => {
+                let count = number(&request, "count").unwrap_or(64);
+                let size = number(&request, "size").unwrap_or(1 << 20);
+                let set = long_paths(count, size);
+                let answer = format!("targets set {set} of {count}\n");
+                kit::respond(out, 200, &[], answer.as_bytes());
+                return;
+            }
+            Some("bodies") => {
+                let count = number(&request, "count").unwrap_or(300);
+                let (filled, bytes, held) = fill_bodies(count);
+                let answer = format!("filled {filled} bodies with {bytes} bytes\n");
+                kit::respond(out, 200, &[], answer.as_bytes());
+                drop(black_box(held));
+                return;
+            }
+            Some("error-code") => {
+                use wasip2::http::types::ErrorCode;
+                let size = number(&request, "size").unwrap_or(16 << 20);
+                let message = "e".repeat(size);
+                ResponseOutparam::set(out, Err(ErrorCode::InternalError(Some(message))));
+                return;
+            }
             Some("newlines") => {
                 let _ = std::io::stdout().lock().write_all(&[b'\n'; 1 << 20]);
             }
@@ -102,6 +144,75 @@ impl Guest for Hostile {
         // Reaching this line means the attack was not stopped.
         kit::respond(out, 200, &[], b"survived\n");
     }
+}
+
+/// Query parameter `name` as a number.
+fn number(request: &IncomingRequest, name: &str) -> Option<usize> {
+    kit::query_param(request, name).and_then(|value| value.parse().ok())
+}
+
+/// Gives `count` requests a method of `size` bytes each, holding them all:
+/// how many were refused.
+fn long_methods(count: usize, size: usize) -> usize {
+    use wasip2::http::types::{Method, OutgoingRequest};
+    let method = Method::Other("A".repeat(size));
+    let mut held = Vec::new();
+    let mut refused = 0;
+    for _ in 0..count {
+        let request = OutgoingRequest::new(Fields::new());
+        if request.set_method(&method).is_err() {
+            refused += 1;
+        }
+        held.push(request);
+    }
+    black_box(held);
+    refused
+}
+
+/// Gives `count` requests a path of `size` bytes each, holding them all:
+/// how many the host took.
+fn long_paths(count: usize, size: usize) -> usize {
+    use wasip2::http::types::OutgoingRequest;
+    let path = format!("/{}", "p".repeat(size.saturating_sub(1)));
+    let mut held = Vec::new();
+    for _ in 0..count {
+        let request = OutgoingRequest::new(Fields::new());
+        if request.set_path_with_query(Some(&path)).is_err() {
+            break;
+        }
+        held.push(request);
+    }
+    held.len()
+}
+
+/// Fills the bodies of `count` requests that are never sent, as far as
+/// the host lets each go: how many, how many bytes in all, and everything
+/// it holds.
+fn fill_bodies(count: usize) -> (usize, u64, Vec<impl Sized>) {
+    use wasip2::http::types::OutgoingRequest;
+    let mut held = Vec::new();
+    let mut bytes = 0u64;
+    let chunk = vec![0u8; 1 << 20];
+    for _ in 0..count {
+        let request = OutgoingRequest::new(Fields::new());
+        let body = request.body().expect("body is taken once");
+        let stream = body.write().expect("body stream is taken once");
+        loop {
+            match stream.check_write() {
+                Ok(0) | Err(_) => break,
+                Ok(room) => {
+                    let room = usize::try_from(room).unwrap_or(usize::MAX).min(chunk.len());
+                    if stream.write(&chunk[..room]).is_err() {
+                        break;
+                    }
+                    bytes += room as u64;
+                }
+            }
+        }
+        // (Dropped in this order: a stream before its body.)
+        held.push((stream, body, request));
+    }
+    (held.len(), bytes, held)
 }
 
 /// Never returns in practice: the base case is hidden from the optimiser

@@ -10,6 +10,7 @@ mod backend;
 mod embedded;
 #[cfg(feature = "redis")]
 mod redis;
+mod shown_url;
 
 pub use self::backend::{
     Backend, BackendError, BackendResult, KeyPage, MAX_BATCH, MAX_BATCH_BYTES, MAX_KEY_BYTES,
@@ -19,3 +20,4 @@ pub use self::backend::{
 pub use self::embedded::EmbeddedBackend;
 #[cfg(feature = "redis")]
 pub use self::redis::RedisBackend;
+pub use self::shown_url::shown_url;

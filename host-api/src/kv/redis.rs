@@ -48,29 +48,6 @@ pub struct RedisBackend {
     get_many: Script,
 }
 
-/// `url` with the password of its user information, if any, as `***`.
-fn redacted(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, path) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((user_info, host)) => {
-            let user = user_info
-                .split_once(':')
-                .map_or(user_info, |(user, _)| user);
-            let hidden = if user_info.contains(':') || !user.is_empty() {
-                format!("{user}:***")
-            } else {
-                "***".to_string()
-            };
-            format!("{scheme}://{hidden}@{host}{path}")
-        }
-        None => url.to_string(),
-    }
-}
-
 fn fail(err: impl std::fmt::Display) -> BackendError {
     BackendError(format!("redis: {err}"))
 }
@@ -79,7 +56,7 @@ impl RedisBackend {
     /// Connects to `url` (`redis://host:port/db`) for the stores of `app`.
     pub async fn connect(url: &str, app: &str) -> BackendResult<Self> {
         // The URL may carry a password: errors show it redacted.
-        let shown = redacted(url);
+        let shown = super::shown_url(url);
         let client = redis::Client::open(url)
             .map_err(|err| BackendError(format!("invalid Redis URL `{shown}`: {err}")))?;
         let connection = client
@@ -249,21 +226,7 @@ impl Backend for RedisBackend {
 
 #[cfg(test)]
 mod tests {
-    use super::{glob_escape, parse_cursor, redacted};
-
-    #[test]
-    fn passwords_in_urls_are_never_shown() {
-        assert_eq!(
-            redacted("redis://:s3cret@127.0.0.1:6379/0"),
-            "redis://:***@127.0.0.1:6379/0"
-        );
-        assert_eq!(
-            redacted("rediss://app:s3cret@cache.internal/2"),
-            "rediss://app:***@cache.internal/2"
-        );
-        assert_eq!(redacted("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
-        assert_eq!(redacted("not a url"), "not a url");
-    }
+    use super::{glob_escape, parse_cursor};
 
     #[test]
     fn patterns_match_only_their_prefix_and_cursors_are_numbers() {

@@ -8,7 +8,8 @@ use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use super::connect;
 use super::pattern::{HostPattern, INTERNAL_DOMAIN};
-use crate::budget::InstanceBudget;
+use crate::body_buffer::{BODY_BUFFER, BODY_CHUNK, LeasedBody};
+use crate::budget::{Exhausted, InstanceBudget, MemoryLease};
 use crate::report::Reporter;
 
 /// The header that names a request, in logs and between components.
@@ -56,10 +57,9 @@ pub struct Hop {
     pub dispatcher: Option<Dispatcher>,
 }
 
-/// The outbound HTTP grant of one component instance.
-///
-/// Cloning is cheap: the patterns are shared.
-#[derive(Debug, Clone)]
+/// The outbound HTTP grant of one component instance, and the
+/// `wasi:http` hooks of its store.
+#[derive(Debug)]
 pub struct OutboundPolicy {
     allowed: Arc<[HostPattern]>,
     /// Private, loopback and link-local addresses are granted whatever the
@@ -71,6 +71,13 @@ pub struct OutboundPolicy {
     hop: Hop,
     /// Denied and failed calls, for the operator; capped per request.
     reporter: Arc<Reporter>,
+    /// The lease of the WASI 0.3 body buffer wasmtime-wasi-http has just
+    /// made (it asks for the buffer's size first), until the body is
+    /// handed over to the outbound request it belongs to.
+    body_lease: Option<Result<MemoryLease, Exhausted>>,
+    /// The leases of WASI 0.3 bodies that were not sent (the instance's
+    /// response), held for as long as the store.
+    kept_leases: Vec<MemoryLease>,
 }
 
 impl OutboundPolicy {
@@ -95,6 +102,8 @@ impl OutboundPolicy {
             private_networks,
             budget,
             hop,
+            body_lease: None,
+            kept_leases: Vec::new(),
         }
     }
 
@@ -142,10 +151,28 @@ type ResponseFuture = Box<
 impl WasiHttpHooks for OutboundPolicy {
     fn send_request(
         &mut self,
-        request: http::Request<WasiBody>,
+        mut request: http::Request<WasiBody>,
         options: Option<RequestOptions>,
         _on_response_error: Box<dyn Future<Output = Result<(), Error>> + Send>,
     ) -> ResponseFuture {
+        // A WASI 0.3 request's body buffer was made just before this call,
+        // and is charged for as long as the request's body lives. (A WASI
+        // 0.2 body is charged when the guest asks for it.)
+        match self.body_lease.take() {
+            Some(Ok(lease)) => {
+                request = request.map(|body| LeasedBody::wrap(body, lease));
+            }
+            Some(Err(exhausted)) => {
+                self.reporter.report(&format!(
+                    "outbound request to {} refused: {exhausted}",
+                    request.uri()
+                ));
+                return Box::new(std::future::ready(Err(Error::InternalError(Some(
+                    exhausted.to_string(),
+                )))));
+            }
+            None => {}
+        }
         let Some(private_ok) = self.reach(request.uri()) else {
             self.reporter.report(&format!(
                 "outbound request to {} denied: not in allowed_outbound_hosts",
@@ -185,6 +212,25 @@ impl WasiHttpHooks for OutboundPolicy {
                     refusal.error
                 })
         })
+    }
+
+    fn p2_outgoing_body_buffer_chunks(&mut self) -> usize {
+        // With the one slot wasmtime-wasi-http adds, two writes.
+        1
+    }
+
+    fn p2_outgoing_body_chunk_size(&mut self) -> usize {
+        BODY_CHUNK
+    }
+
+    /// Asked as a WASI 0.3 body's buffer is made, for a response or an
+    /// outbound request: the buffer is leased here.
+    fn p3_outgoing_body_chunk_size(&mut self) -> usize {
+        let lease = self.budget.lease_memory(BODY_BUFFER);
+        if let Some(Ok(earlier)) = self.body_lease.replace(lease) {
+            self.kept_leases.push(earlier);
+        }
+        BODY_CHUNK
     }
 }
 
@@ -237,7 +283,7 @@ impl OutboundPolicy {
                 return fail(Error::DestinationNotFound, "the server is shutting down");
             }
         }
-        let caller = self.clone();
+        let reporter = self.reporter.clone();
         Box::new(async move {
             match response.await {
                 Ok(Some(response)) => {
@@ -246,7 +292,7 @@ impl OutboundPolicy {
                     Ok((response, done))
                 }
                 _ => {
-                    caller.reporter.report(&format!(
+                    reporter.report(&format!(
                         "internal call to `{target}` failed: the app has no such component"
                     ));
                     Err(Error::DestinationNotFound)

@@ -38,6 +38,9 @@ pub(crate) enum Entry {
     Dir,
     /// A regular file and its bytes.
     File(Vec<u8>),
+    /// A file that may hold secrets (the secrets file, the runtime config
+    /// with a Redis password): readable by its owner alone.
+    Secret(Vec<u8>),
 }
 
 /// The app's files, by path relative to `/app`, and its name.
@@ -163,7 +166,7 @@ pub(crate) fn collect(
         let path = manifest.parent().unwrap_or(Path::new("")).join(written);
         let bytes = std::fs::read(&path)
             .map_err(|err| field_error("secrets", format!("{}: {err}", path.display())))?;
-        app.insert(PathBuf::from("secrets.toml"), Entry::File(bytes));
+        app.insert(PathBuf::from("secrets.toml"), Entry::Secret(bytes));
         table.insert("secrets".into(), Value::String("secrets.toml".into()));
     }
     // A manifest without `name` takes it from its file's name, which in the
@@ -179,7 +182,7 @@ pub(crate) fn collect(
     );
     app.insert(PathBuf::from(MANIFEST), Entry::File(rewritten.into_bytes()));
     if let Some(bytes) = runtime {
-        app.insert(PathBuf::from(RUNTIME_CONFIG), Entry::File(bytes));
+        app.insert(PathBuf::from(RUNTIME_CONFIG), Entry::Secret(bytes));
     }
     Ok(app)
 }

@@ -151,16 +151,18 @@ impl Image {
         layer::append_dir(&mut tar, Path::new("blobs"))?;
         layer::append_dir(&mut tar, Path::new("blobs/sha256"))?;
         for (hex, bytes) in &self.blobs {
-            layer::append_file(&mut tar, &Path::new("blobs/sha256").join(hex), bytes)?;
+            layer::append_file(&mut tar, &Path::new("blobs/sha256").join(hex), bytes, 0o644)?;
         }
-        layer::append_file(&mut tar, Path::new("index.json"), &self.index)?;
-        layer::append_file(&mut tar, Path::new("oci-layout"), &self.layout)?;
+        layer::append_file(&mut tar, Path::new("index.json"), &self.index, 0o644)?;
+        layer::append_file(&mut tar, Path::new("oci-layout"), &self.layout, 0o644)?;
         tar.into_inner()?.flush()
     }
 
     /// Writes the image layout tarball to the file `path`, replacing it:
     /// through a temporary file in the same directory, renamed into place
-    /// once complete, so that a failure leaves nothing at `path`.
+    /// once complete, so that a failure leaves nothing at `path`. The file
+    /// is 0600: an image may hold the app's secrets file and a runtime
+    /// config with a password.
     pub fn write_to(&self, path: &Path) -> Result<(), BuildError> {
         let failed = |source| BuildError::Write {
             path: path.to_path_buf(),
@@ -173,7 +175,7 @@ impl Image {
         let temp = tempfile::Builder::new()
             .prefix(".mayfly-oci-")
             .suffix(".tmp")
-            .permissions(std::fs::Permissions::from_mode(0o644))
+            .permissions(std::fs::Permissions::from_mode(0o600))
             .tempfile_in(dir)
             .map_err(failed)?;
         self.write(BufWriter::new(temp.as_file())).map_err(failed)?;

@@ -5,7 +5,9 @@
 //! What makes it reproducible: entries in path order, owner 0:0 with no
 //! user or group names, modification time 0, mode 0644 for files and 0755
 //! for directories (whatever they were on disk), and gzip with a fixed
-//! header (no name, time 0, OS "unknown") at a fixed level.
+//! header (no name, time 0, OS "unknown") at a fixed level. Two kinds keep
+//! what is theirs private: the secrets file and the runtime config are
+//! 0600, and the shim's data and cache directories 0700.
 
 use std::collections::BTreeMap;
 use std::io::{self, Write as _};
@@ -37,22 +39,24 @@ pub(crate) struct Layer {
 /// Builds the layer holding `app` under `/app`.
 pub(crate) fn build(app: &AppFiles) -> io::Result<Layer> {
     let dir = Entry::Dir;
-    let mut entries: BTreeMap<PathBuf, &Entry> = BTreeMap::new();
+    let private = Private;
+    let mut entries: BTreeMap<PathBuf, Layered<'_>> = BTreeMap::new();
     for (path, entry) in &app.entries {
         // Not `join`: that makes `app/` of the empty path.
         let path: PathBuf = Path::new(APP_DIR)
             .components()
             .chain(path.components())
             .collect();
-        entries.insert(path, entry);
+        entries.insert(path, Layered::App(entry));
     }
     for empty in EMPTY_DIRS {
-        let empty = empty.trim_start_matches('/');
-        for path in Path::new(empty).ancestors() {
+        let empty = Path::new(empty.trim_start_matches('/'));
+        for path in empty.ancestors().skip(1) {
             if !path.as_os_str().is_empty() {
-                entries.insert(path.to_path_buf(), &dir);
+                entries.insert(path.to_path_buf(), Layered::App(&dir));
             }
         }
+        entries.insert(empty.to_path_buf(), Layered::Private(&private));
     }
 
     let mut tar = tar::Builder::new(Vec::new());
@@ -72,11 +76,31 @@ pub(crate) fn build(app: &AppFiles) -> io::Result<Layer> {
     })
 }
 
+/// A directory only its owner may enter: the shim's data and cache.
+struct Private;
+
+/// What goes in the layer at a path.
+enum Layered<'a> {
+    /// Something of the app's.
+    App(&'a Entry),
+    /// One of the shim's own directories.
+    Private(&'a Private),
+}
+
 /// Appends `entry` at `path`.
-fn append<W: io::Write>(tar: &mut tar::Builder<W>, path: &Path, entry: &Entry) -> io::Result<()> {
+fn append<W: io::Write>(
+    tar: &mut tar::Builder<W>,
+    path: &Path,
+    entry: Layered<'_>,
+) -> io::Result<()> {
     match entry {
-        Entry::Dir => append_dir(tar, path),
-        Entry::File(bytes) => append_file(tar, path, bytes),
+        Layered::App(Entry::Dir) => append_dir(tar, path),
+        Layered::App(Entry::File(bytes)) => append_file(tar, path, bytes, 0o644),
+        Layered::App(Entry::Secret(bytes)) => append_file(tar, path, bytes, 0o600),
+        Layered::Private(Private) => {
+            let mut header = fixed_header(tar::EntryType::Directory, 0o700, 0);
+            tar.append_data(&mut header, path, io::empty())
+        }
     }
 }
 
@@ -86,14 +110,16 @@ pub(crate) fn append_dir<W: io::Write>(tar: &mut tar::Builder<W>, path: &Path) -
     tar.append_data(&mut header, path, io::empty())
 }
 
-/// Appends a file holding `data` at `path`: mode 0644, owner 0:0, time 0.
+/// Appends a file holding `data` at `path`: mode `mode`, owner 0:0, time
+/// 0.
 pub(crate) fn append_file<W: io::Write>(
     tar: &mut tar::Builder<W>,
     path: &Path,
     data: &[u8],
+    mode: u32,
 ) -> io::Result<()> {
     let size = u64::try_from(data.len()).unwrap_or(u64::MAX);
-    let mut header = fixed_header(tar::EntryType::Regular, 0o644, size);
+    let mut header = fixed_header(tar::EntryType::Regular, mode, size);
     tar.append_data(&mut header, path, data)
 }
 

@@ -181,6 +181,7 @@ fn the_same_app_gives_the_same_bytes_wherever_and_whenever_it_is_built() {
 
 #[test]
 fn the_layer_holds_exactly_the_app_with_fixed_owners_times_and_modes() {
+    use std::os::unix::fs::PermissionsExt as _;
     let dir = tempfile::tempdir().unwrap();
     let manifest = sample_app(dir.path());
     let runtime = write(
@@ -191,6 +192,9 @@ fn the_layer_holds_exactly_the_app_with_fixed_owners_times_and_modes() {
     let image = mayfly_oci::build(&manifest, &reference(), Some(&runtime)).unwrap();
     let tarball = dir.path().join("shop.tar");
     image.write_to(&tarball).unwrap();
+    // The image holds the secrets: its file is the owner's alone.
+    let mode = std::fs::metadata(&tarball).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "{mode:o}");
     let unpacked = unpack(&tarball);
 
     let mut listed = Vec::new();
@@ -205,7 +209,13 @@ fn the_layer_holds_exactly_the_app_with_fixed_owners_times_and_modes() {
         assert_eq!(header.username().unwrap(), Some(""), "{path}");
         assert_eq!(header.groupname().unwrap(), Some(""), "{path}");
         let kind = header.entry_type();
-        let expected = if kind.is_dir() { 0o755 } else { 0o644 };
+        // What holds secrets, or the shim's own files, is private.
+        let expected = match path.as_str() {
+            "app/secrets.toml" | "app/runtime.toml" => 0o600,
+            "var/cache/mayfly" | "var/lib/mayfly" => 0o700,
+            _ if kind.is_dir() => 0o755,
+            _ => 0o644,
+        };
         assert!(kind.is_dir() || kind.is_file(), "{path}: {kind:?}");
         assert_eq!(header.mode().unwrap(), expected, "{path}");
         let mut bytes = Vec::new();

@@ -27,7 +27,6 @@ mod key;
 
 use std::fs;
 use std::io::Read as _;
-use std::os::unix::fs::DirBuilderExt as _;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -37,6 +36,7 @@ use wasmtime::component::Component;
 
 use self::files::Opened;
 use self::key::{Key, TAG_LEN};
+use crate::private_dir::{COMPILE_CACHE, PrivateDirError};
 
 /// The first bytes of an entry; the last one is the format's version.
 const MAGIC: &[u8; 8] = b"MAYFLY\x00\x02";
@@ -82,39 +82,10 @@ pub enum CacheError {
         /// Why.
         reason: std::io::Error,
     },
-    /// The path is a symbolic link (not followed), a file, or something
-    /// else that is not a directory.
-    #[error("compile cache {path} is {found}, not a directory")]
-    NotADirectory {
-        /// The cache directory.
-        path: PathBuf,
-        /// What is there instead, as `a symbolic link`.
-        found: &'static str,
-    },
-    /// The directory belongs to another user, who could put code in it.
-    #[error(
-        "compile cache {path} is owned by uid {owner}, not by this user (uid {user}), \
-         so its code cannot be trusted"
-    )]
-    NotOwned {
-        /// The cache directory.
-        path: PathBuf,
-        /// Its owner.
-        owner: u32,
-        /// The user Mayfly runs as.
-        user: u32,
-    },
-    /// Group or others may write to the directory, and so put code in it.
-    #[error(
-        "compile cache {path} is writable by group or others (mode {mode:04o}), \
-         so its code cannot be trusted; fix with `chmod 700 {path}`"
-    )]
-    Writable {
-        /// The cache directory.
-        path: PathBuf,
-        /// Its permission bits.
-        mode: u32,
-    },
+    /// The directory is not this user's alone (see
+    /// [`private_dir`](crate::private_dir)).
+    #[error(transparent)]
+    Dir(#[from] PrivateDirError),
     /// The key file is not this user's secret. It is refused, not
     /// replaced: someone else may know it.
     #[error(
@@ -144,21 +115,23 @@ impl CompileCache {
     /// is not a regular file of this user's, mode 0600 or stricter.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self, CacheError> {
         let dir = dir.into();
-        let missing =
-            fs::symlink_metadata(&dir).is_err_and(|err| err.kind() == std::io::ErrorKind::NotFound);
-        if missing {
-            // Native code: this user's alone, like every directory made for it.
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&dir)
-                .map_err(|reason| CacheError::Io {
-                    path: dir.clone(),
-                    reason,
-                })?;
-        }
-        files::check_dir(&dir)?;
+        // Native code: this user's alone, like every directory made for it.
+        crate::private_dir::prepare(&dir, COMPILE_CACHE)?;
         let key = Key::load_or_make(&dir)?;
+        Ok(Self {
+            open: Some(OpenCache { dir, key }),
+        })
+    }
+
+    /// [`CompileCache::open`], with a new key made by this process whatever
+    /// key was in `dir`: for a directory whose files may not be the host's
+    /// own (one that came in a container image), so that entries planted
+    /// there, tagged under a key their author knew, are never loaded
+    /// (each is compiled again and replaced).
+    pub fn open_with_new_key(dir: impl Into<PathBuf>) -> Result<Self, CacheError> {
+        let dir = dir.into();
+        crate::private_dir::prepare(&dir, COMPILE_CACHE)?;
+        let key = Key::replace(&dir)?;
         Ok(Self {
             open: Some(OpenCache { dir, key }),
         })
@@ -187,7 +160,7 @@ impl CompileCache {
             return Ok(Self::disabled());
         };
         match Self::open(dir) {
-            Err(err @ CacheError::Io { .. }) => {
+            Err(err @ (CacheError::Io { .. } | CacheError::Dir(PrivateDirError::Io { .. }))) => {
                 tracing::warn!("{err}; running without a compile cache");
                 Ok(Self::disabled())
             }
@@ -381,6 +354,36 @@ mod tests {
         assert_eq!(imports(&engine, &component), 1);
         // The key, the entry, and no temporary file.
         assert_eq!(fs::read_dir(cache.dir().unwrap()).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn a_cache_opened_with_a_new_key_loads_nothing_tagged_under_the_old_one() {
+        let engine = test_engine();
+        let dir = tempfile::tempdir().unwrap();
+        let (_, wasm) = components();
+        // As an image's author would ship it: a key, and an entry tagged
+        // under it.
+        let shipped = CompileCache::open(dir.path()).unwrap();
+        shipped.load_or_compile(&engine, &wasm).unwrap();
+        let shipped_key = fs::read(dir.path().join("key")).unwrap();
+        let cache = CompileCache::open_with_new_key(dir.path()).unwrap();
+        assert_ne!(fs::read(dir.path().join("key")).unwrap(), shipped_key);
+        match cache.load_or_compile(&engine, &wasm).unwrap().1 {
+            CacheOutcome::Replaced(why) if why.contains("its tag is wrong") => {}
+            other => panic!("the shipped entry was not refused: {other:?}"),
+        }
+        // A key that is a link is removed, not followed.
+        let target = dir.path().join("target");
+        fs::write(&target, [0u8; 32]).unwrap();
+        fs::remove_file(dir.path().join("key")).unwrap();
+        std::os::unix::fs::symlink(&target, dir.path().join("key")).unwrap();
+        CompileCache::open_with_new_key(dir.path()).unwrap();
+        assert_eq!(fs::read(&target).unwrap(), [0u8; 32]);
+        assert!(
+            fs::symlink_metadata(dir.path().join("key"))
+                .unwrap()
+                .is_file()
+        );
     }
 
     /// Loads `wasm` through `cache` and asserts the entry was rejected for

@@ -124,6 +124,9 @@ impl EngineSettings {
             .max_wasm_stack(MAX_WASM_STACK)
             .async_stack_size(ASYNC_STACK_SIZE)
             .epoch_interruption(true)
+            // Frames a trap records: each is shown in the log, its name
+            // cut (see `failure`).
+            .wasm_backtrace_max_frames(std::num::NonZeroUsize::new(crate::failure::MAX_FRAMES))
             .memory_init_cow(true)
             .consume_fuel(self.consume_fuel)
             .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));

@@ -12,10 +12,14 @@
 //! - [`epoch`]: the epoch ticker and per-store deadlines.
 //! - [`engine`]: the wasmtime engine, tuned for instance churn.
 //! - [`binary`]: a component, a core module, or not WebAssembly at all.
+//! - [`private_dir`]: directories Mayfly keeps its own files in, this
+//!   user's alone, by one rule.
 //! - [`cache`]: compiled components on disk, keyed by content and engine.
 //! - [`grants`]: directories, environment and outbound hosts, checked by one
 //!   set of rules.
 //! - [`output`]: guest stdout and stderr, captured and capped.
+//! - [`failure`]: what a failed call says about itself (its causes, the
+//!   guest's backtrace), escaped and bounded.
 //! - [`call`]: what a store is made for: one call's id, deadline, hops and
 //!   internal-call dispatcher, and where its standard streams go.
 //! - `holdings`: what an instance holds on the host (descriptors, header
@@ -53,6 +57,7 @@ pub mod cache;
 pub mod call;
 pub mod engine;
 pub mod epoch;
+pub mod failure;
 pub mod grants;
 mod holdings;
 pub mod host;
@@ -61,6 +66,7 @@ pub mod limits;
 pub mod linker;
 mod metered;
 pub mod output;
+pub mod private_dir;
 pub mod sandbox;
 pub mod units;
 

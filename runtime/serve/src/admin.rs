@@ -16,6 +16,11 @@
 //! The two health checks can also be served alone, on any address
 //! ([`serve_health`], `--health-listen`): that is what an orchestrator's
 //! probes reach, from outside the host's loopback.
+//!
+//! Each listener serves at most [`MAX_CONNECTIONS`] connections at once,
+//! within the descriptors the host keeps for itself; at the cap the oldest
+//! idle connection is closed to make room, as on the app's listener, so
+//! idle connections cannot take the process's descriptors.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -32,7 +37,13 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use subtle::ConstantTimeEq as _;
 use tokio::net::TcpListener;
 
+use crate::connections::Connections;
 use crate::live::{LiveApp, UpdateError};
+
+/// Connections each of the admin API and the health checks serves at once
+/// (both fit in the descriptors the server keeps beside its
+/// `--max-connections`).
+pub const MAX_CONNECTIONS: usize = 32;
 
 /// Largest component a deploy may upload.
 const MAX_UPLOAD: usize = 256 << 20;
@@ -44,43 +55,67 @@ const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Serves the admin API on `listener` until the process ends.
 pub async fn serve(listener: TcpListener, live: Arc<LiveApp>, token: Arc<str>) {
-    loop {
-        let stream = crate::server::accept_or_back_off(&listener, "admin API").await;
+    serve_capped(listener, "admin API", move |request| {
         let live = live.clone();
         let token = token.clone();
-        tokio::spawn(async move {
-            let service = service_fn(move |request| {
-                let live = live.clone();
-                let token = token.clone();
-                async move { Ok::<_, Infallible>(route(request, &live, &token).await) }
-            });
-            let _ = http1::Builder::new()
-                .timer(TokioTimer::new())
-                .header_read_timeout(HEADER_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
+        async move { route(request, &live, &token).await }
+    })
+    .await;
 }
 
 /// Serves only `GET /healthz` and `GET /readyz` on `listener`, to anyone
 /// who can reach it, until the process ends: nothing here changes the app
 /// or reveals more than whether it is serving and whether it is draining.
 pub async fn serve_health(listener: TcpListener, live: Arc<LiveApp>) {
+    serve_capped(
+        listener,
+        "health checks",
+        move |request: Request<Incoming>| {
+            let response = health(request.method(), request.uri().path(), &live)
+                .unwrap_or_else(|| text(StatusCode::NOT_FOUND, "no such health check\n"));
+            async move { response }
+        },
+    )
+    .await;
+}
+
+/// Serves `answer` on `listener`, at most [`MAX_CONNECTIONS`] connections
+/// at once: at the cap, the client just accepted waits (and no other is
+/// accepted) until the oldest idle connection has closed to make room.
+async fn serve_capped<F, A>(listener: TcpListener, what: &'static str, answer: F)
+where
+    F: Fn(Request<Incoming>) -> A + Clone + Send + Sync + 'static,
+    A: Future<Output = AdminResponse> + Send + 'static,
+{
+    let connections = Connections::new(MAX_CONNECTIONS);
     loop {
-        let stream = crate::server::accept_or_back_off(&listener, "health checks").await;
-        let live = live.clone();
+        let stream = crate::server::accept_or_back_off(&listener, what).await;
+        let place = Arc::new(connections.place().await);
+        let answer = answer.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |request: Request<Incoming>| {
-                let response = health(request.method(), request.uri().path(), &live)
-                    .unwrap_or_else(|| text(StatusCode::NOT_FOUND, "no such health check\n"));
-                async move { Ok::<_, Infallible>(response) }
+            let busy_place = place.clone();
+            let service = service_fn(move |request| {
+                // Not idle until it is answered.
+                let busy = busy_place.busy();
+                let answer = answer(request);
+                async move {
+                    let response = answer.await;
+                    drop(busy);
+                    Ok::<_, Infallible>(response)
+                }
             });
-            let _ = http1::Builder::new()
+            let connection = http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HEADER_TIMEOUT)
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+                .serve_connection(TokioIo::new(stream), service);
+            tokio::pin!(connection);
+            tokio::select! {
+                _ = connection.as_mut() => {}
+                () = place.asked_to_close() => {
+                    connection.as_mut().graceful_shutdown();
+                    let _ = connection.await;
+                }
+            }
         });
     }
 }

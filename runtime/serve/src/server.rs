@@ -67,6 +67,12 @@ pub struct ServeOptions {
     /// Longest pause in a request body; past it, reading the body fails in
     /// the guest, and the client gets 408 unless the guest answers itself.
     pub body_timeout: Duration,
+    /// Slowest pace of a request body once `body_rate_grace` has passed, in
+    /// bytes per second over the time spent waiting for it (0: no bound);
+    /// past it, as past `body_timeout`.
+    pub min_body_rate: u64,
+    /// The waiting a request body gets before its pace counts.
+    pub body_rate_grace: Duration,
     /// Longest a response may wait for the client to read it; past it, the
     /// connection is closed.
     pub write_timeout: Duration,
@@ -97,6 +103,8 @@ impl Default for ServeOptions {
             shutdown_grace: Duration::from_secs(30),
             header_timeout: Duration::from_secs(30),
             body_timeout: Duration::from_secs(30),
+            min_body_rate: 1 << 10,
+            body_rate_grace: Duration::from_secs(10),
             write_timeout: Duration::from_secs(30),
             max_connections: default_max_connections(),
             max_header_bytes: 64 << 10,
@@ -306,7 +314,7 @@ async fn dispatch_internal(
                     .extensions_mut()
                     .insert(request::CallerDeadline(deadline));
             }
-            let response = request::handle(&component, request, (), Some(&dispatcher)).await;
+            let response = request::handle(&component, request, (), Some(&dispatcher), None).await;
             let _ = call.reply.send(Some(response));
         });
     }
@@ -333,11 +341,16 @@ impl Connection {
         let dispatcher = self.dispatcher;
         let tracker = self.tracker;
         let max_header_bytes = self.options.max_header_bytes;
-        let body_timeout = request::BodyTimeout(self.options.body_timeout);
+        let client = request::ClientBody {
+            pause: self.options.body_timeout,
+            min_rate: self.options.min_body_rate,
+            grace: self.options.body_rate_grace,
+            watch: Some(self.place.body_watch()),
+        };
         let place = self.place.clone();
         let busy_poll = self.busy_poll.clone();
-        let service = service_fn(move |mut request: Request<Incoming>| {
-            request.extensions_mut().insert(body_timeout);
+        let service = service_fn(move |request: Request<Incoming>| {
+            let client = client.clone();
             let polling = busy_poll.as_ref().map(|poll| Polling::start(poll.clone()));
             let busy = place.busy();
             // The version a request starts with is the one it finishes on.
@@ -353,7 +366,7 @@ impl Connection {
                 }
                 // Busy until the guest is done, body and all.
                 let guard = (guard, busy, polling);
-                Ok(request::dispatch(&app, request, guard, Some(&dispatcher)).await)
+                Ok(request::dispatch(&app, request, guard, Some(&dispatcher), Some(client)).await)
             }
         });
         let mut builder = http1::Builder::new();

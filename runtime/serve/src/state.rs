@@ -27,13 +27,26 @@ pub struct RuntimeConfig {
 }
 
 /// `[key_value]`: which backend holds the stores.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct KeyValueConfig {
     /// `embedded` (a file per app in the data directory) or `redis`.
     pub backend: Option<String>,
     /// The Redis URL, for `backend = "redis"`.
     pub url: Option<String>,
+}
+
+impl std::fmt::Debug for KeyValueConfig {
+    /// The URL shows its scheme and host alone: it may hold a password.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeyValueConfig")
+            .field("backend", &self.backend)
+            .field(
+                "url",
+                &self.url.as_deref().map(mayfly_host_api::kv::shown_url),
+            )
+            .finish()
+    }
 }
 
 impl RuntimeConfig {
@@ -114,13 +127,8 @@ async fn open_redis(_url: &str, _app: &str) -> anyhow::Result<Arc<dyn Backend>> 
 
 #[cfg(feature = "redb")]
 fn open_embedded(data_dir: &Path, app: &str) -> anyhow::Result<Arc<dyn Backend>> {
-    use std::os::unix::fs::DirBuilderExt as _;
     // The app's state: this user's alone.
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(data_dir)
-        .with_context(|| format!("cannot create data directory {}", data_dir.display()))?;
+    mayfly_sandbox::private_dir::prepare(data_dir, mayfly_sandbox::private_dir::DATA)?;
     let path = data_dir.join(format!("{}.redb", file_name(app)));
     let backend = mayfly_host_api::kv::EmbeddedBackend::open(&path)
         .map_err(|err| anyhow::anyhow!("{err}"))?;

@@ -60,6 +60,44 @@ pub const DEFAULT_CACHE_DIR: &str = "/var/cache/mayfly";
 /// The embedded key-value backend's directory inside the container.
 pub const DEFAULT_DATA_DIR: &str = "/var/lib/mayfly";
 
+/// Whether `dir` is where a file system is mounted in this process's view
+/// (a volume, in a container), from `/proc/self/mountinfo`.
+fn is_mount_point(dir: &Path) -> bool {
+    let Ok(dir) = std::fs::canonicalize(dir) else {
+        return false;
+    };
+    let Ok(mounts) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return false;
+    };
+    mounts
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .any(|point| Path::new(&unescape_mount_point(point)) == dir)
+}
+
+/// A mount point as `mountinfo` writes it, with `\040` for a space (and
+/// the like for tab, newline and backslash), as it is.
+fn unescape_mount_point(point: &str) -> String {
+    let mut out = String::with_capacity(point.len());
+    let mut rest = point;
+    while let Some(at) = rest.find('\\') {
+        out.push_str(&rest[..at]);
+        let code = rest.get(at + 1..at + 4).unwrap_or("");
+        match u8::from_str_radix(code, 8) {
+            Ok(byte) if code.len() == 3 => {
+                out.push(char::from(byte));
+                rest = &rest[at + 4..];
+            }
+            _ => {
+                out.push('\\');
+                rest = &rest[at + 1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
 /// The container's environment: its `MAYFLY_*` settings, checked, and
 /// every variable, for the app's `{ env = "NAME" }` config values.
 pub struct Environment {
@@ -143,7 +181,15 @@ impl Environment {
             Some("off") => CompileCache::disabled(),
             dir => {
                 let dir = PathBuf::from(dir.unwrap_or(DEFAULT_CACHE_DIR));
-                CompileCache::open(dir.clone()).with_context(|| {
+                // A volume the node mounted holds the node's key. Anything
+                // else came with the image, whose author may have tagged
+                // native code of their own: the task makes its own key.
+                let opened = if is_mount_point(&dir) {
+                    CompileCache::open(dir.clone())
+                } else {
+                    CompileCache::open_with_new_key(dir.clone())
+                };
+                opened.with_context(|| {
                     format!(
                         "environment variable MAYFLY_CACHE_DIR: cannot use {} as the compile cache",
                         dir.display()
@@ -254,6 +300,16 @@ fn is_service_link(name: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn mount_points_are_read_from_mountinfo() {
+        assert!(super::is_mount_point(std::path::Path::new("/")));
+        assert!(super::is_mount_point(std::path::Path::new("/proc")));
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!super::is_mount_point(&dir.path().join("missing")));
+        assert_eq!(super::unescape_mount_point("/a\\040b\\134c"), "/a b\\c");
+        assert_eq!(super::unescape_mount_point("/plain\\x"), "/plain\\x");
+    }
+
     use super::*;
 
     fn env(entries: &[&str]) -> anyhow::Result<Environment> {

@@ -190,6 +190,154 @@ fn a_broken_image_fails_its_task_with_the_error_shown_by_ctr() {
     containerd.expect_nothing_left(&[&task.id], &image);
 }
 
+/// An image that carries a compile cache of its own (a key, and entries
+/// tagged under it, for the app's very components): the task makes a key
+/// of its own, so nothing the image's author compiled is ever loaded.
+#[test]
+fn a_compile_cache_planted_in_an_image_is_never_trusted() {
+    let Some(containerd) = Containerd::start_or_skip("planted") else {
+        return;
+    };
+    let app = format!("planted-{}", std::process::id());
+    let files = AppFiles::demo(&app);
+    let image = containerd.build_and_import_with(&app, &files, "planted:1", |tarball| {
+        // What an author would ship: the cache of a `mayfly compile` on
+        // their own machine, with its key.
+        let cache_dir = tempfile::tempdir().unwrap();
+        let cache = mayfly_sandbox::CompileCache::open(cache_dir.path()).unwrap();
+        let engine = mayfly_sandbox::EngineSettings::default().build().unwrap();
+        for (_, wasm) in &files.components {
+            cache.load_or_compile(&engine, wasm).unwrap();
+        }
+        let mut planted = Vec::new();
+        for entry in std::fs::read_dir(cache_dir.path()).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            planted.push((
+                format!("var/cache/mayfly/{name}"),
+                std::fs::read(entry.path()).unwrap(),
+            ));
+        }
+        assert_eq!(
+            planted.len(),
+            files.components.len() + 1,
+            "a key and entries"
+        );
+        add_layer(tarball, &planted);
+    });
+    let mut task = containerd.run("planted", &image, None);
+    // Every planted entry is refused, its tag checked against the task's
+    // own key, and compiled again.
+    task.wait_for_log("compile cache entry /var/cache/mayfly/");
+    let rejected = task
+        .log
+        .iter()
+        .filter(|line| line.contains("rejected, compiling the component again: its tag is wrong"))
+        .count();
+    assert!(rejected >= 1, "{:?}", task.log);
+    let (status, body) = get(task.listen, "/probe");
+    assert_eq!(status, 200, "{body}");
+    containerd.ctr(&["task", "kill", &task.id]);
+    assert_eq!(task.wait().code(), Some(0));
+    containerd.expect_nothing_left(&[&task.id], &image);
+}
+
+/// Adds a layer holding `files` (paths under the root, mode 0600, in
+/// directories 0700) on top of the image in the OCI layout tarball at
+/// `tarball`, as anyone who builds images could.
+fn add_layer(tarball: &Path, files: &[(String, Vec<u8>)]) {
+    use sha2::Digest as _;
+    let sha256 = |bytes: &[u8]| format!("{:x}", sha2::Sha256::digest(bytes));
+
+    // The layer.
+    let mut layer = tar::Builder::new(Vec::new());
+    let mut dirs = std::collections::BTreeSet::new();
+    for (path, _) in files {
+        for dir in Path::new(path).ancestors().skip(1) {
+            if !dir.as_os_str().is_empty() {
+                dirs.insert(dir.to_path_buf());
+            }
+        }
+    }
+    let header = |kind, mode, size| {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(kind);
+        header.set_mode(mode);
+        header.set_size(size);
+        header
+    };
+    for dir in &dirs {
+        let mut dir_header = header(tar::EntryType::Directory, 0o700, 0);
+        layer
+            .append_data(&mut dir_header, dir, std::io::empty())
+            .unwrap();
+    }
+    for (path, bytes) in files {
+        let size = u64::try_from(bytes.len()).unwrap();
+        let mut file_header = header(tar::EntryType::Regular, 0o600, size);
+        layer
+            .append_data(&mut file_header, path, bytes.as_slice())
+            .unwrap();
+    }
+    let layer = layer.into_inner().unwrap();
+    let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gzip.write_all(&layer).unwrap();
+    let gzip = gzip.finish().unwrap();
+
+    // The image layout's files, by path.
+    let mut blobs: std::collections::BTreeMap<String, Vec<u8>> = Default::default();
+    let mut archive = tar::Archive::new(std::fs::File::open(tarball).unwrap());
+    for entry in archive.entries().unwrap() {
+        let mut entry = entry.unwrap();
+        if entry.header().entry_type().is_file() {
+            let path = entry.path().unwrap().to_string_lossy().into_owned();
+            let mut bytes = Vec::new();
+            entry.read_to_end(&mut bytes).unwrap();
+            blobs.insert(path, bytes);
+        }
+    }
+    let json = |bytes: &[u8]| serde_json::from_slice::<serde_json::Value>(bytes).unwrap();
+    let blob = |digest: &serde_json::Value| {
+        let hex = digest.as_str().unwrap().strip_prefix("sha256:").unwrap();
+        format!("blobs/sha256/{hex}")
+    };
+    let mut index = json(&blobs["index.json"]);
+    let mut manifest = json(&blobs[&blob(&index["manifests"][0]["digest"])]);
+    let mut config = json(&blobs[&blob(&manifest["config"]["digest"])]);
+
+    config["rootfs"]["diff_ids"]
+        .as_array_mut()
+        .unwrap()
+        .push(format!("sha256:{}", sha256(&layer)).into());
+    let config = serde_json::to_vec(&config).unwrap();
+    manifest["layers"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({
+            "mediaType": "application/vnd.oci.image.layer.v1.tar+gzip",
+            "digest": format!("sha256:{}", sha256(&gzip)),
+            "size": gzip.len(),
+        }));
+    manifest["config"]["digest"] = format!("sha256:{}", sha256(&config)).into();
+    manifest["config"]["size"] = config.len().into();
+    let manifest = serde_json::to_vec(&manifest).unwrap();
+    index["manifests"][0]["digest"] = format!("sha256:{}", sha256(&manifest)).into();
+    index["manifests"][0]["size"] = manifest.len().into();
+    for bytes in [gzip, config, manifest] {
+        blobs.insert(format!("blobs/sha256/{}", sha256(&bytes)), bytes);
+    }
+    blobs.insert("index.json".into(), serde_json::to_vec(&index).unwrap());
+
+    let mut out = tar::Builder::new(std::fs::File::create(tarball).unwrap());
+    for (path, bytes) in &blobs {
+        let size = u64::try_from(bytes.len()).unwrap();
+        let mut file_header = header(tar::EntryType::Regular, 0o644, size);
+        out.append_data(&mut file_header, path, bytes.as_slice())
+            .unwrap();
+    }
+    out.into_inner().unwrap().flush().unwrap();
+}
+
 // ---------------------------------------------------------------------------
 // The app
 
@@ -294,6 +442,18 @@ impl Containerd {
     /// Builds the app's image with `mayfly-oci` and imports it: its
     /// normalised name.
     fn build_and_import(&self, app: &str, files: &AppFiles, name: &str) -> String {
+        self.build_and_import_with(app, files, name, |_| {})
+    }
+
+    /// [`Containerd::build_and_import`], with `change` made to the image
+    /// layout tarball before it is imported.
+    fn build_and_import_with(
+        &self,
+        app: &str,
+        files: &AppFiles,
+        name: &str,
+        change: impl FnOnce(&Path),
+    ) -> String {
         let dir = self.0.dir().join(app);
         std::fs::create_dir(&dir).unwrap();
         std::fs::write(dir.join("app.toml"), &files.manifest).unwrap();
@@ -304,6 +464,7 @@ impl Containerd {
         let image = mayfly_oci::build(&dir.join("app.toml"), &reference, None).unwrap();
         let tarball = dir.join("app.tar");
         image.write_to(&tarball).unwrap();
+        change(&tarball);
         let imported = self.ctr(&["image", "import", tarball.to_str().unwrap()]);
         let name = reference.to_string();
         assert!(imported.contains(&name), "{imported}");

@@ -52,6 +52,17 @@ pub struct Serve {
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_client_timeout)]
     body_timeout: Duration,
 
+    /// Slowest a request body may come once --body-rate-grace has passed,
+    /// in bytes per second over all the time spent waiting for it; past it,
+    /// 408 as for a pause. 0 turns it off [suffixes: B, KiB, MiB]
+    #[arg(long, value_name = "SIZE", default_value = "1KiB", value_parser = parse_body_rate)]
+    min_body_rate: u64,
+
+    /// How long a request body may keep the server waiting before its pace
+    /// counts [suffixes: ms, s, m]
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_client_timeout)]
+    body_rate_grace: Duration,
+
     /// Longest a response may wait for the client to read it; past it the
     /// connection is closed [suffixes: ms, s, m]
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_client_timeout)]
@@ -142,6 +153,8 @@ impl Serve {
             max_header_bytes: self.max_header_bytes,
             header_timeout: self.header_timeout,
             body_timeout: self.body_timeout,
+            min_body_rate: self.min_body_rate,
+            body_rate_grace: self.body_rate_grace,
             write_timeout: self.write_timeout,
             busy_poll: self.busy_poll,
             ..ServeOptions::default()
@@ -194,6 +207,17 @@ fn parse_client_timeout(text: &str) -> Result<Duration, String> {
         return Err("must be between 10ms and 60m".into());
     }
     Ok(timeout)
+}
+
+fn parse_body_rate(text: &str) -> Result<u64, String> {
+    if text.trim() == "0" {
+        return Ok(0);
+    }
+    let rate = mayfly_sandbox::units::parse_size(text)?;
+    if rate > 1 << 30 {
+        return Err("must be at most 1GiB (per second)".into());
+    }
+    Ok(rate)
 }
 
 fn parse_busy_poll(text: &str) -> Result<Duration, String> {

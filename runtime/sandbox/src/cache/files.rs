@@ -6,51 +6,8 @@ use std::io::{self, Write as _};
 use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
 use std::path::{Path, PathBuf};
 
-use super::CacheError;
-
 /// The user this process acts as: the only owner the cache trusts.
-pub(super) fn effective_uid() -> u32 {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() }
-}
-
-/// Refuses a cache directory that someone else could have put files in: a
-/// symbolic link, anything but a directory, a directory of another user's,
-/// or one that group or others may write to.
-pub(super) fn check_dir(dir: &Path) -> Result<(), CacheError> {
-    let path = || dir.to_path_buf();
-    let meta = fs::symlink_metadata(dir).map_err(|reason| CacheError::Io {
-        path: path(),
-        reason,
-    })?;
-    let kind = meta.file_type();
-    if !kind.is_dir() {
-        let found = if kind.is_symlink() {
-            "a symbolic link"
-        } else if kind.is_file() {
-            "a file"
-        } else {
-            "a special file"
-        };
-        return Err(CacheError::NotADirectory {
-            path: path(),
-            found,
-        });
-    }
-    let (owner, user) = (meta.uid(), effective_uid());
-    if owner != user {
-        return Err(CacheError::NotOwned {
-            path: path(),
-            owner,
-            user,
-        });
-    }
-    let mode = meta.mode() & 0o7777;
-    if mode & 0o022 != 0 {
-        return Err(CacheError::Writable { path: path(), mode });
-    }
-    Ok(())
-}
+pub(super) use crate::private_dir::effective_uid;
 
 /// A file the cache looked at.
 pub(super) enum Opened {

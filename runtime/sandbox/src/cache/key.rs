@@ -65,6 +65,20 @@ impl Key {
         }
     }
 
+    /// A new key for the cache in `dir`, whatever key file was there (one
+    /// this process cannot vouch for, as a container image's): the old one
+    /// is deleted, so nothing tagged under it is ever loaded.
+    pub(super) fn replace(dir: &Path) -> Result<Self, CacheError> {
+        let path = dir.join(KEY_FILE);
+        // (A link is removed, not followed.)
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+            Err(reason) => return Err(CacheError::Io { path, reason }),
+        }
+        Self::load_or_make(dir)
+    }
+
     /// The key in `path`, if there is a file there; refused if it is not
     /// this user's secret.
     fn read(path: &Path) -> Result<Option<Self>, CacheError> {

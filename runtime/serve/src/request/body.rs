@@ -1,12 +1,13 @@
 //! The bodies and short answers of the request path: a request body that
-//! stops at the component's limit, a response body that shows a guest's
-//! failure, and the host's own plain-text responses.
+//! stops at the component's limit and at its client's bounds (a pause, a
+//! pace, the connection cap's need for the connection), a response body
+//! that shows a guest's failure, and the host's own plain-text responses.
 
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode, header};
@@ -16,16 +17,65 @@ use wasmtime_wasi_http::Error;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::component::LoadedComponent;
+use crate::connections::BodyWatch;
+
+/// How a client's request body is read: the bounds on its pauses and its
+/// pace, and the connection it comes on.
+#[derive(Clone)]
+pub struct ClientBody {
+    /// The longest pause between two parts of the body.
+    pub pause: Duration,
+    /// The slowest the body may come once `grace` has passed, in bytes per
+    /// second over all the time spent waiting for it (0: no bound).
+    pub min_rate: u64,
+    /// The waiting a body gets before its pace counts.
+    pub grace: Duration,
+    /// The connection's place under the cap, which may evict it.
+    pub(crate) watch: Option<BodyWatch>,
+}
+
+/// How a client failed its request, if it did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ClientFault {
+    /// It sent more body than the component accepts.
+    TooLarge,
+    /// It paused its body for longer than this.
+    Paused(Duration),
+    /// Its body came slower than this many bytes per second.
+    TooSlow(u64),
+    /// The connection cap needed its connection while it kept the server
+    /// waiting for its body.
+    Evicted,
+}
+
+impl ClientFault {
+    /// The operator's line about it (there is none for a body too large:
+    /// that is a limit, counted as one).
+    pub(super) fn report(self) -> Option<String> {
+        match self {
+            ClientFault::TooLarge => None,
+            ClientFault::Paused(timeout) => Some(format!(
+                "the client paused its request body for more than {timeout:?}"
+            )),
+            ClientFault::TooSlow(rate) => Some(format!(
+                "the client sent its request body slower than {rate} bytes per second"
+            )),
+            ClientFault::Evicted => Some(
+                "the connection cap evicted the client, which kept the server waiting for its \
+                 request body"
+                    .to_string(),
+            ),
+        }
+    }
+}
 
 /// What the guest task and the response body share.
 #[derive(Default)]
 pub(super) struct Shared {
     /// The guest did not finish cleanly.
     pub(super) failed: AtomicBool,
-    /// The client sent more body than the component accepts.
-    pub(super) body_too_large: AtomicBool,
-    /// The client paused its body longer than the body timeout.
-    pub(super) body_stalled: AtomicBool,
+    /// The client failed its request (the first way it did).
+    pub(super) fault: OnceLock<ClientFault>,
 }
 
 /// 413, naming the component and its limit.
@@ -40,16 +90,28 @@ pub(super) fn body_too_large(component: &LoadedComponent) -> Response<HyperOutgo
     )
 }
 
-/// 408: the client stopped sending its body.
-pub(super) fn body_stalled(timeout: Duration) -> Response<HyperOutgoingBody> {
-    let mut response = plain(
-        StatusCode::REQUEST_TIMEOUT,
-        format!("the request body paused for more than {timeout:?}\n"),
-    );
-    response
-        .headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    response
+impl ClientFault {
+    /// The client's answer: 413 for a body too large, else 408 (and the
+    /// connection closes).
+    pub(super) fn answer(self, component: &LoadedComponent) -> Response<HyperOutgoingBody> {
+        let message = match self {
+            ClientFault::TooLarge => return body_too_large(component),
+            ClientFault::Paused(timeout) => {
+                format!("the request body paused for more than {timeout:?}\n")
+            }
+            ClientFault::TooSlow(rate) => {
+                format!("the request body came slower than {rate} bytes per second\n")
+            }
+            ClientFault::Evicted => {
+                "the server needed this connection while the request body waited\n".to_string()
+            }
+        };
+        let mut response = plain(StatusCode::REQUEST_TIMEOUT, message);
+        response
+            .headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        response
+    }
 }
 
 /// 503 with `Retry-After`.
@@ -92,8 +154,12 @@ where
 }
 
 /// A request body that stops, with an error the guest sees, once it exceeds
-/// the component's limit, or once the client pauses it for longer than the
-/// body timeout.
+/// the component's limit, once the client pauses it for longer than its
+/// pause bound or sends it slower than its pace bound, or once the
+/// connection cap evicts its connection while the guest waits for it.
+///
+/// Only the time the guest spends waiting for the client counts: a guest
+/// that reads slowly does not make its client slow.
 pub(super) struct LimitedBody<B>
 where
     B: Body<Data = Bytes> + Send + Unpin + 'static,
@@ -103,10 +169,19 @@ where
     remaining: u64,
     /// The limit was crossed: what is left is drained on drop.
     over: bool,
-    /// The longest pause allowed between frames (`None`: no bound but
-    /// the deadline), and the pause under way while the guest waits.
-    timeout: Option<Duration>,
-    paused: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// The client's bounds (`None`: no bound but the deadline, as for an
+    /// internal call).
+    client: Option<ClientBody>,
+    /// Bytes received so far.
+    received: u64,
+    /// Time spent waiting for the client in earlier waits.
+    waited: Duration,
+    /// When the wait under way began.
+    waiting_since: Option<Instant>,
+    /// Ends the wait under way at the pause or pace bound.
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    /// Resolves if the connection cap evicts the connection.
+    evicted: Option<Pin<Box<tokio_util::sync::WaitForCancellationFutureOwned>>>,
     shared: Arc<Shared>,
 }
 
@@ -114,37 +189,88 @@ impl<B> LimitedBody<B>
 where
     B: Body<Data = Bytes> + Send + Unpin + 'static,
 {
-    /// `body`, cut off with an error past `limit` bytes or after a pause
-    /// longer than `timeout` (each noted in `shared`).
-    pub(super) fn new(body: B, limit: u64, timeout: Option<Duration>, shared: Arc<Shared>) -> Self {
+    /// `body`, cut off with an error past `limit` bytes or at `client`'s
+    /// bounds (each noted in `shared`).
+    pub(super) fn new(
+        body: B,
+        limit: u64,
+        client: Option<ClientBody>,
+        shared: Arc<Shared>,
+    ) -> Self {
         Self {
             body: Some(body),
             remaining: limit,
             over: false,
-            timeout,
-            paused: None,
+            client,
+            received: 0,
+            waited: Duration::ZERO,
+            waiting_since: None,
+            timer: None,
+            evicted: None,
             shared,
         }
     }
 
     /// The client has sent nothing since the guest asked: `Pending` while
-    /// the pause is within the timeout, an error once it is not.
+    /// within its bounds, an error once it is not.
     fn paused(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
-        let Some(timeout) = self.timeout else {
+        let Some(client) = &self.client else {
             return Poll::Pending;
         };
-        let paused = self
-            .paused
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
-        match paused.as_mut().poll(cx) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(()) => {
-                self.shared.body_stalled.store(true, Ordering::Release);
-                // Nothing more is read from this client.
-                self.body = None;
-                Poll::Ready(Some(Err(Error::ConnectionReadTimeout)))
+        let since = *self.waiting_since.get_or_insert_with(Instant::now);
+        let (mut end, mut fault) = (since + client.pause, ClientFault::Paused(client.pause));
+        if client.min_rate > 0 {
+            // All the waiting together may last the grace period and the
+            // time the bytes received would take at the slowest pace.
+            let earned = u128::from(self.received) * 1_000_000_000 / u128::from(client.min_rate);
+            let earned = Duration::from_nanos(u64::try_from(earned).unwrap_or(u64::MAX));
+            let allowed = client.grace.saturating_add(earned);
+            let pace_end = since + allowed.saturating_sub(self.waited);
+            if pace_end < end {
+                (end, fault) = (pace_end, ClientFault::TooSlow(client.min_rate));
             }
         }
+        if let Some(watch) = &client.watch {
+            watch.waiting();
+            let evicted = self
+                .evicted
+                .get_or_insert_with(|| Box::pin(watch.evicted()));
+            if evicted.as_mut().poll(cx).is_ready() {
+                return self.fail(ClientFault::Evicted);
+            }
+        }
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(end.into())));
+        if timer.deadline() != end.into() {
+            timer.as_mut().reset(end.into());
+        }
+        match timer.as_mut().poll(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(()) => self.fail(fault),
+        }
+    }
+
+    /// The wait under way (if any) is over: the client sent something.
+    fn resumed(&mut self) {
+        if let Some(since) = self.waiting_since.take() {
+            self.waited = self.waited.saturating_add(since.elapsed());
+        }
+        if let Some(watch) = self.client.as_ref().and_then(|c| c.watch.as_ref()) {
+            watch.not_waiting();
+        }
+    }
+
+    /// Stops reading the body for `fault`: the guest sees the read fail.
+    fn fail(&mut self, fault: ClientFault) -> Poll<Option<Result<Frame<Bytes>, Error>>> {
+        let _ = self.shared.fault.set(fault);
+        self.resumed();
+        if let Some(watch) = self.client.as_ref().and_then(|c| c.watch.as_ref()) {
+            watch.done();
+        }
+        // Nothing more is read from this client.
+        self.body = None;
+        Poll::Ready(Some(Err(Error::ConnectionReadTimeout)))
     }
 }
 
@@ -153,6 +279,10 @@ where
     B: Body<Data = Bytes> + Send + Unpin + 'static,
 {
     fn drop(&mut self) {
+        self.resumed();
+        if let Some(watch) = self.client.as_ref().and_then(|c| c.watch.as_ref()) {
+            watch.done();
+        }
         if let (true, Some(body)) = (self.over, self.body.take()) {
             drain_in_background(body);
         }
@@ -176,19 +306,29 @@ where
         };
         let frame = match Pin::new(body).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => frame,
-            Poll::Ready(Some(Err(err))) => return Poll::Ready(Some(Err(err.into()))),
-            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Ready(Some(Err(err))) => {
+                self.resumed();
+                return Poll::Ready(Some(Err(err.into())));
+            }
+            Poll::Ready(None) => {
+                self.resumed();
+                if let Some(watch) = self.client.as_ref().and_then(|c| c.watch.as_ref()) {
+                    watch.done();
+                }
+                return Poll::Ready(None);
+            }
             Poll::Pending => return self.paused(cx),
         };
-        self.paused = None;
+        self.resumed();
         if let Some(data) = frame.data_ref() {
             let len = u64::try_from(data.len()).unwrap_or(u64::MAX);
             if len > self.remaining {
                 self.over = true;
-                self.shared.body_too_large.store(true, Ordering::Release);
+                let _ = self.shared.fault.set(ClientFault::TooLarge);
                 return Poll::Ready(Some(Err(Error::HttpRequestBodySize(None))));
             }
             self.remaining -= len;
+            self.received = self.received.saturating_add(len);
         }
         Poll::Ready(Some(Ok(frame)))
     }
@@ -251,7 +391,13 @@ impl Body for GuestBody {
                     super::outcome::report(
                         &component,
                         &request_id,
-                        &format!("the response body failed: {err:?}"),
+                        &format!(
+                            "the response body failed: {}",
+                            mayfly_sandbox::failure::debug_capped(
+                                &err,
+                                mayfly_host_api::report::MESSAGE_CAP
+                            )
+                        ),
                     );
                 }
                 Poll::Ready(Some(Err(err)))

@@ -41,7 +41,7 @@ impl Answer {
     /// time, or returned without answering).
     pub(super) async fn head(self) -> Result<Head, oneshot::error::RecvError> {
         match self {
-            Answer::Http02(receiver) => Ok(receiver.await?.map_err(|code| format!("{code:?}"))),
+            Answer::Http02(receiver) => Ok(receiver.await?.map_err(|code| code_text(&code))),
             Answer::Http03(receiver) => receiver.await,
         }
     }
@@ -146,7 +146,7 @@ impl Invocation {
                                 let _ = head.send(Ok(response));
                             }
                             Err(code) => {
-                                let _ = head.send(Err(format!("{code:?}")));
+                                let _ = head.send(Err(code_text(&code)));
                             }
                         }
                         // The body streams, and tasks the guest left
@@ -158,4 +158,10 @@ impl Invocation {
             }
         }
     }
+}
+
+/// A guest's error code (of either world) as the operator reads it: its
+/// message is the guest's own, so it is cut while it is formatted.
+fn code_text(code: &dyn std::fmt::Debug) -> String {
+    mayfly_sandbox::failure::debug_capped(code, mayfly_host_api::report::MESSAGE_CAP)
 }

@@ -31,15 +31,15 @@ use mayfly_sandbox::output::GuestLog;
 use mayfly_sandbox::{CallContext, LimitKind, Stdio};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
-pub use self::body::plain;
+pub use self::body::{ClientBody, plain};
 use self::body::{
-    GuestBody, LimitedBody, Shared, body_stalled, body_too_large, drain_in_background, overloaded,
+    ClientFault, GuestBody, LimitedBody, Shared, body_too_large, drain_in_background, overloaded,
 };
 use self::gather::{gather, give_way};
 pub use self::head::head_size;
 use self::head::{declared_length, request_id};
 use self::invoke::Invocation;
-use self::outcome::{Outcome, count, report};
+use self::outcome::{Outcome, count, quoted, report};
 use crate::app::App;
 use crate::component::LoadedComponent;
 use crate::metrics::ClientTimeout;
@@ -48,12 +48,6 @@ use crate::metrics::ClientTimeout;
 /// an extension the internal dispatcher puts on the requests it makes.
 #[derive(Debug, Clone, Copy)]
 pub struct Hops(pub u32);
-
-/// The longest pause allowed in a client's request body (a request
-/// extension the server adds; requests without it, such as internal
-/// calls, are bounded by their deadline alone).
-#[derive(Debug, Clone, Copy)]
-pub struct BodyTimeout(pub std::time::Duration);
 
 /// The deadline of the request an internal call is part of (a request
 /// extension): the hop's own deadline is the earlier of this and its
@@ -65,12 +59,14 @@ pub struct CallerDeadline(pub Instant);
 ///
 /// Must run inside a [`tokio::task::LocalSet`]. `guard` is held until the
 /// guest has finished, including any work after its response was sent.
-/// The guest's internal calls go to `dispatcher`.
+/// The guest's internal calls go to `dispatcher`; the request's body is
+/// read within `client`'s bounds (`None`: the deadline's alone).
 pub async fn dispatch<B, G>(
     app: &App,
     request: Request<B>,
     guard: G,
     dispatcher: Option<&Dispatcher>,
+    client: Option<ClientBody>,
 ) -> Response<HyperOutgoingBody>
 where
     B: Body<Data = Bytes> + Send + Unpin + 'static,
@@ -78,7 +74,7 @@ where
     G: 'static,
 {
     match app.route(request.uri().path()) {
-        Some(component) => handle(component, request, guard, dispatcher).await,
+        Some(component) => handle(component, request, guard, dispatcher, client).await,
         None => {
             app.metrics().unrouted();
             plain(StatusCode::NOT_FOUND, "no route matches this path\n".into())
@@ -90,12 +86,14 @@ where
 ///
 /// Must run inside a [`tokio::task::LocalSet`]. `guard` is held until the
 /// guest has finished. The guest's internal calls go to `dispatcher`
-/// (`None`: they fail inside the guest).
+/// (`None`: they fail inside the guest); the body is read within
+/// `client`'s bounds.
 pub async fn handle<B, G>(
     component: &Arc<LoadedComponent>,
     request: Request<B>,
     guard: G,
     dispatcher: Option<&Dispatcher>,
+    client: Option<ClientBody>,
 ) -> Response<HyperOutgoingBody>
 where
     B: Body<Data = Bytes> + Send + Unpin + 'static,
@@ -105,7 +103,16 @@ where
     let arrived = Instant::now();
     let mut request = request;
     let request_id = request_id(&mut request);
-    let mut response = serve(component, request, guard, arrived, &request_id, dispatcher).await;
+    let mut response = serve(
+        component,
+        request,
+        guard,
+        arrived,
+        &request_id,
+        dispatcher,
+        client,
+    )
+    .await;
     if let Ok(value) = HeaderValue::from_str(&request_id) {
         response.headers_mut().insert(X_REQUEST_ID, value);
     }
@@ -121,6 +128,7 @@ async fn serve<B, G>(
     arrived: Instant,
     request_id: &Arc<str>,
     dispatcher: Option<&Dispatcher>,
+    client: Option<ClientBody>,
 ) -> Response<HyperOutgoingBody>
 where
     B: Body<Data = Bytes> + Send + Unpin + 'static,
@@ -136,8 +144,19 @@ where
     }
     let budget = deadline.saturating_duration_since(arrived);
     let name = component.name();
-    if request.uri().authority().is_none() && !request.headers().contains_key(header::HOST) {
-        return plain(StatusCode::BAD_REQUEST, "missing Host header\n".into());
+    // RFC 9112: a request with no Host header, or with more than one, is
+    // answered 400.
+    match request.headers().get_all(header::HOST).iter().count() {
+        0 if request.uri().authority().is_none() => {
+            return plain(StatusCode::BAD_REQUEST, "missing Host header\n".into());
+        }
+        0 | 1 => {}
+        _ => {
+            return plain(
+                StatusCode::BAD_REQUEST,
+                "more than one Host header\n".into(),
+            );
+        }
     }
     if let Some(max) = limits.max_request_head
         && head_size(&request) > max
@@ -194,9 +213,8 @@ where
     };
 
     let shared = Arc::new(Shared::default());
-    let body_timeout = request.extensions().get::<BodyTimeout>().map(|t| t.0);
-    let request = request
-        .map(|body| LimitedBody::new(body, limits.max_request_body, body_timeout, shared.clone()));
+    let request =
+        request.map(|body| LimitedBody::new(body, limits.max_request_body, client, shared.clone()));
     let (invocation, answer) = match Invocation::new(&component.pre, &mut store, request) {
         Ok(prepared) => prepared,
         Err(err) => {
@@ -222,8 +240,13 @@ where
             Ok(Err(err)) => {
                 let mut outcome = Outcome::of(&err, store.data().limiter());
                 if let Outcome::Trapped(reason, kind) = &outcome {
-                    // The whole chain, with the guest's wasm backtrace.
-                    report(&component, &request_id, &format!("trapped: {err:#}"));
+                    // The whole chain, with the guest's wasm backtrace
+                    // (bounded: names and all are the guest's).
+                    report(
+                        &component,
+                        &request_id,
+                        &format!("trapped: {}", mayfly_sandbox::failure::describe(&err)),
+                    );
                     // A guest that traps after being refused memory (or
                     // table space) has, in all likelihood, died of it.
                     if matches!(kind, Some(LimitKind::Memory | LimitKind::Table))
@@ -239,22 +262,18 @@ where
         count(&component, &outcome);
         // (Counted once the guest is done: it may read its body after
         // sending the response head.)
-        if task_shared.body_too_large.load(Ordering::Acquire) {
-            component.metrics.limit(LimitKind::RequestBody);
-        }
-        if task_shared.body_stalled.load(Ordering::Acquire) {
-            component
-                .metrics
-                .server()
-                .client_timeout(ClientTimeout::Body);
-            report(
-                &component,
-                &request_id,
-                &format!(
-                    "the client paused its request body for more than {:?}",
-                    body_timeout.unwrap_or_default()
-                ),
-            );
+        match task_shared.fault.get().copied() {
+            Some(ClientFault::TooLarge) => component.metrics.limit(LimitKind::RequestBody),
+            Some(fault) => {
+                component
+                    .metrics
+                    .server()
+                    .client_timeout(ClientTimeout::Body);
+                if let Some(line) = fault.report() {
+                    report(&component, &request_id, &line);
+                }
+            }
+            None => {}
         }
         // Before the store (and with it the body's sender) goes away, so the
         // response body sees the failure when it sees its end. But a body
@@ -319,12 +338,12 @@ where
                 request_id,
                 &format!("responded with error code {code}"),
             );
-            if let Some(refusal) = client_fault(component, &shared, body_timeout) {
-                return refusal;
+            if let Some(fault) = shared.fault.get() {
+                return fault.answer(component);
             }
             plain(
                 StatusCode::INTERNAL_SERVER_ERROR,
-                format!("component `{name}` failed: {code}\n"),
+                format!("component `{name}` failed: {}\n", quoted(&code)),
             )
         }
         // The guest dropped the response without setting it: it trapped, ran
@@ -332,8 +351,8 @@ where
         Err(_) => {
             drop(hand_over);
             let outcome = guest.await;
-            if let Some(refusal) = client_fault(component, &shared, body_timeout) {
-                return refusal;
+            if let Some(fault) = shared.fault.get() {
+                return fault.answer(component);
             }
             match outcome {
                 Ok(Outcome::Finished) => {
@@ -345,7 +364,7 @@ where
                 }
                 Ok(Outcome::Trapped(reason, _)) => plain(
                     StatusCode::INTERNAL_SERVER_ERROR,
-                    format!("component `{name}` failed: {reason}\n"),
+                    format!("component `{name}` failed: {}\n", quoted(&reason)),
                 ),
                 Ok(Outcome::DeadlineExceeded) => plain(
                     StatusCode::GATEWAY_TIMEOUT,
@@ -363,21 +382,5 @@ where
                 }
             }
         }
-    }
-}
-
-/// The answer for a request whose guest failed because of its client (a
-/// body over the limit, or one that stalled), if that is what happened.
-fn client_fault(
-    component: &LoadedComponent,
-    shared: &Shared,
-    body_timeout: Option<std::time::Duration>,
-) -> Option<Response<HyperOutgoingBody>> {
-    if shared.body_too_large.load(Ordering::Acquire) {
-        return Some(body_too_large(component));
-    }
-    match body_timeout {
-        Some(timeout) if shared.body_stalled.load(Ordering::Acquire) => Some(body_stalled(timeout)),
-        _ => None,
     }
 }
