@@ -11,6 +11,8 @@
 //!   per interface.
 //! - [`kv`]: where key-value data lives: the [`kv::Backend`] trait, and the
 //!   embedded (`redb` feature) and Redis (`redis` feature) backends.
+//! - [`chain`]: one call's place in a chain of calls (request id, hops,
+//!   deadline, where its internal calls go).
 //! - [`budget`]: what guests hold on the host (descriptors, host memory),
 //!   per instance and per process.
 //! - `body_buffer` (`http` feature): how large a `wasi:http` body buffer
@@ -23,6 +25,7 @@
 #[cfg(feature = "http")]
 pub mod body_buffer;
 pub mod budget;
+pub mod chain;
 pub mod escape;
 pub mod kv;
 pub mod outbound;

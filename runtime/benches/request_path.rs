@@ -23,12 +23,13 @@ use std::sync::Arc;
 use bytes::Bytes;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http_body_util::{BodyExt, Empty};
-use mayfly_sandbox::{CompileCache, EngineSettings, Grants, RequestLimits};
+use mayfly_sandbox::{CompileCache, EngineSettings, Grants};
 use mayfly_serve::component::LoadedComponent;
+use mayfly_serve::limits::Limits;
 use mayfly_serve::loader::Loader;
 use mayfly_serve::manifest::{ComponentSpec, LimitFields, Source};
 use mayfly_serve::metrics::Metrics;
-use tokio::runtime::Runtime;
+use tokio::runtime::Runtime as Tokio;
 use tokio::task::LocalSet;
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
@@ -83,7 +84,7 @@ fn load(engine: Engine, wasi_03: bool, path: &str) -> (Loader, Arc<LoadedCompone
         name: "hello".into(),
         source: Source::File(path.into()),
         field: "bench".into(),
-        limits: RequestLimits::default(),
+        limits: Limits::default(),
         limit_fields: LimitFields::default(),
         grants: Grants::default(),
     };
@@ -110,15 +111,21 @@ async fn one_request(component: &Arc<LoadedComponent>) -> Bytes {
             Empty::<Bytes>::new().map_err(|never| -> wasmtime_wasi_http::Error { match never {} }),
         )
         .unwrap();
-    let response = mayfly_serve::request::handle(component, request, (), None, None).await;
+    let response = mayfly_serve::request::handle(
+        component,
+        request,
+        (),
+        mayfly_serve::request::Origin::Direct,
+    )
+    .await;
     assert_eq!(response.status(), 200);
     response.into_body().collect().await.unwrap().to_bytes()
 }
 
 fn request_path(c: &mut Criterion) {
-    // As `mayfly serve` does at start (before this, the benchmark has
-    // started no thread of its own).
-    mayfly_serve::launch::errors_without_backtraces();
+    // As `mayfly serve` does at start.
+    // SAFETY: before this, the benchmark has started no thread of its own.
+    unsafe { mayfly_serve::launch::errors_without_backtraces() };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -134,7 +141,7 @@ fn request_path(c: &mut Criterion) {
     group.finish();
 }
 
-fn run(runtime: &Runtime, local: &LocalSet, component: &Arc<LoadedComponent>) -> Bytes {
+fn run(runtime: &Tokio, local: &LocalSet, component: &Arc<LoadedComponent>) -> Bytes {
     local.block_on(runtime, one_request(component))
 }
 

@@ -45,5 +45,5 @@ mod policy;
 pub use self::pattern::{HostPattern, INTERNAL_DOMAIN};
 #[cfg(feature = "http")]
 pub use self::policy::{
-    DISPATCH_QUEUE, Dispatcher, Hop, InternalCall, MAX_HOPS, OutboundPolicy, X_REQUEST_ID,
+    DISPATCH_QUEUE, Dispatcher, InternalCall, MAX_HOPS, OutboundPolicy, X_REQUEST_ID,
 };

@@ -10,6 +10,7 @@ use super::connect;
 use super::pattern::{HostPattern, INTERNAL_DOMAIN};
 use crate::body_buffer::{BODY_BUFFER, BODY_CHUNK, LeasedBody};
 use crate::budget::{Exhausted, InstanceBudget, MemoryLease};
+use crate::chain::CallChain;
 use crate::report::Reporter;
 
 /// The header that names a request, in logs and between components.
@@ -25,11 +26,9 @@ pub struct InternalCall {
     pub component: String,
     /// The request, as the calling guest built it.
     pub request: http::Request<WasiBody>,
-    /// Hops so far, this one included.
-    pub hops: u32,
-    /// The caller's deadline: the hop may not outlast the request it is
-    /// part of.
-    pub deadline: Option<std::time::Instant>,
+    /// The call's place in its chain: its caller's, one hop further (the
+    /// hop may not outlast the request it is part of).
+    pub chain: CallChain,
     /// Where the response goes; `None` if there is no such component.
     pub reply: tokio::sync::oneshot::Sender<Option<http::Response<WasiBody>>>,
 }
@@ -43,20 +42,6 @@ pub type Dispatcher = tokio::sync::mpsc::Sender<InternalCall>;
 /// worker thread is stalled; a call beyond it fails in the calling guest.
 pub const DISPATCH_QUEUE: usize = 1024;
 
-/// Where one instance stands in a chain of calls: what its internal calls
-/// carry on.
-#[derive(Debug, Clone)]
-pub struct Hop {
-    /// The request the instance serves (its `x-request-id`).
-    pub request: Arc<str>,
-    /// Internal hops that led to the instance (0 for an outside request).
-    pub hops: u32,
-    /// When the request the instance serves must be done.
-    pub deadline: Option<std::time::Instant>,
-    /// Where its internal calls go; `None`: nowhere.
-    pub dispatcher: Option<Dispatcher>,
-}
-
 /// The outbound HTTP grant of one component instance, and the
 /// `wasi:http` hooks of its store.
 #[derive(Debug)]
@@ -68,7 +53,7 @@ pub struct OutboundPolicy {
     /// What the instance's connections count against.
     budget: Arc<InstanceBudget>,
     /// Where this instance stands in its chain of calls.
-    hop: Hop,
+    chain: CallChain,
     /// Denied and failed calls, for the operator; capped per request.
     reporter: Arc<Reporter>,
     /// The lease of the WASI 0.3 body buffer wasmtime-wasi-http has just
@@ -81,7 +66,7 @@ pub struct OutboundPolicy {
 }
 
 impl OutboundPolicy {
-    /// The policy of an instance of `component` at `hop`: requests that
+    /// The policy of an instance of `component` at `chain`: requests that
     /// match one of `allowed` may go out (none, if it is empty), to public
     /// addresses, or to any if `private_networks`. Each connection counts
     /// against `budget`.
@@ -89,19 +74,19 @@ impl OutboundPolicy {
         component: Arc<str>,
         allowed: Arc<[HostPattern]>,
         private_networks: bool,
-        hop: Hop,
+        chain: CallChain,
         budget: Arc<InstanceBudget>,
     ) -> Self {
         Self {
             reporter: Arc::new(Reporter::new(
                 component,
-                hop.request.clone(),
+                chain.request_id.clone(),
                 "outbound HTTP",
             )),
             allowed,
             private_networks,
             budget,
-            hop,
+            chain,
             body_lease: None,
             kept_leases: Vec::new(),
         }
@@ -242,14 +227,14 @@ impl OutboundPolicy {
                 .report(&format!("internal call to `{target}` failed: {why}"));
             Box::new(std::future::ready(Err(error)))
         };
-        let hops = self.hop.hops + 1;
-        if hops > MAX_HOPS {
+        let chain = self.chain.next_hop();
+        if chain.hops > MAX_HOPS {
             return fail(
                 Error::LoopDetected,
                 &format!("more than {MAX_HOPS} hops (a loop?)"),
             );
         }
-        let Some(dispatcher) = &self.hop.dispatcher else {
+        let Some(dispatcher) = &self.chain.dispatcher else {
             return fail(
                 Error::DestinationNotFound,
                 "internal calls reach only the components of a served app, and this instance \
@@ -259,7 +244,7 @@ impl OutboundPolicy {
         // The hop is part of the caller's request: it goes by the same id
         // unless the guest chose one.
         if !request.headers().contains_key(X_REQUEST_ID)
-            && let Ok(value) = http::HeaderValue::from_str(&self.hop.request)
+            && let Ok(value) = http::HeaderValue::from_str(&self.chain.request_id)
         {
             request.headers_mut().insert(X_REQUEST_ID, value);
         }
@@ -267,8 +252,7 @@ impl OutboundPolicy {
         let call = InternalCall {
             component: target.clone(),
             request,
-            hops,
-            deadline: self.hop.deadline,
+            chain,
             reply,
         };
         match dispatcher.try_send(call) {
@@ -311,7 +295,7 @@ mod tests {
             .iter()
             .map(|p| HostPattern::parse(p).unwrap())
             .collect();
-        OutboundPolicy::new("test".into(), allowed.into(), false, hop(None), budget())
+        OutboundPolicy::new("test".into(), allowed.into(), false, chain(None), budget())
     }
 
     fn budget() -> Arc<InstanceBudget> {
@@ -319,12 +303,11 @@ mod tests {
     }
 
     /// An outside request's place, with `dispatcher` for its internal calls.
-    fn hop(dispatcher: Option<Dispatcher>) -> Hop {
-        Hop {
-            request: "1".into(),
-            hops: 0,
-            deadline: None,
+    fn chain(dispatcher: Option<Dispatcher>) -> CallChain {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        CallChain {
             dispatcher,
+            ..CallChain::new("1".into(), deadline)
         }
     }
 
@@ -363,7 +346,7 @@ mod tests {
             "test".into(),
             allowed,
             false,
-            hop(Some(dispatcher)),
+            chain(Some(dispatcher)),
             budget(),
         );
         // The dispatcher is stalled: calls wait for it, up to the bound...
@@ -379,7 +362,7 @@ mod tests {
         // has picked them up there is room again.
         let mut waiting = 0;
         while let Ok(call) = calls.try_recv() {
-            assert_eq!((call.component.as_str(), call.hops), ("api", 1));
+            assert_eq!((call.component.as_str(), call.chain.hops), ("api", 1));
             waiting += 1;
         }
         assert_eq!(waiting, DISPATCH_QUEUE);
@@ -403,7 +386,7 @@ mod tests {
 
     #[test]
     fn nothing_is_allowed_by_default() {
-        let deny = OutboundPolicy::new("test".into(), Arc::from([]), false, hop(None), budget());
+        let deny = OutboundPolicy::new("test".into(), Arc::from([]), false, chain(None), budget());
         assert!(!permits(&deny, "http://example.com/"));
         assert!(!permits(&deny, "https://localhost/"));
     }

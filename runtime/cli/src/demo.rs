@@ -3,7 +3,8 @@
 //! `mayfly-guests` and embedded.
 
 use mayfly_guests::bytes;
-use mayfly_sandbox::{Grants, RequestLimits};
+use mayfly_sandbox::Grants;
+use mayfly_serve::limits::Limits;
 use mayfly_serve::manifest::{AppSpec, ComponentSpec, LimitFields, Source};
 use mayfly_serve::router::Pattern;
 
@@ -13,7 +14,7 @@ fn guest(name: &'static str, label: &'static str, bytes: &'static [u8]) -> Compo
         name: name.to_string(),
         source: Source::Embedded { label, bytes },
         field: format!("demo.{name}"),
-        limits: RequestLimits::default(),
+        limits: Limits::default(),
         limit_fields: LimitFields::default(),
         grants: Grants::default(),
     }

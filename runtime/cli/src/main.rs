@@ -9,7 +9,8 @@ use std::process::ExitCode;
 use clap::Parser as _;
 
 fn main() -> ExitCode {
-    mayfly_serve::launch::errors_without_backtraces();
+    // SAFETY: first thing in `main`: no other thread has started.
+    unsafe { mayfly_serve::launch::errors_without_backtraces() };
     let cli = commands::Cli::parse();
     // Connections and guests' files need descriptors, and guests' share is
     // sized from this limit: take all the system allows, before anything

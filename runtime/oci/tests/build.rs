@@ -346,7 +346,7 @@ fn the_rewritten_manifest_loads_from_the_unpacked_layer() {
         "h1 {}"
     );
     // Everything else as written: limits, env, config (with the secret).
-    assert_eq!(web.limits.timeout, std::time::Duration::from_secs(5));
+    assert_eq!(web.limits.store.timeout, std::time::Duration::from_secs(5));
     assert_eq!(web.grants.env, [("MODE".to_string(), "prod".to_string())]);
     let mut config = web.grants.config.clone();
     config.sort();

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use mayfly_host_api::outbound::HostPattern;
 use mayfly_sandbox::grants::{self, FileGrant, FilesMode, Grants};
-use mayfly_sandbox::{Host, RequestLimits, Sandbox};
+use mayfly_sandbox::{Host, LoadError, Sandbox, StoreLimits};
 use wasmtime::component::{InstancePre, Linker};
 
 use crate::call::Plugin;
@@ -51,7 +51,7 @@ type CheckHook = Box<dyn FnOnce(&InstancePre<Host>) -> wasmtime::Result<()> + Se
 pub struct PluginBuilder {
     engine: PluginEngine,
     name: Option<String>,
-    limits: RequestLimits,
+    limits: StoreLimits,
     env: Vec<(String, String)>,
     files: Vec<(PathBuf, String, FilesMode)>,
     outbound: Vec<String>,
@@ -94,7 +94,7 @@ impl PluginBuilder {
         Self {
             engine,
             name: None,
-            limits: RequestLimits::default(),
+            limits: StoreLimits::default(),
             env: Vec::new(),
             files: Vec::new(),
             outbound: Vec::new(),
@@ -265,8 +265,7 @@ impl PluginBuilder {
             plugin: name.clone(),
             reason,
         };
-        mayfly_sandbox::binary::check_component(bytes).map_err(|err| invalid(err.to_string()))?;
-        if self.limits.fuel.is_some() && !self.engine.meters_fuel {
+        if self.limits.fuel.is_some() && !self.engine.meters_fuel() {
             return Err(invalid(
                 "it has a fuel budget, but its engine does not meter fuel \
                  (build the PluginEngine with `consume_fuel: true`)"
@@ -281,7 +280,7 @@ impl PluginBuilder {
         }
         let grants = self.grants().map_err(invalid)?;
         let sandbox = Sandbox::new(
-            &self.engine.engine,
+            self.engine.engine(),
             Arc::from(name.as_str()),
             grants,
             self.limits,
@@ -289,24 +288,18 @@ impl PluginBuilder {
         )
         .map_err(|err| invalid(err.to_string()))?;
         let engine = &self.engine;
-        let (component, _) = engine
-            .cache
-            .load_or_compile(&engine.engine, bytes)
-            .map_err(|err| {
-                if !engine.runs_async() && needs_async(&err) {
-                    invalid(
-                        "its world has async functions (component-model async, as WASI 0.3 \
-                         uses), but its engine does not run them (build the PluginEngine \
-                         with `EngineSettings { wasi_03: true, .. }`)"
-                            .into(),
-                    )
-                } else {
-                    invalid(format!("invalid component: {err:#}"))
-                }
-            })?;
+        let (component, _) = engine.runtime.compile(bytes).map_err(|err| match err {
+            LoadError::NeedsWasi03 => invalid(
+                "its world has async functions (component-model async, as WASI 0.3 \
+                 uses), but its engine does not run them (build the PluginEngine \
+                 with `EngineSettings { wasi_03: true, .. }`)"
+                    .into(),
+            ),
+            other => invalid(other.to_string()),
+        })?;
         let exported: Vec<String> = component
             .component_type()
-            .exports(&engine.engine)
+            .exports(engine.engine())
             .map(|(name, _)| name.to_string())
             .collect();
         for wanted in &self.exports {
@@ -331,7 +324,7 @@ impl PluginBuilder {
             &engine.linker
         };
         let linked = if self.links.is_empty() {
-            base.instantiate_pre(&component)
+            engine.runtime.instantiate_pre_with(base, &component)
         } else {
             let mut linker = Linker::clone(base);
             for link in self.links {
@@ -341,12 +334,13 @@ impl PluginBuilder {
                     ))
                 })?;
             }
-            linker.instantiate_pre(&component)
+            engine.runtime.instantiate_pre_with(&linker, &component)
         };
-        let pre = linked.map_err(|err| {
-            invalid(format!(
-                "it imports something this host does not provide: {err:#}"
-            ))
+        let pre = linked.map_err(|err| match err {
+            LoadError::Link(reason) => invalid(format!(
+                "it imports something this host does not provide: {reason}"
+            )),
+            other => invalid(other.to_string()),
         })?;
         for check in self.checks {
             check(&pre).map_err(|err| {
@@ -384,16 +378,4 @@ impl PluginBuilder {
         granted.private_networks = self.private_networks;
         Ok(granted)
     }
-}
-
-/// Whether a component failed to compile only because its engine lacks
-/// component-model async: what the validator says of an async function, an
-/// async option or an async built-in when that feature is off (the one
-/// such feature `wasi_03` turns on).
-fn needs_async(err: &wasmtime::Error) -> bool {
-    err.chain().any(|cause| {
-        cause
-            .to_string()
-            .contains("the component model async feature")
-    })
 }

@@ -5,11 +5,10 @@ use std::sync::{Arc, Mutex};
 use std::task::Poll;
 use std::time::Instant;
 
-use mayfly_sandbox::limiter::limit_hit;
 use mayfly_sandbox::output::GuestLog;
-use mayfly_sandbox::{CallContext, Grants, Host, LimitKind, RequestLimits, Sandbox, Stdio};
+use mayfly_sandbox::{CallChain, Ended, Grants, Host, LimitKind, Sandbox, Stdio, StoreLimits};
+use wasmtime::Store;
 use wasmtime::component::{Instance, InstancePre};
-use wasmtime::{PoolConcurrencyLimitError, Store, Trap, WasmBacktrace};
 
 use crate::engine::{CapabilityDenied, PluginEngine};
 use crate::error::{HostError, PluginError};
@@ -69,7 +68,7 @@ impl Plugin {
     }
 
     /// The limits each call runs under.
-    pub fn limits(&self) -> &RequestLimits {
+    pub fn limits(&self) -> &StoreLimits {
         self.sandbox.limits()
     }
 
@@ -146,7 +145,7 @@ impl Plugin {
                 Ok(value)
             }
             Ok(Ok((Err(err), warm))) => {
-                Err(self.classify(&err, Some(warm.store.data()), Some(&warm.log), false))
+                Err(self.classify(err, Some(warm.store.data()), Some(&warm.log), false))
             }
         }
     }
@@ -186,7 +185,7 @@ impl Plugin {
 
     async fn instantiate(&self, deadline: Instant) -> Result<Warm, PluginError> {
         let log = GuestLog::default();
-        let call = CallContext::new(Arc::from("plugin-call"), deadline);
+        let call = CallChain::new(Arc::from("plugin-call"), deadline);
         let mut store = self
             .sandbox
             .store(call, &Stdio::captured(&log), &[])
@@ -205,15 +204,16 @@ impl Plugin {
             }),
             // The store is still here: whether it refused memory tells a
             // plugin too big for its cap from other failures.
-            Err(err) => Err(self.classify(&err, Some(store.data()), Some(&log), true)),
+            Err(err) => Err(self.classify(err, Some(store.data()), Some(&log), true)),
         }
     }
 
     /// What `err`, from a call (or an instantiation) whose store held
-    /// `host` and wrote to `log`, means to the host.
+    /// `host` and wrote to `log`, means to the host: how the sandbox says
+    /// it ended, told as a [`PluginError`].
     fn classify(
         &self,
-        err: &wasmtime::Error,
+        err: wasmtime::Error,
         host: Option<&Host>,
         log: Option<&GuestLog>,
         instantiating: bool,
@@ -230,70 +230,68 @@ impl Plugin {
                 capability: denied.0.to_string(),
             };
         }
-        if err.is::<PoolConcurrencyLimitError>() {
-            return PluginError::Overloaded { plugin };
-        }
-        if matches!(err.downcast_ref::<Trap>(), Some(Trap::Interrupt)) {
-            return PluginError::DeadlineExceeded {
+        let limits = self.limits();
+        let count = |limit: u64| usize::try_from(limit).unwrap_or(usize::MAX);
+        let ended = Ended::failed(err, limits, host.map(Host::limiter));
+        let reason = |failure: &mayfly_sandbox::Failure| {
+            mayfly_sandbox::failure::reason(failure.error(), mayfly_sandbox::failure::LOG_CAP)
+        };
+        match ended {
+            Ended::PoolFull => PluginError::Overloaded { plugin },
+            Ended::Deadline => PluginError::DeadlineExceeded {
                 plugin,
-                timeout: self.limits().timeout,
-            };
-        }
-        // (A refused memory covers an initial memory larger than the cap,
-        // which fails the instantiation without a trap.)
-        match limit_hit(err, host.map(Host::limiter)) {
-            Some(LimitKind::Fuel) => {
-                return PluginError::FuelExhausted {
+                timeout: limits.timeout,
+            },
+            // (A refused memory covers an initial memory larger than the
+            // cap, which fails the instantiation without a trap.)
+            Ended::Limit { kind, limit, .. } => match kind {
+                LimitKind::Fuel => PluginError::FuelExhausted {
                     plugin,
-                    fuel: self.limits().fuel.unwrap_or(0),
-                };
-            }
-            Some(LimitKind::Memory) => {
-                return PluginError::MemoryLimit {
+                    fuel: limit,
+                },
+                LimitKind::Memory => PluginError::MemoryLimit {
                     plugin,
-                    limit: self.limits().max_memory_bytes,
-                };
-            }
-            Some(LimitKind::Table) => {
-                return PluginError::TableLimit {
+                    limit: count(limit),
+                },
+                LimitKind::Table => PluginError::TableLimit {
                     plugin,
-                    limit: self.limits().max_table_elements,
-                };
-            }
-            Some(LimitKind::Resources) => {
-                return PluginError::ResourceLimit {
+                    limit: count(limit),
+                },
+                LimitKind::Resources => PluginError::ResourceLimit {
                     plugin,
-                    limit: self.limits().max_resources,
-                };
-            }
-            _ => {}
-        }
-        if let Some(trap) = err.downcast_ref::<Trap>() {
-            return PluginError::Trap {
+                    limit: count(limit),
+                },
+                LimitKind::Deadline => PluginError::DeadlineExceeded {
+                    plugin,
+                    timeout: limits.timeout,
+                },
+            },
+            Ended::Failed(failure) => match failure.trap() {
+                Some(trap) => PluginError::Trap {
+                    plugin,
+                    message: guest_message(trap, log),
+                    backtrace: failure.backtrace(),
+                },
+                None if instantiating => PluginError::Invalid {
+                    plugin,
+                    reason: format!("it cannot be instantiated: {}", reason(&failure)),
+                },
+                None => PluginError::Misbehaved {
+                    plugin,
+                    reason: reason(&failure),
+                },
+            },
+            ended @ (Ended::Finished | Ended::Exited(_)) => PluginError::Misbehaved {
                 plugin,
-                message: guest_message(trap, log),
-                backtrace: err
-                    .downcast_ref::<WasmBacktrace>()
-                    .map(ToString::to_string)
-                    .filter(|backtrace| !backtrace.trim().is_empty()),
-            };
-        }
-        if instantiating {
-            return PluginError::Invalid {
-                plugin,
-                reason: format!("it cannot be instantiated: {err:#}"),
-            };
-        }
-        PluginError::Misbehaved {
-            plugin,
-            reason: format!("{err:#}"),
+                reason: ended.reason(mayfly_sandbox::failure::LOG_CAP),
+            },
         }
     }
 }
 
 /// The trap, with what the guest last said on stderr (a panic message,
 /// usually).
-fn guest_message(trap: &Trap, log: Option<&GuestLog>) -> String {
+fn guest_message(trap: &wasmtime::Trap, log: Option<&GuestLog>) -> String {
     let said = log.map(GuestLog::stderr_text).unwrap_or_default();
     let said = said.trim();
     if said.is_empty() {

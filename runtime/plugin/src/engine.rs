@@ -1,35 +1,32 @@
-//! The engine plugins run on: one wasmtime engine, its epoch ticker, its
-//! compile cache, and the linkers that deny what plugins are never given
-//! (through WASI 0.2, and 0.3 when the engine runs async worlds).
+//! The engine plugins run on: the sandbox's [`Runtime`] (one wasmtime
+//! engine, its epoch ticker, its compile cache), and the linkers, made from
+//! the runtime's, that deny what plugins are never given (through WASI 0.2,
+//! and 0.3 when the engine runs async worlds).
 
 use std::sync::Arc;
 
-use mayfly_sandbox::epoch::EpochTicker;
-use mayfly_sandbox::{CompileCache, EngineSettings, Host};
+use mayfly_sandbox::{CompileCache, EngineSettings, Host, Runtime};
 use thiserror::Error;
 use wasmtime::Engine;
 use wasmtime::component::Linker;
 
 use crate::error::PluginError;
 
-/// The sandbox plugins run in: one engine with its epoch ticker and
-/// compile cache. Create one per program and share it; it is cheap to clone.
+/// The sandbox plugins run in: one runtime (engine, epoch ticker, compile
+/// cache). Create one per program and share it; it is cheap to clone.
 #[derive(Clone)]
 pub struct PluginEngine {
-    pub(crate) engine: Engine,
-    pub(crate) cache: Arc<CompileCache>,
-    pub(crate) meters_fuel: bool,
+    pub(crate) runtime: Arc<Runtime>,
     /// For plugins granted some directories.
     pub(crate) linker: Arc<Linker<Host>>,
     /// For plugins granted none: reaching for the file system is denied.
     pub(crate) linker_without_files: Arc<Linker<Host>>,
-    _ticker: Arc<EpochTicker>,
 }
 
 impl std::fmt::Debug for PluginEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PluginEngine")
-            .field("meters_fuel", &self.meters_fuel)
+            .field("meters_fuel", &self.meters_fuel())
             .field("runs_async", &self.runs_async())
             .finish_non_exhaustive()
     }
@@ -38,7 +35,12 @@ impl std::fmt::Debug for PluginEngine {
 impl PluginEngine {
     /// Whether it runs component-model async (`EngineSettings::wasi_03`).
     pub(crate) fn runs_async(&self) -> bool {
-        runs_async(&self.engine)
+        runs_async(self.runtime.engine())
+    }
+
+    /// Whether its compiled code meters fuel (`EngineSettings::consume_fuel`).
+    pub(crate) fn meters_fuel(&self) -> bool {
+        self.runtime.settings().consume_fuel
     }
 
     /// An engine with Mayfly's default settings, without fuel metering, and
@@ -73,11 +75,9 @@ impl PluginEngine {
         cache: CompileCache,
     ) -> Result<Self, PluginError> {
         let host_error = |err: wasmtime::Error| PluginError::Host(format!("{err:#}"));
-        let engine = settings.build().map_err(host_error)?;
-        let ticker = EpochTicker::start(&engine)
-            .map_err(|err| PluginError::Host(format!("cannot start the epoch ticker: {err}")))?;
-        let mut linker =
-            mayfly_sandbox::linker::linker(&engine, settings.wasi_03).map_err(host_error)?;
+        let runtime = Runtime::new(settings.clone(), cache)
+            .map_err(|err| PluginError::Host(err.to_string()))?;
+        let mut linker = runtime.linker().clone();
         deny(&mut linker, SOCKETS).map_err(host_error)?;
         if settings.wasi_03 {
             deny(&mut linker, SOCKETS_P3).map_err(host_error)?;
@@ -88,19 +88,16 @@ impl PluginEngine {
             deny(&mut linker_without_files, FILES_P3).map_err(host_error)?;
         }
         Ok(Self {
-            engine,
-            cache: Arc::new(cache),
-            meters_fuel: settings.consume_fuel,
+            runtime: Arc::new(runtime),
             linker: Arc::new(linker),
             linker_without_files: Arc::new(linker_without_files),
-            _ticker: Arc::new(ticker),
         })
     }
 
     /// The wasmtime engine, for the host's own use (for example to compile
     /// other components).
     pub fn engine(&self) -> &Engine {
-        &self.engine
+        self.runtime.engine()
     }
 }
 

@@ -34,14 +34,14 @@ pub fn arm_deadline<T: 'static>(store: &mut Store<T>, deadline: Instant) {
 }
 
 /// The background thread that advances an engine's epoch. Stops on drop.
-pub struct EpochTicker {
+pub(crate) struct EpochTicker {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl EpochTicker {
     /// Starts ticking `engine` every [`EPOCH_TICK`].
-    pub fn start(engine: &Engine) -> std::io::Result<Self> {
+    pub(crate) fn start(engine: &Engine) -> std::io::Result<Self> {
         let stop = Arc::new(AtomicBool::new(false));
         let engine = engine.clone();
         let thread = std::thread::Builder::new()

@@ -10,8 +10,9 @@ use std::any::Any;
 use std::sync::Arc;
 
 use mayfly_host_api::budget::InstanceBudget;
+use mayfly_host_api::chain::CallChain;
 #[cfg(feature = "http")]
-use mayfly_host_api::outbound::{Hop, OutboundPolicy};
+use mayfly_host_api::outbound::OutboundPolicy;
 use mayfly_host_api::report::Reporter;
 use mayfly_host_api::state::{ComponentState, StateCtx, StateView};
 use wasmtime::component::ResourceTable;
@@ -19,11 +20,11 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxView, WasiView};
 #[cfg(feature = "http")]
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
-use crate::call::{CallContext, Output, Stdio};
 use crate::grants::{FilesMode, Grants};
 use crate::holdings::Holdings;
 use crate::limiter::Limiter;
-use crate::limits::RequestLimits;
+use crate::limits::StoreLimits;
+use crate::stdio::{Output, Stdio};
 
 /// Per-store state of a component instance.
 pub struct Host {
@@ -54,8 +55,8 @@ impl Host {
     pub(crate) fn new(
         state: &Arc<ComponentState>,
         grants: &Grants,
-        limits: &RequestLimits,
-        call: CallContext,
+        limits: &StoreLimits,
+        call: CallChain,
         stdio: &Stdio,
         args: &[String],
     ) -> std::io::Result<Self> {
@@ -99,17 +100,13 @@ impl Host {
             ),
         )
         .map_err(std::io::Error::other)?;
+        let request_id = call.request_id.clone();
         #[cfg(feature = "http")]
         let outbound = OutboundPolicy::new(
             state.component.clone(),
             grants.outbound.clone(),
             grants.private_networks,
-            Hop {
-                request: call.request_id.clone(),
-                hops: call.hops,
-                deadline: Some(call.deadline),
-                dispatcher: call.dispatcher,
-            },
+            call,
             budget,
         );
         Ok(Self {
@@ -119,7 +116,7 @@ impl Host {
             http: WasiHttpCtx::new(),
             #[cfg(feature = "http")]
             outbound,
-            state: StateCtx::new(state.clone(), call.request_id),
+            state: StateCtx::new(state.clone(), request_id),
             limits: limits.limiter(),
             holdings,
             user: None,

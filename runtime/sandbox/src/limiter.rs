@@ -3,7 +3,7 @@
 
 use wasmtime::{ResourceLimiter, Trap};
 
-use crate::limits::{LimitKind, MAX_CORE_INSTANCES, MAX_MEMORIES, MAX_TABLES, RequestLimits};
+use crate::limits::{LimitKind, MAX_CORE_INSTANCES, MAX_MEMORIES, MAX_TABLES, StoreLimits};
 
 /// A store's memory and table caps. Growth past a cap fails inside the
 /// guest (as running out of memory would); the limiter remembers that it
@@ -28,7 +28,7 @@ pub struct Limiter {
     table_refused: bool,
 }
 
-impl RequestLimits {
+impl StoreLimits {
     /// The [`Limiter`] to put in a new store's state.
     pub fn limiter(&self) -> Limiter {
         Limiter::new(self.max_memory_bytes, self.max_table_elements)
@@ -38,7 +38,7 @@ impl RequestLimits {
 /// The limit a run that failed with `err` died of, if any: running out of
 /// fuel, a refusal by `limiter` (memory, table; a guest that fails after
 /// one has, in all likelihood, died of it), or a full resource table.
-pub fn limit_hit(err: &wasmtime::Error, limiter: Option<&Limiter>) -> Option<LimitKind> {
+pub(crate) fn limit_hit(err: &wasmtime::Error, limiter: Option<&Limiter>) -> Option<LimitKind> {
     if matches!(err.downcast_ref::<Trap>(), Some(Trap::OutOfFuel)) {
         return Some(LimitKind::Fuel);
     }
@@ -189,7 +189,7 @@ mod tests {
     use crate::engine::{EngineSettings, test_engine as engine};
 
     /// A store with `limits`' limiter, never interrupted.
-    fn store(engine: &Engine, limits: &RequestLimits) -> Store<Limiter> {
+    fn store(engine: &Engine, limits: &StoreLimits) -> Store<Limiter> {
         let mut store = Store::new(engine, limits.limiter());
         store.limiter(|limiter| limiter);
         store.set_epoch_deadline(u64::MAX);
@@ -223,9 +223,9 @@ mod tests {
     fn table_growth_past_the_limit_is_refused_and_reported() {
         let engine = engine();
         let component = Component::new(&engine, wat::parse_str(TABLE).unwrap()).unwrap();
-        let limits = RequestLimits {
+        let limits = StoreLimits {
             max_table_elements: 100,
-            ..RequestLimits::default()
+            ..StoreLimits::default()
         };
 
         let mut within = store(&engine, &limits);
@@ -249,9 +249,9 @@ mod tests {
     fn a_table_larger_than_the_limit_cannot_even_be_instantiated() {
         let engine = engine();
         let component = Component::new(&engine, wat::parse_str(TABLE).unwrap()).unwrap();
-        let limits = RequestLimits {
+        let limits = StoreLimits {
             max_table_elements: 1,
-            ..RequestLimits::default()
+            ..StoreLimits::default()
         };
         let mut fits = store(&engine, &limits);
         assert_eq!(call(&mut fits, &component, "grow", 0), 1);
@@ -293,9 +293,9 @@ mod tests {
         const PAGE: usize = 64 << 10;
         let engine = engine();
         let component = Component::new(&engine, wat::parse_str(TWO_MEMORIES).unwrap()).unwrap();
-        let limits = RequestLimits {
+        let limits = StoreLimits {
             max_memory_bytes: 4 * PAGE,
-            ..RequestLimits::default()
+            ..StoreLimits::default()
         };
         let mut store = store(&engine, &limits);
         let instance = Linker::new(&engine)
@@ -341,9 +341,9 @@ mod tests {
         .build()
         .unwrap();
         let component = Component::new(&engine, wat::parse_str(TWO_MEMORIES).unwrap()).unwrap();
-        let limits = RequestLimits {
+        let limits = StoreLimits {
             max_memory_bytes: 64 << 20,
-            ..RequestLimits::default()
+            ..StoreLimits::default()
         };
         let mut store = store(&engine, &limits);
         let instance = Linker::new(&engine)
@@ -362,7 +362,7 @@ mod tests {
 
     #[test]
     fn the_store_refuses_more_instances_memories_and_tables_than_a_component_may_have() {
-        let limiter = RequestLimits::default().limiter();
+        let limiter = StoreLimits::default().limiter();
         assert_eq!(limiter.instances(), 32);
         assert_eq!(limiter.memories(), 2);
         assert_eq!(limiter.tables(), 8);

@@ -1,9 +1,11 @@
-//! The bounds a guest runs under, and what it means to hit one.
+//! The bounds a guest's store runs under, and what it means to hit one.
 //!
-//! [`RequestLimits`] are per call (a request, a plugin call, a command run);
-//! the constants are per instance and checked when a component is loaded.
-//! The store's memory and table caps are enforced by the `limiter` module,
-//! deadlines by the `epoch` module.
+//! [`StoreLimits`] are per call (a request, a plugin call, a command run):
+//! what the sandbox enforces in the store. Bounds of a use of it (a
+//! server's concurrency, an HTTP request's body) belong to that use
+//! (`mayfly-serve`'s `HttpLimits`). The constants are per instance and
+//! checked when a component is loaded. The store's memory and table caps
+//! are enforced by the `limiter` module, deadlines by the `epoch` module.
 
 use std::time::Duration;
 
@@ -11,10 +13,10 @@ use std::time::Duration;
 /// pool reserves room for tables of this many elements.
 pub const MAX_TABLE_ELEMENTS: usize = 20_000;
 
-/// The bounds each request to a component runs under.
+/// The bounds each call's store runs under.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RequestLimits {
-    /// Wall-clock budget of the whole request, guest code and host waits.
+pub struct StoreLimits {
+    /// Wall-clock budget of the whole call, guest code and host waits.
     pub timeout: Duration,
     /// Most linear memory an instance may hold, in bytes, over all its
     /// memories.
@@ -29,28 +31,15 @@ pub struct RequestLimits {
     /// fails in the guest. Every guest of the process also shares one
     /// budget, half of the process's descriptor limit.
     pub max_descriptors: usize,
-    /// Most bytes of header data an instance may build on the host
-    /// (`wasi:http` fields), added up over the call; past it, the guest
-    /// traps.
+    /// Most host memory an instance may make the host keep for it: what
+    /// it builds (`wasi:http` fields, request targets), added up over the
+    /// call, and the body buffers it holds; past it, the guest traps.
     pub max_host_memory: usize,
-    /// Most instances of the component running at once.
-    pub instances: u32,
-    /// Most requests waiting for an instance; beyond it, 503.
-    pub queue: u32,
-    /// Largest request body, in bytes; beyond it, 413.
-    pub max_request_body: u64,
-    /// Largest request head (request line and headers), in bytes; beyond
-    /// it, 431. The server's `--max-header-bytes` bounds every request
-    /// before it is routed; this is the component's own, possibly smaller,
-    /// bound (`None`: the server's alone).
-    pub max_request_head: Option<usize>,
-    /// Most headers a response may carry; beyond it, 502.
-    pub max_response_headers: usize,
-    /// Fuel (roughly, WebAssembly instructions) per request, if metered.
+    /// Fuel (roughly, WebAssembly instructions) per call, if metered.
     pub fuel: Option<u64>,
 }
 
-impl Default for RequestLimits {
+impl Default for StoreLimits {
     fn default() -> Self {
         Self {
             timeout: Duration::from_secs(60),
@@ -59,20 +48,31 @@ impl Default for RequestLimits {
             max_resources: 1_000,
             max_descriptors: 128,
             max_host_memory: 1 << 20,
-            instances: 200,
-            queue: 1_000,
-            max_request_body: 256 << 20,
-            max_request_head: None,
-            max_response_headers: 200,
             fuel: None,
         }
     }
 }
 
-/// Why a request was cut off by a limit, for `mayfly_limit_hits_total`.
+impl StoreLimits {
+    /// The value of the limit of `kind`, as a number: the deadline in
+    /// milliseconds, memory in bytes, table elements, fuel units (0 when
+    /// unmetered), resources.
+    pub fn value_of(&self, kind: LimitKind) -> u64 {
+        let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+        match kind {
+            LimitKind::Deadline => u64::try_from(self.timeout.as_millis()).unwrap_or(u64::MAX),
+            LimitKind::Memory => count(self.max_memory_bytes),
+            LimitKind::Table => count(self.max_table_elements),
+            LimitKind::Fuel => self.fuel.unwrap_or(0),
+            LimitKind::Resources => count(self.max_resources),
+        }
+    }
+}
+
+/// Which of a store's limits a call was cut off by.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LimitKind {
-    /// The request deadline.
+    /// The deadline.
     Deadline,
     /// Linear memory.
     Memory,
@@ -82,34 +82,19 @@ pub enum LimitKind {
     Fuel,
     /// The resource table.
     Resources,
-    /// Request body size.
-    RequestBody,
-    /// Request head size.
-    RequestHeaders,
-    /// Response header count.
-    ResponseHeaders,
-    /// The component's instance limit and queue.
-    Concurrency,
-    /// The server's instance slots.
-    InstanceSlots,
 }
 
 impl LimitKind {
     /// Every kind, in the order metrics list them.
-    pub const ALL: [LimitKind; 10] = [
+    pub const ALL: [LimitKind; 5] = [
         LimitKind::Deadline,
         LimitKind::Memory,
         LimitKind::Table,
         LimitKind::Fuel,
         LimitKind::Resources,
-        LimitKind::RequestBody,
-        LimitKind::RequestHeaders,
-        LimitKind::ResponseHeaders,
-        LimitKind::Concurrency,
-        LimitKind::InstanceSlots,
     ];
 
-    /// The kind's name in metrics (`memory`, `request_body`...).
+    /// The kind's name in metrics (`memory`, `table_elements`...).
     pub fn name(self) -> &'static str {
         match self {
             LimitKind::Deadline => "deadline",
@@ -117,11 +102,6 @@ impl LimitKind {
             LimitKind::Table => "table_elements",
             LimitKind::Fuel => "fuel",
             LimitKind::Resources => "resources",
-            LimitKind::RequestBody => "request_body",
-            LimitKind::RequestHeaders => "request_headers",
-            LimitKind::ResponseHeaders => "response_headers",
-            LimitKind::Concurrency => "concurrency",
-            LimitKind::InstanceSlots => "instance_slots",
         }
     }
 }

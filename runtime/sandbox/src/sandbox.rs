@@ -3,7 +3,7 @@
 //! A [`Sandbox`] is fixed when a guest is loaded: its name, its grants, its
 //! limits, its component state (stores, configuration) and its fuel. Every
 //! call then gets a fresh [`Store`] from [`Sandbox::store`], with the
-//! call's own [`CallContext`]. `mayfly serve`, plugins, `mayfly run` and
+//! call's own [`CallChain`]. `mayfly serve`, plugins, `mayfly run` and
 //! `mayfly compare` all make their stores here, so what a guest can reach
 //! and how much it can use is decided in one place.
 
@@ -14,10 +14,12 @@ use mayfly_host_api::kv::Backend;
 use mayfly_host_api::state::ComponentState;
 use wasmtime::{Engine, Store};
 
-use crate::call::{CallContext, Stdio};
+use mayfly_host_api::chain::CallChain;
+
 use crate::grants::Grants;
 use crate::host::Host;
-use crate::limits::RequestLimits;
+use crate::limits::StoreLimits;
+use crate::stdio::Stdio;
 
 /// What one guest may reach and use, for every call, on one engine.
 #[derive(Debug, Clone)]
@@ -25,7 +27,7 @@ pub struct Sandbox {
     engine: Engine,
     state: Arc<ComponentState>,
     grants: Grants,
-    limits: RequestLimits,
+    limits: StoreLimits,
     /// The fuel each store starts with: the limit, `u64::MAX` on an engine
     /// that meters fuel for others, `None` on one that does not meter.
     fuel: Option<u64>,
@@ -46,7 +48,7 @@ impl Sandbox {
         engine: &Engine,
         name: Arc<str>,
         grants: Grants,
-        limits: RequestLimits,
+        limits: StoreLimits,
         backend: Option<Arc<dyn Backend>>,
     ) -> Result<Self, SandboxError> {
         let meters_fuel = crate::engine::meters_fuel(engine);
@@ -87,7 +89,7 @@ impl Sandbox {
     }
 
     /// The bounds every call runs under.
-    pub fn limits(&self) -> &RequestLimits {
+    pub fn limits(&self) -> &StoreLimits {
         &self.limits
     }
 
@@ -101,7 +103,7 @@ impl Sandbox {
     /// server is busy, not misconfigured).
     pub fn store(
         &self,
-        call: CallContext,
+        call: CallChain,
         stdio: &Stdio,
         args: &[String],
     ) -> std::io::Result<Store<Host>> {

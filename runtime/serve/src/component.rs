@@ -7,14 +7,14 @@ use std::sync::Arc;
 
 use mayfly_sandbox::binary::BinaryError;
 use mayfly_sandbox::cache::CacheOutcome;
-use mayfly_sandbox::{Grants, Host, RequestLimits, Sandbox};
+use mayfly_sandbox::{Grants, Host, Sandbox};
 use thiserror::Error;
 use wasmtime::Engine;
 use wasmtime::component::Component;
-use wasmtime_wasi_http::p2::bindings::ProxyPre;
-use wasmtime_wasi_http::p3::bindings::ServicePre;
+use wasmtime_wasi_http::handler::ProxyPre;
 
 use crate::gate::{Gate, Slots};
+use crate::limits::Limits;
 use crate::metrics::ComponentMetrics;
 
 /// Which HTTP world a component serves, as its exports say.
@@ -52,26 +52,14 @@ impl fmt::Display for World {
     }
 }
 
-/// A pre-instantiated handler of either world.
-pub(crate) enum Handler {
-    Http02(ProxyPre<Host>),
-    Http03(ServicePre<Host>),
-}
-
-impl Handler {
-    fn instance_pre(&self) -> &wasmtime::component::InstancePre<Host> {
-        match self {
-            Handler::Http02(pre) => pre.instance_pre(),
-            Handler::Http03(pre) => pre.instance_pre(),
-        }
-    }
-}
-
 /// A component ready to serve.
 pub struct LoadedComponent {
-    pub(crate) pre: Handler,
+    /// Its handler, of either world, pre-instantiated.
+    pub(crate) pre: ProxyPre<Host>,
     /// What each of its instances may reach and use.
     pub(crate) sandbox: Sandbox,
+    /// The bounds of its requests (its sandbox's and the HTTP path's).
+    pub(crate) limits: Limits,
     /// Shared by the versions of the component that have the same
     /// `instances` and `queue` limits: during a swap, the old and the new
     /// version together run at most `instances` at once.
@@ -87,7 +75,7 @@ impl fmt::Debug for LoadedComponent {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("LoadedComponent")
             .field("name", self.sandbox.name())
-            .field("limits", self.sandbox.limits())
+            .field("limits", &self.limits)
             .field("cache", &self.cache)
             .finish_non_exhaustive()
     }
@@ -112,20 +100,20 @@ impl LoadedComponent {
     }
 
     /// The bounds every request to this component runs under.
-    pub fn limits(&self) -> &RequestLimits {
-        self.sandbox.limits()
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// The engine its instances run on.
     pub fn engine(&self) -> &Engine {
-        self.pre.instance_pre().engine()
+        self.sandbox.engine()
     }
 
     /// Which HTTP world it serves.
     pub fn world(&self) -> World {
         match self.pre {
-            Handler::Http02(_) => World::Http02,
-            Handler::Http03(_) => World::Http03,
+            ProxyPre::P2(_) => World::Http02,
+            ProxyPre::P3(_) => World::Http03,
         }
     }
 
@@ -133,7 +121,10 @@ impl LoadedComponent {
     /// everything it could ask the host for. What each call may actually
     /// reach is set by its [`grants`](Self::grants).
     pub fn imports(&self) -> Vec<String> {
-        let component = self.pre.instance_pre().component();
+        let component = match &self.pre {
+            ProxyPre::P2(pre) => pre.instance_pre().component(),
+            ProxyPre::P3(pre) => pre.instance_pre().component(),
+        };
         component
             .component_type()
             .imports(self.engine())
@@ -182,6 +173,18 @@ pub struct LoadError {
     pub kind: LoadErrorKind,
 }
 
+impl From<mayfly_sandbox::LoadError> for LoadErrorKind {
+    fn from(err: mayfly_sandbox::LoadError) -> Self {
+        use mayfly_sandbox::LoadError;
+        match err {
+            LoadError::Binary(err) => LoadErrorKind::Binary(err),
+            LoadError::NeedsWasi03 => LoadErrorKind::NeedsWasi03,
+            LoadError::Invalid(reason) => LoadErrorKind::Invalid(reason),
+            LoadError::Link(reason) => LoadErrorKind::Link(reason),
+        }
+    }
+}
+
 /// What went wrong while loading a component.
 #[derive(Debug, Error)]
 pub enum LoadErrorKind {
@@ -214,12 +217,12 @@ pub enum LoadErrorKind {
     /// The component's exports do not have its world's types.
     #[error("it does not match its world, {0}: {1}")]
     WrongWorld(World, String),
-    /// A limit asks for more than this server was started with.
+    /// A limit is out of the range this server allows.
     #[error("field `{field}`: {message}")]
-    BeyondServer {
+    OutOfRange {
         /// The manifest field that set the limit.
         field: String,
-        /// The limit and the server's bound.
+        /// The limit and the range.
         message: String,
     },
 }

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
 
-use mayfly_sandbox::RequestLimits;
 use prometheus_client::metrics::gauge::Gauge;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use wasmtime::{Engine, PoolingAllocatorMetrics};
 
+use crate::limits::HttpLimits;
 use crate::metrics::ComponentMetrics;
 
 /// One component's admission (shared by its versions while their limits
@@ -38,7 +38,7 @@ impl Drop for Turn {
 }
 
 impl Gate {
-    pub(crate) fn new(limits: &RequestLimits, metrics: &ComponentMetrics) -> Self {
+    pub(crate) fn new(limits: &HttpLimits, metrics: &ComponentMetrics) -> Self {
         let permits = Self::permits_for(limits);
         Self {
             running: Arc::new(Semaphore::new(permits)),
@@ -86,7 +86,7 @@ impl Gate {
 
     /// Whether this gate enforces `limits` (so a new version of the
     /// component can share it).
-    pub(crate) fn enforces(&self, limits: &RequestLimits) -> bool {
+    pub(crate) fn enforces(&self, limits: &HttpLimits) -> bool {
         self.permits == Self::permits_for(limits) && self.queue == limits.queue
     }
 
@@ -101,7 +101,7 @@ impl Gate {
         self.permits - self.running.available_permits()
     }
 
-    fn permits_for(limits: &RequestLimits) -> usize {
+    fn permits_for(limits: &HttpLimits) -> usize {
         usize::try_from(limits.instances)
             .unwrap_or(Semaphore::MAX_PERMITS)
             .min(Semaphore::MAX_PERMITS)
@@ -156,10 +156,10 @@ mod tests {
     #[tokio::test]
     async fn turns_and_queue_places_are_bounded_and_counted() {
         let metrics = Arc::new(Metrics::default()).component("c");
-        let limits = RequestLimits {
+        let limits = HttpLimits {
             instances: 1,
             queue: 1,
-            ..RequestLimits::default()
+            ..HttpLimits::default()
         };
         let gate = Arc::new(Gate::new(&limits, &metrics));
         let first = gate.enter(Instant::now()).await.expect("a free turn");

@@ -39,12 +39,14 @@ use crate::state::{RuntimeConfig, open_backend};
 /// those); Mayfly's errors carry their context chain, and guests' traps
 /// their wasm backtrace.
 ///
-/// Call it first thing in `main`, before any other thread starts: it
-/// writes the process environment.
-pub fn errors_without_backtraces() {
+/// # Safety
+///
+/// It writes the process environment, which is sound only while no other
+/// thread may read or write it: call it first thing in `main`, before any
+/// other thread starts (as `std::env::set_var` requires).
+pub unsafe fn errors_without_backtraces() {
     if std::env::var_os("RUST_LIB_BACKTRACE").is_none() {
-        // SAFETY: called before any other thread exists (see above), so
-        // nothing reads the environment while it is written.
+        // SAFETY: the caller guarantees that no other thread exists.
         unsafe { std::env::set_var("RUST_LIB_BACKTRACE", "0") };
     }
 }

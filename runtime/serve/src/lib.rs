@@ -12,6 +12,8 @@
 //! - [`router`]: paths to components.
 //! - [`metrics`]: the server's Prometheus registry and each component's
 //!   handles into it.
+//! - [`limits`]: the bounds of a component's requests (its store's and
+//!   the HTTP path's), and which one a request hit.
 //! - [`gate`]: admission to a component (instances and queue).
 //! - [`component`]: a component ready to serve.
 //! - [`loader`]: the engine, linker and cache that load components, and the
@@ -62,6 +64,7 @@ pub mod component;
 mod connections;
 pub mod gate;
 pub mod launch;
+pub mod limits;
 pub mod live;
 pub mod loader;
 pub mod logging;

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use mayfly_sandbox::LimitKind;
+use crate::limits::Limit;
 use prometheus_client::encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -243,7 +243,7 @@ impl Metrics {
             latency: self.latency.get_or_create_owned(&labels),
             instantiation: self.instantiation.get_or_create_owned(&labels),
             traps: self.traps.get_or_create_owned(&labels),
-            limits: LimitKind::ALL.map(|kind| {
+            limits: Limit::ALL.map(|kind| {
                 self.limits.get_or_create_owned(&LimitLabels {
                     component: name.to_string(),
                     kind: kind.name(),
@@ -300,7 +300,7 @@ pub struct ComponentMetrics {
     /// Time to create an instance.
     instantiation: Histogram,
     traps: Counter,
-    limits: [Counter; LimitKind::ALL.len()],
+    limits: [Counter; Limit::ALL.len()],
     /// Instances running now (kept by the component's admission gate).
     pub(crate) in_flight: Gauge,
     /// Requests waiting for an instance now (kept by the gate).
@@ -339,8 +339,8 @@ impl ComponentMetrics {
     }
 
     /// Counts a limit hit.
-    pub fn limit(&self, kind: LimitKind) {
-        let index = LimitKind::ALL.iter().position(|k| *k == kind).unwrap_or(0);
+    pub fn limit(&self, kind: Limit) {
+        let index = Limit::ALL.iter().position(|k| *k == kind).unwrap_or(0);
         self.limits[index].inc();
     }
 }
@@ -363,7 +363,7 @@ mod tests {
         web.request(200, Duration::from_millis(1));
         again.request(200, Duration::from_millis(1));
         web.request(503, Duration::from_millis(1));
-        web.limit(LimitKind::Concurrency);
+        web.limit(Limit::Concurrency);
         metrics.unrouted();
         let text = metrics.render();
         let at = |s: &str| sample(&text, s);

@@ -35,7 +35,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
-use http::{Request, StatusCode};
+use http::Request;
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -232,11 +232,7 @@ impl Worker {
         // Calls between components of the app, made by guests on this
         // thread: every store made here gets this dispatcher.
         let (dispatcher, calls) = tokio::sync::mpsc::channel(DISPATCH_QUEUE);
-        tokio::task::spawn_local(dispatch_internal(
-            self.app.clone(),
-            calls,
-            dispatcher.clone(),
-        ));
+        tokio::task::spawn_local(dispatch_internal(self.app.clone(), calls));
         listener.set_nonblocking(true)?;
         let listener = TcpListener::from_std(listener)?;
         let tracker = TaskTracker::new();
@@ -293,28 +289,20 @@ pub async fn accept_or_back_off(listener: &TcpListener, what: &str) -> tokio::ne
 }
 
 /// Serves the internal calls of this worker's guests, each in a fresh
-/// instance of the component called, whose own calls go to `dispatcher`
-/// (this same dispatcher).
+/// instance of the component called, whose own calls go where its
+/// caller's do (this worker's dispatcher).
 async fn dispatch_internal(
     app: Arc<LiveApp>,
     mut calls: tokio::sync::mpsc::Receiver<InternalCall>,
-    dispatcher: Dispatcher,
 ) {
     while let Some(call) = calls.recv().await {
         let Some(component) = app.current().component(&call.component).cloned() else {
             let _ = call.reply.send(None);
             continue;
         };
-        let dispatcher = dispatcher.clone();
         tokio::task::spawn_local(async move {
-            let mut request = call.request;
-            request.extensions_mut().insert(request::Hops(call.hops));
-            if let Some(deadline) = call.deadline {
-                request
-                    .extensions_mut()
-                    .insert(request::CallerDeadline(deadline));
-            }
-            let response = request::handle(&component, request, (), Some(&dispatcher), None).await;
+            let origin = request::Origin::Component(&call.chain);
+            let response = request::handle(&component, call.request, (), origin).await;
             let _ = call.reply.send(Some(response));
         });
     }
@@ -359,14 +347,16 @@ impl Connection {
             let dispatcher = dispatcher.clone();
             async move {
                 if request::head_size(&request) > max_header_bytes {
-                    return Ok::<_, Infallible>(request::plain(
-                        StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                        format!("the request head exceeds the limit of {max_header_bytes} bytes\n"),
-                    ));
+                    let refusal = request::Refusal::head_too_large_for_server(max_header_bytes);
+                    return Ok::<_, Infallible>(refusal.answer(None));
                 }
                 // Busy until the guest is done, body and all.
                 let guard = (guard, busy, polling);
-                Ok(request::dispatch(&app, request, guard, Some(&dispatcher), Some(client)).await)
+                let origin = request::Origin::Client {
+                    body: client,
+                    dispatcher: &dispatcher,
+                };
+                Ok(request::dispatch(&app, request, guard, origin).await)
             }
         });
         let mut builder = http1::Builder::new();

@@ -5,6 +5,7 @@ use containerd_shim_mayfly::MayflyShim;
 use containerd_shim_wasm::shim::{Cli as _, Config};
 
 fn main() {
-    mayfly_serve::launch::errors_without_backtraces();
+    // SAFETY: first thing in `main`: no other thread has started.
+    unsafe { mayfly_serve::launch::errors_without_backtraces() };
     MayflyShim::run(Config::default());
 }

@@ -138,7 +138,7 @@ fn report(
     let config = grants.config.iter().map(|(key, _)| key.clone()).collect();
     writeln!(out, "  config:    {}", list(config))?;
 
-    let limits = component.limits();
+    let (limits, http) = (&component.limits().store, &component.limits().http);
     let fuel = limits
         .fuel
         .map_or_else(|| "unmetered".to_string(), |fuel| fuel.to_string());
@@ -153,14 +153,14 @@ fn report(
         limits.max_resources,
         limits.max_descriptors,
         format_size(u64::try_from(limits.max_host_memory).unwrap_or(u64::MAX)),
-        limits.instances,
-        limits.queue,
-        format_size(limits.max_request_body),
-        limits.max_request_head.map_or_else(
+        http.instances,
+        http.queue,
+        format_size(http.max_request_body),
+        http.max_request_head.map_or_else(
             || "as the server's".to_string(),
             |bytes| format_size(u64::try_from(bytes).unwrap_or(u64::MAX))
         ),
-        limits.max_response_headers,
+        http.max_response_headers,
     )?;
     writeln!(out, "  world:     {}", component.world())?;
     writeln!(

@@ -8,17 +8,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 use clap::Args;
 use mayfly_host_api::outbound::HostPattern;
-use mayfly_sandbox::epoch::EpochTicker;
 use mayfly_sandbox::grants::{self, FileGrant, FilesMode, Grants};
 use mayfly_sandbox::output::GuestLog;
 use mayfly_sandbox::units::{format_size, parse_duration, parse_size};
 use mayfly_sandbox::{
-    CallContext, CompileCache, EngineSettings, Output, RequestLimits, Sandbox, Stdio,
+    CallChain, Command, Ended, EngineSettings, LimitKind, Output, Runtime, Sandbox, Stdio,
+    StoreLimits,
 };
-use wasmtime::Trap;
-use wasmtime::component::Component;
-use wasmtime_wasi::I32Exit;
-use wasmtime_wasi::p2::bindings::Command;
 
 use super::shared::CacheArgs;
 
@@ -90,45 +86,32 @@ pub struct Run {
     cache: CacheArgs,
 }
 
-/// Which `wasi:cli/run` a command exports.
-#[derive(Clone, Copy)]
-enum CommandWorld {
-    Cli02,
-    Cli03,
-}
-
 impl Run {
     pub fn execute(self) -> Result<ExitCode> {
         let grants = self.grants()?;
         let name: Arc<str> = Arc::from(mayfly_serve::manifest::component_name_from_file(
             &self.component,
         ));
-        let limits = RequestLimits {
+        let limits = StoreLimits {
             timeout: self.timeout,
             max_memory_bytes: usize::try_from(self.memory).unwrap_or(usize::MAX),
             fuel: self.fuel,
-            ..RequestLimits::default()
+            ..StoreLimits::default()
         };
         let path = &self.component;
         let bytes =
             std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
         // A 0.3 command needs an engine with component-model async.
-        let wasi_03 = mayfly_sandbox::binary::exports_wasi_03(&bytes);
         let settings = EngineSettings {
             max_instances: 4,
             consume_fuel: self.fuel.is_some(),
-            wasi_03,
+            wasi_03: mayfly_sandbox::binary::exports_wasi_03(&bytes),
             ..EngineSettings::default()
         };
-        let engine = settings
-            .build()
-            .map_err(anyhow::Error::from)
-            .context("cannot create the WebAssembly engine")?;
-        let _ticker = EpochTicker::start(&engine).context("cannot start the epoch ticker")?;
-        let (component, world) = self.load(&engine, &bytes)?;
-        let linker =
-            mayfly_sandbox::linker::linker(&engine, wasi_03).map_err(anyhow::Error::from)?;
-        let sandbox = Sandbox::new(&engine, name.clone(), grants, limits, None)?;
+        let runtime = Runtime::new(settings, self.cache.cache()?)?;
+        let sandbox = Sandbox::new(runtime.engine(), name.clone(), grants, limits, None)?;
+        let command = Command::load(&runtime, &bytes, sandbox)
+            .map_err(|err| anyhow::anyhow!("{}: {err}", path.display()))?;
 
         let log = GuestLog::default();
         let stdio = Stdio {
@@ -147,108 +130,15 @@ impl Run {
                 mayfly_sandbox::units::format_duration(limits.timeout)
             );
         };
-        let call = CallContext::new(Arc::from("1"), deadline);
-
+        let call = CallChain::new(Arc::from("1"), deadline);
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
-        let outcome = runtime.block_on(async {
-            let mut store = sandbox
-                .store(call, &stdio, &args)
-                .context("cannot open a granted directory")?;
-            let run = async {
-                match world {
-                    CommandWorld::Cli02 => {
-                        let command =
-                            Command::instantiate_async(&mut store, &component, &linker).await?;
-                        command.wasi_cli_run().call_run(&mut store).await
-                    }
-                    CommandWorld::Cli03 => {
-                        let command = wasmtime_wasi::p3::bindings::Command::instantiate_async(
-                            &mut store, &component, &linker,
-                        )
-                        .await?;
-                        store
-                            .run_concurrent(async move |accessor| {
-                                command.wasi_cli_run().call_run(accessor).await
-                            })
-                            .await?
-                    }
-                }
-            };
-            let outcome = tokio::time::timeout_at(deadline.into(), run).await;
-            let memory_refused = store.data().limiter().memory_refused();
-            Ok::<_, anyhow::Error>((outcome, memory_refused))
-        })?;
+        let ran = runtime
+            .block_on(command.run(call, &stdio, &args))
+            .context("cannot open a granted directory")?;
         log.flush(&name, "1");
-
-        let (outcome, memory_refused) = outcome;
-        Ok(match outcome {
-            Ok(Ok(Ok(()))) => ExitCode::SUCCESS,
-            Ok(Ok(Err(()))) => ExitCode::FAILURE,
-            Err(_elapsed) => {
-                eprintln!(
-                    "mayfly: `{name}` exceeded its deadline of {:?}",
-                    limits.timeout
-                );
-                ExitCode::from(EXIT_DEADLINE)
-            }
-            Ok(Err(err)) => {
-                if let Some(exit) = err.downcast_ref::<I32Exit>() {
-                    return Ok(ExitCode::from(u8::try_from(exit.0).unwrap_or(1)));
-                }
-                match err.downcast_ref::<Trap>() {
-                    Some(Trap::Interrupt) => {
-                        eprintln!(
-                            "mayfly: `{name}` exceeded its deadline of {:?}",
-                            limits.timeout
-                        );
-                        ExitCode::from(EXIT_DEADLINE)
-                    }
-                    // Whether it trapped or failed to instantiate (an
-                    // initial memory above the cap), a refusal is why.
-                    _ if memory_refused => {
-                        eprintln!(
-                            "mayfly: `{name}` reached its memory limit of {}: {err:#}",
-                            format_size(self.memory)
-                        );
-                        ExitCode::from(EXIT_TRAP)
-                    }
-                    Some(_) => {
-                        eprintln!("mayfly: `{name}` trapped: {err:#}");
-                        ExitCode::from(EXIT_TRAP)
-                    }
-                    None => bail!("`{name}` could not run: {err:#}"),
-                }
-            }
-        })
-    }
-
-    /// The command, and which `wasi:cli` it exports.
-    fn load(&self, engine: &wasmtime::Engine, bytes: &[u8]) -> Result<(Component, CommandWorld)> {
-        let path = &self.component;
-        mayfly_sandbox::binary::check_component(bytes)
-            .map_err(|err| anyhow::anyhow!("{}: {err}", path.display()))?;
-        let cache: CompileCache = self.cache.cache()?;
-        let (component, _) = cache
-            .load_or_compile(engine, bytes)
-            .map_err(|err| anyhow::anyhow!("{}: invalid component: {err:#}", path.display()))?;
-        let ty = component.component_type();
-        let exports = |prefix: &str| ty.exports(engine).any(|(name, _)| name.starts_with(prefix));
-        // A 0.3 command may also export the 0.2 `run` its standard library
-        // brings along: the 0.3 one is the command.
-        let world = if exports("wasi:cli/run@0.3") {
-            CommandWorld::Cli03
-        } else if exports("wasi:cli/run@0.2") {
-            CommandWorld::Cli02
-        } else {
-            bail!(
-                "{}: it does not export `wasi:cli/run` (of WASI 0.2 or 0.3), so it is not a command \
-                 (build a binary crate for `wasm32-wasip2`; `mayfly serve` runs HTTP components)",
-                path.display()
-            );
-        };
-        Ok((component, world))
+        exit_status(&name, &ran.ended, limits.timeout)
     }
 
     fn grants(&self) -> Result<Grants> {
@@ -293,4 +183,44 @@ impl Run {
         granted.private_networks = self.allow_private_networks;
         Ok(granted)
     }
+}
+
+/// Mayfly's exit status for a command that ended as `ended` (with its
+/// message on stderr): the command's own status, 124 past its deadline of
+/// `timeout`, 134 for a trap or a refusal of memory (whether it grew past
+/// its cap or asked for too much before it started); an error if the host
+/// could not run it.
+fn exit_status(name: &str, ended: &Ended, timeout: Duration) -> Result<ExitCode> {
+    Ok(match ended {
+        Ended::Finished => ExitCode::SUCCESS,
+        Ended::Exited(code) => ExitCode::from(u8::try_from(*code).unwrap_or(1)),
+        Ended::Deadline
+        | Ended::Limit {
+            kind: LimitKind::Deadline,
+            ..
+        } => {
+            eprintln!("mayfly: `{name}` exceeded its deadline of {timeout:?}");
+            ExitCode::from(EXIT_DEADLINE)
+        }
+        Ended::Limit {
+            kind: LimitKind::Memory,
+            limit,
+            failure,
+        } => {
+            eprintln!(
+                "mayfly: `{name}` reached its memory limit of {}: {}",
+                format_size(*limit),
+                failure.describe()
+            );
+            ExitCode::from(EXIT_TRAP)
+        }
+        Ended::Limit { failure, .. } | Ended::Failed(failure) if failure.trap().is_some() => {
+            eprintln!("mayfly: `{name}` trapped: {}", failure.describe());
+            ExitCode::from(EXIT_TRAP)
+        }
+        Ended::Limit { failure, .. } | Ended::Failed(failure) => {
+            bail!("`{name}` could not run: {}", failure.describe())
+        }
+        Ended::PoolFull => bail!("`{name}` could not run: no instance slot is free"),
+    })
 }

@@ -1,57 +1,48 @@
-//! A fresh Mayfly instance per call, in process.
+//! A fresh Mayfly instance per call, in process: the workload as a
+//! `wasi:cli` command, run the way `mayfly run` runs one (the sandbox's
+//! [`Command`]), granted nothing.
 
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use mayfly_sandbox::epoch::EpochTicker;
 use mayfly_sandbox::output::GuestLog;
-use mayfly_sandbox::{CallContext, EngineSettings, Grants, Host, RequestLimits, Sandbox, Stdio};
-use wasmtime::Trap;
-use wasmtime::component::Component;
-use wasmtime_wasi::p2::bindings::CommandPre;
+use mayfly_sandbox::{
+    CallChain, Command, CompileCache, Ended, EngineSettings, Grants, Runtime, Sandbox, Stdio,
+    StoreLimits,
+};
 
 use super::runner::{Call, Runner};
 
 /// A fresh Mayfly instance per call, in process, from the pre-instantiated
 /// component; no grants, `memory` of linear memory.
 pub struct WasmRunner {
-    pre: CommandPre<Host>,
-    sandbox: Sandbox,
-    _ticker: EpochTicker,
+    command: Command,
+    _runtime: Runtime,
 }
 
 impl WasmRunner {
     /// Loads the component at `path`.
     pub fn new(path: &Path, memory: usize) -> anyhow::Result<Self> {
-        let engine = EngineSettings::default()
-            .build()
-            .map_err(anyhow::Error::from)?;
-        let ticker = EpochTicker::start(&engine)?;
-        let component = Component::from_file(&engine, path)
-            .map_err(|err| anyhow::anyhow!("{}: {err:#}", path.display()))?;
-        let linker = mayfly_sandbox::linker::linker(&engine, false).map_err(anyhow::Error::from)?;
-        let pre = CommandPre::new(
-            linker
-                .instantiate_pre(&component)
-                .map_err(anyhow::Error::from)?,
-        )
-        .map_err(anyhow::Error::from)?;
-        let limits = RequestLimits {
+        let runtime = Runtime::new(EngineSettings::default(), CompileCache::disabled())?;
+        let bytes = std::fs::read(path)
+            .map_err(|err| anyhow::anyhow!("cannot read {}: {err}", path.display()))?;
+        let limits = StoreLimits {
             max_memory_bytes: memory,
-            ..RequestLimits::default()
+            ..StoreLimits::default()
         };
         let sandbox = Sandbox::new(
-            &engine,
+            runtime.engine(),
             Arc::from("workload"),
             Grants::default(),
             limits,
             None,
         )?;
+        let command = Command::load(&runtime, &bytes, sandbox)
+            .map_err(|err| anyhow::anyhow!("{}: {err}", path.display()))?;
         Ok(Self {
-            pre,
-            sandbox,
-            _ticker: ticker,
+            command,
+            _runtime: runtime,
         })
     }
 }
@@ -70,50 +61,32 @@ impl Runner for WasmRunner {
         let mut argv = vec!["workload".to_string()];
         argv.extend(args.iter().cloned());
         let started = Instant::now();
-        let call = CallContext::new(Arc::from("compare"), started + deadline);
-        let mut store = self.sandbox.store(call, &Stdio::captured(&log), &argv)?;
-        let (outcome, create) = RUNTIME.with(|runtime| {
+        let call = CallChain::new(Arc::from("compare"), started + deadline);
+        let ran = RUNTIME.with(|runtime| {
             let Some(runtime) = runtime else {
-                return (
-                    Err(wasmtime::Error::msg("cannot start an event loop")),
-                    Duration::ZERO,
-                );
+                anyhow::bail!("cannot start an event loop");
             };
-            runtime.block_on(async {
-                let command = self.pre.instantiate_async(&mut store).await;
-                let create = started.elapsed();
-                let command = match command {
-                    Ok(command) => command,
-                    Err(err) => return (Err(err), create),
-                };
-                (command.wasi_cli_run().call_run(&mut store).await, create)
-            })
-        });
-        let ran = started.elapsed();
-        drop(store);
-        let teardown = started.elapsed() - ran;
-        let ended = match outcome {
-            Ok(Ok(())) => "ok".to_string(),
-            Ok(Err(())) => "exit 1".to_string(),
-            Err(err) => match err.downcast_ref::<Trap>() {
-                Some(Trap::Interrupt) => "deadline".to_string(),
+            Ok(runtime.block_on(self.command.run(call, &Stdio::captured(&log), &argv))?)
+        })?;
+        let ended = match &ran.ended {
+            Ended::Finished => "ok".to_string(),
+            Ended::Exited(code) => format!("exit {code}"),
+            Ended::Deadline => "deadline".to_string(),
+            other => match other.failure().and_then(|failure| failure.trap()) {
                 Some(trap) => format!("trap: {trap}"),
-                None => match err.downcast_ref::<wasmtime_wasi::I32Exit>() {
-                    Some(exit) => format!("exit {}", exit.0),
-                    None => format!("error: {err}"),
-                },
+                None => format!("error: {}", other.reason(1 << 10)),
             },
         };
         Ok(Call {
             stdout: log.stdout_text(),
             ended,
-            create,
+            create: ran.instantiated,
             start: Duration::ZERO,
             first_byte: log
                 .first_stdout_at()
                 .map_or(Duration::ZERO, |at| at.saturating_duration_since(started)),
-            run: ran - create,
-            teardown,
+            run: ran.ran,
+            teardown: ran.torn_down,
             rss_kib: 0,
         })
     }

@@ -16,11 +16,12 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use arc_swap::ArcSwap;
+use mayfly_sandbox::Grants;
 use mayfly_sandbox::cache::sha256_hex;
-use mayfly_sandbox::{Grants, RequestLimits};
 
 use crate::app::App;
 use crate::component::LoadedComponent;
+use crate::limits::Limits;
 use crate::loader::Loader;
 use crate::manifest::{AppSpec, ComponentSpec, Source};
 
@@ -56,7 +57,7 @@ struct History {
 #[derive(PartialEq)]
 struct Fingerprint {
     sha256: String,
-    limits: RequestLimits,
+    limits: Limits,
     grants: Grants,
 }
 

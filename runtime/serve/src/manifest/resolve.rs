@@ -7,14 +7,15 @@ use std::path::Path;
 use std::time::Duration;
 
 use mayfly_host_api::outbound::HostPattern;
+use mayfly_sandbox::Grants;
 use mayfly_sandbox::grants::{self, FileGrant, FileGrantError};
 use mayfly_sandbox::limits::MAX_TABLE_ELEMENTS;
 use mayfly_sandbox::units::{parse_duration, parse_size};
-use mayfly_sandbox::{Grants, RequestLimits};
 
 use super::error::ManifestError;
 use super::file::{ComponentEntry, ConfigValue, LimitsEntry, ManifestFile};
 use super::spec::{AppSpec, ComponentSpec, LimitFields, Source};
+use crate::limits::Limits;
 use crate::router::Pattern;
 
 impl AppSpec {
@@ -105,8 +106,8 @@ fn resolve(
     }
     let mut app_fields = LimitFields::default();
     let app_limits = match &file.limits {
-        Some(entry) => entry.apply(RequestLimits::default(), "limits", &mut app_fields)?,
-        None => RequestLimits::default(),
+        Some(entry) => entry.apply(Limits::default(), "limits", &mut app_fields)?,
+        None => Limits::default(),
     };
     let secrets = match &file.secrets {
         Some(path) => Some(read_secrets(&base.join(path))?),
@@ -316,11 +317,14 @@ impl LimitsEntry {
     /// against the server's settings when the app loads.
     fn apply(
         &self,
-        base: RequestLimits,
+        base: Limits,
         field: &str,
         set: &mut LimitFields,
-    ) -> Result<RequestLimits, (String, String)> {
-        let mut limits = base;
+    ) -> Result<Limits, (String, String)> {
+        let Limits {
+            store: mut limits,
+            mut http,
+        } = base;
         if let Some(text) = &self.timeout {
             let at = || format!("{field}.timeout");
             let timeout = parse_duration(text).map_err(|m| (at(), m))?;
@@ -370,26 +374,20 @@ impl LimitsEntry {
             limits.max_host_memory =
                 usize::try_from(bytes).map_err(|_| (at(), "too large".into()))?;
         }
-        // The most is the server's `--max-instances` (checked when the app
-        // loads).
-        if self.instances == Some(0) {
-            return Err((
-                format!("{field}.instances"),
-                "0 is out of range: use at least 1 (at most the server's --max-instances)".into(),
-            ));
-        }
+        // Checked against the server's `--max-instances` when the app loads
+        // (`HttpLimits::instances_within`).
         if let Some(n) = self.instances {
-            limits.instances = n;
+            http.instances = n;
             set.instances = Some(format!("{field}.instances"));
         }
         if let Some(n) = count(self.queue, "queue", 0, 1_000_000)? {
-            limits.queue = n;
+            http.queue = n;
         }
         if let Some(n) = count(self.response_headers, "response_headers", 1, 10_000)? {
-            limits.max_response_headers = usize::try_from(n).unwrap_or(usize::MAX);
+            http.max_response_headers = usize::try_from(n).unwrap_or(usize::MAX);
         }
         if let Some(text) = &self.request_body {
-            limits.max_request_body =
+            http.max_request_body =
                 parse_size(text).map_err(|m| (format!("{field}.request_body"), m))?;
         }
         if let Some(text) = &self.request_headers {
@@ -400,7 +398,7 @@ impl LimitsEntry {
             if !(1 << 10..=16 << 20).contains(&bytes) {
                 return Err((at(), format!("`{text}` is out of range: use 1KiB to 16MiB")));
             }
-            limits.max_request_head =
+            http.max_request_head =
                 Some(usize::try_from(bytes).map_err(|_| (at(), "too large".into()))?);
         }
         if let Some(fuel) = self.fuel {
@@ -412,7 +410,10 @@ impl LimitsEntry {
             }
             limits.fuel = Some(fuel);
         }
-        Ok(limits)
+        Ok(Limits {
+            store: limits,
+            http,
+        })
     }
 }
 

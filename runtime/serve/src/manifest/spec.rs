@@ -4,8 +4,9 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use mayfly_sandbox::{EngineSettings, Grants, RequestLimits};
+use mayfly_sandbox::{EngineSettings, Grants};
 
+use crate::limits::Limits;
 use crate::router::Pattern;
 
 /// Where a component's bytes come from.
@@ -49,7 +50,7 @@ pub struct ComponentSpec {
     /// The manifest field it came from, for error messages.
     pub field: String,
     /// The bounds each of its requests runs under.
-    pub limits: RequestLimits,
+    pub limits: Limits,
     /// Where the limits that depend on the server were set, if they were:
     /// checked against the server's settings when the app loads.
     pub limit_fields: LimitFields,
@@ -87,7 +88,7 @@ impl AppSpec {
                 field: "(command line)".into(),
                 name,
                 source,
-                limits: RequestLimits::default(),
+                limits: Limits::default(),
                 limit_fields: LimitFields::default(),
                 grants: Grants::default(),
             }],
@@ -98,7 +99,9 @@ impl AppSpec {
     /// Whether any component has a fuel limit: the engine must then meter
     /// fuel.
     pub fn needs_fuel(&self) -> bool {
-        self.components.iter().any(|c| c.limits.fuel.is_some())
+        self.components
+            .iter()
+            .any(|c| c.limits.store.fuel.is_some())
     }
 
     /// The server's engine `settings` as this app needs them: with fuel

@@ -1,7 +1,7 @@
-//! The bodies and short answers of the request path: a request body that
-//! stops at the component's limit and at its client's bounds (a pause, a
-//! pace, the connection cap's need for the connection), a response body
-//! that shows a guest's failure, and the host's own plain-text responses.
+//! The bodies of the request path: a request body that stops at the
+//! component's limit and at its client's bounds (a pause, a pace, the
+//! connection cap's need for the connection), and a response body that
+//! shows a guest's failure.
 
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,8 +10,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http::{HeaderValue, Response, StatusCode, header};
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use hyper::body::{Body, Frame, SizeHint};
 use wasmtime_wasi_http::Error;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
@@ -76,51 +75,6 @@ pub(super) struct Shared {
     pub(super) failed: AtomicBool,
     /// The client failed its request (the first way it did).
     pub(super) fault: OnceLock<ClientFault>,
-}
-
-/// 413, naming the component and its limit.
-pub(super) fn body_too_large(component: &LoadedComponent) -> Response<HyperOutgoingBody> {
-    plain(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        format!(
-            "request body exceeds component `{}`'s limit of {} bytes\n",
-            component.name(),
-            component.limits().max_request_body
-        ),
-    )
-}
-
-impl ClientFault {
-    /// The client's answer: 413 for a body too large, else 408 (and the
-    /// connection closes).
-    pub(super) fn answer(self, component: &LoadedComponent) -> Response<HyperOutgoingBody> {
-        let message = match self {
-            ClientFault::TooLarge => return body_too_large(component),
-            ClientFault::Paused(timeout) => {
-                format!("the request body paused for more than {timeout:?}\n")
-            }
-            ClientFault::TooSlow(rate) => {
-                format!("the request body came slower than {rate} bytes per second\n")
-            }
-            ClientFault::Evicted => {
-                "the server needed this connection while the request body waited\n".to_string()
-            }
-        };
-        let mut response = plain(StatusCode::REQUEST_TIMEOUT, message);
-        response
-            .headers_mut()
-            .insert(header::CONNECTION, HeaderValue::from_static("close"));
-        response
-    }
-}
-
-/// 503 with `Retry-After`.
-pub(super) fn overloaded(message: &str) -> Response<HyperOutgoingBody> {
-    let mut response = plain(StatusCode::SERVICE_UNAVAILABLE, message.to_string());
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    response
 }
 
 /// How much of a refused request body is still read (and thrown away), and
@@ -388,7 +342,7 @@ impl Body for GuestBody {
             }
             Poll::Ready(Some(Err(err))) => {
                 if let Some((component, request_id)) = self.blame.take() {
-                    super::outcome::report(
+                    super::run::report(
                         &component,
                         &request_id,
                         &format!(
@@ -413,19 +367,4 @@ impl Body for GuestBody {
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
     }
-}
-
-/// A short plain-text response from the host itself.
-pub fn plain(status: StatusCode, body: String) -> Response<HyperOutgoingBody> {
-    let mut response = Response::new(
-        Full::new(Bytes::from(body))
-            .map_err(|never| match never {})
-            .boxed_unsync(),
-    );
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
 }

@@ -14,17 +14,15 @@ use hyper::body::Body;
 use tokio::sync::oneshot;
 use wasmtime::Store;
 use wasmtime::component::Resource;
-use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::handler::{Proxy, ProxyPre};
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::p2::types::{HostIncomingRequest, HostResponseOutparam};
-use wasmtime_wasi_http::p3::bindings::ServicePre;
 use wasmtime_wasi_http::{WasiHttpView as _, p3};
 
 use mayfly_sandbox::Host;
 
 use super::body::LimitedBody;
-use crate::component::Handler;
 use crate::metrics::ComponentMetrics;
 
 /// A response head, or the guest's error instead of one.
@@ -51,14 +49,18 @@ impl Answer {
 type BodyIo = Pin<Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send + 'static>>;
 
 /// A request, ready to be handled by an instance of its component.
-pub(super) enum Invocation {
+pub(super) struct Invocation {
+    pre: ProxyPre<Host>,
+    request: Prepared,
+}
+
+/// The request, put in the store for the handler's world.
+enum Prepared {
     Http02 {
-        pre: ProxyPre<Host>,
         request: Resource<HostIncomingRequest>,
         outparam: Resource<HostResponseOutparam>,
     },
     Http03 {
-        pre: ServicePre<Host>,
         request: p3::Request,
         io: BodyIo,
         head: oneshot::Sender<Head>,
@@ -66,9 +68,9 @@ pub(super) enum Invocation {
 }
 
 impl Invocation {
-    /// Puts `request` in `store` for `handler`'s world.
+    /// Puts `request` in `store` for the world of `pre`'s handler.
     pub(super) fn new<B>(
-        handler: &Handler,
+        pre: &ProxyPre<Host>,
         store: &mut Store<Host>,
         request: Request<LimitedBody<B>>,
     ) -> Result<(Self, Answer), String>
@@ -76,8 +78,8 @@ impl Invocation {
         B: Body<Data = Bytes> + Send + Unpin + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
-        match handler {
-            Handler::Http02(pre) => {
+        match pre {
+            ProxyPre::P2(pre) => {
                 let (sender, receiver) = oneshot::channel();
                 let mut http = store.data_mut().http();
                 let request = http
@@ -86,21 +88,22 @@ impl Invocation {
                 let outparam = http
                     .new_response_outparam(sender)
                     .map_err(|err| err.to_string())?;
-                let invocation = Invocation::Http02 {
-                    pre: pre.clone(),
-                    request,
-                    outparam,
+                let invocation = Invocation {
+                    pre: ProxyPre::P2(pre.clone()),
+                    request: Prepared::Http02 { request, outparam },
                 };
                 Ok((invocation, Answer::Http02(receiver)))
             }
-            Handler::Http03(pre) => {
+            ProxyPre::P3(pre) => {
                 let (head, receiver) = oneshot::channel();
                 let (request, io) = p3::Request::from_http(store.data_mut().http().hooks, request);
-                let invocation = Invocation::Http03 {
-                    pre: pre.clone(),
-                    request,
-                    io: Box::pin(io),
-                    head,
+                let invocation = Invocation {
+                    pre: ProxyPre::P3(pre.clone()),
+                    request: Prepared::Http03 {
+                        request,
+                        io: Box::pin(io),
+                        head,
+                    },
                 };
                 Ok((invocation, Answer::Http03(receiver)))
             }
@@ -116,27 +119,16 @@ impl Invocation {
         metrics: &ComponentMetrics,
     ) -> wasmtime::Result<()> {
         let started = Instant::now();
-        match self {
-            Invocation::Http02 {
-                pre,
-                request,
-                outparam,
-            } => {
-                let proxy = pre.instantiate_async(&mut *store).await?;
-                metrics.instantiated(started.elapsed());
+        let proxy = self.pre.instantiate_async(&mut *store).await?;
+        metrics.instantiated(started.elapsed());
+        match (proxy, self.request) {
+            (Proxy::P2(proxy), Prepared::Http02 { request, outparam }) => {
                 proxy
                     .wasi_http_incoming_handler()
                     .call_handle(&mut *store, request, outparam)
                     .await
             }
-            Invocation::Http03 {
-                pre,
-                request,
-                io,
-                head,
-            } => {
-                let service = pre.instantiate_async(&mut *store).await?;
-                metrics.instantiated(started.elapsed());
+            (Proxy::P3(service), Prepared::Http03 { request, io, head }) => {
                 store
                     .run_concurrent(async move |accessor| -> wasmtime::Result<()> {
                         match service.handle(accessor, request).await? {
@@ -156,6 +148,10 @@ impl Invocation {
                     })
                     .await?
             }
+            // (A request is made for its handler's world.)
+            _ => Err(wasmtime::format_err!(
+                "a request was made for another world than its handler's"
+            )),
         }
     }
 }
