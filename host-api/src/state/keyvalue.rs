@@ -13,6 +13,17 @@ use crate::kv::{
     Backend, BackendError, MAX_BATCH, MAX_BATCH_BYTES, MAX_KEY_BYTES, MAX_VALUE_BYTES,
 };
 
+/// The value of `$result`, or, if it is the guest's error, that error as
+/// the call's result.
+macro_rules! guest_try {
+    ($result:expr) => {
+        match $result {
+            Ok(value) => value,
+            Err(err) => return Ok(Err(err)),
+        }
+    };
+}
+
 impl Cas {
     /// The bytes it holds, charged to the request's budget.
     fn held(&self) -> usize {
@@ -26,12 +37,19 @@ const SHOWN_NAME_CAP: usize = 128;
 type KvResult<T> = wasmtime::Result<Result<T, store::Error>>;
 
 impl StateView<'_> {
-    fn backend(&self) -> Result<&Arc<dyn Backend>, store::Error> {
+    /// The stores' backend; the guest's error if there is none.
+    fn backend(&self) -> Result<Arc<dyn Backend>, store::Error> {
         self.ctx
             .component
             .backend
-            .as_ref()
+            .clone()
             .ok_or_else(|| store::Error::Other("no key-value backend is configured".into()))
+    }
+
+    /// The backend's `answer` for `store`, as the guest gets it: a
+    /// failure is logged for the operator and given as `other`.
+    fn answer<T>(&mut self, store: &str, answer: Result<T, BackendError>) -> KvResult<T> {
+        Ok(answer.map_err(|err| self.failed(store, err)))
     }
 
     fn bucket(&self, bucket: &Resource<Bucket>) -> wasmtime::Result<String> {
@@ -95,15 +113,6 @@ fn batch_too_big() -> store::Error {
     ))
 }
 
-/// Evaluates to the error as the guest's result if `$check` fails.
-macro_rules! guest_try {
-    ($check:expr) => {
-        if let Err(err) = $check {
-            return Ok(Err(err));
-        }
-    };
-}
-
 impl store::Host for StateView<'_> {
     async fn open(&mut self, identifier: String) -> KvResult<Resource<Bucket>> {
         if !self.ctx.component.stores.contains(&identifier) {
@@ -122,55 +131,34 @@ impl store::HostBucket for StateView<'_> {
     async fn get(&mut self, bucket: Resource<Bucket>, key: String) -> KvResult<Option<Vec<u8>>> {
         let store = self.bucket(&bucket)?;
         guest_try!(check_key(&key));
-        let backend = self.backend().map(Arc::clone);
-        let backend = match backend {
-            Ok(backend) => backend,
-            Err(err) => return Ok(Err(err)),
-        };
-        Ok(backend
-            .get(&store, &key)
-            .await
-            .map_err(|err| self.failed(&store, err)))
+        let backend = guest_try!(self.backend());
+        let answer = backend.get(&store, &key).await;
+        self.answer(&store, answer)
     }
 
     async fn set(&mut self, bucket: Resource<Bucket>, key: String, value: Vec<u8>) -> KvResult<()> {
         let store = self.bucket(&bucket)?;
         guest_try!(check_key(&key));
         guest_try!(check_value(&value));
-        let backend = match self.backend().map(Arc::clone) {
-            Ok(backend) => backend,
-            Err(err) => return Ok(Err(err)),
-        };
-        Ok(backend
-            .set(&store, &key, value)
-            .await
-            .map_err(|err| self.failed(&store, err)))
+        let backend = guest_try!(self.backend());
+        let answer = backend.set(&store, &key, value).await;
+        self.answer(&store, answer)
     }
 
     async fn delete(&mut self, bucket: Resource<Bucket>, key: String) -> KvResult<()> {
         let store = self.bucket(&bucket)?;
         guest_try!(check_key(&key));
-        let backend = match self.backend().map(Arc::clone) {
-            Ok(backend) => backend,
-            Err(err) => return Ok(Err(err)),
-        };
-        Ok(backend
-            .delete(&store, &key)
-            .await
-            .map_err(|err| self.failed(&store, err)))
+        let backend = guest_try!(self.backend());
+        let answer = backend.delete(&store, &key).await;
+        self.answer(&store, answer)
     }
 
     async fn exists(&mut self, bucket: Resource<Bucket>, key: String) -> KvResult<bool> {
         let store = self.bucket(&bucket)?;
         guest_try!(check_key(&key));
-        let backend = match self.backend().map(Arc::clone) {
-            Ok(backend) => backend,
-            Err(err) => return Ok(Err(err)),
-        };
-        Ok(backend
-            .exists(&store, &key)
-            .await
-            .map_err(|err| self.failed(&store, err)))
+        let backend = guest_try!(self.backend());
+        let answer = backend.exists(&store, &key).await;
+        self.answer(&store, answer)
     }
 
     async fn list_keys(
@@ -182,10 +170,7 @@ impl store::HostBucket for StateView<'_> {
         if let Some(cursor) = &cursor {
             guest_try!(check_key(cursor));
         }
-        let backend = match self.backend().map(Arc::clone) {
-            Ok(backend) => backend,
-            Err(err) => return Ok(Err(err)),
-        };
+        let backend = guest_try!(self.backend());
         // A cursor the backend never gave is the guest's mistake, not a
         // backend failure: no warning for the operator.
         if let Some(cursor) = &cursor {
@@ -216,14 +201,9 @@ impl atomics::Host for StateView<'_> {
     ) -> KvResult<i64> {
         let store = self.bucket(&bucket)?;
         guest_try!(check_key(&key));
-        let backend = match self.backend().map(Arc::clone) {
-            Ok(backend) => backend,
-            Err(err) => return Ok(Err(err)),
-        };
-        Ok(backend
-            .increment(&store, &key, delta)
-            .await
-            .map_err(|err| self.failed(&store, err)))
+        let backend = guest_try!(self.backend());
+        let answer = backend.increment(&store, &key, delta).await;
+        self.answer(&store, answer)
     }
 
     async fn swap(
@@ -241,7 +221,7 @@ impl atomics::Host for StateView<'_> {
         if let Err(err) = check_value(&value) {
             return Ok(Err(atomics::CasError::StoreError(err)));
         }
-        let backend = match self.backend().map(Arc::clone) {
+        let backend = match self.backend() {
             Ok(backend) => backend,
             Err(err) => return Ok(Err(atomics::CasError::StoreError(err))),
         };
@@ -268,10 +248,7 @@ impl atomics::HostCas for StateView<'_> {
     async fn new(&mut self, bucket: Resource<Bucket>, key: String) -> KvResult<Resource<Cas>> {
         let store = self.bucket(&bucket)?;
         guest_try!(check_key(&key));
-        let backend = match self.backend().map(Arc::clone) {
-            Ok(backend) => backend,
-            Err(err) => return Ok(Err(err)),
-        };
+        let backend = guest_try!(self.backend());
         let current = match backend.get(&store, &key).await {
             Ok(current) => current,
             Err(err) => return Ok(Err(self.failed(&store, err))),
@@ -305,10 +282,7 @@ impl batch::Host for StateView<'_> {
         for key in &keys {
             guest_try!(check_key(key));
         }
-        let backend = match self.backend().map(Arc::clone) {
-            Ok(backend) => backend,
-            Err(err) => return Ok(Err(err)),
-        };
+        let backend = guest_try!(self.backend());
         // The backend stops at the cap, which counts a key listed twice
         // twice, as the reply does.
         let values = match backend.get_many(&store, &keys, MAX_BATCH_BYTES).await {
@@ -345,14 +319,9 @@ impl batch::Host for StateView<'_> {
                 "set-many would write {total} bytes; the limit for one batch is {MAX_BATCH_BYTES}"
             ))));
         }
-        let backend = match self.backend().map(Arc::clone) {
-            Ok(backend) => backend,
-            Err(err) => return Ok(Err(err)),
-        };
-        Ok(backend
-            .set_many(&store, pairs)
-            .await
-            .map_err(|err| self.failed(&store, err)))
+        let backend = guest_try!(self.backend());
+        let answer = backend.set_many(&store, pairs).await;
+        self.answer(&store, answer)
     }
 
     async fn delete_many(&mut self, bucket: Resource<Bucket>, keys: Vec<String>) -> KvResult<()> {
@@ -361,13 +330,8 @@ impl batch::Host for StateView<'_> {
         for key in &keys {
             guest_try!(check_key(key));
         }
-        let backend = match self.backend().map(Arc::clone) {
-            Ok(backend) => backend,
-            Err(err) => return Ok(Err(err)),
-        };
-        Ok(backend
-            .delete_many(&store, &keys)
-            .await
-            .map_err(|err| self.failed(&store, err)))
+        let backend = guest_try!(self.backend());
+        let answer = backend.delete_many(&store, &keys).await;
+        self.answer(&store, answer)
     }
 }
