@@ -1,6 +1,6 @@
 //! The demo app built into the `mayfly` binary, served by `mayfly serve`
 //! when no app is given: the example guests from `guests/`, built by
-//! `mayfly-guests` and embedded.
+//! `mayfly-guests` and embedded (the `demo` cargo feature).
 
 use mayfly_guests::bytes;
 use mayfly_sandbox::Grants;

@@ -1,7 +1,12 @@
 //! The `mayfly` command line. Each subcommand lives in its own file under
 //! `commands/`; errors are printed once, here, with their whole chain.
+//!
+//! Two cargo features, both on by default, carry guests inside the binary:
+//! `demo` (the built-in demo app, `demo.rs`) and `compare` (`mayfly
+//! compare` and its workload). Without them the binary builds no guest.
 
 mod commands;
+#[cfg(feature = "demo")]
 mod demo;
 
 use std::process::ExitCode;

@@ -1,17 +1,17 @@
-//! Running a native executable as a child: its output read to the end on
-//! threads of its own, its memory sampled, a deadline kept, and a parent-death
-//! signal for the children that must not outlive this process.
+//! A native child process, whoever starts it (a runner, the cleanup
+//! registry, containerd, `mayfly serve`): its output read to the end on
+//! threads of its own, its memory sampled, a deadline kept, and a
+//! parent-death signal for the children that must not outlive this
+//! process.
+//!
+//! It imports nothing else of this crate, so that everything above can use
+//! it, [`cleanup`](crate::cleanup) included.
 
 use std::os::unix::process::CommandExt as _;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
-use nix::sys::wait::{Id, WaitPidFlag, WaitStatus, waitid};
 use nix::unistd::Pid;
-
-use super::cleanup::Making;
-use super::runner::Call;
 
 /// Reads a child's output to its end on a thread of its own, noting when
 /// the first byte came and when the output closed.
@@ -78,73 +78,11 @@ pub(crate) fn ended(killed: bool, status: std::process::ExitStatus, complaints: 
     }
 }
 
-/// Runs a native executable as a child process and waits for it, killing
-/// it at the deadline. The child is registered for cleaning up under
-/// `making`, which is let go once it is.
-pub(crate) fn run_child(
-    mut command: Command,
-    deadline: Duration,
-    making: Making,
-) -> anyhow::Result<Call> {
-    let started = Instant::now();
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("cannot start the workload")?;
-    let registered = making.process(child.id());
-    drop(making);
-    // `spawn` returns once the child has exec'd (or failed to).
-    let create = started.elapsed();
-    let stderr = OutputReader::start(child.stderr.take().context("no stderr pipe")?);
-    let stdout = OutputReader::start(child.stdout.take().context("no stdout pipe")?);
-    let pid = Pid::from_raw(i32::try_from(child.id())?);
-    let mut killed = false;
-    let mut rss_kib = 0;
-    let status = loop {
-        rss_kib = rss_kib.max(tree_rss_kib(child.id()));
-        // Seen to have ended, but not reaped: its pid stays ours until it
-        // is forgotten by the cleanup registry.
-        let ended = waitid(
-            Id::Pid(pid),
-            WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT,
-        )?;
-        if ended != WaitStatus::StillAlive {
-            registered.forget();
-            break child.wait()?;
-        }
-        if started.elapsed() >= deadline {
-            let _ = child.kill();
-            killed = true;
-            registered.forget();
-            break child.wait()?;
-        }
-        std::thread::sleep(Duration::from_micros(50));
-    };
-    let reaped = Instant::now();
-    let (stdout, first, closed) = stdout.finish();
-    let (complaints, ..) = stderr.finish();
-    // The output closes when the workload exits; from there to the reaped
-    // process is its teardown (for namespaces: releasing them).
-    let closed = closed.min(reaped);
-    Ok(Call {
-        stdout,
-        ended: ended(killed, status, &complaints),
-        create,
-        start: Duration::ZERO,
-        first_byte: first.map_or(Duration::ZERO, |at| at.saturating_duration_since(started)),
-        run: closed.saturating_duration_since(started + create),
-        teardown: reaped - closed,
-        rss_kib,
-    })
-}
-
 /// Has `command`'s process killed (SIGKILL) when the thread that starts it
 /// ends, so that it cannot outlive this process, even one killed with
 /// SIGKILL. That thread must outlive the child (as one that waits for it
 /// does).
-pub fn die_with_parent(command: &mut Command) -> &mut Command {
+pub(crate) fn die_with_parent(command: &mut Command) -> &mut Command {
     let parent = nix::unistd::getpid();
     // SAFETY: only system calls run in the child, nothing that allocates.
     unsafe { command.pre_exec(move || parent_death_signal(parent)) }

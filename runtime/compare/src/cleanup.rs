@@ -1,10 +1,10 @@
-//! Everything the runners have made and not yet torn down: child
-//! processes, runc containers, private containerds, cgroups and
-//! directories.
+//! Everything the runners and the rest of a comparison have made and not
+//! yet torn down: child processes (`mayfly serve` among them), runc
+//! containers, private containerds, cgroups and directories.
 //!
-//! Each is registered while it is made and forgotten once its runner has
+//! Each is registered while it is made and forgotten once its owner has
 //! torn it down. Whatever is still registered is undone here: by its guard
-//! when the runner never got to tear it down (an error or a panic on the
+//! when the owner never got to tear it down (an error or a panic on the
 //! way), and all at once by [`clean_up_everything`] when the command is
 //! stopped (a signal) or ends.
 
@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use super::child::finish_within;
+use crate::child::finish_within;
 
 /// Closed (`true`) once cleaning up has begun. Whoever makes something holds
 /// it shared until the thing is registered, so cleaning up, which takes it

@@ -19,8 +19,7 @@
 //! [`prerequisites`] says why it cannot run here, if it cannot: that is a
 //! skip, not an error.
 
-use std::io::{Read as _, Write as _};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::time::{Duration, Instant};
@@ -29,9 +28,10 @@ use anyhow::{Context as _, bail};
 use mayfly_oci::Reference;
 use serde::Serialize;
 
+use crate::child::OutputReader;
 use crate::containerd::{self, Containerd, MAYFLY_RUNTIME, MAYFLY_SHIM, RUNC_RUNTIME, TaskSpec};
+use crate::load;
 use crate::native_image;
-use crate::runners::child::OutputReader;
 
 /// The request timed.
 pub const PATH: &str = "/trivial";
@@ -39,7 +39,7 @@ pub const PATH: &str = "/trivial";
 const ANSWER: &str = "ok";
 /// How long a task may take to answer before the run fails.
 const ANSWER_LIMIT: Duration = Duration::from_secs(120);
-/// How long one request may take once connected.
+/// How long one request may take, connecting included.
 const REQUEST_LIMIT: Duration = Duration::from_secs(10);
 /// How long `ctr run` may take to end once its task is killed.
 const STOP_LIMIT: Duration = Duration::from_secs(60);
@@ -217,6 +217,9 @@ pub fn measure(
 
     let setup = Setup {
         containerd: &containerd,
+        client: tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?,
         mayfly_image: mayfly_image.to_string(),
         runc_image: runc_image.to_string(),
         cache,
@@ -302,6 +305,8 @@ fn mayfly_image(dir: &Path, component: &[u8], tarball: &Path) -> anyhow::Result<
 
 struct Setup<'a> {
     containerd: &'a Containerd,
+    /// Where the requests of [`first_answer`] run: made once, not timed.
+    client: tokio::runtime::Runtime,
     mayfly_image: String,
     runc_image: String,
     cache: PathBuf,
@@ -331,7 +336,7 @@ impl Setup<'_> {
         let mut ctr_run = self.containerd.run_foreground(&task)?;
         let stdout = OutputReader::start(ctr_run.stdout.take().context("no stdout pipe")?);
         let stderr = OutputReader::start(ctr_run.stderr.take().context("no stderr pipe")?);
-        let answered = first_answer(&mut ctr_run, listen, started);
+        let answered = first_answer(&self.client, &mut ctr_run, listen, started);
         let took = started.elapsed();
         let stopped = self.stop(id, &mut ctr_run);
         let (said, ..) = stdout.finish();
@@ -367,13 +372,24 @@ impl Setup<'_> {
 }
 
 /// Waits for the first `200` with the expected answer from `addr`, while
-/// `ctr_run` runs.
-fn first_answer(ctr_run: &mut Child, addr: SocketAddr, started: Instant) -> anyhow::Result<()> {
+/// `ctr_run` runs, each try a `GET` over a new connection with the load
+/// generator's client (on `client`).
+fn first_answer(
+    client: &tokio::runtime::Runtime,
+    ctr_run: &mut Child,
+    addr: SocketAddr,
+    started: Instant,
+) -> anyhow::Result<()> {
     loop {
-        let last = match get(addr, PATH) {
-            Ok((200, body)) if body.trim() == ANSWER => return Ok(()),
-            Ok((status, body)) => format!("{status}: {}", body.trim()),
-            Err(err) => err.to_string(),
+        let last = match load::get_once(client, addr, PATH, REQUEST_LIMIT) {
+            Ok((status, body)) => {
+                let body = String::from_utf8_lossy(&body);
+                if status == http::StatusCode::OK && body.trim() == ANSWER {
+                    return Ok(());
+                }
+                format!("{}: {}", status.as_u16(), body.trim())
+            }
+            Err(err) => format!("{err:#}"),
         };
         if let Some(status) = ctr_run.try_wait()? {
             bail!("the task ended ({status}) before it answered; last try: {last}");
@@ -383,54 +399,6 @@ fn first_answer(ctr_run: &mut Child, addr: SocketAddr, started: Instant) -> anyh
         }
         std::thread::sleep(POLL);
     }
-}
-
-/// `GET path` over a new connection: the status and the body.
-fn get(addr: SocketAddr, path: &str) -> std::io::Result<(u16, String)> {
-    let mut stream = TcpStream::connect(addr)?;
-    stream.set_read_timeout(Some(REQUEST_LIMIT))?;
-    stream.set_nodelay(true)?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n"
-    )?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response)?;
-    let response = String::from_utf8_lossy(&response);
-    let bad = || std::io::Error::other(format!("not an HTTP response: {response:.200}"));
-    let (head, body) = response.split_once("\r\n\r\n").ok_or_else(bad)?;
-    let status = head
-        .split(' ')
-        .nth(1)
-        .and_then(|status| status.parse().ok())
-        .ok_or_else(bad)?;
-    let chunked = head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked");
-    Ok((
-        status,
-        if chunked {
-            dechunk(body)
-        } else {
-            body.to_string()
-        },
-    ))
-}
-
-/// A chunked body's data.
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
-        if size == 0 || rest.len() < size {
-            break;
-        }
-        out.push_str(&rest[..size]);
-        body = rest[size..].trim_start_matches("\r\n");
-    }
-    out
 }
 
 /// A loopback address with a port nobody listens on (for now).
@@ -449,7 +417,7 @@ fn median(sorted: &[f64]) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use super::{dechunk, find_shim, median};
+    use super::{find_shim, median};
 
     #[test]
     fn the_median_of_an_even_count_is_between_the_middle_two() {
@@ -457,12 +425,6 @@ mod tests {
         assert_eq!(median(&[3.0]), 3.0);
         assert_eq!(median(&[1.0, 2.0, 9.0]), 2.0);
         assert_eq!(median(&[1.0, 2.0, 4.0, 9.0]), 3.0);
-    }
-
-    #[test]
-    fn a_chunked_body_is_put_together() {
-        assert_eq!(dechunk("3\r\nok\n\r\n0\r\n\r\n"), "ok\n");
-        assert_eq!(dechunk("2\r\nok\r\n1\r\n\n\r\n0\r\n\r\n"), "ok\n");
     }
 
     #[test]

@@ -30,7 +30,7 @@
 //! any shim of its that is still running, unmounts whatever is still
 //! mounted under its directory, removes the directory and the namespaces'
 //! (empty) cgroups. The same teardown is registered with
-//! [`runners::cleanup`](crate::runners::cleanup), so that a `mayfly
+//! [`cleanup`](crate::cleanup), so that a `mayfly
 //! compare` stopped by a signal stops its containerd too.
 //!
 //! It needs root, and `containerd` and `ctr` on `PATH` ([`missing`] says
@@ -46,8 +46,8 @@ use anyhow::{Context as _, bail};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
-use crate::runners::child::OutputReader;
-use crate::runners::cleanup::{Registered, making};
+use crate::child::OutputReader;
+use crate::cleanup::{Registered, making};
 
 /// The runtime containerd maps to [`MAYFLY_SHIM`].
 pub const MAYFLY_RUNTIME: &str = "io.containerd.mayfly.v1";

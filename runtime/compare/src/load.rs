@@ -1,31 +1,23 @@
-//! The HTTP variant of `mayfly compare`: the same request served by
-//! `mayfly serve` (a fresh component instance per request) and by a small
-//! CGI-style host that starts a fresh isolate (process, namespaces or OCI
-//! container) per request, both driven by the same built-in load generator
-//! over keep-alive connections on loopback. The CGI host answers only the
-//! harness: every request must carry its random [`Token`].
+//! The load generator of `mayfly compare`'s HTTP variant, and the one HTTP
+//! client of this crate: keep-alive HTTP/1.1 connections on loopback, each
+//! sending `GET`s one after another, as fast as they are answered, and
+//! every answer checked. The same client times the cold start's first
+//! answer ([`crate::cold_start`]).
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use bytes::Bytes;
-use http::{Request, Response, StatusCode};
-use http_body_util::{BodyExt as _, Empty, Full};
-use hyper::body::Incoming;
+use http::{Request, StatusCode};
+use http_body_util::{BodyExt as _, Empty};
+use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
-use tokio::sync::{Semaphore, oneshot};
 
 use crate::mode::Mode;
-use crate::runners::Runner;
 use crate::stats::{Latency, count, micros};
 use crate::token::Token;
-
-/// How long one call may run inside the CGI host before it is stopped.
-const CGI_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Throughput and latency of one server at one number of connections.
 #[derive(Debug, Clone, Serialize)]
@@ -51,172 +43,6 @@ pub struct HttpStats {
     pub errors: usize,
     /// How the first failed request ended, if any.
     pub first_failure: Option<String>,
-}
-
-/// A CGI-style HTTP host: every request runs the workload once in a fresh
-/// isolate from `runner` and answers with what it printed. `GET /trivial`
-/// runs `trivial`; `GET /json/N` runs `json N`. A request without the
-/// host's token (`Authorization: Bearer TOKEN`) gets `403` and runs
-/// nothing: any local process can reach a loopback port. Stopped on drop.
-pub struct CgiHost {
-    addr: SocketAddr,
-    token: Token,
-    stop: Option<oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl CgiHost {
-    /// Starts the host on a free loopback port, with `workers` event-loop
-    /// threads and at most `in_flight` isolates at once.
-    pub fn start(
-        runner: Arc<dyn Runner>,
-        workers: usize,
-        in_flight: usize,
-    ) -> anyhow::Result<Self> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(workers.max(1))
-            .enable_all()
-            .build()?;
-        let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
-        let addr = listener.local_addr()?;
-        let token = Token::random().context("cannot make the CGI host's token")?;
-        let (stop, stopped) = oneshot::channel();
-        let permits = Arc::new(Semaphore::new(in_flight.max(1)));
-        let accepted = token.clone();
-        let thread = std::thread::Builder::new()
-            .name("cgi-host".into())
-            .spawn(move || {
-                runtime.block_on(async move {
-                    tokio::select! {
-                        _ = stopped => {}
-                        () = accept(listener, runner, permits, accepted) => {}
-                    }
-                });
-                // Connections still open are dropped with the runtime.
-                runtime.shutdown_background();
-            })?;
-        Ok(Self {
-            addr,
-            token,
-            stop: Some(stop),
-            thread: Some(thread),
-        })
-    }
-
-    /// Where it listens.
-    pub fn addr(&self) -> SocketAddr {
-        self.addr
-    }
-
-    /// The token every request must carry.
-    pub fn token(&self) -> &Token {
-        &self.token
-    }
-}
-
-impl Drop for CgiHost {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-async fn accept(
-    listener: tokio::net::TcpListener,
-    runner: Arc<dyn Runner>,
-    permits: Arc<Semaphore>,
-    token: Token,
-) {
-    let token = Arc::new(token);
-    loop {
-        let stream = mayfly_serve::server::accept_or_back_off(&listener, "cgi host").await;
-        let _ = stream.set_nodelay(true);
-        let runner = runner.clone();
-        let permits = permits.clone();
-        let token = token.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |request: Request<Incoming>| {
-                let runner = runner.clone();
-                let permits = permits.clone();
-                let allowed = token.is_in(request.headers());
-                async move {
-                    Ok::<_, Infallible>(if allowed {
-                        cgi(request.uri().path(), runner, permits).await
-                    } else {
-                        refuse()
-                    })
-                }
-            });
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
-}
-
-/// The workload's arguments for a request path, as the HTTP guest reads it.
-pub fn workload_args(path: &str) -> Option<Vec<String>> {
-    match path.strip_prefix('/')?.split_once('/') {
-        None if path == "/trivial" => Some(vec!["trivial".into()]),
-        Some(("json", records)) if records.parse::<u32>().is_ok() => {
-            Some(vec!["json".into(), records.into()])
-        }
-        _ => None,
-    }
-}
-
-/// A plain-text answer.
-fn text(status: StatusCode, body: String) -> Response<Full<Bytes>> {
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    response
-}
-
-/// The answer to a request without the token: it runs nothing.
-fn refuse() -> Response<Full<Bytes>> {
-    text(
-        StatusCode::FORBIDDEN,
-        "this host serves only the `mayfly compare` that started it\n".into(),
-    )
-}
-
-async fn cgi(
-    path: &str,
-    runner: Arc<dyn Runner>,
-    permits: Arc<Semaphore>,
-) -> Response<Full<Bytes>> {
-    let Some(args) = workload_args(path) else {
-        return text(StatusCode::NOT_FOUND, "try /trivial or /json/N\n".into());
-    };
-    let Ok(permit) = permits.acquire_owned().await else {
-        return text(StatusCode::SERVICE_UNAVAILABLE, "stopping\n".into());
-    };
-    // The permit goes with the call: a client that hangs up does not free
-    // its place while its isolate still runs.
-    let call = tokio::task::spawn_blocking(move || {
-        let _permit = permit;
-        runner.call(&args, CGI_DEADLINE)
-    })
-    .await;
-    match call {
-        Ok(Ok(call)) if call.ended == "ok" => text(StatusCode::OK, call.stdout),
-        Ok(Ok(call)) => text(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("the workload ended: {}\n", call.ended),
-        ),
-        Ok(Err(err)) => text(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("cannot run the workload: {err:#}\n"),
-        ),
-        Err(_) => text(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "the call panicked\n".into(),
-        ),
-    }
 }
 
 /// A server for [`load`] to drive.
@@ -295,12 +121,12 @@ async fn connection(
     until: Instant,
 ) -> Vec<(Option<Duration>, Option<String>)> {
     let mut samples = Vec::new();
-    let mut sender = None;
+    let mut open = None;
     while Instant::now() < until {
         let begun = Instant::now();
-        if sender.is_none() {
-            match open(addr).await {
-                Ok(opened) => sender = Some(opened),
+        if open.is_none() {
+            match Connection::open(addr).await {
+                Ok(opened) => open = Some(opened),
                 Err(err) => {
                     samples.push((None, Some(format!("connect: {err}"))));
                     // Do not spin on a server that is gone.
@@ -309,23 +135,10 @@ async fn connection(
                 }
             }
         }
-        let Some(send) = sender.as_mut() else {
+        let Some(connection) = open.as_mut() else {
             continue;
         };
-        let mut request = Request::get(path).header(http::header::HOST, addr.to_string());
-        if let Some(authorization) = authorization {
-            request = request.header(http::header::AUTHORIZATION, authorization);
-        }
-        let request = request
-            .body(Empty::<Bytes>::new())
-            .expect("a GET with a valid path and token");
-        let outcome = async {
-            let response = send.send_request(request).await?;
-            let status = response.status();
-            let body = response.into_body().collect().await?.to_bytes();
-            anyhow::Ok((status, body))
-        }
-        .await;
+        let outcome = connection.get(path, authorization).await;
         let latency = begun.elapsed();
         samples.push(match outcome {
             Ok((StatusCode::OK, body)) if body.starts_with(expect.as_bytes()) => {
@@ -339,7 +152,7 @@ async fn connection(
                 )),
             ),
             Err(err) => {
-                sender = None;
+                open = None;
                 (None, Some(format!("{err:#}")))
             }
         });
@@ -347,85 +160,116 @@ async fn connection(
     samples
 }
 
-async fn open(
+/// A keep-alive HTTP/1.1 connection to a server, for `GET`s one after
+/// another: the one HTTP client of this crate.
+pub(crate) struct Connection {
     addr: SocketAddr,
-) -> anyhow::Result<hyper::client::conn::http1::SendRequest<Empty<Bytes>>> {
-    let stream = tokio::net::TcpStream::connect(addr).await?;
-    stream.set_nodelay(true)?;
-    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-    tokio::spawn(connection);
-    Ok(sender)
+    sender: SendRequest<Empty<Bytes>>,
+}
+
+impl Connection {
+    /// Connects to `addr`, with `TCP_NODELAY` (the requests are small, and
+    /// timed). A task on the current runtime drives the connection until
+    /// it is dropped.
+    pub(crate) async fn open(addr: SocketAddr) -> anyhow::Result<Self> {
+        let stream = tokio::net::TcpStream::connect(addr).await?;
+        stream.set_nodelay(true)?;
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(connection);
+        Ok(Self { addr, sender })
+    }
+
+    /// `GET path`, with `Authorization: authorization` if given: the
+    /// status and the whole body (de-chunked). After an error the
+    /// connection is of no more use: open another.
+    pub(crate) async fn get(
+        &mut self,
+        path: &str,
+        authorization: Option<&str>,
+    ) -> anyhow::Result<(StatusCode, Bytes)> {
+        let mut request = Request::get(path).header(http::header::HOST, self.addr.to_string());
+        if let Some(authorization) = authorization {
+            request = request.header(http::header::AUTHORIZATION, authorization);
+        }
+        let request = request
+            .body(Empty::<Bytes>::new())
+            .with_context(|| format!("cannot make a request for {path}"))?;
+        let response = self.sender.send_request(request).await?;
+        let status = response.status();
+        let body = response.into_body().collect().await?.to_bytes();
+        Ok((status, body))
+    }
+}
+
+/// `GET path` from `addr` over a new connection, run on `runtime` (for
+/// callers that are not async), within `limit`: the status and the whole
+/// body.
+pub(crate) fn get_once(
+    runtime: &tokio::runtime::Runtime,
+    addr: SocketAddr,
+    path: &str,
+    limit: Duration,
+) -> anyhow::Result<(StatusCode, Bytes)> {
+    runtime.block_on(async {
+        let answer = async { Connection::open(addr).await?.get(path, None).await };
+        tokio::time::timeout(limit, answer)
+            .await
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("no answer within {limit:?}")))
+    })
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::io::{Read as _, Write as _};
     use std::time::Duration;
 
-    use super::{CgiHost, Target, load, workload_args};
-    use crate::Mode;
-    use crate::runners::{Call, Runner};
-    use crate::token::Token;
+    use http::StatusCode;
 
-    /// Counts its calls, and answers each with `ok`.
-    #[derive(Default)]
-    struct Counting(AtomicUsize);
+    use super::get_once;
 
-    impl Runner for Counting {
-        fn call(&self, _: &[String], _: Duration) -> anyhow::Result<Call> {
-            self.0.fetch_add(1, Ordering::SeqCst);
-            Ok(Call {
-                stdout: "ok\n".into(),
-                ended: "ok".into(),
-                ..Call::default()
-            })
-        }
+    /// Answers one connection with `response`, after reading its request.
+    fn answer_once(response: &'static str) -> std::net::SocketAddr {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut request = Vec::new();
+            let mut buffer = [0; 1024];
+            while !request.ends_with(b"\r\n\r\n") {
+                let n = stream.read(&mut buffer).unwrap();
+                assert!(n > 0, "the request head ended early");
+                request.extend_from_slice(&buffer[..n]);
+            }
+            stream.write_all(response.as_bytes()).unwrap();
+        });
+        addr
+    }
+
+    fn runtime() -> tokio::runtime::Runtime {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
     }
 
     #[test]
-    fn the_cgi_host_runs_nothing_for_a_request_without_its_token() {
-        let runner = Arc::new(Counting::default());
-        let host = CgiHost::start(runner.clone(), 1, 1).unwrap();
-        let drive = |token: Option<&Token>| {
-            let target = Target {
-                mode: Mode::Process,
-                server: "cgi",
-                addr: host.addr(),
-                token,
-            };
-            load(&target, "/trivial", "ok", 1, Duration::from_millis(50)).unwrap()
-        };
-        // With its token, every request is served by a call.
-        let served = drive(Some(host.token()));
-        assert!(served.requests > 0, "{served:?}");
-        assert_eq!(served.errors, 0, "{served:?}");
-        assert_eq!(runner.0.load(Ordering::SeqCst), served.requests);
-        // Without it, or with another, every request is refused and no
-        // call is made.
-        let other = Token::random().unwrap();
-        for refused in [drive(None), drive(Some(&other))] {
-            assert!(refused.requests > 0, "{refused:?}");
-            assert_eq!(refused.errors, refused.requests, "{refused:?}");
-            let failure = refused.first_failure.unwrap_or_default();
-            assert!(
-                failure.starts_with("403 Forbidden: this host serves only"),
-                "{failure}"
-            );
-        }
-        assert_eq!(runner.0.load(Ordering::SeqCst), served.requests);
-    }
-
-    #[test]
-    fn paths_map_to_the_workload_arguments() {
-        assert_eq!(workload_args("/trivial"), Some(vec!["trivial".into()]));
-        assert_eq!(
-            workload_args("/json/1000"),
-            Some(vec!["json".into(), "1000".into()])
+    fn a_chunked_body_is_put_together() {
+        let addr = answer_once(
+            "HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n\
+             2\r\nok\r\n1\r\n\n\r\n0\r\n\r\n",
         );
-        assert_eq!(workload_args("/json/x"), None);
-        assert_eq!(workload_args("/json/-1"), None);
-        assert_eq!(workload_args("/probe"), None);
-        assert_eq!(workload_args("trivial"), None);
+        let (status, body) =
+            get_once(&runtime(), addr, "/trivial", Duration::from_secs(10)).unwrap();
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(body, "ok\n");
+    }
+
+    #[test]
+    fn a_server_that_does_not_answer_is_given_up_on() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let err = get_once(&runtime(), addr, "/trivial", Duration::from_millis(50)).unwrap_err();
+        assert_eq!(err.to_string(), "no answer within 50ms");
     }
 }

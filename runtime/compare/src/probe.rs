@@ -30,7 +30,7 @@ pub const CHECKS: &[&str] = &[
 /// the harness listens on, and a loop that must be stopped at `deadline`.
 pub fn probe(runner: &dyn Runner, deadline: Duration) -> anyhow::Result<Vec<(String, Cell)>> {
     let dir = tempfile::tempdir()?;
-    let _removed_if_stopped = crate::runners::cleanup::making()?.dir(dir.path());
+    let _removed_if_stopped = crate::cleanup::making()?.dir(dir.path());
     let secret = dir.path().join("secret.txt");
     std::fs::write(&secret, "the harness's secret")?;
     let listener = std::net::TcpListener::bind("127.0.0.1:0")?;

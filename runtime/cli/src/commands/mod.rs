@@ -1,8 +1,13 @@
-//! Subcommands and the flags they share.
+//! Subcommands and the flags they share. `compare` is a cargo feature
+//! (on by default); a build without it still knows the name, and says how
+//! to get the command (`not_built`).
 
 mod check;
+#[cfg(feature = "compare")]
 mod compare;
 mod compile;
+#[cfg(not(feature = "compare"))]
+mod not_built;
 mod oci;
 mod run;
 mod serve;
@@ -38,7 +43,11 @@ enum Command {
     Serve(serve::Serve),
     Run(run::Run),
     Check(check::Check),
+    #[cfg(feature = "compare")]
     Compare(compare::Compare),
+    #[cfg(not(feature = "compare"))]
+    #[command(hide = true)]
+    Compare(not_built::NotBuilt),
     Compile(compile::Compile),
     Oci(oci::Oci),
 }
@@ -53,7 +62,10 @@ impl Cli {
             Command::Serve(serve) => serve.execute().map(done),
             Command::Run(run) => run.execute(),
             Command::Check(check) => check.execute().map(done),
+            #[cfg(feature = "compare")]
             Command::Compare(compare) => compare.execute().map(done),
+            #[cfg(not(feature = "compare"))]
+            Command::Compare(absent) => absent.execute("compare", "compare").map(done),
             Command::Compile(compile) => compile.execute().map(done),
             Command::Oci(oci) => oci.execute().map(done),
         }

@@ -21,7 +21,12 @@ use super::shared::{self, CacheArgs, EngineArgs};
 #[derive(Args)]
 pub struct Serve {
     /// The app: a manifest (`app.toml`), or one component (`hello.wasm`) to
-    /// serve on every path. Without it, the built-in demo app is served.
+    /// serve on every path.
+    #[cfg_attr(feature = "demo", doc = "Without it, the built-in demo app is served.")]
+    #[cfg_attr(
+        not(feature = "demo"),
+        doc = "This build has no built-in demo app (the `demo` cargo feature)."
+    )]
     #[arg(value_name = "APP")]
     app: Option<PathBuf>,
 

@@ -77,6 +77,22 @@ impl CacheArgs {
 pub(super) fn app_spec(app: Option<&Path>) -> Result<AppSpec> {
     match app {
         Some(path) => AppSpec::from_path(path).context("cannot load the app"),
-        None => Ok(crate::demo::app()),
+        None => demo_app(),
     }
+}
+
+/// The built-in demo app.
+#[cfg(feature = "demo")]
+fn demo_app() -> Result<AppSpec> {
+    Ok(crate::demo::app())
+}
+
+/// No app was given, and this build has no demo app to serve instead.
+#[cfg(not(feature = "demo"))]
+fn demo_app() -> Result<AppSpec> {
+    anyhow::bail!(
+        "no app given, and this mayfly has no built-in demo app: it was built without the \
+         `demo` cargo feature (on by default). Name an app (`mayfly serve app.toml`, \
+         `mayfly serve hello.wasm`), or build with `--features demo`"
+    )
 }

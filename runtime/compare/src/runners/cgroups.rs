@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 
-use super::cleanup::{Making, Registered};
+use crate::cleanup::{Making, Registered};
 
 /// Where fresh memory cgroups can be made: a directory of ours under this
 /// process's own cgroup, in the unified (v2) hierarchy when it has the

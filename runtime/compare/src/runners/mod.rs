@@ -2,13 +2,10 @@
 //! isolate for every call.
 //!
 //! One file per runner ([`wasm`], [`process`], [`namespaces`], [`oci`]),
-//! with what the native ones share in [`child`], the memory cgroups of
-//! the namespaces runner in [`cgroups`], and what they have made and not
-//! yet torn down in [`cleanup`].
+//! with the memory cgroups of the namespaces runner in [`cgroups`]. The
+//! native runners register what they make with [`crate::cleanup`].
 
 pub mod cgroups;
-pub mod child;
-pub mod cleanup;
 pub mod namespaces;
 pub mod oci;
 pub mod process;

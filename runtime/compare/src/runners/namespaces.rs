@@ -16,9 +16,10 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 
 use super::cgroups::MemoryCgroups;
-use super::child::{parent_death_signal, run_child};
-use super::cleanup::{Registered, making};
+use super::process::run_child;
 use super::runner::{Call, Runner};
+use crate::child::parent_death_signal;
+use crate::cleanup::{Registered, making};
 
 /// A fresh set of Linux namespaces per call (user, pid, mount, network,
 /// ipc, uts), a read-only root file system holding only the executable

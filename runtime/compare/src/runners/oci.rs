@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 
-use super::child::{OutputReader, ended, finish_within, first_complaint, tree_rss_kib};
-use super::cleanup::{Registered, making};
 use super::runner::{Call, Runner};
+use crate::child::{OutputReader, ended, finish_within, first_complaint, tree_rss_kib};
+use crate::cleanup::{Registered, making};
 
 /// A real OCI runtime (runc) running a bundle generated here: the workload
 /// alone in a read-only root file system, fresh pid, network, ipc, uts and
