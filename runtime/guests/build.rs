@@ -4,7 +4,8 @@
 //! HTTP handler or a plugin) or a `src/main.rs` (a `wasi:cli` command) is a
 //! component. For each,
 //! this writes `$OUT_DIR/guests.rs`, which `src/lib.rs` includes: one path
-//! constant per guest, `ALL`, and the same guests' bytes in `bytes`.
+//! constant per guest, `ALL`, the same guests' bytes in `bytes`, and
+//! `foreach_guest!`, which the tests use to check that every guest has one.
 //!
 //! Only this crate builds guests, and only the crates that run them (the
 //! CLI, the tests, the benchmarks) depend on it: no library crate of Mayfly
@@ -110,6 +111,7 @@ fn main() {
         ));
     }
     consts.push_str("];\n");
+    consts.push_str(&foreach_guest(&names));
     consts.push_str(&format!(
         "/// The `workload` guest built as a static native executable.\npub const NATIVE_WORKLOAD: &str = {:?};\n",
         native.display().to_string()
@@ -125,6 +127,36 @@ fn main() {
         native.display().to_string()
     ));
     std::fs::write(out_dir.join("guests.rs"), consts).expect("write guests.rs");
+}
+
+/// `foreach_guest!($m)`: `$m!(KIND, NAME, CONST)` for every guest, in the
+/// style of wasmtime's `foreach_*!` test-program macros. `NAME` is the
+/// guest's name as an identifier, `CONST` its path constant, and `KIND` the
+/// test suite that runs it: `plugin` for the `plugin-*` guests (plugins of
+/// `wit/plugin`'s worlds, which `mayfly-plugin`'s tests load), `mayfly` for
+/// every other (served or run by the `mayfly` binary, in `tests/all`).
+fn foreach_guest(names: &[String]) -> String {
+    let mut calls = String::new();
+    for name in names {
+        let kind = if name.starts_with("plugin-") {
+            "plugin"
+        } else {
+            "mayfly"
+        };
+        let ident = name.replace('-', "_");
+        let upper = ident.to_uppercase();
+        calls.push_str(&format!("        $m!({kind}, {ident}, {upper});\n"));
+    }
+    format!(
+        "/// Calls `$m!(KIND, NAME, CONST)` for every guest: `KIND` is the test suite\n\
+         /// that must run it (`mayfly` for `tests/all`, `plugin` for `mayfly-plugin`'s\n\
+         /// tests), `NAME` its name as an identifier, `CONST` its path constant. A\n\
+         /// suite invokes it with a macro that names, for each guest of its kind, the\n\
+         /// test that runs it: a guest added to `guests/` without a test does not\n\
+         /// compile.\n\
+         #[macro_export]\n\
+         macro_rules! foreach_guest {{\n    ($m:ident) => {{\n{calls}    }};\n}}\n"
+    )
 }
 
 /// Builds the `workload` guest a second way: a static executable for this

@@ -2,13 +2,14 @@
 //! outbound connections (descriptors) and header maps (host memory). Each
 //! instance has its own share, all guests of a server share half its
 //! descriptor limit, and a guest over either is refused in the call that
-//! wanted more, while everything else keeps being served.
+//! wanted more, while everything else keeps being served. A guest of
+//! either world is held to the same budget.
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::Path;
 
 use crate::guests;
-use crate::harness::{Held, Server, get, write_file};
+use crate::harness::{Held, Server, for_both_worlds, get, write_file};
 
 /// `files` may open `data/f.txt` (as `/data/f.txt`), `calls` may call
 /// `upstream`, `hello` answers; `limits` goes into `[limits]`.
@@ -56,55 +57,35 @@ async fn hello_answers(server: &Server) {
     assert_eq!(reply.status, 200, "{}", reply.text());
 }
 
-#[tokio::test]
-async fn an_instance_holds_at_most_its_share_of_open_files() {
-    let dir = tempfile::tempdir().unwrap();
-    let upstream = TcpListener::bind("127.0.0.1:0").unwrap();
-    let manifest = app(
-        dir.path(),
-        upstream.local_addr().unwrap(),
-        "descriptors = 16",
-    );
-    let server = Server::start(&manifest);
+for_both_worlds! {
+    async fn an_instance_holds_at_most_its_share_of_open_files(world: World) {
+        let dir = tempfile::tempdir().unwrap();
+        let upstream = TcpListener::bind("127.0.0.1:0").unwrap();
+        let manifest = app_of(
+            dir.path(),
+            upstream.local_addr().unwrap(),
+            "descriptors = 16",
+            world.hostile(),
+        );
+        let server = Server::start(&manifest);
 
-    let mut held = Held::start(server.addr, "/files?attack=files&path=/data/f.txt").await;
-    let line = held.line().await;
-    // (Its granted directory holds one of the sixteen.)
-    assert!(line.starts_with("opened 15: "), "{line}");
-    server.wait_for_output("open refused: the instance holds 16 open files and connections");
-    // While it holds them, everything else is served, its own component
-    // included.
-    hello_answers(&server).await;
-    let mut other = Held::start(server.addr, "/files?attack=files&path=/data/f.txt").await;
-    assert!(other.line().await.starts_with("opened 15: "));
-    held.release().await;
-    other.release().await;
-    // What they held was given back: a new instance gets its whole share.
-    let mut again = Held::start(server.addr, "/files?attack=files&path=/data/f.txt").await;
-    assert!(again.line().await.starts_with("opened 15: "));
-    again.release().await;
-}
-
-#[tokio::test]
-async fn files_a_0_3_guest_opens_count_against_its_share() {
-    let dir = tempfile::tempdir().unwrap();
-    let upstream = TcpListener::bind("127.0.0.1:0").unwrap();
-    let manifest = app_of(
-        dir.path(),
-        upstream.local_addr().unwrap(),
-        "descriptors = 16",
-        guests::HOSTILE_P3,
-    );
-    let server = Server::start(&manifest);
-    let mut held = Held::start(server.addr, "/files?attack=files&path=/data/f.txt").await;
-    let line = held.line().await;
-    assert!(line.starts_with("opened 15: "), "{line}");
-    server.wait_for_output("open refused: the instance holds 16 open files and connections");
-    hello_answers(&server).await;
-    held.release().await;
-    let mut again = Held::start(server.addr, "/files?attack=files&path=/data/f.txt").await;
-    assert!(again.line().await.starts_with("opened 15: "));
-    again.release().await;
+        let mut held = Held::start(server.addr, "/files?attack=files&path=/data/f.txt").await;
+        let line = held.line().await;
+        // (Its granted directory holds one of the sixteen.)
+        assert!(line.starts_with("opened 15: "), "{line}");
+        server.wait_for_output("open refused: the instance holds 16 open files and connections");
+        // While it holds them, everything else is served, its own component
+        // included.
+        hello_answers(&server).await;
+        let mut other = Held::start(server.addr, "/files?attack=files&path=/data/f.txt").await;
+        assert!(other.line().await.starts_with("opened 15: "));
+        held.release().await;
+        other.release().await;
+        // What they held was given back: a new instance gets its whole share.
+        let mut again = Held::start(server.addr, "/files?attack=files&path=/data/f.txt").await;
+        assert!(again.line().await.starts_with("opened 15: "));
+        again.release().await;
+    }
 }
 
 #[tokio::test]
@@ -198,26 +179,27 @@ async fn outbound_connections_count_against_the_instance() {
     assert!(upstream.accept().is_err(), "a refused call still connected");
 }
 
-#[tokio::test]
-async fn header_maps_built_on_the_host_are_capped_per_instance() {
-    let dir = tempfile::tempdir().unwrap();
-    let upstream = TcpListener::bind("127.0.0.1:0").unwrap();
-    let manifest = app(dir.path(), upstream.local_addr().unwrap(), "");
-    let server = Server::start(&manifest);
-    // Each clone-and-change copies a 64 KiB map: without the cap, the
-    // resource table (1000 handles) would let it take 64 MiB.
-    let reply = get(server.addr, "/files?attack=fields").await;
-    assert_eq!(reply.status, 500, "{}", reply.text());
-    assert!(
-        reply
-            .text()
-            .contains("the instance reached its limit of 1048576 bytes of host memory"),
-        "{}",
-        reply.text()
-    );
-    hello_answers(&server).await;
-    let reply = get(server.addr, "/files?attack=none").await;
-    assert_eq!(reply.status, 200);
+for_both_worlds! {
+    async fn header_maps_built_on_the_host_are_capped_per_instance(world: World) {
+        let dir = tempfile::tempdir().unwrap();
+        let upstream = TcpListener::bind("127.0.0.1:0").unwrap();
+        let manifest = app_of(dir.path(), upstream.local_addr().unwrap(), "", world.hostile());
+        let server = Server::start(&manifest);
+        // Each clone-and-change copies a 64 KiB map: without the cap, the
+        // resource table (1000 handles) would let it take 64 MiB.
+        let reply = get(server.addr, "/files?attack=fields").await;
+        assert_eq!(reply.status, 500, "{}", reply.text());
+        assert!(
+            reply
+                .text()
+                .contains("the instance reached its limit of 1048576 bytes of host memory"),
+            "{}",
+            reply.text()
+        );
+        hello_answers(&server).await;
+        let reply = get(server.addr, "/files?attack=none").await;
+        assert_eq!(reply.status, 200);
+    }
 }
 
 #[tokio::test]

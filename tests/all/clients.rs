@@ -3,7 +3,8 @@
 //! Each is bounded (`--body-timeout`, `--write-timeout`,
 //! `--header-timeout`, `--max-connections`), counted in
 //! `mayfly_client_timeouts_total` and `mayfly_open_connections`, and the
-//! server keeps answering everyone else.
+//! server keeps answering everyone else, whichever world its components
+//! are of.
 
 use std::path::Path;
 use std::time::Duration;
@@ -12,11 +13,16 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::TcpStream;
 
 use crate::guests;
-use crate::harness::{PATIENCE, Server, get, write_file};
+use crate::harness::{PATIENCE, Server, World, for_both_worlds, get, write_file};
 
 /// `/echo` echoes (or counts) bodies, `/hostile` attacks, `/hello` answers,
 /// with the admin API on for metrics; `flags` go to `mayfly serve`.
 fn server(dir: &Path, flags: &[&str]) -> Server {
+    server_of(dir, World::P2, "", flags)
+}
+
+/// [`server`], with the guests of `world`, and `extra` more of the manifest.
+fn server_of(dir: &Path, world: World, extra: &str, flags: &[&str]) -> Server {
     let manifest = format!(
         r#"
 [component.echo]
@@ -35,10 +41,11 @@ component = "hostile"
 [[route]]
 path = "/hello"
 component = "hello"
+{extra}
 "#,
-        echo = guests::ECHO,
-        hostile = guests::HOSTILE,
-        hello = guests::HELLO,
+        echo = world.echo(),
+        hostile = world.hostile(),
+        hello = world.hello(),
     );
     let manifest = write_file(dir, "app.toml", manifest);
     let token = write_file(dir, "token", "a token of sixteen or more");
@@ -75,67 +82,130 @@ async fn read_to_close(stream: &mut TcpStream) -> String {
     String::from_utf8_lossy(&received).into_owned()
 }
 
-#[tokio::test]
-async fn a_body_that_stalls_gets_408_and_a_slow_steady_one_is_served() {
-    let dir = tempfile::tempdir().unwrap();
-    // Pauses of 200 ms against a 3 s timeout: room for a loaded machine.
-    let server = server(dir.path(), &["--body-timeout", "3s"]);
-    let head = |length: usize| {
-        format!(
-            "POST /echo?count HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\
-             content-length: {length}\r\n\r\n"
-        )
-    };
+for_both_worlds! {
+    async fn a_body_that_stalls_gets_408_and_a_slow_steady_one_is_served(world: World) {
+        let dir = tempfile::tempdir().unwrap();
+        // Pauses of 200 ms against a 3 s timeout: room for a loaded machine.
+        let server = server_of(dir.path(), world, "", &["--body-timeout", "3s"]);
+        let head = |length: usize| {
+            format!(
+                "POST /echo?count HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\
+                 content-length: {length}\r\n\r\n"
+            )
+        };
 
-    // Ten bytes of a hundred, then nothing.
-    let mut stalled = TcpStream::connect(server.addr).await.unwrap();
-    stalled.write_all(head(100).as_bytes()).await.unwrap();
-    stalled.write_all(&[b'x'; 10]).await.unwrap();
-    // Meanwhile, everyone else is served.
-    hello_answers(&server).await;
-    let answer = read_to_close(&mut stalled).await;
-    assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
-    assert!(
-        answer.ends_with("the request body paused for more than 3s\n"),
-        "{answer}"
-    );
-    server.wait_for_output("the client paused its request body for more than 3s");
-    server
-        .wait_metric("mayfly_client_timeouts_total{kind=\"body\"}", 1.0)
-        .await;
+        // Ten bytes of a hundred, then nothing.
+        let mut stalled = TcpStream::connect(server.addr).await.unwrap();
+        stalled.write_all(head(100).as_bytes()).await.unwrap();
+        stalled.write_all(&[b'x'; 10]).await.unwrap();
+        // Meanwhile, everyone else is served.
+        hello_answers(&server).await;
+        let answer = read_to_close(&mut stalled).await;
+        assert!(answer.starts_with("HTTP/1.1 408 "), "{answer}");
+        assert!(
+            answer.ends_with("the request body paused for more than 3s\n"),
+            "{answer}"
+        );
+        server.wait_for_output("the client paused its request body for more than 3s");
+        server
+            .wait_metric("mayfly_client_timeouts_total{kind=\"body\"}", 1.0)
+            .await;
 
-    // A body that keeps coming, a little at a time, is never cut off,
-    // however long it takes in all (here 4 s, past the 3 s timeout).
-    let mut steady = TcpStream::connect(server.addr).await.unwrap();
-    steady.write_all(head(20).as_bytes()).await.unwrap();
-    for _ in 0..20 {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        steady.write_all(b"y").await.unwrap();
+        // A body that keeps coming, a little at a time, is never cut off,
+        // however long it takes in all (here 4 s, past the 3 s timeout).
+        let mut steady = TcpStream::connect(server.addr).await.unwrap();
+        steady.write_all(head(20).as_bytes()).await.unwrap();
+        for _ in 0..20 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            steady.write_all(b"y").await.unwrap();
+        }
+        let answer = read_to_close(&mut steady).await;
+        assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+        // (Written at once by the guest: sent whole, with its length.)
+        assert!(answer.contains("\r\ncontent-length: 9\r\n"), "{answer}");
+        assert!(answer.ends_with("\r\n\r\n20 bytes\n"), "{answer}");
+
+        // A body echoed as it comes: each piece is back before the next is
+        // sent.
+        let mut dripped = TcpStream::connect(server.addr).await.unwrap();
+        dripped
+            .write_all(
+                b"POST /echo HTTP/1.1\r\nhost: x\r\nte: trailers\r\n\
+                  transfer-encoding: chunked\r\nconnection: close\r\n\r\n",
+            )
+            .await
+            .unwrap();
+        let mut received = Vec::new();
+        let mut buf = [0u8; 4096];
+        for piece in ('a'..='t').map(String::from) {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            dripped
+                .write_all(format!("1\r\n{piece}\r\n").as_bytes())
+                .await
+                .unwrap();
+            let echoed = format!("\r\n1\r\n{piece}\r\n");
+            while !String::from_utf8_lossy(&received).contains(&echoed) {
+                let n = tokio::time::timeout(PATIENCE, dripped.read(&mut buf))
+                    .await
+                    .unwrap_or_else(|_| panic!("`{piece}` was not echoed while the body went on"))
+                    .unwrap();
+                assert!(n > 0, "{}", String::from_utf8_lossy(&received));
+                received.extend_from_slice(&buf[..n]);
+            }
+        }
+        dripped.write_all(b"0\r\n\r\n").await.unwrap();
+        let answer = format!(
+            "{}{}",
+            String::from_utf8_lossy(&received),
+            read_to_close(&mut dripped).await
+        );
+        assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
+        // (A 0.3 body ends with trailers: echo-p3 sends its count.)
+        let end = match world {
+            World::P2 => "\r\n1\r\nt\r\n0\r\n\r\n",
+            World::P3 => "\r\n1\r\nt\r\n0\r\nx-echoed-bytes: 20\r\n\r\n",
+        };
+        assert!(answer.ends_with(end), "{answer}");
+        hello_answers(&server).await;
     }
-    let answer = read_to_close(&mut steady).await;
-    assert!(answer.starts_with("HTTP/1.1 200 "), "{answer}");
-    // (Written at once by the guest: sent whole, with its length.)
-    assert!(answer.contains("\r\ncontent-length: 9\r\n"), "{answer}");
-    assert!(answer.ends_with("\r\n\r\n20 bytes\n"), "{answer}");
-}
 
-#[tokio::test]
-async fn a_client_that_never_reads_is_cut_off() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = server(dir.path(), &["--write-timeout", "1s"]);
-    // The body never ends; the client reads none of it.
-    let mut deaf = TcpStream::connect(server.addr).await.unwrap();
-    deaf.write_all(b"GET /hostile?attack=endless-body HTTP/1.1\r\nhost: x\r\n\r\n")
-        .await
-        .unwrap();
-    server
-        .wait_metric("mayfly_client_timeouts_total{kind=\"write\"}", 1.0)
-        .await;
-    // The connection is closed: what was sent before it, then the end.
-    let received = read_to_close(&mut deaf).await;
-    assert!(received.starts_with("HTTP/1.1 200 "), "{}", &received[..64]);
-    server.wait_metric("mayfly_open_connections", 0.0).await;
-    hello_answers(&server).await;
+    async fn a_client_that_never_reads_is_cut_off(world: World) {
+        let dir = tempfile::tempdir().unwrap();
+        // A deadline far beyond the write timeout: only the latter can end
+        // the response.
+        let endless = format!(
+            r#"
+[component.endless]
+source = {hostile:?}
+[component.endless.limits]
+timeout = "5s"
+
+[[route]]
+path = "/endless"
+component = "endless"
+"#,
+            hostile = world.hostile(),
+        );
+        let server = server_of(dir.path(), world, &endless, &["--write-timeout", "1s"]);
+        // The body never ends; the client reads none of it.
+        let mut deaf = TcpStream::connect(server.addr).await.unwrap();
+        deaf.write_all(b"GET /endless?attack=endless-body HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .unwrap();
+        server
+            .wait_metric("mayfly_client_timeouts_total{kind=\"write\"}", 1.0)
+            .await;
+        // The connection is closed: what was sent before it, then the end.
+        let received = read_to_close(&mut deaf).await;
+        assert!(received.starts_with("HTTP/1.1 200 "), "{}", &received[..64]);
+        server.wait_metric("mayfly_open_connections", 0.0).await;
+        // The guest, left writing to nobody, is ended at its deadline.
+        server
+            .wait_metric("mayfly_instances_in_flight{component=\"endless\"}", 0.0)
+            .await;
+        server.wait_for_output("component `endless` request 1: request deadline of 5s exceeded");
+        hello_answers(&server).await;
+    }
 }
 
 #[tokio::test]

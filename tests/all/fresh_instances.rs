@@ -3,36 +3,70 @@
 
 use http::Request;
 
-use crate::guests;
-use crate::harness::{Client, Server, full, test_app};
+use crate::harness::{Client, Server, for_both_worlds, full, get, test_app, write_file};
 
 const FRESH: &str = "count=1 heap_items=1 pages_at_start=";
 
-#[tokio::test]
-async fn the_probe_never_sees_state_from_another_request() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&test_app(dir.path()));
-    let mut client = Client::connect(server.addr).await;
+for_both_worlds! {
+    /// The probe of `world` at `/probe`, its twin of the other world at
+    /// `/other/probe`: sequentially, with memory grown in between, and in
+    /// parallel, next to requests to the other world.
+    async fn the_probe_never_sees_state_from_another_request(world: World) {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = format!(
+            r#"
+[component.probe]
+source = {probe:?}
+[component.other]
+source = {other:?}
 
-    let first = client.get("/probe").await.text();
-    assert!(first.starts_with(FRESH), "{first}");
-    for i in 0..50 {
-        // Odd requests grow memory by 64 pages; the next one must still start
-        // with the original size.
-        let path = if i % 2 == 1 {
-            "/probe?grow=64"
-        } else {
-            "/probe"
-        };
-        let reply = client.get(path).await;
-        assert_eq!(reply.status, 200);
-        assert_eq!(
-            reply.text(),
-            first,
-            "request {i} saw state from an earlier one"
+[[route]]
+path = "/probe"
+component = "probe"
+[[route]]
+path = "/other/probe"
+component = "other"
+"#,
+            probe = world.probe(),
+            other = world.other().probe(),
         );
+        let server = Server::start(&write_file(dir.path(), "app.toml", manifest));
+        let mut client = Client::connect(server.addr).await;
+
+        let first = client.get("/probe").await.text();
+        assert!(first.starts_with(FRESH), "{first}");
+        for i in 0..50 {
+            // Odd requests grow memory by 64 pages; the next one must still
+            // start with the original size.
+            let path = if i % 2 == 1 {
+                "/probe?grow=64"
+            } else {
+                "/probe"
+            };
+            let reply = client.get(path).await;
+            assert_eq!(reply.status, 200);
+            assert_eq!(
+                reply.text(),
+                first,
+                "request {i} saw state from an earlier one"
+            );
+        }
+        // In parallel, next to the other world's requests.
+        let addr = server.addr;
+        let tasks: Vec<_> = (0..100)
+            .map(|i| {
+                tokio::spawn(async move {
+                    let path = if i % 2 == 0 { "/probe" } else { "/other/probe" };
+                    let reply = get(addr, path).await;
+                    assert_eq!(reply.status, 200);
+                    assert!(reply.text().starts_with(FRESH), "{}", reply.text());
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
     }
-    assert!(guests::PROBE.ends_with("probe.wasm"));
 }
 
 #[tokio::test]

@@ -50,7 +50,7 @@ component = "bare"
 }
 
 #[tokio::test]
-async fn granted_files_are_readable_and_everything_else_is_denied() {
+pub(crate) async fn granted_files_are_readable_and_everything_else_is_denied() {
     let dir = tempfile::tempdir().unwrap();
     let server = setup(dir.path());
     let ok = get(server.addr, "/caps?op=read&path=/public/hello.txt").await;
@@ -232,4 +232,70 @@ component = "caps"
         assert!(Instant::now() < deadline, "still granted the old directory");
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     }
+}
+
+/// A WASI 0.3 guest's grants, through the 0.3 interfaces (`hostile-p3`'s
+/// `env`, `escape` and `outbound` answer as `capabilities`' operations do).
+#[tokio::test]
+async fn a_0_3_guest_reaches_only_what_it_is_granted() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir(&data).unwrap();
+    std::fs::write(data.join("note.txt"), "granted text").unwrap();
+    std::fs::write(dir.path().join("secret.txt"), "outside").unwrap();
+    let manifest = format!(
+        r#"
+[component.bare]
+source = {hostile_p3:?}
+
+[component.granted]
+source = {hostile_p3:?}
+env = {{ GREETING = "hi there" }}
+files = [{{ host = {data:?}, guest = "/data" }}]
+
+[[route]]
+path = "/p3/bare"
+component = "bare"
+[[route]]
+path = "/p3/granted"
+component = "granted"
+"#,
+        hostile_p3 = guests::HOSTILE_P3,
+        data = data.display().to_string(),
+    );
+    let server = Server::start(&write_file(dir.path(), "app.toml", manifest));
+
+    // Ungranted: no variables, no directories, no outbound calls.
+    assert_eq!(get(server.addr, "/p3/bare?attack=env").await.text(), "");
+    let escape = get(server.addr, "/p3/bare?attack=escape").await.text();
+    assert!(escape.contains("no preopened directories"), "{escape}");
+    assert!(!escape.contains("ESCAPED"), "{escape}");
+    let outbound = get(
+        server.addr,
+        "/p3/bare?attack=outbound&url=http://example.com/",
+    )
+    .await;
+    assert_eq!(outbound.status, 403);
+    assert_eq!(outbound.text(), "denied: ErrorCode::HttpRequestDenied");
+    server.wait_for_output("outbound request to http://example.com/ denied");
+
+    // Granted: exactly the variable and the directory.
+    let env = get(server.addr, "/p3/granted?attack=env").await.text();
+    assert_eq!(env, "GREETING=hi there\n");
+    let read = get(server.addr, "/p3/granted?attack=escape&path=/data/note.txt")
+        .await
+        .text();
+    assert!(read.contains("granted text"), "{read}");
+    let escape = get(server.addr, "/p3/granted?attack=escape").await.text();
+    assert!(!escape.contains("ESCAPED"), "{escape}");
+    assert!(!escape.contains("outside"), "{escape}");
+    // Read-only by default.
+    let write = get(
+        server.addr,
+        "/p3/granted?attack=escape&path=/data/new.txt&write=1",
+    )
+    .await
+    .text();
+    assert!(write.contains("denied"), "{write}");
+    assert!(!data.join("new.txt").exists());
 }

@@ -5,7 +5,7 @@ use std::ffi::OsStr;
 use std::path::Path;
 
 use crate::guests;
-use crate::harness::{run_mayfly, write_file};
+use crate::harness::{World, for_both_worlds, run_mayfly, write_file};
 
 /// Runs `mayfly serve` on `app` and returns its stderr, asserting it failed.
 fn serve_fails(app: &Path) -> String {
@@ -141,18 +141,32 @@ fn a_component_without_the_http_handler_export_is_refused() {
     assert!(stderr.contains("it exports: run"), "{stderr}");
 }
 
-#[test]
-fn a_component_importing_something_the_host_lacks_is_refused_naming_the_import() {
-    let component = wat::parse_str(
-        r#"(component
-             (import "acme:billing/invoices@1.0.0" (instance (export "charge" (func))))
-             (instance $handler)
-             (export "wasi:http/incoming-handler@0.2.0" (instance $handler)))"#,
-    )
-    .unwrap();
-    let stderr = component_refused("needs-billing.wasm", component);
-    assert!(stderr.contains("it cannot be linked"), "{stderr}");
-    assert!(stderr.contains("acme:billing/invoices@1.0.0"), "{stderr}");
+for_both_worlds! {
+    /// Refused by `serve` and by `check`, naming the import, whichever
+    /// world's handler the component exports.
+    fn a_component_importing_something_the_host_lacks_is_refused_naming_the_import(world: World) {
+        let (import, handler) = match world {
+            World::P2 => ("acme:billing/invoices@1.0.0", "wasi:http/incoming-handler@0.2.0"),
+            World::P3 => ("acme:billing/invoices@0.3.0", "wasi:http/handler@0.3.0"),
+        };
+        let component = wat::parse_str(format!(
+            r#"(component
+                 (import "{import}" (instance (export "charge" (func))))
+                 (instance $handler)
+                 (export "{handler}" (instance $handler)))"#
+        ))
+        .unwrap();
+        let stderr = component_refused("needs-billing.wasm", &component);
+        assert!(stderr.contains("it cannot be linked"), "{stderr}");
+        assert!(stderr.contains(import), "{stderr}");
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = write_file(dir.path(), "needs-billing.wasm", component);
+        let printed = check_fails(&file);
+        assert!(printed.contains("component `needs-billing`"), "{printed}");
+        assert!(printed.contains("it cannot be linked"), "{printed}");
+        assert!(printed.contains(import), "{printed}");
+    }
 }
 
 #[test]

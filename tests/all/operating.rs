@@ -10,7 +10,9 @@ use std::time::{Duration, Instant};
 use http::Request;
 
 use crate::guests;
-use crate::harness::{Client, PATIENCE, Reply, Server, full, get, write_file};
+use crate::harness::{
+    Client, PATIENCE, Reply, Server, World, for_both_worlds, full, get, write_file,
+};
 
 const TOKEN: &str = "test-admin-token-0123456789";
 const V1: &str = "Hello from Mayfly!\n";
@@ -328,94 +330,108 @@ fn sample(scrape: &str, name: &str) -> f64 {
         .unwrap_or_else(|| panic!("no sample `{name}` in:\n{scrape}"))
 }
 
-#[tokio::test]
-async fn metrics_count_requests_traps_limits_and_instantiations() {
-    let dir = tempfile::tempdir().unwrap();
-    let (server, _) = start(dir.path(), &[]);
-    let scrape = || async { admin(&server, http::Method::GET, "/metrics", None, vec![]).await };
-    for _ in 0..5 {
-        assert_eq!(get(server.addr, "/").await.status, 200);
-    }
-    for _ in 0..2 {
-        assert_eq!(get(server.addr, "/trap/now").await.status, 500);
-    }
-    assert_eq!(get(server.addr, "/slow?ms=5000").await.status, 504);
-    assert_eq!(get(server.addr, "/nowhere/at/all").await.status, 404);
+/// `web` (hello) at `/` and `hostile` (limited to 1 s and 32 MiB) at
+/// `/hostile`, of `world`, and `other`, the other world's hello, at
+/// `/other`; with the admin API on.
+fn start_worlds(dir: &Path, world: World) -> Server {
+    let manifest = format!(
+        r#"
+[component.web]
+source = {web:?}
+[component.hostile]
+source = {hostile:?}
+[component.hostile.limits]
+timeout = "1s"
+memory = "32MiB"
+[component.other]
+source = {other:?}
 
-    let reply = scrape().await;
-    assert_eq!(
-        reply.header("content-type"),
-        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+[[route]]
+path = "/"
+component = "web"
+[[route]]
+path = "/hostile"
+component = "hostile"
+[[route]]
+path = "/other"
+component = "other"
+"#,
+        web = world.hello(),
+        hostile = world.hostile(),
+        other = world.other().hello(),
     );
-    let text = reply.text();
-    assert_eq!(
-        sample(
-            &text,
-            "mayfly_requests_total{component=\"web\",status=\"200\"}"
-        ),
-        5.0
-    );
-    assert_eq!(
-        sample(
-            &text,
-            "mayfly_requests_total{component=\"trap\",status=\"500\"}"
-        ),
-        2.0
-    );
-    assert_eq!(sample(&text, "mayfly_traps_total{component=\"trap\"}"), 2.0);
-    assert_eq!(
-        sample(
-            &text,
-            "mayfly_requests_total{component=\"slow\",status=\"504\"}"
-        ),
-        1.0
-    );
-    assert_eq!(
-        sample(
-            &text,
-            "mayfly_limit_hits_total{component=\"slow\",kind=\"deadline\"}"
-        ),
-        1.0
-    );
-    assert_eq!(sample(&text, "mayfly_unrouted_requests_total"), 1.0);
-    assert_eq!(
-        sample(
-            &text,
-            "mayfly_request_duration_seconds_count{component=\"web\"}"
-        ),
-        5.0
-    );
-    assert_eq!(
-        sample(
-            &text,
-            "mayfly_request_duration_seconds_bucket{le=\"+Inf\",component=\"web\"}"
-        ),
-        5.0
-    );
-    assert_eq!(
-        sample(
-            &text,
-            "mayfly_instantiation_duration_seconds_count{component=\"web\"}"
-        ),
-        5.0
-    );
-    assert_eq!(
-        sample(&text, "mayfly_instances_in_flight{component=\"web\"}"),
-        0.0
-    );
-    assert_eq!(sample(&text, "mayfly_queue_length{component=\"web\"}"), 0.0);
+    let app = write_file(dir, "app.toml", manifest);
+    let token = write_file(dir, "token", format!("{TOKEN}\n"));
+    Server::start_with(&[
+        app.to_str().unwrap(),
+        "--admin-listen",
+        "127.0.0.1:0",
+        "--admin-token-file",
+        token.to_str().unwrap(),
+    ])
+}
 
-    // The counters move on, and carry across a new version.
-    deploy(&server, "web", std::fs::read(guests::PROBE).unwrap()).await;
-    get(server.addr, "/").await;
-    let text = scrape().await.text();
-    assert_eq!(
-        sample(
-            &text,
-            "mayfly_requests_total{component=\"web\",status=\"200\"}"
-        ),
-        6.0
-    );
+for_both_worlds! {
+    async fn metrics_count_requests_traps_limits_and_instantiations(world: World) {
+        let dir = tempfile::tempdir().unwrap();
+        let server = start_worlds(dir.path(), world);
+        let scrape = || async { admin(&server, http::Method::GET, "/metrics", None, vec![]).await };
+        for _ in 0..5 {
+            assert_eq!(get(server.addr, "/").await.status, 200);
+        }
+        for _ in 0..2 {
+            let reply = get(server.addr, "/hostile?attack=panic").await;
+            assert_eq!(reply.status, 500);
+        }
+        assert_eq!(get(server.addr, "/hostile?attack=memory").await.status, 500);
+        assert_eq!(get(server.addr, "/hostile?attack=sleep").await.status, 504);
+        assert_eq!(get(server.addr, "/nowhere/at/all").await.status, 404);
+
+        let reply = scrape().await;
+        assert_eq!(
+            reply.header("content-type"),
+            "application/openmetrics-text; version=1.0.0; charset=utf-8"
+        );
+        let text = reply.text();
+        for (name, value) in [
+            ("mayfly_requests_total{component=\"web\",status=\"200\"}", 5.0),
+            ("mayfly_requests_total{component=\"hostile\",status=\"500\"}", 3.0),
+            ("mayfly_requests_total{component=\"hostile\",status=\"504\"}", 1.0),
+            ("mayfly_traps_total{component=\"hostile\"}", 3.0),
+            ("mayfly_limit_hits_total{component=\"hostile\",kind=\"memory\"}", 1.0),
+            ("mayfly_limit_hits_total{component=\"hostile\",kind=\"deadline\"}", 1.0),
+            ("mayfly_unrouted_requests_total", 1.0),
+            ("mayfly_request_duration_seconds_count{component=\"web\"}", 5.0),
+            (
+                "mayfly_request_duration_seconds_bucket{le=\"+Inf\",component=\"web\"}",
+                5.0,
+            ),
+            ("mayfly_instantiation_duration_seconds_count{component=\"web\"}", 5.0),
+            ("mayfly_instantiation_duration_seconds_count{component=\"hostile\"}", 4.0),
+            ("mayfly_instances_in_flight{component=\"web\"}", 0.0),
+            ("mayfly_queue_length{component=\"web\"}", 0.0),
+            // The other world's component beside them: untouched.
+            ("mayfly_instantiation_duration_seconds_count{component=\"other\"}", 0.0),
+            ("mayfly_traps_total{component=\"other\"}", 0.0),
+        ] {
+            assert_eq!(sample(&text, name), value, "{name}");
+        }
+        server
+            .wait_metric("mayfly_instances_in_flight{component=\"hostile\"}", 0.0)
+            .await;
+
+        // The counters move on, and carry across a new version.
+        deploy(&server, "web", std::fs::read(world.probe()).unwrap()).await;
+        get(server.addr, "/").await;
+        let text = scrape().await.text();
+        assert_eq!(
+            sample(
+                &text,
+                "mayfly_requests_total{component=\"web\",status=\"200\"}"
+            ),
+            6.0
+        );
+    }
 }
 
 #[tokio::test]
@@ -586,68 +602,6 @@ fn the_admin_api_stays_on_loopback_and_needs_a_token() {
     ]);
     assert_eq!(code, Some(1));
     assert!(stderr.contains("at least 16 characters"), "{stderr}");
-}
-
-#[tokio::test]
-async fn logs_are_json_on_request_and_carry_the_request_id() {
-    let dir = tempfile::tempdir().unwrap();
-    let app = crate::harness::test_app(dir.path());
-    let server = Server::start_with(&[app.to_str().unwrap(), "--log-format", "json"]);
-    let mut client = Client::connect(server.addr).await;
-
-    // An id from upstream is kept, answered, and used in the log.
-    let request = Request::get("/trap/now")
-        .header("x-request-id", "lb-7f3a-0001")
-        .body(full(""))
-        .unwrap();
-    let reply = client.send(request).await.unwrap();
-    assert_eq!(reply.status, 500);
-    assert_eq!(reply.header("x-request-id"), "lb-7f3a-0001");
-    let output = server.wait_for_output("\"request_id\":\"lb-7f3a-0001\"");
-    let line = output
-        .lines()
-        .find(|line| line.contains("lb-7f3a-0001") && line.contains("trapped"))
-        .unwrap_or_else(|| panic!("no trap line in:\n{output}"));
-    let event: serde_json::Value = serde_json::from_str(line).unwrap();
-    assert_eq!(event["component"], "trap");
-    assert_eq!(event["level"], "WARN");
-    assert!(
-        event["message"].as_str().unwrap().starts_with("trapped: "),
-        "{event}"
-    );
-    // The guest's own stderr, as events of the same request (written when
-    // the instance is gone, after the trap's line).
-    let output = server.wait_for_output("panicking before the response on purpose");
-    let panic_line = output
-        .lines()
-        .find(|line| line.contains("panicking before the response on purpose"))
-        .unwrap();
-    let event: serde_json::Value = serde_json::from_str(panic_line).unwrap();
-    assert_eq!(event["stream"], "stderr");
-    assert_eq!(event["request_id"], "lb-7f3a-0001");
-
-    // Without one, the host makes one up, answers it, and shows it to the
-    // guest (echo returns the headers it saw).
-    let reply = client.get("/echo/x").await;
-    let id = reply.header("x-request-id").to_string();
-    assert!(!id.is_empty());
-    assert_eq!(reply.header("x-echo-header-x-request-id"), id);
-    let reply = client.get("/echo/x").await;
-    assert_ne!(reply.header("x-request-id"), id, "two requests, one id");
-
-    // An id with characters a log line should not carry is replaced, for
-    // the guest and in the answer.
-    let request = Request::get("/echo/x")
-        .header("x-request-id", "forged\tcomponent `other` request 1")
-        .body(full(""))
-        .unwrap();
-    let reply = client.send(request).await.unwrap();
-    let replaced = reply.header("x-request-id").to_string();
-    assert!(
-        !replaced.is_empty() && replaced.bytes().all(|b| b.is_ascii_digit()),
-        "{replaced:?}"
-    );
-    assert_eq!(reply.header("x-echo-header-x-request-id"), replaced);
 }
 
 #[tokio::test]

@@ -2,6 +2,7 @@
 //! instances requests queue, beyond the queue they get 503 at once, a client
 //! that gives up while queued leaves the queue, and the versions of a
 //! component share one gate, so a swap never doubles the instances running.
+//! A component of either world is admitted the same way.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -9,13 +10,18 @@ use std::path::Path;
 use tokio::io::AsyncWriteExt as _;
 
 use crate::guests;
-use crate::harness::{Client, Reply, Server, full, get, write_file};
+use crate::harness::{Client, Reply, Server, World, for_both_worlds, full, get, write_file};
 
 const TOKEN: &str = "queue-test-admin-token-0123";
 
 /// `slow` at `/slow`, one instance at a time and one request in its queue;
 /// the admin API on for `/metrics`.
 fn start(dir: &Path) -> Server {
+    start_of(dir, World::P2)
+}
+
+/// [`start`], with the `slow` guest of `world`.
+fn start_of(dir: &Path, world: World) -> Server {
     let manifest = format!(
         r#"
 [component.slow]
@@ -29,7 +35,7 @@ timeout = "50s"
 path = "/slow"
 component = "slow"
 "#,
-        slow = guests::SLOW,
+        slow = world.slow(),
     );
     let app = write_file(dir, "app.toml", manifest);
     let token = write_file(dir, "token", TOKEN);
@@ -142,30 +148,45 @@ async fn versions_of_a_component_share_its_instances_and_queue() {
     assert_eq!(held.await.unwrap().text(), "slept 8000 ms\n");
 }
 
-#[tokio::test]
-async fn beyond_the_instance_limit_requests_queue_then_get_503() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = start(dir.path());
-    // The first runs, the second waits in the queue...
-    let first = hold(&server, 6_000).await;
-    let addr = server.addr;
-    let second = tokio::spawn(async move { get(addr, "/slow?ms=10").await });
-    wait_gauge(&server, "mayfly_queue_length", 1.0).await;
-    // ...and the third finds the queue full, and is told so at once, not
-    // after the first has finished.
-    let third = get(server.addr, "/slow?ms=10").await;
-    assert!(
-        !first.is_finished(),
-        "the 503 waited for the running request"
-    );
-    assert_eq!(third.status, 503);
-    assert_eq!(third.header("retry-after"), "1");
-    assert_eq!(
-        third.text(),
-        "component `slow` is at its limit of 1 concurrent requests; retry shortly\n"
-    );
-    assert_eq!(first.await.unwrap().text(), "slept 6000 ms\n");
-    assert_eq!(second.await.unwrap().text(), "slept 10 ms\n");
+for_both_worlds! {
+    async fn beyond_the_instance_limit_requests_queue_then_get_503(world: World) {
+        let dir = tempfile::tempdir().unwrap();
+        let server = start_of(dir.path(), world);
+        // The first runs, the second waits in the queue...
+        let first = hold(&server, 6_000).await;
+        let addr = server.addr;
+        let second = tokio::spawn(async move { get(addr, "/slow?ms=10").await });
+        wait_gauge(&server, "mayfly_queue_length", 1.0).await;
+        // ...and the third finds the queue full, and is told so at once, not
+        // after the first has finished.
+        let third = get(server.addr, "/slow?ms=10").await;
+        assert!(
+            !first.is_finished(),
+            "the 503 waited for the running request"
+        );
+        assert_eq!(third.status, 503);
+        assert_eq!(third.header("retry-after"), "1");
+        assert_eq!(
+            third.text(),
+            "component `slow` is at its limit of 1 concurrent requests; retry shortly\n"
+        );
+        assert_eq!(first.await.unwrap().text(), "slept 6000 ms\n");
+        assert_eq!(second.await.unwrap().text(), "slept 10 ms\n");
+        wait_gauge(&server, "mayfly_queue_length", 0.0).await;
+        wait_gauge(&server, "mayfly_instances_in_flight", 0.0).await;
+        assert_eq!(
+            server
+                .metric("mayfly_limit_hits_total{component=\"slow\",kind=\"concurrency\"}")
+                .await,
+            1.0
+        );
+        assert_eq!(
+            server
+                .metric("mayfly_requests_total{component=\"slow\",status=\"503\"}")
+                .await,
+            1.0
+        );
+    }
 }
 
 /// A finished instance is torn down after its response is written, unless

@@ -1,5 +1,5 @@
-//! `mayfly run`: a `wasi:cli` command in a fresh instance, with grants as
-//! flags; the guest's exit status is mayfly's.
+//! `mayfly run`: a `wasi:cli` command (of WASI 0.2 or 0.3) in a fresh
+//! instance, with grants as flags; the guest's exit status is mayfly's.
 
 use std::ffi::OsStr;
 use std::io::{Read as _, Write as _};
@@ -10,13 +10,18 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use crate::guests;
-use crate::harness::{MAYFLY, run_mayfly, write_file};
+use crate::harness::{MAYFLY, World, for_both_worlds, run_mayfly, write_file};
 
 /// `mayfly run --no-cache FLAGS... CLI -- ARGS...`: (status, stdout, stderr).
 fn run(flags: &[&str], args: &[&str]) -> (i32, String, String) {
+    run_of(World::P2, flags, args)
+}
+
+/// [`run`], with the `cli` command of `world`.
+fn run_of(world: World, flags: &[&str], args: &[&str]) -> (i32, String, String) {
     let mut all: Vec<&OsStr> = vec![OsStr::new("run"), OsStr::new("--no-cache")];
     all.extend(flags.iter().map(OsStr::new));
-    all.push(OsStr::new(guests::CLI));
+    all.push(OsStr::new(world.cli()));
     all.push(OsStr::new("--"));
     all.extend(args.iter().map(OsStr::new));
     let output = run_mayfly(&all);
@@ -44,13 +49,78 @@ fn piped(flags: &[&str], op: &str) -> std::process::Output {
     child.wait_with_output().unwrap()
 }
 
-#[test]
-fn arguments_and_exit_status_pass_through() {
-    let (status, stdout, _) = run(&[], &["args", "one", "two words"]);
-    assert_eq!((status, stdout.as_str()), (0, "one\ntwo words\n"));
-    for code in ["0", "1", "7", "42"] {
-        let (status, _, _) = run(&[], &["exit", code]);
-        assert_eq!(status.to_string(), code);
+for_both_worlds! {
+    fn arguments_and_exit_status_pass_through(world: World) {
+        let (status, stdout, _) = run_of(world, &[], &["args", "one", "two words"]);
+        assert_eq!((status, stdout.as_str()), (0, "one\ntwo words\n"));
+        for code in ["0", "1", "7", "42"] {
+            let (status, _, _) = run_of(world, &[], &["exit", code]);
+            assert_eq!(status.to_string(), code);
+        }
+    }
+
+    fn only_granted_variables_are_visible(world: World) {
+        let (status, stdout, _) = run_of(world, &["--env", "GREETING=hi"], &["env", "GREETING"]);
+        assert_eq!((status, stdout.as_str()), (0, "hi\n"));
+        let (status, _, stderr) = run_of(world, &[], &["env", "HOME"]);
+        assert_eq!(status, 3);
+        assert_eq!(stderr, "HOME: environment variable not found\n");
+    }
+
+    fn directories_are_granted_read_only_or_read_write(world: World) {
+        let dir = tempfile::tempdir().unwrap();
+        write_file(dir.path(), "in.txt", "file contents");
+        // Read-only by default, as in a manifest; `:ro` says so out loud.
+        let ro = format!("{}::/data", dir.path().display());
+        let ro_said = format!("{}::/data:ro", dir.path().display());
+        let rw = format!("{}::/data:rw", dir.path().display());
+
+        let (status, stdout, _) = run_of(world, &["--dir", &ro], &["cat", "/data/in.txt"]);
+        assert_eq!((status, stdout.as_str()), (0, "file contents"));
+        let (status, _, stderr) = run_of(world, &["--dir", &ro], &["write", "/data/out.txt", "x"]);
+        assert_eq!(status, 4);
+        assert_eq!(
+            stderr,
+            "cannot write /data/out.txt: Operation not permitted (os error 63)\n"
+        );
+        assert!(!dir.path().join("out.txt").exists());
+        let (status, _, _) = run_of(world, &["--dir", &ro_said], &["write", "/data/out.txt", "x"]);
+        assert_eq!(status, 4);
+        assert!(!dir.path().join("out.txt").exists());
+
+        let (status, _, _) = run_of(world, &["--dir", &rw], &["write", "/data/out.txt", "x"]);
+        assert_eq!(status, 0);
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("out.txt")).unwrap(),
+            "x"
+        );
+
+        // Nothing else is there.
+        let (status, _, stderr) = run_of(world, &["--dir", &ro], &["cat", "/etc/passwd"]);
+        assert_eq!(status, 4);
+        assert_eq!(
+            stderr,
+            "cannot read /etc/passwd: No such file or directory (os error 44)\n"
+        );
+    }
+
+    fn limits_stop_the_command_with_their_own_status(world: World) {
+        let (status, _, stderr) = run_of(world, &["--timeout", "1s"], &["loop"]);
+        assert_eq!(status, 124);
+        assert_eq!(
+            stderr,
+            format!("mayfly: `{}` exceeded its deadline of 1s\n", world.cli_name())
+        );
+
+        let (status, _, stderr) = run_of(world, &["--fuel", "1000000"], &["loop"]);
+        assert_eq!(status, 134);
+        assert!(
+            stderr.starts_with(&format!(
+                "mayfly: `{}` trapped: wasm trap: all fuel consumed by WebAssembly",
+                world.cli_name()
+            )),
+            "{stderr}"
+        );
     }
 }
 
@@ -90,67 +160,6 @@ fn output_goes_to_the_terminal_or_the_log_and_stdin_is_opt_in() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains("mayfly: component `cli` request 1 stdout: 0 bytes on stdin"),
-        "{stderr}"
-    );
-}
-
-#[test]
-fn only_granted_variables_are_visible() {
-    let (status, stdout, _) = run(&["--env", "GREETING=hi"], &["env", "GREETING"]);
-    assert_eq!((status, stdout.as_str()), (0, "hi\n"));
-    let (status, _, stderr) = run(&[], &["env", "HOME"]);
-    assert_eq!(status, 3);
-    assert_eq!(stderr, "HOME: environment variable not found\n");
-}
-
-#[test]
-fn directories_are_granted_read_only_or_read_write() {
-    let dir = tempfile::tempdir().unwrap();
-    write_file(dir.path(), "in.txt", "file contents");
-    // Read-only by default, as in a manifest; `:ro` says so out loud.
-    let ro = format!("{}::/data", dir.path().display());
-    let ro_said = format!("{}::/data:ro", dir.path().display());
-    let rw = format!("{}::/data:rw", dir.path().display());
-
-    let (status, stdout, _) = run(&["--dir", &ro], &["cat", "/data/in.txt"]);
-    assert_eq!((status, stdout.as_str()), (0, "file contents"));
-    let (status, _, stderr) = run(&["--dir", &ro], &["write", "/data/out.txt", "x"]);
-    assert_eq!(status, 4);
-    assert_eq!(
-        stderr,
-        "cannot write /data/out.txt: Operation not permitted (os error 63)\n"
-    );
-    assert!(!dir.path().join("out.txt").exists());
-    let (status, _, _) = run(&["--dir", &ro_said], &["write", "/data/out.txt", "x"]);
-    assert_eq!(status, 4);
-    assert!(!dir.path().join("out.txt").exists());
-
-    let (status, _, _) = run(&["--dir", &rw], &["write", "/data/out.txt", "x"]);
-    assert_eq!(status, 0);
-    assert_eq!(
-        std::fs::read_to_string(dir.path().join("out.txt")).unwrap(),
-        "x"
-    );
-
-    // Nothing else is there.
-    let (status, _, stderr) = run(&["--dir", &ro], &["cat", "/etc/passwd"]);
-    assert_eq!(status, 4);
-    assert_eq!(
-        stderr,
-        "cannot read /etc/passwd: No such file or directory (os error 44)\n"
-    );
-}
-
-#[test]
-fn limits_stop_the_command_with_their_own_status() {
-    let (status, _, stderr) = run(&["--timeout", "1s"], &["loop"]);
-    assert_eq!(status, 124);
-    assert_eq!(stderr, "mayfly: `cli` exceeded its deadline of 1s\n");
-
-    let (status, _, stderr) = run(&["--fuel", "1000000"], &["loop"]);
-    assert_eq!(status, 134);
-    assert!(
-        stderr.starts_with("mayfly: `cli` trapped: wasm trap: all fuel consumed by WebAssembly"),
         "{stderr}"
     );
 }

@@ -1,6 +1,7 @@
 //! State through the standard interfaces: `wasi:keyvalue` on the embedded
 //! backend and on Redis, `wasi:config`, `wasi:logging`; exact atomics under
-//! concurrency, durability across SIGKILL, and two hosts sharing Redis.
+//! concurrency, durability across SIGKILL, and two hosts sharing Redis. A
+//! WASI 0.3 guest imports the same interfaces, and gets the same answers.
 
 use std::io::{BufRead as _, BufReader, Read as _, Seek as _, Write as _};
 use std::net::{TcpListener, TcpStream};
@@ -13,11 +14,16 @@ use std::time::{Duration, Instant};
 use http::Request;
 
 use crate::guests;
-use crate::harness::{Client, PATIENCE, Server, full, get, write_file};
+use crate::harness::{Client, PATIENCE, Server, World, for_both_worlds, full, get, write_file};
 
 /// The state app: counter (store `default`), crud (store `items`), config
-/// reader, and hello (no stores), named `name`.
+/// reader, and a counter with no stores, named `name`.
 fn manifest(dir: &Path, name: &str) -> PathBuf {
+    manifest_of(dir, name, World::P2)
+}
+
+/// [`manifest`], with the counter and the config reader of `world`.
+fn manifest_of(dir: &Path, name: &str, world: World) -> PathBuf {
     write_file(
         dir,
         "secrets.toml",
@@ -56,9 +62,9 @@ component = "config"
 path = "/bare/..."
 component = "bare"
 "#,
-        counter = guests::COUNTER,
+        counter = world.counter(),
         crud = guests::CRUD,
-        config = guests::CONFIG_READER,
+        config = world.config_reader(),
     );
     write_file(dir, "app.toml", manifest)
 }
@@ -151,50 +157,50 @@ async fn increments_are_exact_under_500_concurrent_requests() {
     );
 }
 
-#[tokio::test]
-async fn compare_and_swap_reports_conflicts() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = serve(&manifest(dir.path(), "cas"), &dir.path().join("data"), &[]);
-    let reply = get(server.addr, "/count/cas-conflict").await;
-    assert_eq!(
-        (reply.status.as_u16(), reply.text().as_str()),
-        (409, "conflict: the value is now 1000\n")
-    );
-    // Concurrent read-modify-write through CAS retries its conflicts and
-    // loses nothing; released together, they do conflict.
-    let replies = all_at_once(&[&server], 40, "/count/cas-add").await;
-    assert_eq!(
-        get(server.addr, "/count/peek").await.text(),
-        "visits: 1040\n"
-    );
-    let conflicts = conflicts(&replies);
-    assert!(conflicts > 0, "40 concurrent cas-adds never conflicted");
-    eprintln!("40 concurrent cas-adds retried {conflicts} conflicts");
+for_both_worlds! {
+    async fn compare_and_swap_reports_conflicts(world: World) {
+        let dir = tempfile::tempdir().unwrap();
+        let server = serve(&manifest_of(dir.path(), "cas", world), &dir.path().join("data"), &[]);
+        let reply = get(server.addr, "/count/cas-conflict").await;
+        assert_eq!(
+            (reply.status.as_u16(), reply.text().as_str()),
+            (409, "conflict: the value is now 1000\n")
+        );
+        // Concurrent read-modify-write through CAS retries its conflicts and
+        // loses nothing; released together, they do conflict.
+        let replies = all_at_once(&[&server], 40, "/count/cas-add").await;
+        assert_eq!(
+            get(server.addr, "/count/peek").await.text(),
+            "visits: 1040\n"
+        );
+        let conflicts = conflicts(&replies);
+        assert!(conflicts > 0, "40 concurrent cas-adds never conflicted");
+        eprintln!("40 concurrent cas-adds retried {conflicts} conflicts");
+    }
+
+    async fn stores_that_were_not_granted_are_denied_without_a_trap(world: World) {
+        let dir = tempfile::tempdir().unwrap();
+        let server = serve(&manifest_of(dir.path(), "deny", world), &dir.path().join("data"), &[]);
+        let reply = get(server.addr, "/count?store=items").await;
+        assert_eq!(
+            (reply.status.as_u16(), reply.text().as_str()),
+            (403, "cannot open store `items`: access-denied\n")
+        );
+        // A component with no stores at all.
+        let reply = get(server.addr, "/bare/count").await;
+        assert_eq!(
+            (reply.status.as_u16(), reply.text().as_str()),
+            (403, "cannot open store `default`: access-denied\n")
+        );
+        server.wait_for_output(
+            "component `bare` request 2: key-value store `default` denied: not in key_value_stores",
+        );
+        assert_eq!(get(server.addr, "/count").await.text(), "visits: 1\n");
+    }
 }
 
 #[tokio::test]
-async fn stores_that_were_not_granted_are_denied_without_a_trap() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = serve(&manifest(dir.path(), "deny"), &dir.path().join("data"), &[]);
-    let reply = get(server.addr, "/count?store=items").await;
-    assert_eq!(
-        (reply.status.as_u16(), reply.text().as_str()),
-        (403, "cannot open store `items`: access-denied\n")
-    );
-    // A component with no stores at all.
-    let reply = get(server.addr, "/bare/count").await;
-    assert_eq!(
-        (reply.status.as_u16(), reply.text().as_str()),
-        (403, "cannot open store `default`: access-denied\n")
-    );
-    server.wait_for_output(
-        "component `bare` request 2: key-value store `default` denied: not in key_value_stores",
-    );
-    assert_eq!(get(server.addr, "/count").await.text(), "visits: 1\n");
-}
-
-#[tokio::test]
-async fn documents_are_stored_listed_and_bounded() {
+pub(crate) async fn documents_are_stored_listed_and_bounded() {
     let dir = tempfile::tempdir().unwrap();
     let server = serve(&manifest(dir.path(), "crud"), &dir.path().join("data"), &[]);
     let addr = server.addr;
@@ -413,38 +419,42 @@ async fn get_delete(addr: std::net::SocketAddr, id: &str) -> String {
     client.send(request).await.unwrap().text()
 }
 
-#[tokio::test]
-async fn config_comes_from_the_manifest_the_environment_and_the_secrets_file() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = serve(
-        &manifest(dir.path(), "config"),
-        &dir.path().join("data"),
-        &[],
-    );
-    let home = std::env::var("HOME").unwrap();
-    assert_eq!(
-        get(server.addr, "/config").await.text(),
-        format!("greeting=hello\nhome={home}\ntoken=from-the-secrets-file\n")
-    );
-    assert_eq!(
-        get(server.addr, "/config?key=token").await.text(),
-        "from-the-secrets-file"
-    );
-    let missing = get(server.addr, "/config?key=PATH").await;
-    assert_eq!(
-        (missing.status.as_u16(), missing.text().as_str()),
-        (404, "PATH is not set\n")
-    );
-}
+for_both_worlds! {
+    async fn config_comes_from_the_manifest_the_environment_and_the_secrets_file(world: World) {
+        let dir = tempfile::tempdir().unwrap();
+        let server = serve(
+            &manifest_of(dir.path(), "config", world),
+            &dir.path().join("data"),
+            &[],
+        );
+        let home = std::env::var("HOME").unwrap();
+        assert_eq!(
+            get(server.addr, "/config").await.text(),
+            format!("greeting=hello\nhome={home}\ntoken=from-the-secrets-file\n")
+        );
+        assert_eq!(
+            get(server.addr, "/config?key=token").await.text(),
+            "from-the-secrets-file"
+        );
+        let missing = get(server.addr, "/config?key=PATH").await;
+        assert_eq!(
+            (missing.status.as_u16(), missing.text().as_str()),
+            (404, "PATH is not set\n")
+        );
+    }
 
-#[tokio::test]
-async fn guest_logs_are_tagged_with_component_and_request() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = serve(&manifest(dir.path(), "logs"), &dir.path().join("data"), &[]);
-    get(server.addr, "/count").await;
-    get(server.addr, "/count").await;
-    server.wait_for_output("mayfly: component `counter` request 1 [info counter]: visit number 1");
-    server.wait_for_output("mayfly: component `counter` request 2 [info counter]: visit number 2");
+    async fn guest_logs_are_tagged_with_component_and_request(world: World) {
+        let dir = tempfile::tempdir().unwrap();
+        let server = serve(&manifest_of(dir.path(), "logs", world), &dir.path().join("data"), &[]);
+        get(server.addr, "/count").await;
+        get(server.addr, "/count").await;
+        server.wait_for_output(
+            "mayfly: component `counter` request 1 [info counter]: visit number 1",
+        );
+        server.wait_for_output(
+            "mayfly: component `counter` request 2 [info counter]: visit number 2",
+        );
+    }
 }
 
 /// Runs `writers` clients against `server`, each on its own connection

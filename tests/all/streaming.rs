@@ -1,11 +1,11 @@
-//! Request and response bodies stream through the guest.
+//! Request and response bodies stream through the guest, of either world.
 
 use bytes::Bytes;
 use http::Request;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 
-use crate::harness::{Body, Client, Server, test_app};
+use crate::harness::{Body, Client, Server, for_both_worlds, test_app, write_file};
 
 const MIB: usize = 1 << 20;
 
@@ -24,29 +24,35 @@ fn pattern(i: usize) -> u8 {
     u8::try_from((i * 31 + i / 4096) % 251).unwrap()
 }
 
-#[tokio::test]
-async fn echo_streams_back_a_10_mib_chunked_body_with_request_metadata() {
-    let dir = tempfile::tempdir().unwrap();
-    let server = Server::start(&test_app(dir.path()));
-    let mut client = Client::connect(server.addr).await;
-    let total = 10 * MIB;
-    let request = Request::put("/echo/upload?name=big")
-        .header("x-custom", "custom value")
-        .body(chunked_body(total))
-        .unwrap();
-    let reply = client.send(request).await.unwrap();
-    assert_eq!(reply.status, 200);
-    assert_eq!(reply.header("x-echo-method"), "PUT");
-    assert_eq!(reply.header("x-echo-path"), "/echo/upload");
-    assert_eq!(reply.header("x-echo-query"), "name=big");
-    assert_eq!(reply.header("x-echo-header-x-custom"), "custom value");
-    assert_eq!(reply.body.len(), total);
-    let mismatch = reply
-        .body
-        .iter()
-        .enumerate()
-        .find(|(i, b)| **b != pattern(*i));
-    assert_eq!(mismatch, None, "echoed body differs from what was sent");
+for_both_worlds! {
+    async fn echo_streams_back_a_10_mib_chunked_body_with_request_metadata(world: World) {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = format!(
+            "[component.echo]\nsource = {:?}\n\n\
+             [[route]]\npath = \"/echo/...\"\ncomponent = \"echo\"\n",
+            world.echo()
+        );
+        let server = Server::start(&write_file(dir.path(), "app.toml", manifest));
+        let mut client = Client::connect(server.addr).await;
+        let total = 10 * MIB;
+        let request = Request::put("/echo/upload?name=big")
+            .header("x-custom", "custom value")
+            .body(chunked_body(total))
+            .unwrap();
+        let reply = client.send(request).await.unwrap();
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.header("x-echo-method"), "PUT");
+        assert_eq!(reply.header("x-echo-path"), "/echo/upload");
+        assert_eq!(reply.header("x-echo-query"), "name=big");
+        assert_eq!(reply.header("x-echo-header-x-custom"), "custom value");
+        assert_eq!(reply.body.len(), total);
+        let mismatch = reply
+            .body
+            .iter()
+            .enumerate()
+            .find(|(i, b)| **b != pattern(*i));
+        assert_eq!(mismatch, None, "echoed body differs from what was sent");
+    }
 }
 
 #[tokio::test]

@@ -1,20 +1,11 @@
-//! A `wasi:cli/run` command for `mayfly run`. The first argument picks
-//! what it does:
-//!
-//! - `args A B...`: prints its arguments, one per line.
-//! - `env NAME`: prints variable NAME, or exits 3 if it is not set.
-//! - `cat PATH`: copies file PATH to stdout, or exits 4 with the error.
-//! - `write PATH TEXT`: writes TEXT to PATH, or exits 4 with the error.
-//! - `stdin`: copies stdin to stdout, upper-cased.
-//! - `stdin-count`: prints how many bytes stdin held.
-//! - `http URL`: GETs URL through `wasi:http`, prints the status and body,
-//!   or exits 5 with the error code.
-//! - `panic`: panics with a message.
-//! - `memory`: allocates until allocation fails.
-//! - `exit N`: exits with status N.
-//! - `loop`: spins forever.
+//! A `wasi:cli/run` command for `mayfly run`: the commands of
+//! `common::cli` (`args`, `env`, `cat`, `write`, `stdin`, `stdin-count`,
+//! `http`, `panic`, `memory`, `exit`, `loop`), with their answers and exit
+//! statuses, through WASI 0.2 and Rust's standard library.
 
 use std::io::{Read as _, Write as _};
+
+use common::cli::{self, Command};
 
 /// Exits with `code`. Rust's own exit maps every failure to status 1 on
 /// WASI 0.2; `exit-with-code` keeps the number.
@@ -25,79 +16,59 @@ fn exit(code: u8) -> ! {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let arg = |i: usize| args.get(i).cloned().unwrap_or_default();
-    match arg(0).as_str() {
-        "args" => {
-            for a in &args[1..] {
-                println!("{a}");
-            }
-        }
-        "env" => match std::env::var(arg(1)) {
+    match Command::parse(std::env::args().skip(1).collect()) {
+        Command::Args(args) => print!("{}", cli::lines(&args)),
+        Command::Env(name) => match std::env::var(&name) {
             Ok(value) => println!("{value}"),
-            Err(err) => {
-                eprintln!("{}: {err}", arg(1));
-                exit(3);
+            Err(_) => {
+                eprint!("{}", cli::not_set(&name));
+                exit(cli::NOT_SET);
             }
         },
-        "cat" => match std::fs::read(arg(1)) {
+        Command::Cat(path) => match std::fs::read(&path) {
             Ok(bytes) => std::io::stdout().write_all(&bytes).expect("write stdout"),
             Err(err) => {
-                eprintln!("cannot read {}: {err}", arg(1));
-                exit(4);
+                eprint!("{}", cli::cannot_read(&path, err));
+                exit(cli::FILE_ERROR);
             }
         },
-        "write" => {
-            if let Err(err) = std::fs::write(arg(1), arg(2)) {
-                eprintln!("cannot write {}: {err}", arg(1));
-                exit(4);
+        Command::Write(path, text) => {
+            if let Err(err) = std::fs::write(&path, text) {
+                eprint!("{}", cli::cannot_write(&path, err));
+                exit(cli::FILE_ERROR);
             }
         }
-        "stdin" => {
+        Command::Stdin => {
             let mut input = String::new();
             std::io::stdin()
                 .read_to_string(&mut input)
                 .expect("read stdin");
             print!("{}", input.to_uppercase());
         }
-        "stdin-count" => {
+        Command::StdinCount => {
             let mut input = Vec::new();
             std::io::stdin()
                 .read_to_end(&mut input)
                 .expect("read stdin");
-            println!("{} bytes on stdin", input.len());
+            print!("{}", cli::stdin_count(input.len()));
         }
-        "http" => match http_get(&arg(1)) {
+        Command::Http(url) => match http_get(&url) {
             Ok((status, body)) => {
                 println!("{status}");
                 std::io::stdout().write_all(&body).expect("write stdout");
             }
             Err(err) => {
-                eprintln!("GET {}: {err}", arg(1));
-                exit(5);
+                eprint!("{}", cli::get_failed(&url, err));
+                exit(cli::HTTP_ERROR);
             }
         },
-        "panic" => panic!("cli: panicking on purpose"),
-        "memory" => {
-            let mut hoard: Vec<Vec<u8>> = Vec::new();
-            loop {
-                let mut chunk = vec![0u8; 1 << 20];
-                for page in chunk.chunks_mut(4096) {
-                    page[0] = 1;
-                }
-                hoard.push(std::hint::black_box(chunk));
-            }
-        }
-        "exit" => exit(arg(1).parse::<u8>().unwrap_or(1)),
-        "loop" => {
-            let mut n = 0u64;
-            loop {
-                n = std::hint::black_box(n.wrapping_add(1));
-            }
-        }
-        other => {
-            eprintln!("unknown command `{other}`");
-            exit(2);
+        Command::Panic => panic!("{}", cli::PANIC),
+        Command::Memory => common::attacks::hoard(),
+        Command::Exit(code) => exit(code),
+        Command::Loop => common::attacks::spin(),
+        Command::Unknown(name) => {
+            eprint!("{}", cli::unknown(&name));
+            exit(cli::UNKNOWN);
         }
     }
 }

@@ -13,7 +13,7 @@
 //!   which the client must see as a response cut short.
 //!
 //! A request body that fails (cut off by the client or the host's limit)
-//! makes it panic, as `echo` does.
+//! makes it panic, as `echo` does. (What is echoed is `common::echo`.)
 
 use kit3::http::{ErrorCode, Incoming, Request, Response};
 
@@ -23,34 +23,22 @@ impl kit3::Handler for Echo {
     async fn handle(request: Request) -> Result<Response, ErrorCode> {
         let method = kit3::http::method_name(&request.get_method());
         let path_with_query = kit3::http::path_with_query(&request);
-        let (path, query) = path_with_query
-            .split_once('?')
-            .unwrap_or((path_with_query.as_str(), ""));
+        let (path, query) = common::query::split(&path_with_query);
 
-        if query.split('&').any(|pair| pair == "count") {
+        if common::echo::counts(query) {
             let total = Incoming::request(request)
                 .count()
                 .await
                 .unwrap_or_else(|code| panic!("read request body: {code:?}"));
-            return kit3::http::respond(200, &[], format!("{total} bytes\n"));
+            return kit3::http::respond(200, &[], common::echo::counted(total));
         }
         let fail_after = kit3::http::query_value(&path_with_query, "fail-after")
             .and_then(|n| n.parse::<usize>().ok());
 
-        let mut headers: Vec<(String, Vec<u8>)> = vec![
-            ("x-echo-method".into(), method.into_bytes()),
-            ("x-echo-path".into(), path.as_bytes().to_vec()),
-            ("x-echo-query".into(), query.as_bytes().to_vec()),
-        ];
-        for (name, value) in request.get_headers().copy_all() {
-            headers.push((format!("x-echo-header-{name}"), value));
-        }
+        let mut headers =
+            common::echo::headers(method, path, query, request.get_headers().copy_all());
         headers.push(("trailer".into(), b"x-echoed-bytes".to_vec()));
-        let borrowed: Vec<(&str, &[u8])> = headers
-            .iter()
-            .map(|(name, value)| (name.as_str(), value.as_slice()))
-            .collect();
-        let (response, mut output) = kit3::http::response(200, &borrowed)?;
+        let (response, mut output) = kit3::http::response(200, &common::echo::borrowed(&headers))?;
 
         let mut input = Incoming::request(request);
         kit3::spawn(async move {

@@ -4,44 +4,30 @@
 //!
 //! With `?count` in the query it reads the whole body first and answers
 //! `N bytes`, so a failed read (a body over the host's limit) happens before
-//! any response is sent.
+//! any response is sent. (What is echoed, and how, is `common::echo`.)
 
 use std::io::Write as _;
+
+use common::echo::CHUNK;
 
 use wasip2::exports::http::incoming_handler::Guest;
 use wasip2::http::types::{IncomingBody, IncomingRequest, Method, OutgoingBody, ResponseOutparam};
 
 struct Echo;
 
-const CHUNK: usize = 64 * 1024;
-
 impl Guest for Echo {
     fn handle(request: IncomingRequest, out: ResponseOutparam) {
         let method = method_name(&request.method());
         let path_with_query = request.path_with_query().unwrap_or_default();
-        let (path, query) = path_with_query
-            .split_once('?')
-            .unwrap_or((path_with_query.as_str(), ""));
+        let (path, query) = common::query::split(&path_with_query);
 
-        if query.split('&').any(|pair| pair == "count") {
+        if common::echo::counts(query) {
             count_body(request, out);
             return;
         }
 
-        let mut headers: Vec<(String, Vec<u8>)> = vec![
-            ("x-echo-method".into(), method.into_bytes()),
-            ("x-echo-path".into(), path.as_bytes().to_vec()),
-            ("x-echo-query".into(), query.as_bytes().to_vec()),
-        ];
-        for (name, value) in request.headers().entries() {
-            headers.push((format!("x-echo-header-{name}"), value));
-        }
-        let borrowed: Vec<(&str, &[u8])> = headers
-            .iter()
-            .map(|(name, value)| (name.as_str(), value.as_slice()))
-            .collect();
-
-        let (response, response_body) = kit::response_head(200, &borrowed);
+        let headers = common::echo::headers(method, path, query, request.headers().entries());
+        let (response, response_body) = kit::response_head(200, &common::echo::borrowed(&headers));
         ResponseOutparam::set(out, Ok(response));
 
         let request_body = request.consume().expect("request body is consumed once");
@@ -75,7 +61,7 @@ fn count_body(request: IncomingRequest, out: ResponseOutparam) {
         }
         total += n;
     }
-    kit::respond(out, 200, &[], format!("{total} bytes\n").as_bytes());
+    kit::respond(out, 200, &[], common::echo::counted(total).as_bytes());
 }
 
 fn method_name(method: &Method) -> String {

@@ -1,6 +1,7 @@
 //! A WASI 0.3 guest that attacks its host, one way per request:
 //! `?attack=NAME`. The attacks of `hostile`, its WASI 0.2 twin, have the
-//! same names and answers, made through the 0.3 interfaces (async clocks,
+//! same names, parameters and answers (`common::hostile`), made through the
+//! 0.3 interfaces (async clocks,
 //! `stream<u8>` bodies and output, `wasi:filesystem@0.3.0`,
 //! `wasi:http/client@0.3.0`):
 //!
@@ -84,9 +85,10 @@
 
 use std::hint::black_box;
 
+use common::attacks::{hoard, recurse, spin};
+use common::hostile::{self, Attack};
 use futures::StreamExt as _;
 use futures::stream::FuturesUnordered;
-use kit3::attacks::{hoard, spin};
 use kit3::fs::{Preopens, io_error};
 use kit3::http::{ErrorCode, Fields, Incoming, Request, Response, query_param, respond};
 
@@ -94,32 +96,23 @@ struct Hostile;
 
 impl kit3::Handler for Hostile {
     async fn handle(request: Request) -> Result<Response, ErrorCode> {
-        let param = |name| query_param(&request, name);
-        match param("attack").as_deref() {
-            Some("none") => {
-                let status = param("status")
-                    .and_then(|status| status.parse().ok())
-                    .unwrap_or(200);
-                return respond(status, &[], "ok\n");
-            }
-            Some("panic") => panic!("hostile guest: panicking on purpose"),
-            Some("loop") => spin(),
-            Some("memory") => hoard(),
-            Some("recursion") => {
+        match Attack::asked(|name| query_param(&request, name)) {
+            Attack::None { status } => return respond(status, &[], hostile::OK),
+            Attack::Panic => panic!("{}", hostile::PANIC),
+            Attack::Loop => spin(),
+            Attack::Memory => hoard(),
+            Attack::Recursion => {
                 black_box(recurse(black_box(0)));
             }
-            Some("sleep") => kit3::sleep_ms(600_000).await,
-            Some("endless-body") => return endless_body(),
-            Some("panic-mid-body") => return panic_mid_body(request),
-            Some("panic-after-body") => return panic_after_body(),
-            Some("headers") => {
-                let count = param("count").and_then(|c| c.parse().ok());
-                return Ok(header_flood(count.unwrap_or(10_000)));
-            }
-            Some("resources") => loop {
+            Attack::Sleep => kit3::sleep_ms(hostile::SLEEP_MS).await,
+            Attack::EndlessBody => return endless_body(),
+            Attack::PanicMidBody => return panic_mid_body(request),
+            Attack::PanicAfterBody => return panic_after_body(),
+            Attack::Headers { count } => return Ok(header_flood(count)),
+            Attack::Resources => loop {
                 std::mem::forget(black_box(Fields::new()));
             },
-            Some("print") => {
+            Attack::Print => {
                 let chunk = [[b'p'; 1023].as_slice(), b"\n"].concat().repeat(64);
                 let mut stdout = kit3::cli::Output::stdout();
                 for _ in 0..1024 {
@@ -129,56 +122,36 @@ impl kit3::Handler for Hostile {
                 }
                 let _ = stdout.close().await;
             }
-            Some("newlines") => kit3::cli::print(vec![b'\n'; 1 << 20]).await,
-            Some("files") => {
-                let path = param("path").unwrap_or_default();
-                return hoard_files(request, &path).await;
-            }
-            Some("connections") => {
-                let url = param("url").unwrap_or_default();
-                let count = param("count").and_then(|c| c.parse().ok());
-                return hold_connections(url, count.unwrap_or(100));
-            }
-            Some("fields") => grow_fields(),
-            Some("method") => {
-                let count = number(&request, "count").unwrap_or(32);
-                let size = number(&request, "size").unwrap_or(64 << 20);
+            Attack::Newlines => kit3::cli::print(vec![b'\n'; 1 << 20]).await,
+            Attack::Files { path } => return hoard_files(request, &path).await,
+            Attack::Connections { url, count } => return hold_connections(url, count),
+            Attack::Fields => grow_fields(),
+            Attack::Method { count, size } => {
                 let refused = long_methods(count, size);
-                return respond(200, &[], format!("method refused {refused} of {count}\n"));
+                return respond(200, &[], hostile::methods_refused(refused, count));
             }
-            Some("target") => {
-                let count = number(&request, "count").unwrap_or(64);
-                let size = number(&request, "size").unwrap_or(1 << 20);
+            Attack::Target { count, size } => {
                 let set = long_paths(count, size);
-                return respond(200, &[], format!("targets set {set} of {count}\n"));
+                return respond(200, &[], hostile::targets_set(set, count));
             }
-            Some("bodies") => {
-                let url = param("url").unwrap_or_default();
-                let count = number(&request, "count").unwrap_or(100);
-                return fill_bodies(request, url, count).await;
+            Attack::Bodies { count, url } => {
+                return fill_bodies(request, url, count.unwrap_or(100)).await;
             }
-            Some("error-code") => {
-                let size = number(&request, "size").unwrap_or(16 << 20);
-                return Err(ErrorCode::InternalError(Some("e".repeat(size))));
+            Attack::ErrorCode { size } => {
+                return Err(ErrorCode::InternalError(Some(hostile::error_message(size))));
             }
-            Some("tasks") => return runaway_task(param("how").unwrap_or_default()),
-            Some("streams") => hoard_handles(),
-            Some("random") => {
-                let bytes = param("bytes").and_then(|b| b.parse().ok());
-                let chunk = param("chunk").and_then(|c| c.parse().ok());
-                let answer = read_random(bytes.unwrap_or(1 << 30), chunk.unwrap_or(u64::MAX));
-                return respond(200, &[], answer);
-            }
-            Some("escape") => {
-                let write = param("write").as_deref() == Some("1");
-                let (status, body) = match param("path") {
+            Attack::Tasks { how } => return runaway_task(how),
+            Attack::Streams => hoard_handles(),
+            Attack::Random { bytes, chunk } => return respond(200, &[], read_random(bytes, chunk)),
+            Attack::Escape { path, write } => {
+                let (status, body) = match path {
                     Some(path) => read_or_write(&path, write).await,
                     None => (200, escape().await.into_bytes()),
                 };
                 return respond(status, &[("content-type", b"text/plain")], body);
             }
-            Some("env") => {
-                let (status, body) = match param("name") {
+            Attack::Env { name } => {
+                let (status, body) = match name {
                     Some(name) => match kit3::cli::var(&name) {
                         Some(value) => (200, value),
                         None => (404, "environment variable not found".to_string()),
@@ -187,21 +160,17 @@ impl kit3::Handler for Hostile {
                 };
                 return respond(status, &[("content-type", b"text/plain")], body);
             }
-            Some("outbound") => {
-                let url = param("url").unwrap_or_default();
+            Attack::Outbound { url } => {
                 let (status, body) = kit3::http::fetch_answer(kit3::http::get_all(&url).await);
                 return respond(status, &[("content-type", b"text/plain")], body);
             }
-            _ => return respond(400, &[], "unknown attack\n"),
+            // A 0.3 handler cannot return without a response: `silent` is
+            // the 0.2 guest's alone.
+            Attack::Silent | Attack::Unknown => return respond(400, &[], hostile::UNKNOWN),
         }
         // Reaching this line means the attack was not stopped.
-        respond(200, &[], "survived\n")
+        respond(200, &[], hostile::SURVIVED)
     }
-}
-
-/// Query parameter `name` as a number.
-fn number(request: &Request, name: &str) -> Option<usize> {
-    query_param(request, name).and_then(|value| value.parse().ok())
 }
 
 /// A request that is never sent (its body and trailers are never written).
@@ -213,7 +182,7 @@ fn unsent() -> Request {
 /// Gives `count` requests a method of `size` bytes each, holding them all:
 /// how many were refused.
 fn long_methods(count: usize, size: usize) -> usize {
-    let method = kit3::http::Method::Other("A".repeat(size));
+    let method = kit3::http::Method::Other(hostile::long_method(size));
     let mut held = Vec::new();
     let mut refused = 0;
     for _ in 0..count {
@@ -230,7 +199,7 @@ fn long_methods(count: usize, size: usize) -> usize {
 /// Gives `count` requests a path of `size` bytes each, holding them all:
 /// how many the host took.
 fn long_paths(count: usize, size: usize) -> usize {
-    let path = format!("/{}", "p".repeat(size.saturating_sub(1)));
+    let path = hostile::long_path(size);
     let mut held = Vec::new();
     for _ in 0..count {
         let request = unsent();
@@ -302,25 +271,17 @@ async fn fill_bodies(request: Request, url: String, count: usize) -> Result<Resp
         while accepted.get() != last {
             last = accepted.get();
             kit3::sleep_ms(50).await;
-            body.write(format!("accepted {} bytes\n", accepted.get())).await;
+            body.write(format!("accepted {} bytes\n", accepted.get()))
+                .await;
         }
         body.write("settled\n").await;
         // Everything is held until the client ends its request body.
         let _ = input.count().await;
         drop(held);
-        body.write("released\n").await;
+        body.write(hostile::RELEASED).await;
         body.finish(None).await;
     });
     Ok(response)
-}
-
-/// Never returns in practice: the base case is hidden from the optimiser
-/// behind `black_box`, so the recursion is real.
-fn recurse(depth: u64) -> u64 {
-    if black_box(depth == u64::MAX) {
-        return depth;
-    }
-    black_box(recurse(black_box(depth + 1))) + 1
 }
 
 fn endless_body() -> Result<Response, ErrorCode> {
@@ -340,9 +301,9 @@ fn panic_mid_body(request: Request) -> Result<Response, ErrorCode> {
     let (response, mut body) = kit3::http::response(200, &[("content-type", b"text/plain")])?;
     let input = Incoming::request(request);
     kit3::spawn(async move {
-        body.write("partial\n").await;
+        body.write(hostile::PARTIAL).await;
         let _ = input.count().await;
-        panic!("hostile guest: panicking mid-body on purpose");
+        panic!("{}", hostile::PANIC_MID_BODY);
     });
     Ok(response)
 }
@@ -350,9 +311,9 @@ fn panic_mid_body(request: Request) -> Result<Response, ErrorCode> {
 fn panic_after_body() -> Result<Response, ErrorCode> {
     let (response, mut body) = kit3::http::response(200, &[("content-type", b"text/plain")])?;
     kit3::spawn(async move {
-        body.write("whole\n").await;
+        body.write(hostile::WHOLE).await;
         body.finish(None).await;
-        panic!("hostile guest: panicking after the body on purpose");
+        panic!("{}", hostile::PANIC_AFTER_BODY);
     });
     Ok(response)
 }
@@ -360,7 +321,7 @@ fn panic_after_body() -> Result<Response, ErrorCode> {
 fn header_flood(count: u32) -> Response {
     let fields = Fields::new();
     for i in 0..count {
-        if fields.append(&format!("x-flood-{i}"), b"1").is_err() {
+        if fields.append(&hostile::flood_header(i), b"1").is_err() {
             // The host's cap on a header block's size: send what fits.
             break;
         }
@@ -377,11 +338,11 @@ async fn hoard_files(request: Request, path: &str) -> Result<Response, ErrorCode
             Ok(file) => files.push(file),
             Err(code) => break io_error(&code).to_string(),
         }
-        if files.len() == 100_000 {
-            break "nothing refused".to_string();
+        if files.len() == hostile::MAX_FILES {
+            break hostile::NOTHING_REFUSED.to_string();
         }
     };
-    let line = format!("opened {}: {error}\n", files.len());
+    let line = hostile::opened(files.len(), &error);
     let (response, mut body) = kit3::http::response(200, &[])?;
     let input = Incoming::request(request);
     kit3::spawn(async move {
@@ -389,7 +350,7 @@ async fn hoard_files(request: Request, path: &str) -> Result<Response, ErrorCode
         // Every file stays open until the client ends its request body.
         let _ = input.count().await;
         drop(files);
-        body.write("released\n").await;
+        body.write(hostile::RELEASED).await;
         body.finish(None).await;
     });
     Ok(response)
@@ -417,8 +378,7 @@ fn hold_connections(url: String, count: u32) -> Result<Response, ErrorCode> {
                     }
                 }
             }
-            let line =
-                format!("refused {refused} failed {failed} answered {answered} {first_failure}\n");
+            let line = hostile::settled(refused, failed, answered, &first_failure);
             if !body.write(line).await {
                 return;
             }
@@ -430,8 +390,8 @@ fn hold_connections(url: String, count: u32) -> Result<Response, ErrorCode> {
 
 fn grow_fields() -> ! {
     let fields = Fields::new();
-    for i in 0..64 {
-        let _ = fields.append(&format!("x-big-{i}"), &[b'v'; 1000]);
+    for (name, value) in hostile::big_fields() {
+        let _ = fields.append(&name, &value);
     }
     let mut copies = Vec::new();
     loop {

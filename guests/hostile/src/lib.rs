@@ -37,12 +37,15 @@
 //! - `none`: no attack at all: 200 `ok`, to show the component still serves
 //!   (or `status`, if given: a guest's own error status is not a limit).
 //!
-//! Each must cost only its own request: the host cuts it off at its limit
-//! and keeps serving everything else.
+//! The attacks' names, parameters and answers are `common::hostile`'s,
+//! shared with `hostile-p3`. Each must cost only its own request: the host
+//! cuts it off at its limit and keeps serving everything else.
 
 use std::hint::black_box;
 use std::io::Write as _;
 
+use common::attacks::{hoard, recurse, spin};
+use common::hostile::{self, Attack};
 use wasip2::exports::http::incoming_handler::Guest;
 use wasip2::http::types::{
     Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam,
@@ -52,37 +55,33 @@ struct Hostile;
 
 impl Guest for Hostile {
     fn handle(request: IncomingRequest, out: ResponseOutparam) {
-        match kit::query_param(&request, "attack").as_deref() {
-            Some("none") => {
-                let status = kit::query_param(&request, "status")
-                    .and_then(|status| status.parse().ok())
-                    .unwrap_or(200);
-                kit::respond(out, status, &[], b"ok\n");
+        match Attack::asked(|name| kit::query_param(&request, name)) {
+            Attack::None { status } => {
+                kit::respond(out, status, &[], hostile::OK.as_bytes());
                 return;
             }
-            Some("silent") => {
+            Attack::Silent => {
                 drop(out);
                 return;
             }
-            Some("panic") => panic!("hostile guest: panicking on purpose"),
-            Some("panic-after-body") => {
-                kit::respond(out, 200, &[], b"whole\n");
-                panic!("hostile guest: panicking after the body on purpose");
+            Attack::Panic => panic!("{}", hostile::PANIC),
+            Attack::PanicAfterBody => {
+                kit::respond(out, 200, &[], hostile::WHOLE.as_bytes());
+                panic!("{}", hostile::PANIC_AFTER_BODY);
             }
-            Some("loop") => kit::attacks::spin(),
-            Some("memory") => kit::attacks::hoard(),
-            Some("recursion") => {
+            Attack::Loop => spin(),
+            Attack::Memory => hoard(),
+            Attack::Recursion => {
                 black_box(recurse(black_box(0)));
             }
-            Some("sleep") => kit::sleep_ms(600_000),
-            Some("endless-body") => endless_body(out),
-            Some("headers") => {
-                let count = kit::query_param(&request, "count").and_then(|c| c.parse().ok());
-                header_flood(out, count.unwrap_or(10_000));
+            Attack::Sleep => kit::sleep_ms(hostile::SLEEP_MS),
+            Attack::EndlessBody => endless_body(out),
+            Attack::Headers { count } => {
+                header_flood(out, count);
                 return;
             }
-            Some("resources") => hoard_resources(),
-            Some("print") => {
+            Attack::Resources => hoard_resources(),
+            Attack::Print => {
                 let line = [b'p'; 1023];
                 let mut stdout = std::io::stdout().lock();
                 for _ in 0..(64 << 10) {
@@ -90,72 +89,59 @@ impl Guest for Hostile {
                     let _ = stdout.write_all(b"\n");
                 }
             }
-            Some("files") => {
-                let path = kit::query_param(&request, "path").unwrap_or_default();
+            Attack::Files { path } => {
                 hoard_files(&request, out, &path);
                 return;
             }
-            Some("connections") => {
-                let url = kit::query_param(&request, "url").unwrap_or_default();
-                let count = kit::query_param(&request, "count").and_then(|c| c.parse().ok());
-                hold_connections(out, &url, count.unwrap_or(100));
+            Attack::Connections { url, count } => {
+                hold_connections(out, &url, count);
                 return;
             }
-            Some("fields") => grow_fields(),
-            Some("method") => {
-                let count = number(&request, "count").unwrap_or(32);
-                let size = number(&request, "size").unwrap_or(64 << 20);
+            Attack::Fields => grow_fields(),
+            Attack::Method { count, size } => {
                 let refused = long_methods(count, size);
-                let answer = format!("method refused {refused} of {count}\n");
+                let answer = hostile::methods_refused(refused, count);
                 kit::respond(out, 200, &[], answer.as_bytes());
                 return;
             }
-            Some("target") => {
-                let count = number(&request, "count").unwrap_or(64);
-                let size = number(&request, "size").unwrap_or(1 << 20);
+            Attack::Target { count, size } => {
                 let set = long_paths(count, size);
-                let answer = format!("targets set {set} of {count}\n");
-                kit::respond(out, 200, &[], answer.as_bytes());
+                kit::respond(out, 200, &[], hostile::targets_set(set, count).as_bytes());
                 return;
             }
-            Some("bodies") => {
-                let count = number(&request, "count").unwrap_or(300);
+            Attack::Bodies { count, .. } => {
+                let count = count.unwrap_or(300);
                 let (filled, bytes, held) = fill_bodies(count);
                 let answer = format!("filled {filled} bodies with {bytes} bytes\n");
                 kit::respond(out, 200, &[], answer.as_bytes());
                 drop(black_box(held));
                 return;
             }
-            Some("error-code") => {
+            Attack::ErrorCode { size } => {
                 use wasip2::http::types::ErrorCode;
-                let size = number(&request, "size").unwrap_or(16 << 20);
-                let message = "e".repeat(size);
+                let message = hostile::error_message(size);
                 ResponseOutparam::set(out, Err(ErrorCode::InternalError(Some(message))));
                 return;
             }
-            Some("newlines") => {
+            Attack::Newlines => {
                 let _ = std::io::stdout().lock().write_all(&[b'\n'; 1 << 20]);
             }
+            // The rest are what only WASI 0.3 does.
             _ => {
-                kit::respond(out, 400, &[], b"unknown attack\n");
+                kit::respond(out, 400, &[], hostile::UNKNOWN.as_bytes());
                 return;
             }
         }
         // Reaching this line means the attack was not stopped.
-        kit::respond(out, 200, &[], b"survived\n");
+        kit::respond(out, 200, &[], hostile::SURVIVED.as_bytes());
     }
-}
-
-/// Query parameter `name` as a number.
-fn number(request: &IncomingRequest, name: &str) -> Option<usize> {
-    kit::query_param(request, name).and_then(|value| value.parse().ok())
 }
 
 /// Gives `count` requests a method of `size` bytes each, holding them all:
 /// how many were refused.
 fn long_methods(count: usize, size: usize) -> usize {
     use wasip2::http::types::{Method, OutgoingRequest};
-    let method = Method::Other("A".repeat(size));
+    let method = Method::Other(hostile::long_method(size));
     let mut held = Vec::new();
     let mut refused = 0;
     for _ in 0..count {
@@ -173,7 +159,7 @@ fn long_methods(count: usize, size: usize) -> usize {
 /// how many the host took.
 fn long_paths(count: usize, size: usize) -> usize {
     use wasip2::http::types::OutgoingRequest;
-    let path = format!("/{}", "p".repeat(size.saturating_sub(1)));
+    let path = hostile::long_path(size);
     let mut held = Vec::new();
     for _ in 0..count {
         let request = OutgoingRequest::new(Fields::new());
@@ -215,19 +201,10 @@ fn fill_bodies(count: usize) -> (usize, u64, Vec<impl Sized>) {
     (held.len(), bytes, held)
 }
 
-/// Never returns in practice: the base case is hidden from the optimiser
-/// behind `black_box`, so the recursion is real.
-fn recurse(depth: u64) -> u64 {
-    if black_box(depth == u64::MAX) {
-        return depth;
-    }
-    black_box(recurse(black_box(depth + 1))) + 1
-}
-
 fn header_flood(out: ResponseOutparam, count: u32) {
     let fields = Fields::new();
     for i in 0..count {
-        if fields.append(&format!("x-flood-{i}"), b"1").is_err() {
+        if fields.append(&hostile::flood_header(i), b"1").is_err() {
             // The host's cap on a header block's size: send what fits.
             break;
         }
@@ -245,7 +222,7 @@ fn hoard_resources() -> ! {
 }
 
 fn hoard_files(request: &IncomingRequest, out: ResponseOutparam, path: &str) {
-    let mut opened = 0u32;
+    let mut opened = 0;
     let error = loop {
         match std::fs::File::open(path) {
             Ok(file) => {
@@ -254,18 +231,18 @@ fn hoard_files(request: &IncomingRequest, out: ResponseOutparam, path: &str) {
             }
             Err(err) => break err.to_string(),
         }
-        if opened == 100_000 {
-            break "nothing refused".to_string();
+        if opened == hostile::MAX_FILES {
+            break hostile::NOTHING_REFUSED.to_string();
         }
     };
     let (response, body) = kit::response_head(200, &[]);
     ResponseOutparam::set(out, Ok(response));
     let mut stream = body.write().expect("response body stream");
-    let _ = stream.write_all(format!("opened {opened}: {error}\n").as_bytes());
+    let _ = stream.write_all(hostile::opened(opened, &error).as_bytes());
     let _ = stream.flush();
     // Every file stays open until the client ends its request body.
     kit::read_body(request);
-    let _ = stream.write_all(b"released\n");
+    let _ = stream.write_all(hostile::RELEASED.as_bytes());
     drop(stream);
     let _ = OutgoingBody::finish(body, None);
 }
@@ -306,7 +283,7 @@ fn hold_connections(out: ResponseOutparam, url: &str, count: u32) {
                 }
             }
         }
-        let line = format!("refused {refused} failed {failed} answered {answered} {first_failure}\n");
+        let line = hostile::settled(refused, failed, answered, &first_failure);
         if stream.write_all(line.as_bytes()).is_err() {
             return;
         }
@@ -318,8 +295,8 @@ fn hold_connections(out: ResponseOutparam, url: &str, count: u32) {
 
 fn grow_fields() {
     let fields = Fields::new();
-    for i in 0..64 {
-        let _ = fields.append(&format!("x-big-{i}"), &[b'v'; 1000]);
+    for (name, value) in hostile::big_fields() {
+        let _ = fields.append(&name, &value);
     }
     let mut copies = Vec::new();
     loop {
@@ -339,7 +316,7 @@ fn endless_body(out: ResponseOutparam) -> ! {
     loop {
         if stream.write_all(&line).is_err() {
             // The client went away: nothing else to do but keep the CPU busy.
-            kit::attacks::spin();
+            spin();
         }
     }
 }

@@ -1,8 +1,13 @@
-//! Helpers shared by Mayfly's guest components: reading a request's query and
-//! sending a whole response in one call. Guests that stream use the `wasip2`
-//! types directly.
+//! Helpers shared by Mayfly's WASI 0.2 guest components: reading a
+//! request's query and sending a whole response in one call. Guests that
+//! stream use the `wasip2` types directly. What a guest shares with its 0.3
+//! twin is in `common`.
 
-pub mod state;
+/// Attacks shared by the hostile guests.
+pub use common::attacks;
+/// The state interfaces (`wasi:keyvalue`, `wasi:config`, `wasi:logging`),
+/// bound once for both worlds.
+pub use common::state;
 
 use std::io::Write as _;
 
@@ -38,32 +43,7 @@ pub fn response_head(status: u16, headers: &[(&str, &[u8])]) -> (OutgoingRespons
 
 /// The value of query parameter `name`, if present, percent-decoded.
 pub fn query_param(request: &IncomingRequest, name: &str) -> Option<String> {
-    let path = request.path_with_query()?;
-    let (_, query) = path.split_once('?')?;
-    query.split('&').find_map(|pair| {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        (key == name).then(|| percent_decode(value))
-    })
-}
-
-/// Decodes `%XX` escapes; anything malformed is kept as it is.
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(high), Some(low)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push((high * 16 + low) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    common::query::value(&request.path_with_query()?, name)
 }
 
 /// Reads a request's whole body (for small bodies only).
@@ -150,30 +130,4 @@ pub fn start_get(url: &str) -> Result<wasip2::http::types::FutureIncomingRespons
 /// Blocks the guest for `ms` milliseconds through `wasi:clocks`.
 pub fn sleep_ms(ms: u64) {
     wasip2::clocks::monotonic_clock::subscribe_duration(ms.saturating_mul(1_000_000)).block();
-}
-
-/// Attacks shared by the hostile guests.
-pub mod attacks {
-    use std::hint::black_box;
-
-    /// Spins forever without calling the host.
-    pub fn spin() -> ! {
-        let mut counter = 0u64;
-        loop {
-            counter = black_box(counter.wrapping_add(1));
-        }
-    }
-
-    /// Allocates (and touches) memory until allocation fails.
-    pub fn hoard() -> ! {
-        let mut hoard: Vec<Vec<u8>> = Vec::new();
-        loop {
-            let mut chunk = vec![0u8; 1 << 20];
-            // Touch every page so the memory is really used.
-            for page in chunk.chunks_mut(4096) {
-                page[0] = 1;
-            }
-            hoard.push(black_box(chunk));
-        }
-    }
 }

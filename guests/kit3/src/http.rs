@@ -111,34 +111,7 @@ pub fn query_param(request: &Request, name: &str) -> Option<String> {
 }
 
 /// The value of query parameter `name` in a `path?query`, percent-decoded.
-pub fn query_value(path_with_query: &str, name: &str) -> Option<String> {
-    let (_, query) = path_with_query.split_once('?')?;
-    query.split('&').find_map(|pair| {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        (key == name).then(|| percent_decode(value))
-    })
-}
-
-/// Decodes `%XX` escapes; anything malformed is kept as it is.
-fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let (Some(high), Some(low)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
-        {
-            out.push((high * 16 + low) as u8);
-            i += 3;
-            continue;
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
+pub use common::query::value as query_value;
 
 /// A method as it appears on the request line.
 pub fn method_name(method: &Method) -> String {

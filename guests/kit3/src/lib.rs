@@ -19,24 +19,40 @@
 //! key-value, config and logging interfaces as the WASI 0.2 guests); a
 //! component imports only what its code calls. The `handler` and `command`
 //! worlds hold the two exports, `wasi:http/handler@0.3.0` and
-//! `wasi:cli/run@0.3.0`, each with its own export macro.
+//! `wasi:cli/run@0.3.0`, each with its own export macro. What a guest
+//! shares with its 0.2 twin (and the state interfaces' one binding) is in
+//! `common`.
 //!
 //! Rust's standard library on `wasm32-wasip2` still imports a few WASI 0.2
 //! interfaces (`wasi:cli/*@0.2.x`, `wasi:io`; a panic's message goes to the
 //! 0.2 stderr), so a host runs these components with 0.2 and 0.3 both
 //! linked. Everything else a guest does on purpose goes through 0.3.
 
-pub mod attacks;
 pub mod cli;
 pub mod fs;
 pub mod http;
-pub mod state;
+
+/// Attacks shared by the hostile guests.
+pub use common::attacks;
+/// The state interfaces (`wasi:keyvalue`, `wasi:config`, `wasi:logging`),
+/// synchronous, and imported by a 0.3 component as a 0.2 one imports them:
+/// bound once, in `common`, for both worlds.
+pub use common::state;
 
 #[doc(hidden)]
 pub mod bindings {
     wit_bindgen::generate!({
         path: "../../wit/service-p3",
         world: "mayfly:service-p3/guest",
+        // The state interfaces are the 0.2 guests' own: one binding, so
+        // that `common`'s logic takes either world's handles.
+        with: {
+            "wasi:keyvalue/store@0.2.0-draft2": common::state::store,
+            "wasi:keyvalue/atomics@0.2.0-draft2": common::state::atomics,
+            "wasi:keyvalue/batch@0.2.0-draft2": common::state::batch,
+            "wasi:config/store@0.2.0-rc.1": common::state::config,
+            "wasi:logging/logging@0.1.0-draft": common::state::logging,
+        },
         generate_all,
     });
 }

@@ -1,45 +1,18 @@
-//! Reports whether anything survived from an earlier request. A fresh instance
-//! always answers `count=1 heap_items=1 pages_at_start=<initial>`; any other
-//! count means a global, the heap or the memory size leaked across requests.
-//! `?grow=N` grows linear memory by N pages after taking the reading, so a
-//! following request can check that the growth did not carry over.
-
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicU32, Ordering};
+//! Reports whether anything survived from an earlier request: the reading
+//! of `common::probe` (a fresh instance always answers
+//! `count=1 heap_items=1 pages_at_start=<initial>`). `?grow=N` grows linear
+//! memory by N pages after taking the reading, so a following request can
+//! check that the growth did not carry over.
 
 use wasip2::exports::http::incoming_handler::Guest;
 use wasip2::http::types::{IncomingRequest, ResponseOutparam};
-
-/// Lives in the data segment: reset only if the instance's memory is fresh.
-static COUNT: AtomicU32 = AtomicU32::new(0);
-/// Lives on the heap: reset only if the allocator's state is fresh too.
-static SEEN: Mutex<Vec<String>> = Mutex::new(Vec::new());
 
 struct Probe;
 
 impl Guest for Probe {
     fn handle(request: IncomingRequest, out: ResponseOutparam) {
-        let pages_at_start = core::arch::wasm32::memory_size(0);
-        let count = COUNT.fetch_add(1, Ordering::SeqCst) + 1;
-        let heap_items = {
-            let mut seen = SEEN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            seen.push(request.path_with_query().unwrap_or_default());
-            seen.len()
-        };
-        let grow = kit::query_param(&request, "grow")
-            .and_then(|pages| pages.parse::<usize>().ok())
-            .unwrap_or(0);
-        if grow > 0 {
-            core::arch::wasm32::memory_grow(0, grow);
-        }
-        let body =
-            format!("count={count} heap_items={heap_items} pages_at_start={pages_at_start}\n");
-        kit::respond(
-            out,
-            200,
-            &[("content-type", b"text/plain")],
-            body.as_bytes(),
-        );
+        let body = common::probe::visit(|| request.path_with_query().unwrap_or_default());
+        kit::respond(out, 200, common::probe::HEADERS, body.as_bytes());
     }
 }
 

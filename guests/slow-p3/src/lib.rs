@@ -1,5 +1,6 @@
-//! Waits before it answers, like `slow`, its WASI 0.2 twin, through
-//! `wasi:clocks@0.3.0` (an `async` wait, not a blocking poll):
+//! Waits before it answers, like `slow`, its WASI 0.2 twin (with the same
+//! parameters and answers, `common::slow`), through `wasi:clocks@0.3.0` (an
+//! `async` wait, not a blocking poll):
 //!
 //! - `?ms=N`: sleeps N milliseconds (at most a minute; 100 if not given),
 //!   then responds `slept N ms`.
@@ -10,9 +11,9 @@
 //!   `drip 1/N` to `drip N/N`, the first at once and then one every
 //!   100 ms, so a client can check that each arrives as it is written.
 
+use common::slow::{HEADERS, Nap, SLEEPING};
 use kit3::http::{ErrorCode, Request, Response};
 
-const MAX_MS: u64 = 60_000;
 const MAX_DRIPS: u32 = 600;
 const DRIP_MS: u64 = 100;
 
@@ -20,10 +21,9 @@ struct Slow;
 
 impl kit3::Handler for Slow {
     async fn handle(request: Request) -> Result<Response, ErrorCode> {
-        let headers: &[(&str, &[u8])] = &[("content-type", b"text/plain")];
         if let Some(drips) = kit3::http::query_param(&request, "drip") {
             let drips = drips.parse::<u32>().unwrap_or(0).min(MAX_DRIPS);
-            let (response, mut body) = kit3::http::response(200, headers)?;
+            let (response, mut body) = kit3::http::response(200, HEADERS)?;
             kit3::spawn(async move {
                 for i in 1..=drips {
                     if i > 1 {
@@ -38,18 +38,15 @@ impl kit3::Handler for Slow {
             return Ok(response);
         }
 
-        let ms = kit3::http::query_param(&request, "ms")
-            .and_then(|ms| ms.parse::<u64>().ok())
-            .unwrap_or(100)
-            .min(MAX_MS);
-        let done = format!("slept {ms} ms\n");
-        if kit3::http::query_param(&request, "head_first").as_deref() != Some("1") {
+        let nap = Nap::asked(|name| kit3::http::query_param(&request, name));
+        let (ms, done) = (nap.ms, nap.done());
+        if !nap.head_first {
             kit3::sleep_ms(ms).await;
-            return kit3::http::respond(200, headers, done);
+            return kit3::http::respond(200, HEADERS, done);
         }
-        let (response, mut body) = kit3::http::response(200, headers)?;
+        let (response, mut body) = kit3::http::response(200, HEADERS)?;
         kit3::spawn(async move {
-            if body.write("sleeping\n").await {
+            if body.write(SLEEPING).await {
                 kit3::sleep_ms(ms).await;
                 body.write(done).await;
             }

@@ -11,7 +11,7 @@
 //! likewise by `MAYFLY_REQUIRE_REDIS=1`.
 
 use std::io::{BufRead as _, BufReader, Read as _, Write as _};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ExitStatus};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 
 use mayfly_compare::containerd::{self, MAYFLY_RUNTIME, MAYFLY_SHIM, TaskSpec};
 use mayfly_oci::Reference;
+use mayfly_testing::raw::{self, get, try_get};
 
 /// Generous bounds for a loaded machine: only a hang fails them.
 const START_BOUND: Duration = Duration::from_secs(120);
@@ -610,22 +611,10 @@ impl Task {
 // ---------------------------------------------------------------------------
 // HTTP and the machine
 
-/// `GET path` over a new connection: the status and the body.
-fn get(addr: SocketAddr, path: &str) -> (u16, String) {
-    try_get(addr, path).unwrap_or_else(|| panic!("GET {path} from {addr} failed"))
-}
-
-fn try_get(addr: SocketAddr, path: &str) -> Option<(u16, String)> {
-    let mut stream = send_get(addr, path)?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).ok()?;
-    parse_response(&response)
-}
-
 /// `GET path` to a guest that answers `sleeping` first: says so on
 /// `in_flight` once that line arrived, then reads the rest.
 fn get_in_flight(addr: SocketAddr, path: &str, in_flight: mpsc::Sender<()>) -> (u16, String) {
-    let mut stream = send_get(addr, path).expect("connects");
+    let mut stream = raw::send_get(addr, path).expect("connects");
     let mut response = Vec::new();
     let mut buffer = [0; 4096];
     let mut told = false;
@@ -640,50 +629,7 @@ fn get_in_flight(addr: SocketAddr, path: &str, in_flight: mpsc::Sender<()>) -> (
             told = true;
         }
     }
-    parse_response(&response).expect("a response")
-}
-
-fn send_get(addr: SocketAddr, path: &str) -> Option<TcpStream> {
-    let mut stream = TcpStream::connect_timeout(&addr, START_BOUND).ok()?;
-    stream.set_read_timeout(Some(START_BOUND)).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n"
-    )
-    .ok()?;
-    Some(stream)
-}
-
-fn parse_response(response: &[u8]) -> Option<(u16, String)> {
-    let response = String::from_utf8_lossy(response).into_owned();
-    let (head, body) = response.split_once("\r\n\r\n")?;
-    let status = head.split(' ').nth(1)?.parse().ok()?;
-    let chunked = head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked");
-    Some((
-        status,
-        if chunked {
-            dechunk(body)
-        } else {
-            body.to_string()
-        },
-    ))
-}
-
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let Ok(size) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
-        if size == 0 || rest.len() < size {
-            break;
-        }
-        out.push_str(&rest[..size]);
-        body = rest[size..].trim_start_matches("\r\n");
-    }
-    out
+    raw::parse_response(&response).expect("a response")
 }
 
 fn free_port() -> SocketAddr {

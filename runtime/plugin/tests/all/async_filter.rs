@@ -12,11 +12,11 @@ use mayfly_plugin::{
     CompileCache, EngineSettings, FilesMode, Host, HostError, Plugin, PluginBuilder, PluginEngine,
     PluginError,
 };
+use mayfly_testing::write_file;
 use tokio::sync::watch;
 use wasmtime::component::{Accessor, HasSelf};
 
 use crate::guests;
-use crate::harness::write_file;
 
 wasmtime::component::bindgen!({
     path: "../../wit/plugin",
@@ -184,7 +184,7 @@ async fn still_works(plugin: &Plugin) {
 }
 
 #[tokio::test]
-async fn an_async_plugin_fetches_its_documents_concurrently() {
+pub(crate) async fn an_async_plugin_fetches_its_documents_concurrently() {
     let engine = engine();
     let plugin = builder(&engine).load(guests::PLUGIN_ASYNC).unwrap();
     assert_eq!(plugin.name(), "plugin_async");

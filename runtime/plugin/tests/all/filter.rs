@@ -10,10 +10,10 @@ use mayfly_plugin::{
     CompileCache, EngineSettings, FilesMode, Host, HostError, Plugin, PluginBuilder, PluginEngine,
     PluginError,
 };
+use mayfly_testing::{PATIENCE, write_file};
 use wasmtime::component::HasSelf;
 
 use crate::guests;
-use crate::harness::{PATIENCE, write_file};
 
 wasmtime::component::bindgen!({
     path: "../../wit/plugin",
@@ -100,7 +100,7 @@ async fn still_works(plugin: &Plugin) {
 }
 
 #[tokio::test]
-async fn a_well_behaved_plugin_transforms_and_refuses() {
+pub(crate) async fn a_well_behaved_plugin_transforms_and_refuses() {
     let engine = engine();
     let plugin = builder(&engine).load(guests::PLUGIN_UPPER).unwrap();
     assert_eq!(plugin.name(), "plugin_upper");
@@ -115,7 +115,7 @@ async fn a_well_behaved_plugin_transforms_and_refuses() {
 }
 
 #[tokio::test]
-async fn every_call_gets_a_fresh_instance_unless_reuse_is_asked_for() {
+pub(crate) async fn every_call_gets_a_fresh_instance_unless_reuse_is_asked_for() {
     let engine = engine();
     let fresh = builder(&engine).load(guests::PLUGIN_HOSTILE).unwrap();
     for _ in 0..5 {

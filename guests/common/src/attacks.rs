@@ -1,4 +1,5 @@
-//! Attacks shared by the hostile guests.
+//! Attacks shared by the hostile guests (and the `cli` commands that
+//! misbehave on purpose): the ones that need no host at all.
 
 use std::hint::black_box;
 
@@ -21,4 +22,13 @@ pub fn hoard() -> ! {
         }
         hoard.push(black_box(chunk));
     }
+}
+
+/// Never returns in practice: the base case is hidden from the optimiser
+/// behind `black_box`, so the recursion is real.
+pub fn recurse(depth: u64) -> u64 {
+    if black_box(depth == u64::MAX) {
+        return depth;
+    }
+    black_box(recurse(black_box(depth + 1))) + 1
 }

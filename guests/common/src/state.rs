@@ -1,6 +1,8 @@
-//! Bindings for the state interfaces (`wasi:keyvalue`, `wasi:config`,
-//! `wasi:logging`) from `wit/service`'s `state` world. HTTP comes from the
-//! `wasip2` crate as usual.
+//! Bindings for the state interfaces (`wasi:keyvalue@0.2.0-draft2`,
+//! `wasi:config@0.2.0-rc.1`, `wasi:logging@0.1.0-draft`), from
+//! `wit/service`'s `state` world (`wit/service-p3`'s is the same files).
+//! They are synchronous, and a 0.3 component imports them as a 0.2 one
+//! does: one binding serves both worlds. HTTP comes from each world's kit.
 
 wit_bindgen::generate!({
     path: "../../wit/service",
