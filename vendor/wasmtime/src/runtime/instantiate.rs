@@ -11,8 +11,9 @@ use alloc::sync::Arc;
 use core::ops::Range;
 use core::str;
 use wasmtime_environ::{
-    CompiledFunctionsTable, CompiledModuleInfo, DefinedFuncIndex, FilePos, FuncIndex, FuncKey,
-    FunctionLoc, FunctionName, Metadata, Module, ModuleInternedTypeIndex, StaticModuleIndex,
+    CompiledFunctionsTable, CompiledModuleInfo, DefinedFuncIndex, EntityRef, FilePos, FuncIndex,
+    FuncKey, FunctionLoc, FunctionName, Metadata, Module, ModuleInternedTypeIndex,
+    StaticModuleIndex,
 };
 
 /// A compiled wasm module, ready to be instantiated.
@@ -25,6 +26,23 @@ pub struct CompiledModule {
     index: Arc<CompiledFunctionsTable>,
     /// Sorted list, by function index, of names we have for this module.
     func_names: Vec<FunctionName>,
+    /// Where each defined function's funcref entry points are in the text
+    /// section, by `DefinedFuncIndex`: looked up in `index` once here
+    /// instead of twice for every funcref every instantiation makes (a
+    /// module whose element segments sit at imported offsets fills its
+    /// tables eagerly, thousands of entries per instance). Mayfly's patch.
+    funcref_locs: Vec<FuncRefLoc>,
+}
+
+/// The text-section offsets of a defined function's array-call trampoline
+/// and wasm-call body; `u32::MAX` where the module has none (a function no
+/// funcref can name has no array-call trampoline).
+#[derive(Clone, Copy, Debug)]
+pub struct FuncRefLoc {
+    /// Offset of the array-to-wasm trampoline.
+    pub array_to_wasm: u32,
+    /// Offset of the function's body.
+    pub wasm: u32,
 }
 
 impl CompiledModule {
@@ -51,6 +69,16 @@ impl CompiledModule {
         index: Arc<CompiledFunctionsTable>,
         profiler: &dyn ProfilingAgent,
     ) -> Result<Self> {
+        let module_index = info.module.module_index;
+        let start = |key: FuncKey| index.func_loc(key).map_or(u32::MAX, |loc| loc.start);
+        let funcref_locs = info
+            .module
+            .defined_func_indices()
+            .map(|i| FuncRefLoc {
+                array_to_wasm: start(FuncKey::ArrayToWasmTrampoline(module_index, i)),
+                wasm: start(FuncKey::DefinedWasmFunction(module_index, i)),
+            })
+            .collect();
         let mut ret = Self {
             unique_id: CompiledModuleId::new(),
             engine_code,
@@ -58,6 +86,7 @@ impl CompiledModule {
             meta: info.meta,
             index,
             func_names: info.func_names,
+            funcref_locs,
         };
         ret.register_profiling(profiler)?;
 
@@ -163,6 +192,13 @@ impl CompiledModule {
             }
             _ => None,
         }
+    }
+
+    /// The text-section offsets of defined function `index`'s funcref entry
+    /// points, as `from_artifacts` found them.
+    #[inline]
+    pub fn funcref_loc(&self, index: DefinedFuncIndex) -> FuncRefLoc {
+        self.funcref_locs[index.index()]
     }
 
     /// Gets the function location information for a given function index.

@@ -144,10 +144,29 @@ pub struct Instance {
     /// cross-thread stuff used in `InstancePre`)
     store: Option<VMStoreRawPtr>,
 
+    /// The text section of this instance's module in its store, found in
+    /// the store's module registry by the first funcref initialized and
+    /// kept for the rest (Mayfly's patch: an eager table fill initializes
+    /// thousands, and the registry is two ordered-map lookups a time).
+    store_text: Option<SendSyncPtr<[u8]>>,
+
     /// Additional context used by compiled wasm code. This field is last, and
     /// represents a dynamically-sized array that extends beyond the nominal
     /// end of the struct (similar to a flexible array member).
     vmctx: OwnedVMContext<VMContext>,
+}
+
+/// Where the code of a `VMFuncRef` being initialized is found: a defined
+/// function's, from the offsets its module looked up once and the store's
+/// text the instance keeps (Mayfly's patch: the eager table fill of a large
+/// module does this thousands of times per instance), or any other by its
+/// keys in the store's registry.
+enum FuncRefCode {
+    Defined(DefinedFuncIndex),
+    Keys {
+        array_to_wasm: FuncKey,
+        wasm: FuncKey,
+    },
 }
 
 impl Instance {
@@ -209,6 +228,7 @@ impl Instance {
             #[cfg(feature = "wmemcheck")]
             wmemcheck_state,
             store: None,
+            store_text: None,
             vmctx: OwnedVMContext::new(),
         })?;
 
@@ -880,17 +900,14 @@ impl Instance {
         let func = &module.functions[index];
         let type_index = func.signature.unwrap_engine_type_index();
         let vmctx_offset = self.offsets().vmctx_func_ref(func.func_ref);
-        let array_to_wasm_key = FuncKey::ArrayToWasmTrampoline(module.module_index, def_index);
-        let wasm_key = FuncKey::DefinedWasmFunction(module.module_index, def_index);
-        // SAFETY: the type/offset/keys here are all valid for the defined
+        // SAFETY: the type/offset/index here are all valid for the defined
         // function at `def_index`.
         unsafe {
             self.initialize_and_return_funcref(
                 registry,
                 type_index,
                 vmctx_offset,
-                array_to_wasm_key,
-                wasm_key,
+                FuncRefCode::Defined(def_index),
             )
         }
     }
@@ -916,8 +933,10 @@ impl Instance {
                 registry,
                 type_index,
                 vmctx_offset,
-                array_to_wasm_key,
-                wasm_key,
+                FuncRefCode::Keys {
+                    array_to_wasm: array_to_wasm_key,
+                    wasm: wasm_key,
+                },
             )
         }
     }
@@ -932,12 +951,11 @@ impl Instance {
     /// functions here. Effectively all the arguments here must be "logically
     /// correct" for the `VMFuncRef` being initialized.
     unsafe fn initialize_and_return_funcref(
-        self: Pin<&mut Self>,
+        mut self: Pin<&mut Self>,
         registry: &ModuleRegistry,
         type_index: VMSharedTypeIndex,
         vmctx_offset: u32,
-        array_to_wasm_key: FuncKey,
-        wasm_key: FuncKey,
+        code: FuncRefCode,
     ) -> Option<NonNull<VMFuncRef>> {
         // For now, we eagerly initialize an funcref struct in-place whenever
         // asked for a reference to it. This is mostly fine, because in practice
@@ -960,26 +978,50 @@ impl Instance {
         // it's better for instantiation performance if we don't have to track
         // "is-initialized" state at all!
 
-        let module_with_code = ModuleWithCode::in_store(
-            registry,
-            self.runtime_module()
-                .expect("funcref impossible in fake module"),
-        )
-        .expect("module not in store");
-
-        let array_call =
-            VmPtr::from(NonNull::from(module_with_code.function(array_to_wasm_key)).cast());
-
-        let wasm_call = Some(VmPtr::from(
-            NonNull::new(
-                module_with_code
-                    .function(wasm_key)
-                    .as_ptr()
-                    .cast::<VMWasmCallFunction>()
-                    .cast_mut(),
-            )
-            .unwrap(),
-        ));
+        let (array_call, wasm_call) = match code {
+            FuncRefCode::Defined(index) => {
+                let module = self
+                    .runtime_module()
+                    .expect("funcref impossible in fake module");
+                let loc = module.compiled_module().funcref_loc(index);
+                let text = match self.store_text {
+                    Some(text) => text,
+                    None => {
+                        let text = SendSyncPtr::from(
+                            ModuleWithCode::in_store(registry, module)
+                                .expect("module not in store")
+                                .text(),
+                        );
+                        *self.as_mut().store_text_mut() = Some(text);
+                        text
+                    }
+                };
+                let at = |offset: u32| {
+                    let offset = usize::try_from(offset).unwrap();
+                    assert!(offset < text.len(), "defined function should be present");
+                    // SAFETY: within the text section, checked just above.
+                    unsafe { text.as_non_null().cast::<u8>().add(offset) }
+                };
+                (at(loc.array_to_wasm), at(loc.wasm))
+            }
+            FuncRefCode::Keys {
+                array_to_wasm,
+                wasm,
+            } => {
+                let module_with_code = ModuleWithCode::in_store(
+                    registry,
+                    self.runtime_module()
+                        .expect("funcref impossible in fake module"),
+                )
+                .expect("module not in store");
+                (
+                    NonNull::from(module_with_code.function(array_to_wasm)).cast::<u8>(),
+                    NonNull::new(module_with_code.function(wasm).as_ptr().cast_mut()).unwrap(),
+                )
+            }
+        };
+        let array_call = VmPtr::from(array_call.cast());
+        let wasm_call = Some(VmPtr::from(wasm_call.cast::<VMWasmCallFunction>()));
 
         let vmctx = VMOpaqueContext::from_vmcontext(self.vmctx()).into();
 
@@ -1513,6 +1555,11 @@ impl Instance {
         // internal field and is safe so long as the `&mut Self` temporarily
         // created is not overwritten, which it isn't here.
         unsafe { &mut self.get_unchecked_mut().store }
+    }
+
+    fn store_text_mut(self: Pin<&mut Self>) -> &mut Option<SendSyncPtr<[u8]>> {
+        // SAFETY: see `store_mut` above.
+        unsafe { &mut self.get_unchecked_mut().store_text }
     }
 
     fn memories_mut(
