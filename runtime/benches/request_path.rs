@@ -16,8 +16,15 @@
 //! - `wasmtime-on-demand`: wasmtime's default configuration, which maps and
 //!   unmaps memory for every instance.
 //!
+//! A second group runs the Python (componentize-py) and JavaScript
+//! (ComponentizeJS) hellos of `guests/python` and `guests/js` the same way,
+//! on Mayfly's engine and on `wasmtime-pooling`: a fresh interpreter per
+//! request. They are built by `guests/polyglot.sh` into the target
+//! directory on first use (or taken from `MAYFLY_POLYGLOT_GUESTS`).
+//!
 //! Run with `cargo bench -p mayfly-serve --bench request_path`.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -122,6 +129,57 @@ async fn one_request(component: &Arc<LoadedComponent>) -> Bytes {
     response.into_body().collect().await.unwrap().to_bytes()
 }
 
+/// The directory of the Python and JavaScript guests: `MAYFLY_POLYGLOT_GUESTS`,
+/// or `guests/polyglot.sh`'s build into the target directory (which the
+/// tests share).
+fn polyglot_guests() -> PathBuf {
+    if let Some(dir) = std::env::var_os("MAYFLY_POLYGLOT_GUESTS") {
+        return PathBuf::from(dir);
+    }
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("polyglot-guests");
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../guests/polyglot.sh");
+    let status = std::process::Command::new("bash")
+        .arg(script)
+        .arg(&dir)
+        .status()
+        .unwrap();
+    assert!(status.success(), "guests/polyglot.sh failed");
+    dir
+}
+
+fn polyglot(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let dir = polyglot_guests();
+    let mut group = c.benchmark_group("polyglot hello: instantiate + handle + drop");
+    group.sample_size(20);
+    for (language, file, greeting) in [
+        ("python", "python-hello.wasm", &b"Hello from Python!\n"[..]),
+        (
+            "javascript",
+            "js-hello.wasm",
+            &b"Hello from JavaScript!\n"[..],
+        ),
+    ] {
+        let path = dir.join(file);
+        let path = path.to_str().unwrap();
+        for (name, engine, wasi_03, _) in engines() {
+            if name != "mayfly" && name != "wasmtime-pooling" {
+                continue;
+            }
+            let (_loader, component) = load(engine, wasi_03, path);
+            let local = LocalSet::new();
+            assert_eq!(&run(&runtime, &local, &component)[..], greeting);
+            group.bench_function(format!("{language}/{name}"), |b| {
+                b.iter(|| run(&runtime, &local, &component))
+            });
+        }
+    }
+    group.finish();
+}
+
 fn request_path(c: &mut Criterion) {
     // As `mayfly serve` does at start.
     // SAFETY: before this, the benchmark has started no thread of its own.
@@ -145,5 +203,5 @@ fn run(runtime: &Tokio, local: &LocalSet, component: &Arc<LoadedComponent>) -> B
     local.block_on(runtime, one_request(component))
 }
 
-criterion_group!(benches, request_path);
+criterion_group!(benches, request_path, polyglot);
 criterion_main!(benches);

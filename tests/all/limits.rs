@@ -432,7 +432,8 @@ for_both_worlds! {
             assert_eq!(get(server.addr, "/").await.text(), "Hello from Mayfly!\n");
         }
         server.wait_for_output(&format!(
-            "mayfly: component `hostile` request 1: trapped: table minimum size of {size} elements"
+            "mayfly: component `hostile` request 1: trapped: table limit of {below} elements \
+             reached: table minimum size of {size} elements"
         ));
         assert_eq!(server.metric(&limit_hits("hostile", "table_elements")).await, 2.0);
         assert_eq!(

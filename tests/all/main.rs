@@ -33,6 +33,7 @@ mod network_fuzz;
 mod oci;
 mod operating;
 mod outbound;
+mod polyglot;
 mod queue;
 mod routing;
 mod run;

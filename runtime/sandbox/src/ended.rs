@@ -117,6 +117,34 @@ impl Ended {
             Ended::Limit { failure, .. } | Ended::Failed(failure) => failure.reason(cap),
         }
     }
+
+    /// What the operator's log says of a failure: the limit it hit, if it
+    /// hit one, then [`Failure::describe`] (`memory limit of 256MiB
+    /// reached: wasm trap: ...` and the backtrace). `None` for a call that
+    /// did not fail.
+    pub fn describe(&self) -> Option<String> {
+        let failure = self.failure()?;
+        Some(match self {
+            Ended::Limit {
+                kind: LimitKind::Memory,
+                limit,
+                ..
+            } => format!(
+                "memory limit of {} reached: {}",
+                format_size(*limit),
+                failure.describe()
+            ),
+            Ended::Limit {
+                kind: LimitKind::Table,
+                limit,
+                ..
+            } => format!(
+                "table limit of {limit} elements reached: {}",
+                failure.describe()
+            ),
+            _ => failure.describe(),
+        })
+    }
 }
 
 impl Failure {

@@ -12,9 +12,13 @@
 //! - when an instance is dropped, its slot is reset in user space: the
 //!   `PAGEMAP_SCAN` ioctl finds the pages the instance dirtied and only those
 //!   are rewritten, with no system call that unmaps anything, up to
-//!   [`EngineSettings::keep_resident`] bytes per memory;
-//! - the next instance of the same component reuses a warm slot, so its pages
-//!   are already resident and it takes no page faults.
+//!   [`EngineSettings::keep_resident`] bytes per memory (however many
+//!   separate runs they make: wasmtime 48 stopped at 32 and decommitted the
+//!   rest, which `vendor/wasmtime` fixes), and what lies past that budget is
+//!   decommitted;
+//! - the next instance of the same component reuses a warm slot, so the
+//!   pages it had within the budget are already resident and it takes no
+//!   page faults on them.
 //!
 //! None of this shares state between requests: each instance still starts
 //! from the component's pristine memory image.

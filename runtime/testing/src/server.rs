@@ -250,6 +250,16 @@ impl<B: Binary> Server<B> {
         Duration::from_millis(ticks * 1000 / tick)
     }
 
+    /// Minor page faults the server has taken so far, all threads, from
+    /// /proc (the 10th field of `/proc/PID/stat`).
+    pub fn minor_faults(&self) -> u64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
+        // `PID (COMM) STATE PPID PGRP SESSION TTY TPGID FLAGS MINFLT ...`:
+        // the name may hold spaces, so count from after it.
+        let (_, rest) = stat.rsplit_once(") ").unwrap();
+        rest.split_whitespace().nth(7).unwrap().parse().unwrap()
+    }
+
     /// Starts the server's peak resident memory over from its current one
     /// (Linux's `clear_refs`, value 5).
     pub fn reset_peak_rss(&self) {

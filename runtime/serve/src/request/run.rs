@@ -69,14 +69,22 @@ pub(super) fn spawn<G: 'static>(
             Err(_elapsed) => Ended::Deadline,
         };
         count(&component, &ended);
-        if let Some(failure) = ended.failure() {
-            // The whole chain, with the guest's wasm backtrace (bounded:
-            // names and all are the guest's).
+        if matches!(ended, Ended::Finished)
+            && let Some((kind, reason)) = store.data().limiter().refusal()
+        {
+            // Refused memory or table space, and answered anyway (an
+            // interpreter's out-of-memory error, say): still a limit hit.
+            component.metrics.limit(Limit::Store(kind));
             report(
                 &component,
                 &request_id,
-                &format!("trapped: {}", failure.describe()),
+                &format!("{reason}; the guest handled the refusal"),
             );
+        }
+        if let Some(description) = ended.describe() {
+            // The limit it hit, the whole chain, with the guest's wasm
+            // backtrace (bounded: names and all are the guest's).
+            report(&component, &request_id, &format!("trapped: {description}"));
         }
         // (Counted once the guest is done: it may read its body after
         // sending the response head.)
