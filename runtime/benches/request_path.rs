@@ -155,6 +155,10 @@ fn polyglot(c: &mut Criterion) {
     let dir = polyglot_guests();
     let mut group = c.benchmark_group("polyglot hello: instantiate + handle + drop");
     group.sample_size(20);
+    let engines: Vec<_> = engines()
+        .into_iter()
+        .filter(|(name, ..)| ["mayfly", "wasmtime-pooling"].contains(name))
+        .collect();
     for (language, file, greeting) in [
         ("python", "python-hello.wasm", &b"Hello from Python!\n"[..]),
         (
@@ -165,11 +169,8 @@ fn polyglot(c: &mut Criterion) {
     ] {
         let path = dir.join(file);
         let path = path.to_str().unwrap();
-        for (name, engine, wasi_03, _) in engines() {
-            if name != "mayfly" && name != "wasmtime-pooling" {
-                continue;
-            }
-            let (_loader, component) = load(engine, wasi_03, path);
+        for (name, engine, wasi_03, _) in &engines {
+            let (_loader, component) = load(engine.clone(), *wasi_03, path);
             let local = LocalSet::new();
             assert_eq!(&run(&runtime, &local, &component)[..], greeting);
             group.bench_function(format!("{language}/{name}"), |b| {

@@ -14,7 +14,6 @@ use wasmtime::{PoolConcurrencyLimitError, Trap};
 use crate::failure;
 use crate::limiter::Limiter;
 use crate::limits::{LimitKind, StoreLimits};
-use crate::units::format_size;
 
 /// How a call ended.
 #[derive(Debug)]
@@ -98,22 +97,12 @@ impl Ended {
             Ended::Deadline => "deadline exceeded".to_string(),
             Ended::PoolFull => "every instance slot is in use".to_string(),
             Ended::Limit {
-                kind: LimitKind::Memory,
+                kind,
                 limit,
                 failure,
-            } => format!(
-                "memory limit of {} reached ({})",
-                format_size(*limit),
-                failure.reason(cap)
-            ),
-            Ended::Limit {
-                kind: LimitKind::Table,
-                limit,
-                failure,
-            } => format!(
-                "table limit of {limit} elements reached ({})",
-                failure.reason(cap)
-            ),
+            } if let Some(reached) = kind.reached(*limit) => {
+                format!("{reached} ({})", failure.reason(cap))
+            }
             Ended::Limit { failure, .. } | Ended::Failed(failure) => failure.reason(cap),
         }
     }
@@ -125,23 +114,9 @@ impl Ended {
     pub fn describe(&self) -> Option<String> {
         let failure = self.failure()?;
         Some(match self {
-            Ended::Limit {
-                kind: LimitKind::Memory,
-                limit,
-                ..
-            } => format!(
-                "memory limit of {} reached: {}",
-                format_size(*limit),
-                failure.describe()
-            ),
-            Ended::Limit {
-                kind: LimitKind::Table,
-                limit,
-                ..
-            } => format!(
-                "table limit of {limit} elements reached: {}",
-                failure.describe()
-            ),
+            Ended::Limit { kind, limit, .. } if let Some(reached) = kind.reached(*limit) => {
+                format!("{reached}: {}", failure.describe())
+            }
             _ => failure.describe(),
         })
     }

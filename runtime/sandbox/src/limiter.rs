@@ -100,23 +100,15 @@ impl Limiter {
     /// hit one: memory first, since a guest refused memory usually dies of
     /// it whatever else happened.
     pub fn refusal(&self) -> Option<(LimitKind, String)> {
-        if self.memory_refused {
-            let limit = u64::try_from(self.memory).unwrap_or(u64::MAX);
-            Some((
-                LimitKind::Memory,
-                format!(
-                    "memory limit of {} reached",
-                    crate::units::format_size(limit)
-                ),
-            ))
+        let (kind, limit) = if self.memory_refused {
+            (LimitKind::Memory, self.memory)
         } else if self.table_refused {
-            Some((
-                LimitKind::Table,
-                format!("table limit of {} elements reached", self.table_elements),
-            ))
+            (LimitKind::Table, self.table_elements)
         } else {
-            None
-        }
+            return None;
+        };
+        let limit = u64::try_from(limit).unwrap_or(u64::MAX);
+        Some((kind, kind.reached(limit)?))
     }
 }
 

@@ -104,6 +104,21 @@ impl LimitKind {
             LimitKind::Resources => "resources",
         }
     }
+
+    /// What reaching this kind's `limit` is called in a log line or an
+    /// answer (`memory limit of 256MiB reached`, `table limit of 20000
+    /// elements reached`), for the kinds a store's limiter refuses; the
+    /// others say it their own way.
+    pub fn reached(self, limit: u64) -> Option<String> {
+        match self {
+            LimitKind::Memory => Some(format!(
+                "memory limit of {} reached",
+                crate::units::format_size(limit)
+            )),
+            LimitKind::Table => Some(format!("table limit of {limit} elements reached")),
+            LimitKind::Deadline | LimitKind::Fuel | LimitKind::Resources => None,
+        }
+    }
 }
 
 /// Core module instances one component instance may be made of. A Rust
