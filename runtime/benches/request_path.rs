@@ -94,6 +94,7 @@ fn load(engine: Engine, wasi_03: bool, path: &str) -> (Loader, Arc<LoadedCompone
         limits: Limits::default(),
         limit_fields: LimitFields::default(),
         grants: Grants::default(),
+        build: None,
     };
     let settings = EngineSettings {
         wasi_03,

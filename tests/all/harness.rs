@@ -8,8 +8,8 @@ use std::process::{Command, Output};
 use crate::guests;
 
 pub use mayfly_testing::{
-    Binary, Body, Client, Held, PATIENCE, Reply, full, get, get_streamed, in_flight, raw,
-    rest_of_body, run_bounded, run_bounded_for, write_file,
+    Binary, Body, Client, Held, Load, PATIENCE, Reply, Seen, full, get, get_streamed, in_flight,
+    raw, rest_of_body, run_bounded, run_bounded_for, write_file,
 };
 
 /// The `mayfly` binary this package builds: only its own test targets know

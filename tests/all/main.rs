@@ -35,12 +35,14 @@ mod operating;
 mod outbound;
 mod polyglot;
 mod queue;
+mod rebuild;
 mod routing;
 mod run;
 mod shutdown;
 mod soak;
 mod state;
 mod streaming;
+mod templates;
 mod traps;
 mod worlds;
 

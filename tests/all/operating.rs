@@ -3,15 +3,13 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use http::Request;
 
 use crate::guests;
 use crate::harness::{
-    Client, PATIENCE, Reply, Server, World, for_both_worlds, full, get, write_file,
+    Client, Load, PATIENCE, Reply, Server, World, for_both_worlds, full, get, write_file,
 };
 
 const TOKEN: &str = "test-admin-token-0123456789";
@@ -97,79 +95,17 @@ async fn deploy(server: &Server, component: &str, bytes: Vec<u8>) -> Reply {
     .await
 }
 
-/// One response seen by the load: when its request started and ended.
-struct Seen {
-    started: Instant,
-    ended: Instant,
-    status: u16,
-    body: String,
-}
-
-/// Sends `GET /` on `connections` connections until `stop`, counting the
-/// answers in `answered`.
-fn load(
-    addr: SocketAddr,
-    connections: usize,
-    stop: Arc<AtomicBool>,
-    answered: Arc<AtomicUsize>,
-) -> Vec<tokio::task::JoinHandle<Vec<Seen>>> {
-    (0..connections)
-        .map(|_| {
-            let stop = stop.clone();
-            let answered = answered.clone();
-            tokio::spawn(async move {
-                let mut client = Client::connect(addr).await;
-                let mut seen = Vec::new();
-                while !stop.load(Ordering::Relaxed) {
-                    let started = Instant::now();
-                    let request = Request::get("/").body(full("")).unwrap();
-                    let (status, body) = match client.send(request).await {
-                        Ok(reply) => (reply.status.as_u16(), reply.text()),
-                        Err(err) => (0, format!("request failed: {err}")),
-                    };
-                    seen.push(Seen {
-                        started,
-                        ended: Instant::now(),
-                        status,
-                        body,
-                    });
-                    answered.fetch_add(1, Ordering::Relaxed);
-                }
-                seen
-            })
-        })
-        .collect()
-}
-
 /// Requests answered in each phase of the rolling update.
 const PHASE_REQUESTS: usize = 1500;
-
-/// Waits until at least `at_least` has passed and `requests` more have
-/// been answered.
-async fn phase(answered: &AtomicUsize, at_least: Duration, requests: usize) {
-    let started = Instant::now();
-    let target = answered.load(Ordering::Relaxed) + requests;
-    tokio::time::sleep(at_least).await;
-    while answered.load(Ordering::Relaxed) < target {
-        assert!(
-            started.elapsed() < PATIENCE,
-            "the load got only {} answers",
-            answered.load(Ordering::Relaxed)
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rolling_updates_under_load_fail_no_request() {
     let dir = tempfile::tempdir().unwrap();
     // With WASI 0.3 on from the start: v2 is a 0.3 component.
     let (server, _) = start(dir.path(), &["--wasi-03"]);
-    let stop = Arc::new(AtomicBool::new(false));
-    let answered = Arc::new(AtomicUsize::new(0));
-    let clients = load(server.addr, 8, stop.clone(), answered.clone());
+    let load = Load::start(server.addr, "/", 8);
     // Each phase lasts at least this long and this many requests.
-    let phase = || phase(&answered, Duration::from_millis(700), PHASE_REQUESTS);
+    let phase = || load.more_answers(PHASE_REQUESTS, Duration::from_millis(700));
 
     phase().await;
     // v1 -> v2: the probe guest, whose answer is easy to tell apart, as a
@@ -204,11 +140,7 @@ async fn rolling_updates_under_load_fail_no_request() {
     assert_eq!(reply.text(), r#"{"component":"web","version":1}"#);
 
     phase().await;
-    stop.store(true, Ordering::Relaxed);
-    let mut seen = Vec::new();
-    for client in clients {
-        seen.extend(client.await.unwrap());
-    }
+    let seen = load.stop().await;
 
     assert!(
         seen.len() >= 4 * PHASE_REQUESTS,

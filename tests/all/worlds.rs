@@ -7,10 +7,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use http::Request;
-
 use crate::guests;
-use crate::harness::{Client, PATIENCE, Server, full, get, run_mayfly, write_file};
+use crate::harness::{Load, PATIENCE, Seen, Server, get, run_mayfly, write_file};
 
 const FRESH: &str = "count=1 heap_items=1 pages_at_start=";
 
@@ -181,9 +179,6 @@ const V1: &str = "Hello from Mayfly!\n";
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watch_swaps_a_file_between_worlds_with_no_failed_request() {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-
     let dir = tempfile::tempdir().unwrap();
     // A 0.3 component in the app: the server runs both worlds, with no
     // `--wasi-03`.
@@ -194,36 +189,10 @@ async fn watch_swaps_a_file_between_worlds_with_no_failed_request() {
     let server = watched(dir.path(), &extra, &[]);
     assert_eq!(get(server.addr, "/").await.text(), V1);
 
-    // Load on `/` all along, on four connections.
-    let stop = Arc::new(AtomicBool::new(false));
-    let answered = Arc::new(AtomicUsize::new(0));
-    let clients: Vec<_> = (0..4)
-        .map(|_| {
-            let (stop, answered, addr) = (stop.clone(), answered.clone(), server.addr);
-            tokio::spawn(async move {
-                let mut client = Client::connect(addr).await;
-                let mut seen = Vec::new();
-                while !stop.load(Ordering::Relaxed) {
-                    let request = Request::get("/").body(full("")).unwrap();
-                    seen.push(match client.send(request).await {
-                        Ok(reply) => (reply.status.as_u16(), reply.text()),
-                        Err(err) => (0, format!("request failed: {err}")),
-                    });
-                    answered.fetch_add(1, Ordering::Relaxed);
-                }
-                seen
-            })
-        })
-        .collect();
-    // Each version answers a few hundred requests of the load.
-    let more_answers = || async {
-        let target = answered.load(Ordering::Relaxed) + 300;
-        let deadline = Instant::now() + PATIENCE;
-        while answered.load(Ordering::Relaxed) < target {
-            assert!(Instant::now() < deadline, "the load stalled");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
+    // Load on `/` all along, on four connections; each version answers a
+    // few hundred requests of it.
+    let load = Load::start(server.addr, "/", 4);
+    let more_answers = || load.more_answers(300, Duration::ZERO);
     let web = dir.path().join("web.wasm");
     more_answers().await;
     // 0.2 -> 0.3: the probe guest, whose answer is easy to tell apart.
@@ -234,13 +203,9 @@ async fn watch_swaps_a_file_between_worlds_with_no_failed_request() {
     replace(&web, &std::fs::read(guests::HELLO).unwrap());
     wait_for_body(&server, |body| body == V1).await;
     more_answers().await;
-    stop.store(true, Ordering::Relaxed);
-    let mut seen = Vec::new();
-    for client in clients {
-        seen.extend(client.await.unwrap());
-    }
+    let seen = load.stop().await;
     let (mut v1, mut p3) = (0, 0);
-    for (status, body) in &seen {
+    for Seen { status, body, .. } in &seen {
         assert_eq!(*status, 200, "a request failed: {body}");
         if body == V1 {
             v1 += 1;

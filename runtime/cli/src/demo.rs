@@ -17,6 +17,7 @@ fn guest(name: &'static str, label: &'static str, bytes: &'static [u8]) -> Compo
         limits: Limits::default(),
         limit_fields: LimitFields::default(),
         grants: Grants::default(),
+        build: None,
     }
 }
 

@@ -141,6 +141,8 @@ pub(crate) fn collect(
             .and_then(Value::as_table_mut)
             .ok_or_else(changed)?;
         entry.insert("source".into(), Value::String(in_image));
+        // The image holds what was built, not how: its sources are not in it.
+        entry.remove("build");
         if component.grants.files.is_empty() {
             continue;
         }

@@ -10,6 +10,8 @@
 //!   not send or would hide (a stalled body, a response cut short), and for
 //!   tests that want no async runtime.
 //! - [`run_bounded`]: a command run to its end, or killed at a bound.
+//! - [`Load`]: `GET`s on a few connections while something changes, every
+//!   answer kept.
 //!
 //! Only a test target of the package that builds a binary knows where it
 //! is (`env!("CARGO_BIN_EXE_mayfly")`), so the binary is named by the test
@@ -29,6 +31,7 @@
 #![deny(missing_docs)]
 
 mod client;
+mod load;
 mod process;
 pub mod raw;
 mod server;
@@ -39,6 +42,7 @@ use std::time::Duration;
 pub use client::{
     Body, Client, Held, Reply, Streamed, full, get, get_streamed, in_flight, rest_of_body,
 };
+pub use load::{Load, Seen};
 pub use process::{run_bounded, run_bounded_for};
 pub use server::{Binary, Server};
 

@@ -42,7 +42,13 @@ impl<B: Binary> Server<B> {
 
     /// `mayfly serve ARGS...` on a free loopback port, with a private cache.
     pub fn start_with(args: &[&str]) -> Self {
-        Self::launch(Command::new(B::PATH), args)
+        Self::launch(Command::new(B::PATH), "serve", args)
+    }
+
+    /// `mayfly dev ARGS...` (build, serve, watch) on a free loopback port,
+    /// with a private cache; started once the first build is done.
+    pub fn start_dev(args: &[&str]) -> Self {
+        Self::launch(Command::new(B::PATH), "dev", args)
     }
 
     /// [`Server::start_with`], in a process started with `soft` and `hard`
@@ -53,7 +59,7 @@ impl<B: Binary> Server<B> {
             .arg(format!("--nofile={soft}:{hard}"))
             .arg("--")
             .arg(B::PATH);
-        Self::launch(command, args)
+        Self::launch(command, "serve", args)
     }
 
     /// The server's limit on open files now: (soft, hard).
@@ -70,10 +76,10 @@ impl<B: Binary> Server<B> {
         (numbers[0], numbers[1])
     }
 
-    fn launch(mut command: Command, args: &[&str]) -> Self {
+    fn launch(mut command: Command, subcommand: &str, args: &[&str]) -> Self {
         let cache = tempfile::tempdir().unwrap();
         command
-            .arg("serve")
+            .arg(subcommand)
             .args(args)
             .args(["--listen", "127.0.0.1:0"]);
         if !args.contains(&"--cache-dir") {

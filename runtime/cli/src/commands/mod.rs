@@ -2,10 +2,13 @@
 //! (on by default); a build without it still knows the name, and says how
 //! to get the command (`not_built`).
 
+mod build;
 mod check;
 #[cfg(feature = "compare")]
 mod compare;
 mod compile;
+mod dev;
+mod new;
 #[cfg(not(feature = "compare"))]
 mod not_built;
 mod oci;
@@ -40,6 +43,9 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    New(new::New),
+    Build(build::Build),
+    Dev(dev::Dev),
     Serve(serve::Serve),
     Run(run::Run),
     Check(check::Check),
@@ -59,6 +65,9 @@ impl Cli {
         logging::init(self.log_format);
         let done = |()| ExitCode::SUCCESS;
         match self.command {
+            Command::New(new) => new.execute().map(done),
+            Command::Build(build) => build.execute().map(done),
+            Command::Dev(dev) => dev.execute().map(done),
             Command::Serve(serve) => serve.execute().map(done),
             Command::Run(run) => run.execute(),
             Command::Check(check) => check.execute().map(done),

@@ -11,6 +11,7 @@ use mayfly_serve::launch::Launch;
 use mayfly_serve::server::ServeOptions;
 use mayfly_serve::state::{RuntimeConfig, default_data_dir};
 
+use super::build;
 use super::shared::{self, CacheArgs, EngineArgs};
 
 /// Serve an app over HTTP, with a fresh component instance for every request
@@ -101,10 +102,21 @@ pub struct Serve {
     #[arg(long, value_name = "FILE")]
     runtime_config: Option<PathBuf>,
 
-    /// Reload the app when the manifest or a component file changes; a
-    /// version that fails to load is refused and the old one keeps serving
+    /// Reload the app when the manifest or a component file changes, and
+    /// build a component again when a file its `build.watch` globs match
+    /// changes; a version that fails to build or to load is refused and
+    /// the old one keeps serving
     #[arg(long)]
     watch: bool,
+
+    /// Build the app's components from source first (`mayfly build`)
+    #[arg(long)]
+    build: bool,
+
+    /// Log a line for every request: method, path (without the query),
+    /// status and time
+    #[arg(long)]
+    log_requests: bool,
 
     /// Serve the admin API (deploy, versions, rollback), metrics and health
     /// checks on this loopback address; off unless given
@@ -127,7 +139,35 @@ pub struct Serve {
 }
 
 impl Serve {
+    /// These flags as `mayfly dev` uses them: `app.toml` unless an app is
+    /// given, built first, watched, every request logged.
+    pub(super) fn for_development(mut self) -> Self {
+        self.app.get_or_insert_with(|| PathBuf::from("app.toml"));
+        self.build = true;
+        self.watch = true;
+        self.log_requests = true;
+        self
+    }
+
     pub fn execute(self) -> Result<()> {
+        if self.build {
+            let Some(app) = self.app.as_deref().filter(|app| is_manifest(app)) else {
+                anyhow::bail!("--build needs an app manifest (`app.toml`) to build");
+            };
+            if let Err(err) = build::build(app) {
+                // Under --watch, a failed build with an earlier one at hand
+                // is an error to fix, not a reason to stop: serve what was
+                // built last, and build again on the next save.
+                if !(self.watch && build::all_built(app)) {
+                    return Err(err);
+                }
+                eprintln!(
+                    "error: {err:#}
+  (serving the last version built until a build succeeds)"
+                );
+            }
+        }
+        mayfly_serve::logging::log_requests(self.log_requests);
         let spec = shared::app_spec(self.app.as_deref())?;
         let runtime_config = match &self.runtime_config {
             Some(path) => RuntimeConfig::load(path)?,
@@ -145,10 +185,7 @@ impl Serve {
             Some(addr) => Some((addr, self.admin_token()?)),
             None => None,
         };
-        let watches_a_manifest = self
-            .app
-            .as_deref()
-            .is_some_and(|p| p.extension().is_some_and(|e| e == "toml"));
+        let watches_a_manifest = self.app.as_deref().is_some_and(is_manifest);
         if self.watch && !watches_a_manifest {
             anyhow::bail!("--watch needs an app manifest (`app.toml`) to watch");
         }
@@ -204,6 +241,11 @@ impl Serve {
         }
         Ok(Arc::from(token))
     }
+}
+
+/// Whether `app` names a manifest (rather than one component).
+fn is_manifest(app: &std::path::Path) -> bool {
+    app.extension().is_some_and(|e| e == "toml")
 }
 
 fn parse_client_timeout(text: &str) -> Result<Duration, String> {

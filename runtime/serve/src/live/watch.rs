@@ -1,9 +1,19 @@
-//! `--watch`: poll the manifest and the component files, and reload the
-//! app when one changes.
+//! `--watch`: poll the manifest, the component files and the sources their
+//! builds read; build a component again when one of its sources changes,
+//! and reload the app when the manifest or a component file does.
+//!
+//! A source change waits for one quiet poll before its build starts (an
+//! editor's save is often several writes), and a build that fails leaves
+//! the running version serving, its error on stderr with the compiler's
+//! output. A build that succeeds rewrites its component's file, which the
+//! same poll sees, and the reload swaps the new version in as any other
+//! file change does: requests already running finish on the old one.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+
+use mayfly_build::{BuildStep, Sources, sources};
 
 use super::LiveApp;
 use crate::manifest::{AppSpec, Source};
@@ -19,31 +29,99 @@ fn files_of(spec: &AppSpec) -> Vec<PathBuf> {
         .collect()
 }
 
-/// What `--watch` saw of an app's files before the app was loaded from
-/// them: an edit made while it loads is then seen as a change.
-pub struct FirstLook(Stamp);
-
-/// Looks at the manifest and the component files `spec` names, before the
-/// app is loaded from them.
-pub fn first_look(spec: &AppSpec, manifest: &Path) -> FirstLook {
-    FirstLook(stamp(&files_to_watch(spec, manifest)))
+/// One component's build and what was last seen of its sources.
+struct Watched {
+    step: BuildStep,
+    sources: Sources,
+    seen: sources::Stamp,
+    /// Its sources changed at the last poll: it builds once they have not
+    /// changed for a poll.
+    settling: bool,
 }
 
-/// Watches the manifest and the component files, and reloads the app when
-/// one changes from what `first` saw, until `live` drains. Polls every
-/// `interval`.
+impl Watched {
+    /// `None` for a step whose globs do not parse (the manifest has said
+    /// why already).
+    fn new(step: BuildStep) -> Option<Self> {
+        let sources = Sources::new(&step).ok()?;
+        let seen = sources.stamp();
+        Some(Self {
+            step,
+            sources,
+            seen,
+            settling: false,
+        })
+    }
+
+    /// Looks at the sources; builds if they changed and have settled.
+    fn poll(&mut self) {
+        let now = self.sources.stamp();
+        if now != self.seen {
+            self.seen = now;
+            self.settling = true;
+            return;
+        }
+        if !std::mem::take(&mut self.settling) {
+            return;
+        }
+        if let Err(err) = mayfly_build::build(&self.step) {
+            eprintln!("{err}\n  (still serving the previous version)");
+        }
+        // What the build itself wrote under the globs is not a change.
+        self.seen = self.sources.stamp();
+    }
+}
+
+/// The builds of `spec`, keeping what `old` has seen of those that are the
+/// same.
+fn builds_of(spec: &AppSpec, mut old: Vec<Watched>) -> Vec<Watched> {
+    spec.build_steps()
+        .into_iter()
+        .filter_map(
+            |step| match old.iter().position(|known| known.step == step) {
+                Some(at) => Some(old.swap_remove(at)),
+                None => Watched::new(step),
+            },
+        )
+        .collect()
+}
+
+/// What `--watch` saw of an app's files before the app was loaded from
+/// them: an edit made while it loads is then seen as a change.
+pub struct FirstLook {
+    files: Stamp,
+    builds: Vec<Watched>,
+}
+
+/// Looks at the manifest, the component files and the builds' sources
+/// `spec` names, before the app is loaded from them.
+pub fn first_look(spec: &AppSpec, manifest: &Path) -> FirstLook {
+    FirstLook {
+        files: stamp(&files_to_watch(spec, manifest)),
+        builds: builds_of(spec, Vec::new()),
+    }
+}
+
+/// Watches the manifest, the component files and the builds' sources, as
+/// the module says, until `live` drains. Polls every `interval`.
 pub fn watch(
     live: Arc<LiveApp>,
     manifest: PathBuf,
     interval: Duration,
     first: FirstLook,
 ) -> std::io::Result<()> {
-    let FirstLook(mut seen) = first;
+    let FirstLook {
+        files: mut seen,
+        mut builds,
+    } = first;
     std::thread::Builder::new()
         .name("mayfly-watch".into())
         .spawn(move || {
             while !live.draining() {
                 std::thread::sleep(interval);
+                for build in &mut builds {
+                    build.poll();
+                }
                 let files: Vec<PathBuf> = seen.iter().map(|(path, _)| path.clone()).collect();
                 let now = stamp(&files);
                 if now == seen {
@@ -74,6 +152,7 @@ pub fn watch(
                         }
                     })
                     .collect();
+                builds = builds_of(&spec, std::mem::take(&mut builds));
                 match live.reload(spec) {
                     Ok(()) => tracing::info!("reloaded {} after a change", manifest.display()),
                     Err(err) => tracing::error!(

@@ -92,6 +92,24 @@ pub struct ComponentEntry {
     /// Configuration values (`wasi:config`), by key.
     #[serde(default)]
     pub config: BTreeMap<String, ConfigValue>,
+    /// How the component is built from source (`mayfly build`, and
+    /// `mayfly serve --watch` when a source changes).
+    pub build: Option<BuildEntry>,
+}
+
+/// A `[component.NAME.build]` table.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuildEntry {
+    /// A shell command that writes the component's `source`.
+    pub command: String,
+    /// Where it runs, relative to the manifest (by default, the manifest's
+    /// directory).
+    pub workdir: Option<PathBuf>,
+    /// Globs of the files it reads, relative to `workdir`: under `--watch`,
+    /// a change to one of them builds the component again.
+    #[serde(default)]
+    pub watch: Vec<String>,
 }
 
 /// Where a configuration value comes from. Nothing is read implicitly: a

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::Duration;
 
+use mayfly_build::BuildStep;
 use mayfly_host_api::outbound::HostPattern;
 use mayfly_sandbox::Grants;
 use mayfly_sandbox::grants::{self, FileGrant, FileGrantError};
@@ -13,7 +14,7 @@ use mayfly_sandbox::limits::MAX_TABLE_ELEMENTS;
 use mayfly_sandbox::units::{parse_duration, parse_size};
 
 use super::error::ManifestError;
-use super::file::{ComponentEntry, ConfigValue, LimitsEntry, ManifestFile};
+use super::file::{BuildEntry, ComponentEntry, ConfigValue, LimitsEntry, ManifestFile};
 use super::spec::{AppSpec, ComponentSpec, LimitFields, Source};
 use crate::limits::Limits;
 use crate::router::Pattern;
@@ -41,16 +42,31 @@ impl AppSpec {
         Self::from_manifest_in(path, &process_env)
     }
 
+    /// How the components of the manifest at `path` are built, in name
+    /// order, with only what a build needs checked: a manifest that builds
+    /// a plugin has no routes, and a build reads no secret.
+    pub fn build_steps_of(path: &Path) -> Result<Vec<BuildStep>, ManifestError> {
+        let (file, base) = read(path)?;
+        let mut steps = Vec::new();
+        for (name, entry) in &file.component {
+            let field = format!("component.{name}");
+            let step = check_component_name(name)
+                .map_err(|message| (field.clone(), message))
+                .and_then(|()| resolve_build(name, entry, base, &field))
+                .map_err(|(field, message)| ManifestError::Field {
+                    path: path.to_path_buf(),
+                    field,
+                    message,
+                })?;
+            steps.extend(step);
+        }
+        Ok(steps)
+    }
+
     /// As [`from_manifest`](Self::from_manifest), with `{ env = "NAME" }`
     /// config values looked up in `env`.
     pub fn from_manifest_in(path: &Path, env: &EnvLookup<'_>) -> Result<Self, ManifestError> {
-        let text = std::fs::read_to_string(path).map_err(|reason| ManifestError::Read {
-            path: path.to_path_buf(),
-            reason,
-        })?;
-        let file: ManifestFile =
-            toml::from_str(&text).map_err(|err| ManifestError::from_toml(path, &text, &err))?;
-        let base = path.parent().unwrap_or(Path::new("."));
+        let (file, base) = read(path)?;
         let default_name = path
             .file_stem()
             .map(|s| app_name_from_stem(&s.to_string_lossy()))
@@ -61,6 +77,18 @@ impl AppSpec {
             message,
         })
     }
+}
+
+/// The manifest at `path` as written, and the directory its paths are
+/// relative to.
+fn read(path: &Path) -> Result<(ManifestFile, &Path), ManifestError> {
+    let text = std::fs::read_to_string(path).map_err(|reason| ManifestError::Read {
+        path: path.to_path_buf(),
+        reason,
+    })?;
+    let file: ManifestFile =
+        toml::from_str(&text).map_err(|err| ManifestError::from_toml(path, &text, &err))?;
+    Ok((file, path.parent().unwrap_or(Path::new("."))))
 }
 
 /// Where `{ env = "NAME" }` config values are read: the value of `NAME`,
@@ -127,6 +155,7 @@ fn resolve(
         let mut grants = resolve_grants(&entry, base, &field)?;
         grants.stores = resolve_stores(&entry, &field)?;
         grants.config = resolve_config(&entry, secrets.as_ref(), env, &field)?;
+        let build = resolve_build(&name, &entry, base, &field)?;
         components.push(ComponentSpec {
             source: Source::File(base.join(&entry.source)),
             field: format!("{field}.source"),
@@ -134,6 +163,7 @@ fn resolve(
             limits,
             limit_fields,
             grants,
+            build,
         });
     }
 
@@ -178,6 +208,45 @@ fn resolve(
         components,
         routes,
     })
+}
+
+/// A component's build, if it has one: a command, a workdir relative to
+/// the manifest, globs relative to the workdir.
+fn resolve_build(
+    name: &str,
+    entry: &ComponentEntry,
+    base: &Path,
+    field: &str,
+) -> Result<Option<BuildStep>, (String, String)> {
+    let Some(BuildEntry {
+        command,
+        workdir,
+        watch,
+    }) = &entry.build
+    else {
+        return Ok(None);
+    };
+    if command.trim().is_empty() {
+        return Err((
+            format!("{field}.build.command"),
+            "the build command is empty; give the shell command that writes the component's \
+             `source`"
+                .into(),
+        ));
+    }
+    for (i, glob) in watch.iter().enumerate() {
+        mayfly_build::sources::check(glob).map_err(|m| (format!("{field}.build.watch[{i}]"), m))?;
+    }
+    Ok(Some(BuildStep {
+        component: name.to_owned(),
+        command: command.clone(),
+        workdir: match workdir {
+            Some(workdir) => base.join(workdir),
+            None => base.to_path_buf(),
+        },
+        watch: watch.clone(),
+        output: base.join(&entry.source),
+    }))
 }
 
 /// Makes a component's grants, each through the sandbox's one rule for its

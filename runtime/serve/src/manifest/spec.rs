@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use mayfly_build::BuildStep;
 use mayfly_sandbox::{EngineSettings, Grants};
 
 use crate::limits::Limits;
@@ -56,6 +57,8 @@ pub struct ComponentSpec {
     pub limit_fields: LimitFields,
     /// What each of its instances may reach.
     pub grants: Grants,
+    /// How it is built from source, if the manifest says.
+    pub build: Option<BuildStep>,
 }
 
 /// Where a component's server-bound limits were set (`limits.instances`,
@@ -91,9 +94,19 @@ impl AppSpec {
                 limits: Limits::default(),
                 limit_fields: LimitFields::default(),
                 grants: Grants::default(),
+                build: None,
             }],
             routes: vec![(Pattern::Prefix(String::new()), 0)],
         }
+    }
+
+    /// How its components are built, in name order: those with a
+    /// `build` table.
+    pub fn build_steps(&self) -> Vec<BuildStep> {
+        self.components
+            .iter()
+            .filter_map(|component| component.build.clone())
+            .collect()
     }
 
     /// Whether any component has a fuel limit: the engine must then meter

@@ -29,7 +29,7 @@ mod refusal;
 mod run;
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response};
@@ -44,6 +44,7 @@ pub(crate) use self::refusal::Refusal;
 pub use self::refusal::plain;
 use crate::app::App;
 use crate::component::LoadedComponent;
+use crate::logging;
 
 /// Where a request comes from.
 pub enum Origin<'a> {
@@ -82,7 +83,11 @@ where
         Some(component) => handle(component, request, guard, origin).await,
         None => {
             app.metrics().unrouted();
-            Refusal::no_route().answer(None)
+            let response = Refusal::no_route().answer(None);
+            if let Some(line) = logging::logs_requests().then(|| line_of(&request)) {
+                logging::request_line(None, "", &line, response.status(), Duration::ZERO);
+            }
+            response
         }
     }
 }
@@ -104,6 +109,7 @@ where
 {
     let arrived = Instant::now();
     let request_id = head::request_id(&mut request);
+    let line = logging::logs_requests().then(|| line_of(&request));
     let mut response = serve(component, request, guard, arrived, &request_id, origin)
         .await
         .unwrap_or_else(|refusal| refusal.answer(Some(&component.metrics)));
@@ -113,7 +119,22 @@ where
     component
         .metrics
         .request(response.status().as_u16(), arrived.elapsed());
+    if let Some(line) = line {
+        let name = Some(component.name());
+        logging::request_line(
+            name,
+            &request_id,
+            &line,
+            response.status(),
+            arrived.elapsed(),
+        );
+    }
     response
+}
+
+/// What a request's log line shows of it: its method and path.
+fn line_of<B>(request: &Request<B>) -> (http::Method, String) {
+    (request.method().clone(), request.uri().path().to_owned())
 }
 
 /// Admits, prepares and runs the request, and answers it.
