@@ -11,7 +11,7 @@
 
 use mayfly_host_api::escape::{escape, escape_capped};
 use mayfly_host_api::kv::shown_url;
-use mayfly_host_api::outbound::{HostPattern, INTERNAL_DOMAIN};
+use mayfly_host_api::outbound::{HostPattern, INTERNAL_DOMAIN, SPIN_INTERNAL_DOMAIN};
 use proptest::prelude::*;
 
 /// Proptest's defaults (256 cases, or `PROPTEST_CASES`), without failure
@@ -257,6 +257,8 @@ fn plain_host() -> impl Strategy<Value = String> {
         1 => Just("*".to_string()),
         1 => Just("*.mayfly.internal".to_string()),
         1 => Just("api.mayfly.internal".to_string()),
+        1 => Just("*.spin.internal".to_string()),
+        1 => Just("api.spin.internal".to_string()),
     ]
 }
 
@@ -275,13 +277,17 @@ fn pattern_text() -> impl Strategy<Value = String> {
     ]
 }
 
-/// `NAME.mayfly.internal` and the domain itself, in any case.
+/// `NAME.mayfly.internal`, `NAME.spin.internal` and the domains
+/// themselves, in any case.
 fn internal_host() -> impl Strategy<Value = String> {
-    let domain =
-        proptest::collection::vec(any::<bool>(), INTERNAL_DOMAIN.len()).prop_map(|upper| {
-            INTERNAL_DOMAIN
+    let domain = (
+        proptest::sample::select(&[INTERNAL_DOMAIN, SPIN_INTERNAL_DOMAIN][..]),
+        proptest::collection::vec(any::<bool>(), INTERNAL_DOMAIN.len()),
+    )
+        .prop_map(|(domain, upper)| {
+            domain
                 .chars()
-                .zip(upper)
+                .zip(upper.into_iter().cycle())
                 .map(|(c, up)| if up { c.to_ascii_uppercase() } else { c })
                 .collect::<String>()
         });
@@ -327,7 +333,9 @@ fn should_match(pattern: &HostPattern, scheme: &str, host: &str, port: Option<u1
 /// The dispatcher's rule for a host it sends to a component, and the domain
 /// itself.
 fn is_internal(lowercase_host: &str) -> bool {
-    lowercase_host.ends_with(INTERNAL_DOMAIN) || lowercase_host == &INTERNAL_DOMAIN[1..]
+    [INTERNAL_DOMAIN, SPIN_INTERNAL_DOMAIN]
+        .iter()
+        .any(|domain| lowercase_host.ends_with(domain) || lowercase_host == &domain[1..])
 }
 
 proptest! {
@@ -388,6 +396,7 @@ proptest! {
             format!("{scheme}://*:*"),
             format!("{scheme}://*.internal:*"),
             format!("{scheme}://*.mayfly.internal:*"),
+            format!("{scheme}://*.spin.internal:*"),
             format!("{scheme}://*.{host}:*"),
         ] {
             let Ok(pattern) = HostPattern::parse(&text) else {

@@ -40,6 +40,7 @@ mod routing;
 mod run;
 mod shutdown;
 mod soak;
+mod spin;
 mod state;
 mod streaming;
 mod templates;
@@ -52,6 +53,7 @@ mod worlds;
 /// `guests/` without an entry here does not compile ("no `NAME` in
 /// `tested`"): give it a test, and name it here.
 mod tested {
+    pub(crate) use crate::spin::a_spin_sdk_5_app_runs_unmodified as spin_v2;
     pub(crate) use crate::fresh_instances::the_probe_never_sees_state_from_another_request::{
         wasi_02 as probe, wasi_03 as probe_p3,
     };

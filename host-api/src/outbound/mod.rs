@@ -42,7 +42,7 @@ mod pattern;
 #[cfg(feature = "http")]
 mod policy;
 
-pub use self::pattern::{HostPattern, INTERNAL_DOMAIN};
+pub use self::pattern::{HostPattern, INTERNAL_DOMAIN, SPIN_INTERNAL_DOMAIN, internal_component};
 #[cfg(feature = "http")]
 pub use self::policy::{
     DISPATCH_QUEUE, Dispatcher, InternalCall, MAX_HOPS, OutboundPolicy, X_REQUEST_ID,

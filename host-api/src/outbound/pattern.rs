@@ -7,6 +7,19 @@ use std::fmt;
 /// (`http://*`, `http://*.internal`) reaches an app's components.
 pub const INTERNAL_DOMAIN: &str = ".mayfly.internal";
 
+/// The same for Spin apps' components, which call each other as
+/// `http://ID.spin.internal`: one rule for both domains.
+pub const SPIN_INTERNAL_DOMAIN: &str = ".spin.internal";
+
+/// The component an internal host names (`api` for `api.mayfly.internal`
+/// or `API.spin.internal`), lowercased; `None` for any other host.
+pub fn internal_component(host: &str) -> Option<String> {
+    let host = host.to_ascii_lowercase();
+    [INTERNAL_DOMAIN, SPIN_INTERNAL_DOMAIN]
+        .iter()
+        .find_map(|domain| host.strip_suffix(domain).map(str::to_string))
+}
+
 /// A `scheme://host:port` pattern from a manifest.
 ///
 /// The host may be `*` (any host) or start with `*.` (any subdomain of the
@@ -138,15 +151,20 @@ impl HostPattern {
     }
 }
 
-/// Whether `host` is under [`INTERNAL_DOMAIN`] (or is the domain itself).
+/// Whether `host` is under [`INTERNAL_DOMAIN`] or [`SPIN_INTERNAL_DOMAIN`]
+/// (or is one of the domains itself).
 fn is_internal(host: &str) -> bool {
-    let domain = &INTERNAL_DOMAIN[1..];
-    let Some(at) = host.len().checked_sub(domain.len()) else {
-        return false;
-    };
-    host.is_char_boundary(at)
-        && host[at..].eq_ignore_ascii_case(domain)
-        && (at == 0 || host[..at].ends_with('.'))
+    [INTERNAL_DOMAIN, SPIN_INTERNAL_DOMAIN]
+        .iter()
+        .any(|domain| {
+            let domain = &domain[1..];
+            let Some(at) = host.len().checked_sub(domain.len()) else {
+                return false;
+            };
+            host.is_char_boundary(at)
+                && host[at..].eq_ignore_ascii_case(domain)
+                && (at == 0 || host[..at].ends_with('.'))
+        })
 }
 
 impl fmt::Display for HostPattern {

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use super::connect;
-use super::pattern::{HostPattern, INTERNAL_DOMAIN};
+use super::pattern::{HostPattern, internal_component};
 use crate::body_buffer::{BODY_BUFFER, BODY_CHUNK, LeasedBody};
 use crate::budget::{Exhausted, InstanceBudget, MemoryLease};
 use crate::chain::CallChain;
@@ -167,12 +167,7 @@ impl WasiHttpHooks for OutboundPolicy {
         };
         // Host names are case-insensitive, like the grant check above:
         // `Api.Mayfly.Internal` is component `api`, never a DNS name.
-        if let Some(target) = request
-            .uri()
-            .host()
-            .map(str::to_ascii_lowercase)
-            .and_then(|host| host.strip_suffix(INTERNAL_DOMAIN).map(str::to_string))
-        {
+        if let Some(target) = request.uri().host().and_then(internal_component) {
             return self.internal(target, request);
         }
         let ticket = match self.budget.descriptor() {

@@ -1,7 +1,8 @@
 //! The state interfaces: `wasi:keyvalue` (store, atomics, batch),
 //! `wasi:config/store` and `wasi:logging/logging`, as the WIT in
 //! `wit/service` defines them, one file per interface: `keyvalue`,
-//! `config`, `logging`. This file holds what they share: the
+//! `config`, `logging`; and Spin's variables and key-value over the same
+//! state (`spin`, from `wit/spin`). This file holds what they share: the
 //! per-component and per-request state, and the linker entry point.
 //!
 //! What a component may reach is fixed when it is loaded, in a
@@ -21,6 +22,9 @@ use crate::report::Reporter;
 mod config;
 mod keyvalue;
 mod logging;
+mod spin;
+
+pub use self::spin::SpinStore;
 
 /// Bindings generated from `wit/service`'s `state` world.
 #[allow(missing_docs)]
@@ -34,6 +38,18 @@ pub mod bindings {
             "wasi:keyvalue/atomics.cas": super::Cas,
         },
     });
+
+    /// Spin's interfaces, from `wit/spin` (`mayfly:spin/host`).
+    pub mod spin {
+        wasmtime::component::bindgen!({
+            path: "wit-spin",
+            world: "mayfly:spin/host",
+            imports: { default: async | trappable },
+            with: {
+                "fermyon:spin/key-value.store": crate::state::SpinStore,
+            },
+        });
+    }
 }
 
 /// Most bytes of `wasi:logging` output one request may write; beyond it,
@@ -92,6 +108,8 @@ pub struct StateCtx {
     reporter: Reporter,
     /// Bytes held by live compare-and-swap handles.
     held: usize,
+    /// Spin key-value stores open.
+    spin_stores: usize,
 }
 
 impl StateCtx {
@@ -104,6 +122,7 @@ impl StateCtx {
             logged: 0,
             dropped: 0,
             held: 0,
+            spin_stores: 0,
         }
     }
 
@@ -180,5 +199,8 @@ pub fn add_to_linker<T: Send + 'static>(
     wasi::keyvalue::batch::add_to_linker::<T, HasState>(linker, get)?;
     wasi::config::store::add_to_linker::<T, HasState>(linker, get)?;
     wasi::logging::logging::add_to_linker::<T, HasState>(linker, get)?;
+    use self::bindings::spin::fermyon::spin;
+    spin::variables::add_to_linker::<T, HasState>(linker, get)?;
+    spin::key_value::add_to_linker::<T, HasState>(linker, get)?;
     Ok(())
 }

@@ -31,6 +31,7 @@ pub fn app() -> AppSpec {
     let mut crud = guest("crud", "guests/crud", bytes::CRUD);
     crud.grants.stores = vec!["items".into()];
     AppSpec {
+        kind: mayfly_serve::manifest::AppKind::Mayfly,
         name: "demo".into(),
         components: vec![
             guest("hello", "guests/hello", bytes::HELLO),

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::component::{LoadError, LoadedComponent};
 use crate::loader::Loader;
-use crate::manifest::{AppSpec, ComponentSpec};
+use crate::manifest::{AppKind, AppSpec, ComponentSpec};
 use crate::metrics::Metrics;
 use crate::router::{Pattern, Router};
 
@@ -12,8 +12,10 @@ use crate::router::{Pattern, Router};
 #[derive(Debug)]
 pub struct App {
     name: String,
+    kind: AppKind,
     components: Vec<Arc<LoadedComponent>>,
     routes: Vec<(Pattern, usize)>,
+    /// Routes to their index in `routes`.
     router: Router<usize>,
     metrics: Arc<Metrics>,
 }
@@ -66,10 +68,16 @@ impl App {
         spec: &AppSpec,
         components: Vec<Arc<LoadedComponent>>,
     ) -> anyhow::Result<Self> {
-        let router = Router::new(spec.routes.iter().cloned())
-            .map_err(|pattern| anyhow::anyhow!("route `{pattern}` is declared twice"))?;
+        let router = Router::new(
+            spec.routes
+                .iter()
+                .enumerate()
+                .map(|(i, (pattern, _))| (pattern.clone(), i)),
+        )
+        .map_err(|pattern| anyhow::anyhow!("route `{pattern}` is declared twice"))?;
         Ok(Self {
             name: spec.name.clone(),
+            kind: spec.kind,
             components,
             routes: spec.routes.clone(),
             router,
@@ -84,6 +92,7 @@ impl App {
         components[index] = component;
         Self {
             name: self.name.clone(),
+            kind: self.kind,
             components,
             routes: self.routes.clone(),
             router: self.router.clone(),
@@ -94,6 +103,11 @@ impl App {
     /// The app's name.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Which manifest it came from.
+    pub fn kind(&self) -> AppKind {
+        self.kind
     }
 
     /// The loaded components, in name order.
@@ -119,7 +133,10 @@ impl App {
     }
 
     /// The component that serves `path`, if any route matches it.
-    pub fn route(&self, path: &str) -> Option<&Arc<LoadedComponent>> {
-        self.router.route(path).map(|i| &self.components[i])
+    pub fn route(&self, path: &str) -> Option<(&Arc<LoadedComponent>, &Pattern)> {
+        self.router.route(path).map(|i| {
+            let (pattern, component) = &self.routes[i];
+            (&self.components[*component], pattern)
+        })
     }
 }

@@ -323,6 +323,7 @@ struct Connection {
 impl Connection {
     async fn serve(mut self, stream: tokio::net::TcpStream) {
         let _ = stream.set_nodelay(true);
+        let peer = stream.peer_addr().ok();
         let metrics = self.app.current().metrics().clone();
         let _open = OpenConnection::count(&metrics);
         let app = self.app;
@@ -353,6 +354,7 @@ impl Connection {
                 // Busy until the guest is done, body and all.
                 let guard = (guard, busy, polling);
                 let origin = request::Origin::Client {
+                    peer,
                     body: client,
                     dispatcher: &dispatcher,
                 };

@@ -29,6 +29,9 @@
 //! on the server (`instances`, `memory`) are checked when the app loads,
 //! against the server's real settings.
 //!
+//! A Spin manifest (`spin.toml`) is read too, and mapped onto the same
+//! [`AppSpec`] ([`spin`]).
+//!
 //! The files here, in the order a manifest meets them: [`file`](mod@file) (the
 //! serde types), `resolve` (checks and resolution, and
 //! [`AppSpec::from_manifest`]), [`spec`] (the result), [`error`].
@@ -37,8 +40,9 @@ pub mod error;
 pub mod file;
 mod resolve;
 pub mod spec;
+pub mod spin;
 
 pub use self::error::{ManifestError, toml_error};
 pub use self::file::ManifestFile;
 pub use self::resolve::{EnvLookup, component_name_from_file};
-pub use self::spec::{AppSpec, ComponentSpec, LimitFields, Source};
+pub use self::spec::{AppKind, AppSpec, ComponentSpec, LimitFields, Source};

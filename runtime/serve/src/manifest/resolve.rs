@@ -15,7 +15,8 @@ use mayfly_sandbox::units::{parse_duration, parse_size};
 
 use super::error::ManifestError;
 use super::file::{BuildEntry, ComponentEntry, ConfigValue, LimitsEntry, ManifestFile};
-use super::spec::{AppSpec, ComponentSpec, LimitFields, Source};
+use super::spec::{AppKind, AppSpec, ComponentSpec, LimitFields, Source};
+use super::spin::{self, file::SpinManifest};
 use crate::limits::Limits;
 use crate::router::Pattern;
 
@@ -46,7 +47,12 @@ impl AppSpec {
     /// order, with only what a build needs checked: a manifest that builds
     /// a plugin has no routes, and a build reads no secret.
     pub fn build_steps_of(path: &Path) -> Result<Vec<BuildStep>, ManifestError> {
-        let (file, base) = read(path)?;
+        let (written, base) = read(path)?;
+        let file = match written {
+            Written::Mayfly(file) => file,
+            // A Spin manifest's builds are read with the rest of it.
+            Written::Spin(_) => return Ok(Self::from_manifest(path)?.build_steps()),
+        };
         let mut steps = Vec::new();
         for (name, entry) in &file.component {
             let field = format!("component.{name}");
@@ -66,12 +72,16 @@ impl AppSpec {
     /// As [`from_manifest`](Self::from_manifest), with `{ env = "NAME" }`
     /// config values looked up in `env`.
     pub fn from_manifest_in(path: &Path, env: &EnvLookup<'_>) -> Result<Self, ManifestError> {
-        let (file, base) = read(path)?;
+        let (written, base) = read(path)?;
         let default_name = path
             .file_stem()
             .map(|s| app_name_from_stem(&s.to_string_lossy()))
             .unwrap_or_else(|| "app".into());
-        resolve(file, base, default_name, env).map_err(|(field, message)| ManifestError::Field {
+        let resolved = match written {
+            Written::Mayfly(file) => resolve(file, base, default_name, env),
+            Written::Spin(file) => spin::resolve(file, base, env),
+        };
+        resolved.map_err(|(field, message)| ManifestError::Field {
             path: path.to_path_buf(),
             field,
             message,
@@ -79,16 +89,30 @@ impl AppSpec {
     }
 }
 
+/// A manifest as written: Mayfly's own, or Spin's.
+enum Written {
+    Mayfly(ManifestFile),
+    Spin(SpinManifest),
+}
+
 /// The manifest at `path` as written, and the directory its paths are
-/// relative to.
-fn read(path: &Path) -> Result<(ManifestFile, &Path), ManifestError> {
+/// relative to. A file with a top-level `spin_manifest_version` is a Spin
+/// manifest.
+fn read(path: &Path) -> Result<(Written, &Path), ManifestError> {
     let text = std::fs::read_to_string(path).map_err(|reason| ManifestError::Read {
         path: path.to_path_buf(),
         reason,
     })?;
-    let file: ManifestFile =
-        toml::from_str(&text).map_err(|err| ManifestError::from_toml(path, &text, &err))?;
-    Ok((file, path.parent().unwrap_or(Path::new("."))))
+    let parse_error = |err: toml::de::Error| ManifestError::from_toml(path, &text, &err);
+    let is_spin = text
+        .parse::<toml::Table>()
+        .is_ok_and(|table| table.contains_key("spin_manifest_version"));
+    let written = if is_spin {
+        Written::Spin(toml::from_str(&text).map_err(parse_error)?)
+    } else {
+        Written::Mayfly(toml::from_str(&text).map_err(parse_error)?)
+    };
+    Ok((written, path.parent().unwrap_or(Path::new("."))))
 }
 
 /// Where `{ env = "NAME" }` config values are read: the value of `NAME`,
@@ -153,7 +177,7 @@ fn resolve(
             None => app_limits,
         };
         let mut grants = resolve_grants(&entry, base, &field)?;
-        grants.stores = resolve_stores(&entry, &field)?;
+        grants.stores = check_stores(&entry.key_value_stores, &field)?;
         grants.config = resolve_config(&entry, secrets.as_ref(), env, &field)?;
         let build = resolve_build(&name, &entry, base, &field)?;
         components.push(ComponentSpec {
@@ -205,6 +229,7 @@ fn resolve(
     };
     Ok(AppSpec {
         name,
+        kind: AppKind::Mayfly,
         components,
         routes,
     })
@@ -289,10 +314,14 @@ fn resolve_grants(
     Ok(grants)
 }
 
-/// Store labels become table names and key prefixes: a restricted alphabet.
-fn resolve_stores(entry: &ComponentEntry, field: &str) -> Result<Vec<String>, (String, String)> {
-    let mut stores: Vec<String> = Vec::with_capacity(entry.key_value_stores.len());
-    for (i, label) in entry.key_value_stores.iter().enumerate() {
+/// Store labels become table names and key prefixes: a restricted
+/// alphabet. The one rule for every manifest's `key_value_stores`.
+pub(super) fn check_stores(
+    labels: &[String],
+    field: &str,
+) -> Result<Vec<String>, (String, String)> {
+    let mut stores: Vec<String> = Vec::with_capacity(labels.len());
+    for (i, label) in labels.iter().enumerate() {
         let at = || format!("{field}.key_value_stores[{i}]");
         let valid = !label.is_empty()
             && label.len() <= 63
@@ -507,7 +536,7 @@ fn check_app_name(name: &str) -> Result<(), String> {
 /// lowercased, with anything but letters, digits, `-` and `_` turned into
 /// `_`, cut to 63 bytes (`app` if nothing is left). Two stems can map to
 /// one name (`My App` and `my_app`); set `name` to tell them apart.
-fn app_name_from_stem(stem: &str) -> String {
+pub(super) fn app_name_from_stem(stem: &str) -> String {
     let name: String = stem
         .chars()
         .map(|c| {
@@ -525,7 +554,7 @@ fn app_name_from_stem(stem: &str) -> String {
 
 /// Component names become host names for service chaining, so they follow
 /// DNS label rules.
-fn check_component_name(name: &str) -> Result<(), String> {
+pub(super) fn check_component_name(name: &str) -> Result<(), String> {
     let valid = !name.is_empty()
         && name.len() <= 63
         && name

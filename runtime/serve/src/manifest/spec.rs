@@ -71,11 +71,25 @@ pub struct LimitFields {
     pub memory: Option<String>,
 }
 
+/// Which manifest an app came from, where that changes what a guest
+/// sees.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum AppKind {
+    /// Mayfly's own `app.toml` (or one component).
+    #[default]
+    Mayfly,
+    /// A Spin manifest: every request also carries Spin's `spin-*` headers
+    /// (`spin-path-info`, `spin-full-url`...), as Spin's SDKs read them.
+    Spin,
+}
+
 /// A validated app: components and an unambiguous route table.
 #[derive(Debug, Clone)]
 pub struct AppSpec {
     /// The app's name.
     pub name: String,
+    /// Which manifest it came from.
+    pub kind: AppKind,
     /// The components, in name order.
     pub components: Vec<ComponentSpec>,
     /// Route patterns and the index of the component each one serves.
@@ -87,6 +101,7 @@ impl AppSpec {
     pub fn single(name: String, source: Source) -> Self {
         Self {
             name: name.clone(),
+            kind: AppKind::Mayfly,
             components: vec![ComponentSpec {
                 field: "(command line)".into(),
                 name,

@@ -27,7 +27,9 @@ mod invoke;
 mod prepare;
 mod refusal;
 mod run;
+mod spin;
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -45,12 +47,15 @@ pub use self::refusal::plain;
 use crate::app::App;
 use crate::component::LoadedComponent;
 use crate::logging;
+use crate::manifest::AppKind;
 
 /// Where a request comes from.
 pub enum Origin<'a> {
     /// A client of the server: its body is read within `body`'s bounds,
     /// and the guest's internal calls go to the worker's `dispatcher`.
     Client {
+        /// The client's address, if the socket told.
+        peer: Option<SocketAddr>,
         /// The bounds of the client's request body.
         body: ClientBody,
         /// The serving worker's dispatcher.
@@ -70,7 +75,7 @@ pub enum Origin<'a> {
 /// guest has finished, including any work after its response was sent.
 pub async fn dispatch<B, G>(
     app: &App,
-    request: Request<B>,
+    mut request: Request<B>,
     guard: G,
     origin: Origin<'_>,
 ) -> Response<HyperOutgoingBody>
@@ -80,7 +85,16 @@ where
     G: 'static,
 {
     match app.route(request.uri().path()) {
-        Some(component) => handle(component, request, guard, origin).await,
+        Some((component, route)) => {
+            if app.kind() == AppKind::Spin {
+                let peer = match &origin {
+                    Origin::Client { peer, .. } => *peer,
+                    Origin::Component(_) | Origin::Direct => None,
+                };
+                spin::add_headers(&mut request, route, peer);
+            }
+            handle(component, request, guard, origin).await
+        }
         None => {
             app.metrics().unrouted();
             let response = Refusal::no_route().answer(None);

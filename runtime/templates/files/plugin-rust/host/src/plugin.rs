@@ -18,7 +18,7 @@ const MAX_LINES: usize = 100;
 const MAX_LINE: usize = 1024;
 
 /// What one call gave back.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Call {
     /// The plugin's answer, or its own refusal.
     pub output: Result<String, String>,
