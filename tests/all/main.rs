@@ -54,6 +54,7 @@ mod worlds;
 /// `tested`"): give it a test, and name it here.
 mod tested {
     pub(crate) use crate::spin::a_spin_sdk_5_app_runs_unmodified as spin_v2;
+    pub(crate) use crate::spin::a_spin_sdk_7_app_on_wasi_03_runs_unmodified as spin_v3;
     pub(crate) use crate::fresh_instances::the_probe_never_sees_state_from_another_request::{
         wasi_02 as probe, wasi_03 as probe_p3,
     };

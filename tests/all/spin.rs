@@ -168,3 +168,56 @@ watch = ["src/**/*.rs"]
         "Hello from a Spin component!"
     );
 }
+
+/// A Spin app of one component, `guests/spin-v3` (spin-sdk 7, WASI 0.3),
+/// on every path.
+fn spin_v3_app(dir: &std::path::Path) -> std::path::PathBuf {
+    write_file(
+        dir,
+        "spin.toml",
+        format!(
+            r#"
+spin_manifest_version = 2
+[application]
+name = "spin3"
+[variables]
+greeting = {{ default = "Hi" }}
+[[trigger.http]]
+route = "/..."
+component = "current"
+[component.current]
+source = {source:?}
+key_value_stores = ["default"]
+[component.current.variables]
+message = "{{{{ greeting }}}} from Spin 3"
+"#,
+            source = guests::SPIN_V3
+        ),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+pub(crate) async fn a_spin_sdk_7_app_on_wasi_03_runs_unmodified() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = Server::start(&spin_v3_app(dir.path()));
+    let text = |path: &'static str| {
+        let addr = server.addr;
+        async move {
+            let reply = get(addr, path).await;
+            assert_eq!(reply.status, 200, "{path}: {}", reply.text());
+            reply.text()
+        }
+    };
+    assert_eq!(text("/hello").await, "Hello from a Spin 3 component!");
+    assert_eq!(text("/variable?name=message").await, "Hi from Spin 3");
+    assert_eq!(
+        text("/variable?name=nope").await,
+        "undefined: no variable for \"current\".\"nope\""
+    );
+    assert_eq!(text("/count").await, "visits: 1");
+    assert_eq!(text("/count").await, "visits: 2");
+    // get-keys: a stream of keys, and its outcome.
+    assert_eq!(text("/keys").await, "visits");
+    assert_eq!(text("/store?label=other").await, "access-denied");
+    assert_eq!(text("/x/y").await, "spin-v3 at /x/y");
+}

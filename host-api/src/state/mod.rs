@@ -39,7 +39,8 @@ pub mod bindings {
         },
     });
 
-    /// Spin's interfaces, from `wit/spin` (`mayfly:spin/host`).
+    /// Spin's synchronous interfaces (`fermyon:spin@2.0.0`), from
+    /// `wit/spin` (`mayfly:spin/host`).
     pub mod spin {
         wasmtime::component::bindgen!({
             path: "wit-spin",
@@ -47,6 +48,19 @@ pub mod bindings {
             imports: { default: async | trappable },
             with: {
                 "fermyon:spin/key-value.store": crate::state::SpinStore,
+            },
+        });
+    }
+
+    /// Spin's async interfaces (`spin:*@3.0.0`), from `wit/spin`
+    /// (`mayfly:spin/host-async`).
+    pub mod spin3 {
+        wasmtime::component::bindgen!({
+            path: "wit-spin",
+            world: "mayfly:spin/host-async",
+            imports: { default: trappable },
+            with: {
+                "spin:key-value/key-value.store": crate::state::SpinStore,
             },
         });
     }
@@ -202,5 +216,18 @@ pub fn add_to_linker<T: Send + 'static>(
     use self::bindings::spin::fermyon::spin;
     spin::variables::add_to_linker::<T, HasState>(linker, get)?;
     spin::key_value::add_to_linker::<T, HasState>(linker, get)?;
+    Ok(())
+}
+
+/// Adds the state interfaces that are WASI 0.3 style (`async func`:
+/// Spin's `spin:variables@3.0.0` and `spin:key-value@3.0.0`) to `linker`,
+/// whose engine must have component-model async on.
+pub fn add_async_to_linker<T: Send + 'static>(
+    linker: &mut Linker<T>,
+    get: fn(&mut T) -> StateView<'_>,
+) -> wasmtime::Result<()> {
+    use self::bindings::spin3::spin;
+    spin::variables::variables::add_to_linker::<T, HasState>(linker, get)?;
+    spin::key_value::key_value::add_to_linker::<T, HasState>(linker, get)?;
     Ok(())
 }

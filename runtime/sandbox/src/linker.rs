@@ -9,7 +9,8 @@ pub use crate::metered::defines;
 /// A linker with every interface Mayfly provides: WASI 0.2 and 0.3 (whose
 /// capabilities each store grants or not, the same for both), `wasi:http`
 /// 0.2 and 0.3 (with the `http` feature), and the state interfaces (`wasi:keyvalue`, `wasi:config`,
-/// `wasi:logging`). Opening files and building headers are counted (in the
+/// `wasi:logging`, and Spin's variables and key-value: `fermyon:spin@2.0.0`, and
+/// `spin:*@3.0.0` with WASI 0.3). Opening files and building headers are counted (in the
 /// `metered` module).
 ///
 /// The WASI 0.3 interfaces are there only if `wasi_03`, which the engine
@@ -28,6 +29,11 @@ pub fn linker(engine: &wasmtime::Engine, wasi_03: bool) -> wasmtime::Result<Link
         }
     }
     mayfly_host_api::state::add_to_linker(&mut linker, |host: &mut Host| host.state_view())?;
+    if wasi_03 {
+        mayfly_host_api::state::add_async_to_linker(&mut linker, |host: &mut Host| {
+            host.state_view()
+        })?;
+    }
     metered::add_to_linker(&mut linker, wasi_03)?;
     Ok(linker)
 }
