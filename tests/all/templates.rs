@@ -335,9 +335,9 @@ fn build_gives_a_missing_tool_its_install_command() {
     assert!(
         stderr.ends_with(
             "error: component `api`: build command `componentize-py -d wit -w service \
-             componentize app -o app.wasm` failed with exit code 127\n  hint: pin it in \
-             requirements.txt (`componentize-py==0.25.1`): `mayfly build` installs it into \
-             .venv\n"
+             componentize app -o app.wasm` failed with exit code 127\n  hint: `echo \
+             componentize-py==0.25.1 >> requirements.txt`: `mayfly build` then installs it \
+             into .venv\n"
         ),
         "{stderr}"
     );

@@ -160,8 +160,8 @@ pub fn install_hint(tool: &str) -> Option<String> {
             "install Rust (https://rustup.rs), then `rustup target add wasm32-wasip2`".into()
         }
         "componentize-py" => format!(
-            "pin it in requirements.txt (`componentize-py=={COMPONENTIZE_PY}`): `mayfly build` \
-             installs it into .venv"
+            "`echo componentize-py=={COMPONENTIZE_PY} >> requirements.txt`: `mayfly build` \
+             then installs it into .venv"
         ),
         "componentize-js" | "jco" => format!(
             "`npm install --save-exact --save-dev @bytecodealliance/componentize-js@{COMPONENTIZE_JS}`"
@@ -216,7 +216,7 @@ mod tests {
         assert_eq!(
             dash.as_deref(),
             Some(
-                "pin it in requirements.txt (`componentize-py==0.25.1`): `mayfly build` \
+                "`echo componentize-py==0.25.1 >> requirements.txt`: `mayfly build` then \
                  installs it into .venv"
             )
         );
