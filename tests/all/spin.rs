@@ -9,6 +9,13 @@
 use crate::guests;
 use crate::harness::{Server, get, write_file};
 
+/// The body of `GET path`, which must answer 200.
+async fn text(server: &Server, path: &str) -> String {
+    let reply = get(server.addr, path).await;
+    assert_eq!(reply.status, 200, "{path}: {}", reply.text());
+    reply.text()
+}
+
 /// A Spin app of two components, both `guests/spin-v2`: `front` on every
 /// path, `back` private.
 fn spin_app(dir: &std::path::Path) -> std::path::PathBuf {
@@ -58,14 +65,7 @@ source = {source:?}
 pub(crate) async fn a_spin_sdk_5_app_runs_unmodified() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&spin_app(dir.path()));
-    let text = |path: &'static str| {
-        let addr = server.addr;
-        async move {
-            let reply = get(addr, path).await;
-            assert_eq!(reply.status, 200, "{path}: {}", reply.text());
-            reply.text()
-        }
-    };
+    let text = |path| text(&server, path);
     assert_eq!(text("/hello").await, "Hello from a Spin component!");
     // Component variables, templated over the app's.
     assert_eq!(text("/variable?name=message").await, "Hello, Spin");
@@ -200,14 +200,7 @@ message = "{{{{ greeting }}}} from Spin 3"
 pub(crate) async fn a_spin_sdk_7_app_on_wasi_03_runs_unmodified() {
     let dir = tempfile::tempdir().unwrap();
     let server = Server::start(&spin_v3_app(dir.path()));
-    let text = |path: &'static str| {
-        let addr = server.addr;
-        async move {
-            let reply = get(addr, path).await;
-            assert_eq!(reply.status, 200, "{path}: {}", reply.text());
-            reply.text()
-        }
-    };
+    let text = |path| text(&server, path);
     assert_eq!(text("/hello").await, "Hello from a Spin 3 component!");
     assert_eq!(text("/variable?name=message").await, "Hi from Spin 3");
     assert_eq!(

@@ -24,7 +24,7 @@ mod keyvalue;
 mod logging;
 mod spin;
 
-pub use self::spin::SpinStore;
+pub use self::spin::{SpinStore, check_variable_name};
 
 /// Bindings generated from `wit/service`'s `state` world.
 #[allow(missing_docs)]

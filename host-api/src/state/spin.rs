@@ -32,6 +32,29 @@ const MAX_OPEN_STORES: usize = 256;
 /// Longest name a warning or an error shows, in bytes (after escaping).
 const SHOWN_NAME_CAP: usize = 128;
 
+/// What a Spin variable's name is made of.
+const VARIABLE_NAME_RULE: &str =
+    "lowercase letters, digits and `_`, starting with a letter, not ending with `_`, without `__`";
+
+/// Checks a variable's name as Spin allows it: the one rule for a
+/// manifest's variables and a guest's lookups.
+pub fn check_variable_name(name: &str) -> Result<(), String> {
+    let valid = name.starts_with(|c: char| c.is_ascii_lowercase())
+        && !name.ends_with('_')
+        && !name.contains("__")
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if valid {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{}` is not a valid variable name: use {VARIABLE_NAME_RULE}",
+            escape_capped(name, SHOWN_NAME_CAP)
+        ))
+    }
+}
+
 /// Why a variable has no value, in either version's terms.
 enum VariableError {
     InvalidName(String),
@@ -96,14 +119,9 @@ impl StateView<'_> {
     /// The value of the component's variable `name`.
     fn spin_variable(&self, name: &str) -> Result<String, VariableError> {
         let shown = escape_capped(name, SHOWN_NAME_CAP);
-        let valid = name.starts_with(|c: char| c.is_ascii_lowercase())
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-        if !valid {
+        if check_variable_name(name).is_err() {
             return Err(VariableError::InvalidName(format!(
-                "`{shown}` is not a variable name: lowercase letters, digits and `_`, \
-                 starting with a letter"
+                "`{shown}` is not a variable name: {VARIABLE_NAME_RULE}"
             )));
         }
         let component = &self.ctx.component;
@@ -221,10 +239,10 @@ async fn run(
             let mut cursor: Option<String> = None;
             loop {
                 let page = backend.list_keys(label, cursor.as_deref()).await?;
-                bytes = page
-                    .keys
-                    .iter()
-                    .fold(bytes, |sum, key| sum.saturating_add(key.len()));
+                // A key costs its bytes and its `String`: empty keys count.
+                bytes = page.keys.iter().fold(bytes, |sum, key| {
+                    sum.saturating_add(key.len() + std::mem::size_of::<String>())
+                });
                 if bytes > MAX_BATCH_BYTES {
                     return Ok(Err(StoreError::Other(format!(
                         "the store's keys add up to more than {MAX_BATCH_BYTES} bytes"

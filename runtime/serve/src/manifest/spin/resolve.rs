@@ -11,6 +11,7 @@ use std::path::Path;
 
 use mayfly_build::BuildStep;
 use mayfly_host_api::outbound::HostPattern;
+use mayfly_host_api::state::check_variable_name;
 use mayfly_sandbox::Grants;
 use mayfly_sandbox::grants::{self, FileGrant, FileGrantError, FilesMode};
 
@@ -166,25 +167,6 @@ fn resolve_variables(
         values.insert(name.clone(), value);
     }
     Ok(values)
-}
-
-/// A variable's name as Spin allows it: lowercase letters, digits and
-/// `_`, starting with a letter, not ending with `_`, no `__`.
-fn check_variable_name(name: &str) -> Result<(), String> {
-    let valid = name.starts_with(|c: char| c.is_ascii_lowercase())
-        && !name.ends_with('_')
-        && !name.contains("__")
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
-    if valid {
-        Ok(())
-    } else {
-        Err(format!(
-            "`{name}` is not a valid variable name: use lowercase letters, digits and `_`, \
-             starting with a letter, not ending with `_`, without `__`"
-        ))
-    }
 }
 
 /// A trigger's route (`None` for a private one) and the id of its
@@ -411,8 +393,19 @@ fn resolve_component(
     let mut outbound = Vec::new();
     for (i, entry) in component.allowed_outbound_hosts.iter().enumerate() {
         let at = format!("{field}.allowed_outbound_hosts[{i}]");
-        let entry = fill_template(entry, variables).map_err(|m| (at.clone(), m))?;
-        outbound.extend(outbound_patterns(&entry, ids).map_err(|m| (at.clone(), m))?);
+        let filled = fill_template(entry, variables).map_err(|m| (at.clone(), m))?;
+        let patterns = outbound_patterns(&filled, ids).map_err(|message| {
+            // A variable may be a secret: what it filled in is never shown.
+            if filled == *entry {
+                (at.clone(), message)
+            } else {
+                (
+                    at.clone(),
+                    format!("`{entry}`, with its variables filled in, is not a host Mayfly serves"),
+                )
+            }
+        })?;
+        outbound.extend(patterns);
     }
     grants.outbound = outbound.into();
     grants.stores = check_stores(&component.key_value_stores, field)?;
